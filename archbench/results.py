@@ -386,7 +386,7 @@ def compare(runs: pd.DataFrame, metric: str = "test_top1") -> pd.DataFrame:
     One row per pair, `model_a` being the one with the higher mean. `tie` is True when the
     seeds cannot separate the two: p >= 0.05, or fewer than two seeds on either side.
     """
-    columns = GROUP_KEYS + ["model_a", "model_b", "mean_a", "mean_b", "diff", "n_a", "n_b",
+    columns = GROUP_KEYS + ["model_a", "model_b", "mean_a", "mean_b", "mean_diff", "n_a", "n_b",
                             "p_value", "tie"]
     if runs.empty:
         return pd.DataFrame(columns=columns)
@@ -404,7 +404,7 @@ def compare(runs: pd.DataFrame, metric: str = "test_top1") -> pd.DataFrame:
                 **dict(zip(GROUP_KEYS, keys)),
                 "model_a": model_a, "model_b": model_b,
                 "mean_a": float(a.mean()), "mean_b": float(b.mean()),
-                "diff": float(a.mean() - b.mean()), "n_a": len(a), "n_b": len(b),
+                "mean_diff": float(a.mean() - b.mean()), "n_a": len(a), "n_b": len(b),
                 "p_value": p_value,
                 "tie": bool(math.isnan(p_value) or p_value >= SIGNIFICANCE_LEVEL),
             })
