@@ -1,0 +1,66 @@
+"""Sweep bookkeeping: each job leaves a one-line summary; the sweep prints and saves them as a table.
+
+Jobs may run in other processes (joblib) or on other machines (SLURM), so they report through small
+JSON files in the sweep folder rather than through memory.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from hydra.experimental.callback import Callback
+
+from archbench.record import atomic_write_bytes, atomic_write_json
+
+log = logging.getLogger("archbench")
+# Set at the end of a multirun; the entry point exits non-zero when any job failed.
+FAILED_JOBS: list[dict] = []
+COLUMNS = ("model", "data", "seed", "status", "wall_s", "test_top1")
+
+
+def write_job_summary(sweep_dir: str, job_num: int, result: dict) -> None:
+    atomic_write_json(Path(sweep_dir) / "jobs" / f"{job_num:05d}.json", result)
+
+
+def read_job_summaries(sweep_dir: str | Path) -> list[dict]:
+    rows = []
+    for path in sorted(Path(sweep_dir).glob("jobs/*.json")):
+        try:
+            rows.append(json.loads(path.read_text()))
+        except ValueError:
+            rows.append({"status": "failed", "error": f"unreadable job summary {path}"})
+    return rows
+
+
+def format_table(rows: list[dict]) -> str:
+    def cell(row, key):
+        value = row.get(key)
+        if isinstance(value, float):
+            return f"{value:.2f}"
+        return "" if value is None else str(value)
+
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(cell(r, k) for k in COLUMNS) + " |" for r in rows]
+    counts = {}
+    for r in rows:
+        counts[r.get("status")] = counts.get(r.get("status"), 0) + 1
+    lines.append("")
+    lines.append(", ".join(f"{n} {status}" for status, n in sorted(counts.items(), key=str)))
+    return "\n".join(lines)
+
+
+class SweepSummary(Callback):
+    """Hydra callback: at the end of a multirun, print and save the table of jobs."""
+
+    def on_multirun_end(self, config, **kwargs) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        rows = read_job_summaries(sweep_dir)
+        FAILED_JOBS[:] = [r for r in rows if r.get("status") == "failed"]
+        table = format_table(rows)
+        atomic_write_bytes(sweep_dir / "summary.md", (table + "\n").encode())
+        study_dir = Path(config.results_dir) / "runs" / str(config.study)
+        atomic_write_bytes(study_dir / "sweep_summary.md", (f"sweep {sweep_dir}\n\n{table}\n").encode())
+        log.info("sweep summary (%s):\n%s", sweep_dir / "summary.md", table)
+        for row in FAILED_JOBS:
+            log.error("failed: %s seed %s: %s", row.get("model"), row.get("seed"), row.get("error"))
