@@ -1,0 +1,45 @@
+# Two commands: `make run` (the default study, then the report) and `make test` (the whole suite).
+# Both create .venv if missing and install the pinned stack from constraints.txt; both are idempotent.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+FMNIST := /usr/share/datasets/fashion-mnist
+STUDY ?= demo
+
+.PHONY: run test test-fast setup data report docs clean-venv
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
+	touch $@
+
+# The embedded default dataset: Debian's dataset-fashion-mnist where apt-get and root are available;
+# otherwise the loader downloads it with data.download=true, or says how to get it.
+data:
+	@if [ -f $(FMNIST)/train-images-idx3-ubyte.gz ]; then :; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist) >/dev/null \
+		|| echo "warning: could not install dataset-fashion-mnist; runs will need data.download=true"; \
+	else echo "note: $(FMNIST) missing and apt-get unavailable (or not root): runs will need data.download=true"; fi
+
+run: setup data
+	$(PY) -m archbench -m experiment=$(STUDY)
+	$(PY) -m archbench.report results_dir=results/runs out=report/local
+
+report: setup
+	$(PY) -m archbench.report results_dir=results/reference out=report
+
+test: setup data
+	$(PY) -m pytest -q
+
+test-fast: setup data
+	$(PY) -m pytest -q -m "not slow"
+
+docs: setup
+	$(PY) scripts/gen_model_docs.py
+
+clean-venv:
+	rm -rf $(VENV)
