@@ -1,0 +1,213 @@
+"""Training under a budget: step plans, schedules, divergence, determinism, checkpoint and exact resume."""
+import functools
+import math
+import os
+import signal
+
+import pytest
+import torch
+import torch.nn as nn
+
+from archbench.train.budget import Budget, parse_budget, total_steps
+from archbench.train.loop import TrainingInterrupted, TrainSettings, fit, param_groups
+from archbench.train.schedules import Cosine, MultiStep
+
+
+class TensorLoader:
+    """A minimal loader with the archbench contract: deterministic order per (seed, epoch), set_epoch, len."""
+
+    def __init__(self, x, y, batch_size, seed=0, shuffle=True, on_batch=None):
+        self.x, self.y, self.batch_size, self.seed, self.shuffle = x, y, batch_size, seed, shuffle
+        self.epoch, self.on_batch = 0, on_batch
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+
+    def __len__(self):
+        return len(self.x) // self.batch_size if self.shuffle else math.ceil(len(self.x) / self.batch_size)
+
+    def __iter__(self):
+        if self.shuffle:
+            order = torch.randperm(len(self.x), generator=torch.Generator().manual_seed(self.seed * 1000 + self.epoch))
+        else:
+            order = torch.arange(len(self.x))
+        for i in range(len(self)):
+            if self.on_batch:
+                self.on_batch(self.epoch, i)
+            idx = order[i * self.batch_size:(i + 1) * self.batch_size]
+            yield self.x[idx], self.y[idx]
+
+
+def toy_data(n=256, classes=4, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    centers = torch.randn(classes, 8, generator=g) * 3
+    y = torch.randint(0, classes, (n,), generator=g)
+    x = centers[y] + torch.randn(n, 8, generator=g)
+    return x, y
+
+
+def toy_model(seed=0):
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(8, 32), nn.BatchNorm1d(32), nn.ReLU(), nn.Dropout(0.1), nn.Linear(32, 4))
+
+
+def settings(budget, lr=0.1, schedule=None, **kw):
+    return TrainSettings(budget=budget, batch_size=32, make_optimizer=functools.partial(torch.optim.SGD, momentum=0.9),
+                         lr=lr, weight_decay=5e-4, schedule=schedule or Cosine(0.1), **kw)
+
+
+def loaders(on_batch=None):
+    x, y = toy_data()
+    xv, yv = toy_data(64, seed=1)
+    return (TensorLoader(x, y, 32, on_batch=on_batch), TensorLoader(xv, yv, 64, shuffle=False),
+            TensorLoader(xv, yv, 64, shuffle=False))
+
+
+# ------------------------------------------------------------------------------------------------ budgets
+
+def test_parse_budget_needs_exactly_one_kind():
+    assert parse_budget(epochs=3) == Budget("epochs", 3)
+    with pytest.raises(ValueError, match="exactly one.*epochs=3, steps=5"):
+        parse_budget(epochs=3, steps=5)
+    with pytest.raises(ValueError, match="found: none"):
+        parse_budget()
+    with pytest.raises(ValueError, match="epochs=-1"):
+        parse_budget(epochs=-1)
+    with pytest.raises(ValueError, match="whole number"):
+        parse_budget(steps=2.5)
+
+
+def test_total_steps_per_budget_kind():
+    assert total_steps(Budget("epochs", 3), 10) == 30
+    assert total_steps(Budget("steps", 7), 10) == 7
+    assert total_steps(Budget("seconds", 5.0), 10) is None
+    # Equal training MACs: a model half as expensive per step gets twice as many steps.
+    cheap = total_steps(Budget("macs", 1e12), 10, train_macs_per_step=1e9)
+    dear = total_steps(Budget("macs", 1e12), 10, train_macs_per_step=2e9)
+    assert cheap == 1000 and dear == 500
+
+
+# ---------------------------------------------------------------------------------------------- schedules
+
+def test_cosine_warms_up_then_decays_to_zero():
+    s = Cosine(warmup_fraction=0.1, warmup_start_factor=0.0)
+    assert s(0.0) == 0.0 and s(0.05) == pytest.approx(0.5) and s(0.1) == pytest.approx(1.0)
+    assert s(0.55) == pytest.approx(0.5) and s(1.0) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_multistep_divides_at_milestones():
+    s = MultiStep(milestones=(0.3, 0.6, 0.8), gamma=0.2)
+    assert [s(p) for p in (0.0, 0.3, 0.7, 0.9)] == pytest.approx([1.0, 0.2, 0.04, 0.008])
+    with pytest.raises(ValueError, match="increasing"):
+        MultiStep(milestones=(0.6, 0.3))
+
+
+def test_no_weight_decay_on_norm_and_bias():
+    groups = param_groups(toy_model(), 5e-4, decay_norm_and_bias=False)
+    assert all(p.ndim > 1 for p in groups[0]["params"]) and groups[1]["weight_decay"] == 0.0
+    assert all(p.ndim == 1 for p in groups[1]["params"]) and len(groups[1]["params"]) == 4
+
+
+# ------------------------------------------------------------------------------------------------ fitting
+
+def test_epoch_budget_runs_planned_steps_and_lr_ends_where_schedule_says():
+    train, val, test = loaders()
+    result = fit(toy_model(), train, val, test, settings(Budget("epochs", 3)))
+    assert result.status == "complete"
+    assert result.train["steps"] == 3 * len(train) == 24
+    assert [h["epoch"] for h in result.history] == [0, 1, 2]
+    # The last step runs at progress 23/24 of the cosine schedule.
+    assert result.history[-1]["lr"] == pytest.approx(0.1 * Cosine(0.1)(23 / 24))
+    assert result.metrics["test_top1"] > 50  # separable clusters: training does something
+    assert result.metrics["selection"] == "val" and 0 <= result.metrics["best_epoch"] <= 2
+
+
+def test_step_budget_can_end_mid_epoch():
+    train, val, test = loaders()
+    result = fit(toy_model(), train, val, test, settings(Budget("steps", 10)))
+    assert result.train["steps"] == 10 and len(result.history) == 2
+    assert result.train["epochs_fractional"] == pytest.approx(10 / 8)
+
+
+def test_seconds_budget_stops_on_time_with_lr_decayed():
+    train, val, test = loaders()
+    result = fit(toy_model(), train, val, test, settings(Budget("seconds", 0.5)))
+    assert 0.5 <= result.train["wall_s"] < 3.0
+    assert result.history[-1]["lr"] < 0.1 * 0.05  # near the end of the cosine
+
+
+def test_no_validation_split_selects_last_epoch():
+    train, _, test = loaders()
+    result = fit(toy_model(), train, None, test, settings(Budget("epochs", 2)))
+    assert result.metrics["selection"] == "last" and result.metrics["best_epoch"] == 1
+    assert result.metrics["test_top1"] == result.metrics["test_top1_last"]
+
+
+def test_huge_learning_rate_diverges_with_history():
+    train, val, test = loaders()
+    result = fit(toy_model(), train, val, test, settings(Budget("epochs", 3), lr=1e12, schedule=MultiStep((0.9,))))
+    assert result.status == "diverged"
+    assert result.history and result.history[-1]["train_loss"] is None
+    assert result.metrics["test_top1"] is None
+
+
+def test_same_seed_gives_identical_histories():
+    runs = []
+    for _ in range(2):
+        torch.manual_seed(123)
+        train, val, test = loaders()
+        runs.append(fit(toy_model(), train, val, test, settings(Budget("epochs", 2))))
+    strip = lambda h: [{k: v for k, v in e.items() if k not in ("epoch_s", "img_per_s", "elapsed_s")} for e in h]
+    assert strip(runs[0].history) == strip(runs[1].history)
+
+
+def test_interrupt_then_resume_matches_uninterrupted_run(tmp_path):
+    def weights(model):
+        return torch.cat([p.detach().flatten() for p in model.state_dict().values() if p.is_floating_point()])
+
+    torch.manual_seed(7)
+    train, val, test = loaders()
+    reference = fit(toy_model(), train, val, test, settings(Budget("epochs", 3)))
+
+    def sigterm_in_epoch_1(epoch, index):
+        if epoch == 1 and index == 3 and not fired:
+            fired.append(True)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    fired = []
+    ckpt = tmp_path / "checkpoint.ckpt"
+    torch.manual_seed(7)
+    train, val, test = loaders(on_batch=sigterm_in_epoch_1)
+    with pytest.raises(TrainingInterrupted):
+        fit(toy_model(), train, val, test, settings(Budget("epochs", 3)), checkpoint_path=ckpt)
+    assert ckpt.exists()
+    train, val, test = loaders()
+    resumed = fit(toy_model(seed=99), train, val, test, settings(Budget("epochs", 3)), checkpoint_path=ckpt)
+    assert resumed.train["steps"] == reference.train["steps"]
+    assert resumed.history[-1]["lr"] == reference.history[-1]["lr"]
+    assert [h["epoch"] for h in resumed.history] == [0, 1, 2]
+    assert resumed.history[1]["train_loss"] == pytest.approx(reference.history[1]["train_loss"], rel=1e-6)
+    assert torch.allclose(weights(resumed.model), weights(reference.model), atol=1e-6)
+
+
+def test_corrupt_checkpoint_is_moved_aside_and_run_starts_over(tmp_path, caplog):
+    ckpt = tmp_path / "checkpoint.ckpt"
+    ckpt.write_bytes(b"\x80\x02 truncated")
+    train, val, test = loaders()
+    result = fit(toy_model(), train, val, test, settings(Budget("epochs", 1)), checkpoint_path=ckpt)
+    assert result.status == "complete" and result.train["steps"] == len(train)
+    assert (tmp_path / "checkpoint.ckpt.corrupt-0").read_bytes() == b"\x80\x02 truncated"
+    assert "unreadable" in caplog.text
+
+
+def test_time_to_target_is_recorded():
+    train, val, test = loaders()
+    result = fit(toy_model(), train, val, test, settings(Budget("epochs", 3), target_top1=1.0))
+    ttt = result.train["time_to_target"]
+    assert ttt["epoch"] == 0 and ttt["seconds"] > 0 and ttt["target_top1"] == 1.0
+
+
+def test_ema_weights_are_evaluated():
+    train, val, test = loaders()
+    result = fit(toy_model(), train, val, test, settings(Budget("epochs", 2), ema_decay=0.9))
+    assert result.status == "complete" and result.metrics["val_top1"] is not None
