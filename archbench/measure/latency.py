@@ -1,0 +1,312 @@
+"""Inference latency (batch 1) and throughput (a larger batch) on synthetic input.
+
+Eval mode, `torch.inference_mode`, a fixed random input of the run's shape on the run's
+device. Each measurement warms up, then repeats until both `min_reps` repetitions and
+`min_time_s` seconds of timed work are reached, so fast models get many samples and slow
+ones still finish. On CUDA each repetition is timed with CUDA events.
+
+`python -m archbench.measure.latency` is the child side of `measure_latency_isolated`:
+it reads a JSON request on stdin, builds the model by name, measures, and writes JSON.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import gc
+import importlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from ._common import batch1_shape, device_label, device_name, eval_mode, resolve_device
+
+DEFAULT_THROUGHPUT_BATCH = {"cpu": 8, "cuda": 256}
+AMP_DTYPES = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+DEFAULT_BUILDER = "archbench.models:create_model"
+
+
+def summarize_times(seconds: Sequence[float]) -> dict[str, Any]:
+    """Median, p10, p90, interquartile range, mean and min in milliseconds, plus the count."""
+    if len(seconds) == 0:
+        raise ValueError("summarize_times needs at least one timing, got an empty list")
+    ms = np.asarray(seconds, dtype=np.float64) * 1e3
+    p10, p25, median, p75, p90 = np.percentile(ms, [10, 25, 50, 75, 90])
+    return {
+        "median_ms": float(median),
+        "p10_ms": float(p10),
+        "p90_ms": float(p90),
+        "iqr_ms": float(p75 - p25),
+        "mean_ms": float(ms.mean()),
+        "min_ms": float(ms.min()),
+        "count": int(ms.size),
+    }
+
+
+def measure_latency(
+    model: nn.Module,
+    input_shape: Sequence[int],
+    device: str | torch.device = "cpu",
+    batch_size: int | None = None,
+    warmup: int = 3,
+    min_reps: int = 5,
+    min_time_s: float = 1.0,
+    channels_last: bool = False,
+    amp: str | bool | None = "off",
+    compile: bool = False,
+) -> dict[str, Any]:
+    """Batch-1 latency and throughput of `model` for images of `input_shape` ((C, H, W)).
+
+    `batch_size` is the throughput batch (None: 8 on CPU, 256 on CUDA); on out-of-memory it is
+    halved and retried, and the batch actually used is recorded. `amp` is "off", "bf16" or
+    "fp16" (autocast). With `compile`, the first call at each shape (compilation) is timed
+    into `compile_s` and kept out of the statistics.
+
+    The caller's model is measured in place when it already lives on `device` (eval mode
+    meanwhile, each submodule's mode restored after); otherwise, or with `channels_last`, a
+    copy is converted so the caller's model is left as it was.
+    """
+    image_shape = batch1_shape(input_shape)[1:]
+    target = resolve_device(device)
+    amp_name = _amp_name(amp)
+    batch_size = _throughput_batch(batch_size, target)
+    _check_repetitions(warmup, min_reps, min_time_s)
+
+    measured = _model_on(model, target, channels_last)
+    with eval_mode(measured):
+        runner = torch.compile(measured) if compile else measured
+        compile_seconds: list[float] = []
+
+        def measure(batch: int) -> list[float]:
+            return _time_batch(runner, image_shape, batch, target, channels_last, amp_name,
+                               warmup, min_reps, min_time_s, compile_seconds if compile else None)
+
+        batch_1 = summarize_times(measure(1))
+        used, times = _with_oom_halving(measure, batch_size, target)
+        throughput = summarize_times(times)
+        throughput.update(batch_size=used, batch_size_requested=batch_size,
+                          img_per_s=used / (throughput["median_ms"] / 1e3))
+
+    return {
+        "device": device_label(target),
+        "device_name": device_name(target),
+        "threads": torch.get_num_threads(),
+        "image_shape": list(image_shape),
+        "batch_1": batch_1,
+        "throughput": throughput,
+        "compile": bool(compile),
+        "compile_s": sum(compile_seconds) if compile else None,
+        "channels_last": bool(channels_last),
+        "amp": amp_name,
+        "warmup": warmup,
+        "min_reps": min_reps,
+        "min_time_s": min_time_s,
+        "isolated": False,
+        "torch_version": torch.__version__,
+    }
+
+
+def _amp_name(amp: str | bool | None) -> str:
+    # YAML reads a bare `off` as False; accept it rather than make every config quote it.
+    if amp is None or amp is False:
+        return "off"
+    if amp not in AMP_DTYPES:
+        raise ValueError(f"amp={amp!r} is not one of {sorted(AMP_DTYPES)}; use 'off', 'bf16' or 'fp16'")
+    return amp
+
+
+def _throughput_batch(batch_size: int | None, device: torch.device) -> int:
+    if batch_size is None:
+        return DEFAULT_THROUGHPUT_BATCH[device.type]
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size={batch_size!r} must be a positive integer, or None for the device default")
+    return batch_size
+
+
+def _check_repetitions(warmup: int, min_reps: int, min_time_s: float) -> None:
+    if warmup < 0:
+        raise ValueError(f"warmup={warmup} must be >= 0")
+    if min_reps < 1:
+        raise ValueError(f"min_reps={min_reps} must be >= 1 so there is something to summarize")
+    if min_time_s < 0:
+        raise ValueError(f"min_time_s={min_time_s} must be >= 0")
+
+
+def _model_on(model: nn.Module, device: torch.device, channels_last: bool) -> nn.Module:
+    tensors = [*model.parameters(), *model.buffers()]
+    if not channels_last and all(t.device == device for t in tensors):
+        return model
+    # nn.Module.to converts in place; a copy keeps the caller's model where it was.
+    converted = copy.deepcopy(model).to(device)
+    return converted.to(memory_format=torch.channels_last) if channels_last else converted
+
+
+def _time_batch(
+    runner: Callable[[torch.Tensor], Any],
+    image_shape: tuple[int, ...],
+    batch: int,
+    device: torch.device,
+    channels_last: bool,
+    amp: str,
+    warmup: int,
+    min_reps: int,
+    min_time_s: float,
+    compile_seconds: list[float] | None,
+) -> list[float]:
+    """Seconds per repetition at one batch size, after warm-up."""
+    generator = torch.Generator().manual_seed(0)  # leaves the global RNG stream alone
+    x = torch.randn((batch, *image_shape), generator=generator).to(device)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    autocast = (torch.autocast(device.type, dtype=AMP_DTYPES[amp]) if amp != "off"
+                else contextlib.nullcontext())
+
+    def run_once() -> None:
+        with torch.inference_mode(), autocast:
+            runner(x)
+
+    timer = _cuda_event_timer if device.type == "cuda" else _wall_timer
+    if compile_seconds is not None:
+        compile_seconds.append(_wall_timer(run_once, device))
+    for _ in range(warmup):
+        run_once()
+    times: list[float] = []
+    while len(times) < min_reps or sum(times) < min_time_s:
+        times.append(timer(run_once, device))
+    return times
+
+
+def _wall_timer(run_once: Callable[[], None], device: torch.device) -> float:
+    _synchronize(device)
+    start = time.perf_counter()
+    run_once()
+    _synchronize(device)
+    return time.perf_counter() - start
+
+
+def _cuda_event_timer(run_once: Callable[[], None], device: torch.device) -> float:
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    run_once()
+    end.record()
+    end.synchronize()
+    return start.elapsed_time(end) / 1e3
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def is_out_of_memory(err: BaseException) -> bool:
+    """CUDA's OutOfMemoryError, or the CPU allocator's failure (a plain RuntimeError)."""
+    if isinstance(err, torch.cuda.OutOfMemoryError):
+        return True
+    message = str(err)
+    return isinstance(err, RuntimeError) and ("out of memory" in message or "can't allocate memory" in message)
+
+
+def _with_oom_halving(measure: Callable[[int], list[float]], batch_size: int,
+                      device: torch.device) -> tuple[int, list[float]]:
+    """(batch used, timings): halve the batch on out-of-memory until it fits or batch 1 fails."""
+    batch = batch_size
+    while True:
+        try:
+            return batch, measure(batch)
+        except Exception as err:
+            if not is_out_of_memory(err) or batch == 1:
+                raise
+        # Outside the except block, so the traceback (and the tensors its frames hold) is freed.
+        gc.collect()
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        batch //= 2
+
+
+# ---------------------------------------------------------------------------------------------
+# Isolation: one fresh process per measurement, so a long sweep's allocator state and caches
+# from earlier models do not leak into later figures.
+
+
+def measure_latency_isolated(
+    model_name: str,
+    create_kwargs: dict[str, Any],
+    input_shape: Sequence[int],
+    builder: str = DEFAULT_BUILDER,
+    timeout_s: float | None = None,
+    **latency_kwargs: Any,
+) -> dict[str, Any]:
+    """`measure_latency` in a fresh `python -m archbench.measure.latency` process.
+
+    The child builds the model as `builder(model_name, **create_kwargs)`, where `builder` is a
+    "module:function" path (default archbench.models:create_model), and uses this process's
+    torch thread count. `latency_kwargs` are `measure_latency`'s keyword arguments and must
+    be JSON-serializable.
+    """
+    request = {
+        "model_name": model_name,
+        "create_kwargs": create_kwargs,
+        "input_shape": list(input_shape),
+        "builder": builder,
+        "threads": torch.get_num_threads(),
+        "latency_kwargs": latency_kwargs,
+    }
+    try:
+        request_text = json.dumps(request)
+    except TypeError as err:
+        raise ValueError(f"measure_latency_isolated arguments must be JSON-serializable: {err}") from err
+
+    with tempfile.TemporaryDirectory(prefix="archbench-latency-") as tmp:
+        output = Path(tmp) / "latency.json"
+        completed = subprocess.run(
+            [sys.executable, "-m", "archbench.measure.latency", "--output", str(output)],
+            input=request_text, capture_output=True, text=True, timeout=timeout_s, env=_child_env(),
+        )
+        if completed.returncode != 0 or not output.exists():
+            stderr_tail = "\n".join(completed.stderr.strip().splitlines()[-20:])
+            raise RuntimeError(
+                f"isolated latency measurement of {model_name!r} failed (exit {completed.returncode}):\n"
+                f"{stderr_tail}")
+        return json.loads(output.read_text())
+
+
+def _child_env() -> dict[str, str]:
+    # The child must import this same archbench even when it is not installed (a source tree).
+    source_root = str(Path(__file__).resolve().parents[2])
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (source_root, env.get("PYTHONPATH")) if p)
+    return env
+
+
+def _resolve_builder(path: str) -> Callable[..., nn.Module]:
+    module_name, _, function_name = path.partition(":")
+    if not module_name or not function_name:
+        raise ValueError(f"builder={path!r} must look like 'package.module:function'")
+    return getattr(importlib.import_module(module_name), function_name)
+
+
+def _child_main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Measure one model's latency (JSON request on stdin).")
+    parser.add_argument("--output", required=True, help="where to write the JSON result")
+    args = parser.parse_args(argv)
+    request = json.loads(sys.stdin.read())
+    torch.set_num_threads(int(request["threads"]))
+    model = _resolve_builder(request["builder"])(request["model_name"], **request["create_kwargs"])
+    result = measure_latency(model, request["input_shape"], **request["latency_kwargs"])
+    result["isolated"] = True
+    tmp = Path(args.output).with_suffix(".tmp")
+    tmp.write_text(json.dumps(result))
+    os.replace(tmp, args.output)
+
+
+if __name__ == "__main__":
+    _child_main()
