@@ -86,6 +86,9 @@ def main(cfg: DictConfig) -> dict:
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     overrides = list(hydra_cfg.overrides.task)
+    if cfg.get("threads"):
+        import torch
+        torch.set_num_threads(int(cfg.threads))  # parallel jobs must not oversubscribe the cores
     try:
         spec = spec_from_config(cfg, overrides)
         result = run(spec)
