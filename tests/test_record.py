@@ -1,0 +1,52 @@
+"""Record paths, atomic writes and the environment stamp."""
+import errno
+import json
+import os
+
+import pytest
+
+from archbench import record as rec
+
+
+def test_record_dir_is_deterministic_and_rejects_bad_names(tmp_path):
+    assert rec.record_dir(tmp_path, "demo", "cifar10", "resnet20", 2) == tmp_path / "runs/demo/cifar10/resnet20/seed2"
+    with pytest.raises(ValueError, match="study='../x'"):
+        rec.record_dir(tmp_path, "../x", "cifar10", "resnet20", 0)
+
+
+def test_atomic_write_keeps_old_file_on_disk_full(tmp_path, monkeypatch):
+    path = tmp_path / "record.json"
+    rec.atomic_write_json(path, {"status": "complete", "v": 1})
+
+    def full_disk(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        rec.atomic_write_json(path, {"status": "complete", "v": 2})
+    assert json.loads(path.read_text())["v"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["record.json"]  # no temporary file left behind
+
+
+def test_corrupt_record_is_moved_aside_not_overwritten(tmp_path):
+    path = tmp_path / "record.json"
+    path.write_text('{"status": "compl')
+    with pytest.raises(rec.CorruptFileError, match="moved aside to record.json.corrupt-0"):
+        rec.read_record(path)
+    assert not path.exists() and (tmp_path / "record.json.corrupt-0").read_text() == '{"status": "compl'
+    assert rec.read_record(path) is None
+
+
+def test_environment_stamp_names_code_and_hardware():
+    env = rec.environment("cpu")
+    for key in ("archbench_version", "git_commit", "python", "torch", "torchvision", "timm", "fvcore", "cuda",
+                "cudnn", "device", "device_name", "cpu_model", "threads", "hostname", "start_time", "end_time"):
+        assert key in env
+    assert env["torch"].startswith("2.") and env["threads"] >= 1 and env["device"] == "cpu"
+
+
+def test_new_record_has_every_top_level_key():
+    r = rec.new_record(task="train", study="s", model="m", family="f", data="d", seed=0, config={}, env={})
+    assert r["schema"] == rec.SCHEMA and r["status"] == "failed"
+    assert set(r) >= {"schema", "status", "task", "study", "model", "family", "data", "seed", "synthetic", "config",
+                      "env", "dataset", "complexity", "latency", "train", "metrics", "history", "error"}
