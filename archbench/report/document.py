@@ -1,0 +1,155 @@
+"""The report as a list of blocks, rendered once as Markdown and once as self-contained HTML.
+
+Building the content once and rendering it twice keeps README.md and index.html saying the same
+thing. Text in blocks is plain text: each renderer does its own escaping.
+"""
+from __future__ import annotations
+
+import base64
+import html
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+
+@dataclass
+class Heading:
+    text: str
+    level: int = 2
+
+
+@dataclass
+class Paragraph:
+    text: str
+
+
+@dataclass
+class Caution:
+    text: str
+
+
+@dataclass
+class BulletList:
+    items: list[str]
+
+
+@dataclass
+class Code:
+    text: str
+
+
+@dataclass
+class Table:
+    """A display table (strings); `name` is also the stem of its files under tables/."""
+    name: str
+    caption: str
+    frame: pd.DataFrame
+    files: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Figure:
+    caption: str
+    png: str  # path relative to the report folder
+    svg: str
+
+
+def render_markdown(blocks) -> str:
+    parts = [_markdown_block(block) for block in blocks]
+    return "\n\n".join(part for part in parts if part) + "\n"
+
+
+def _markdown_block(block) -> str:
+    if isinstance(block, Heading):
+        return f"{'#' * block.level} {block.text}"
+    if isinstance(block, Paragraph):
+        return block.text
+    if isinstance(block, Caution):
+        return f"> **Warning:** {block.text}"
+    if isinstance(block, BulletList):
+        return "\n".join(f"- {item}" for item in block.items)
+    if isinstance(block, Code):
+        return f"```\n{block.text}\n```"
+    if isinstance(block, Table):
+        links = " ".join(f"[{Path(file).suffix[1:]}]({file})" for file in block.files)
+        caption = f"*{block.caption}*" + (f" ({links})" if links else "")
+        return f"{caption}\n\n{markdown_table(block.frame)}"
+    if isinstance(block, Figure):
+        return f"![{block.caption}]({block.png})\n\n*{block.caption}* ([svg]({block.svg}))"
+    raise TypeError(f"unknown report block {type(block).__name__}")
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    """GitHub-flavoured Markdown table; written here so the report needs no `tabulate`."""
+    def cell(value) -> str:
+        return str(value).replace("|", "\\|").replace("\n", " ")
+
+    header = "| " + " | ".join(cell(column) for column in frame.columns) + " |"
+    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
+    rows = ["| " + " | ".join(cell(value) for value in row) + " |"
+            for row in frame.itertuples(index=False)]
+    return "\n".join([header, rule, *rows])
+
+
+def render_html(blocks, report_dir: Path, title: str) -> str:
+    """One self-contained page: figures are inlined as base64 PNG, so no server is needed."""
+    body = "\n".join(_html_block(block, Path(report_dir)) for block in blocks)
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="generator" content="archbench.report">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{html.escape(title)}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 90em; padding: 0 1em;
+       line-height: 1.45; color: #222; }}
+table {{ border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }}
+caption {{ caption-side: top; text-align: left; font-style: italic; padding-bottom: 0.3em; }}
+th, td {{ border-bottom: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }}
+th:first-child, td:first-child {{ text-align: left; }}
+thead th {{ border-bottom: 2px solid #444; }}
+figure {{ display: inline-block; margin: 0.5em 1em 1em 0; vertical-align: top; }}
+figure img {{ max-width: 36em; width: 100%; }}
+.warning {{ background: #fff3cd; border-left: 4px solid #d39e00; padding: 0.5em 1em; }}
+pre {{ background: #f6f8fa; padding: 0.6em 1em; overflow-x: auto; }}
+</style>
+</head>
+<body>
+{body}
+</body>
+</html>
+"""
+
+
+def _html_block(block, report_dir: Path) -> str:
+    escape = html.escape
+    if isinstance(block, Heading):
+        return f"<h{block.level}>{escape(block.text)}</h{block.level}>"
+    if isinstance(block, Paragraph):
+        return f"<p>{escape(block.text)}</p>"
+    if isinstance(block, Caution):
+        return f'<p class="warning"><strong>Warning:</strong> {escape(block.text)}</p>'
+    if isinstance(block, BulletList):
+        items = "".join(f"<li>{escape(item)}</li>" for item in block.items)
+        return f"<ul>{items}</ul>"
+    if isinstance(block, Code):
+        return f"<pre><code>{escape(block.text)}</code></pre>"
+    if isinstance(block, Table):
+        return html_table(block.frame, block.name, block.caption)
+    if isinstance(block, Figure):
+        encoded = base64.b64encode((report_dir / block.png).read_bytes()).decode("ascii")
+        return (f'<figure><img alt="{escape(block.caption)}" src="data:image/png;base64,'
+                f'{encoded}"><figcaption>{escape(block.caption)}</figcaption></figure>')
+    raise TypeError(f"unknown report block {type(block).__name__}")
+
+
+def html_table(frame: pd.DataFrame, name: str, caption: str) -> str:
+    escape = html.escape
+    head = "".join(f"<th>{escape(str(column))}</th>" for column in frame.columns)
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{escape(str(value))}</td>" for value in row) + "</tr>"
+        for row in frame.itertuples(index=False))
+    return (f'<table id="{escape(name)}"><caption>{escape(caption)}</caption>'
+            f"<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
