@@ -130,12 +130,16 @@ def _unusable_reason(record: dict, row: dict, include_synthetic: bool):
 
 
 def _error_text(error) -> str:
+    """One short line from a record's error (a dict with type and message, or text)."""
     if error is None:
         return ""
     if isinstance(error, dict):
-        kind, message = error.get("type"), error.get("message")
-        return ": ".join(str(part) for part in (kind, message) if part) or json.dumps(error)
-    return str(error).strip().splitlines()[0] if str(error).strip() else ""
+        text = ": ".join(str(part) for part in (error.get("type"), error.get("message")) if part)
+    else:
+        text = str(error)
+    lines = text.strip().splitlines()
+    first = lines[0] if lines else ""
+    return first if len(first) <= 200 else first[:197] + "..."
 
 
 def _identity(record: dict, path: Path) -> dict:

@@ -139,7 +139,7 @@ def test_profile_study_has_complexity_tables_not_accuracy(readme):
 def test_published_numbers_beside_measured_for_the_papers_recipe(report, readme):
     published = report / "tables" / f"golden--cifar10--{CPU_STEM}--published.md"
     text = published.read_text()
-    assert "| resnet20 | He et al. 2015 |" in text and "8.75" in text
+    assert "| resnet20 | he2015 | He et al. 2015 |" in text and "8.75" in text
     assert "8.50 ± 0.50" in text  # measured error = 100 - 91.50
     # densenet40 has a published CIFAR-10 row, but the study used the ResNet recipe.
     assert "densenet40" not in text
@@ -181,6 +181,22 @@ def test_disagreeing_budgets_within_a_study_raise_a_loud_warning(tmp_path):
     warning = next(line for line in readme.splitlines() if line.startswith("> **Warning:**"))
     assert "NOT compared under an identical budget" in warning
     assert "budget.epochs: 3 (" in warning and "5 (densenet40)" in warning
+
+
+def test_paper_recipe_study_states_each_recipe_and_compares_with_its_paper(tmp_path):
+    results_dir = _copy_fixtures(tmp_path)
+    for path in (results_dir / "runs/golden/cifar10/densenet40").glob("seed*/record.json"):
+        record = json.loads(path.read_text())
+        record["config"]["train"].update(name="densenet2017", batch_size=64)
+        path.write_text(json.dumps(record))
+    out = build_report(results_dir, tmp_path / "report", study="golden", reference=REFERENCE)
+    readme = (out / "README.md").read_text()
+    assert "Each model was trained with its own paper's recipe" in readme
+    assert "densenet2017 (used by densenet40):" in readme
+    assert "he2015 (used by resnet20, resnet56, shufflenet_v2_x0_5):" in readme
+    assert "Warning" not in readme
+    published = (out / "tables" / f"golden--cifar10--{CPU_STEM}--published.md").read_text()
+    assert "| densenet40 | densenet2017 | Huang et al. 2017 |" in published
 
 
 def test_failed_build_leaves_the_previous_report_intact(tmp_path, monkeypatch):

@@ -37,7 +37,7 @@ from .document import (
     render_markdown,
 )
 from .findings import profile_findings, train_findings
-from .reference import load_reference, published_beside_measured
+from .reference import PAPER_RECIPES, load_reference, published_beside_measured
 from .tables import (
     accuracy_table,
     excluded_table,
@@ -271,20 +271,17 @@ class _ReportWriter:
                 f"{stem}--significance",
                 f"{study} / {data} on {hardware}: pairwise Welch t-tests of test top-1",
                 significance_table(pairs), pairs))
-        blocks += self._published_blocks(stem, group, group_runs, study, data)
+        blocks += self._published_blocks(stem, group, study, data)
         blocks += self._train_figures(stem, group, on_front, study, data, hardware, device)
         return blocks
 
-    def _published_blocks(self, stem, group, group_runs, study, data) -> list:
-        recipes = group_runs.recipe.dropna().unique()
-        if len(recipes) != 1:
-            return []
-        published = published_beside_measured(group, recipes[0], data, self.reference)
+    def _published_blocks(self, stem, group, study, data) -> list:
+        published = published_beside_measured(group, data, self.reference)
         if published is None:
             return []
         return [self.table(f"{stem}--published",
-                           f"{study} / {data}: published numbers beside measured "
-                           f"(recipe {recipes[0]})", published)]
+                           f"{study} / {data}: published numbers beside measured, for models "
+                           "trained with their paper's recipe", published)]
 
     def _train_figures(self, stem, group, on_front, study, data, hardware, device) -> list:
         title = f"{study} / {data}\n{hardware}"
@@ -386,22 +383,41 @@ def _plain(value) -> str:
 
 
 def _recipe_blocks(train_runs: pd.DataFrame) -> list:
-    """The recipe and budget, stated once; a loud warning when the models did not share it."""
+    """The recipe and budget, stated once; a loud warning when the models did not share it.
+
+    A study whose models each use their own paper's recipe (paper_recipes) is by design not an
+    identical-budget comparison: that is said plainly, and each recipe is stated once.
+    """
     if train_runs.empty:
         return [Paragraph("Profile-only study: complexity and latency, no training.")]
-    variants = train_runs.recipe_config.fillna("null").value_counts()
-    common = json.loads(variants.index[0])
+    configs_per_name = train_runs.groupby(train_runs.recipe.fillna("unnamed"))["recipe_config"]
+    names = sorted(configs_per_name.groups)
+    one_config_each = all(configs.fillna("null").nunique() == 1 for _name, configs in configs_per_name)
     blocks = [Heading("Recipe and budget", 3)]
-    if len(variants) == 1:
+    if len(names) == 1 and one_config_each:
         blocks.append(Paragraph("Identical for every model and seed in this study:"))
-    else:
-        blocks.append(Caution(
-            "records in this study disagree on the training recipe or budget, so its models "
-            "were NOT compared under an identical budget. " + _recipe_differences(train_runs)))
-        blocks.append(Paragraph("The most common recipe:"))
-    blocks.append(Code("\n".join(f"{key}: {value}" for key, value in _flatten(common).items())
-                       if common else "not recorded"))
-    return blocks
+        return blocks + [_recipe_code(train_runs.recipe_config.iloc[0])]
+    if one_config_each and all(name in PAPER_RECIPES for name in names):
+        blocks.append(Paragraph(
+            "Each model was trained with its own paper's recipe, to compare with the published "
+            "numbers; the models are therefore NOT compared with each other under an identical "
+            "budget. The recipes:"))
+        for name, configs in configs_per_name:
+            models = ", ".join(sorted(train_runs.model[configs.index].unique()))
+            blocks += [Paragraph(f"{name} (used by {models}):"), _recipe_code(configs.iloc[0])]
+        return blocks
+    blocks.append(Caution(
+        "records in this study disagree on the training recipe or budget, so its models "
+        "were NOT compared under an identical budget. " + _recipe_differences(train_runs)))
+    blocks.append(Paragraph("The most common recipe:"))
+    return blocks + [_recipe_code(train_runs.recipe_config.fillna("null").mode().iloc[0])]
+
+
+def _recipe_code(config_text) -> Code:
+    config = json.loads(config_text) if isinstance(config_text, str) else None
+    if not config:
+        return Code("not recorded")
+    return Code("\n".join(f"{key}: {value}" for key, value in _flatten(config).items()))
 
 
 def _recipe_differences(train_runs: pd.DataFrame) -> str:

@@ -19,8 +19,10 @@ REFERENCE_COLUMNS = ["model", "family", "paper", "source", "params_m", "gmacs", 
                      "dataset", "top1_err", "notes"]
 
 # Recipe name (config.train.name) -> model families whose paper defines that recipe.
+# he2015_deep is he2015 with the paper's warm-up for 110+ layers (also used for pre-activation).
 PAPER_RECIPES = {
     "he2015": {"resnet_v1", "resnet_v2"},
+    "he2015_deep": {"resnet_v1", "resnet_v2"},
     "wrn2016": {"wide_resnet"},
     "densenet2017": {"densenet"},
 }
@@ -52,20 +54,21 @@ def normalize_dataset(name) -> str:
             "ilsvrc2012": "imagenet"}.get(text, text)
 
 
-def published_beside_measured(summary: pd.DataFrame, recipe, data, reference: pd.DataFrame):
-    """Display table pairing each measured model with the published row for it, or None when
-    the study's recipe and dataset match no paper."""
-    families = PAPER_RECIPES.get(str(recipe))
-    if families is None or reference is None or summary.empty:
+def published_beside_measured(summary: pd.DataFrame, data, reference: pd.DataFrame):
+    """Display table pairing each measured model that was trained with its paper's recipe with
+    the published rows for it on the same dataset, or None when there are none."""
+    if reference is None or summary.empty or "recipe" not in summary:
         return None
-    measured = summary[summary["family"].isin(families)]
+    paper_trained = summary[[family in PAPER_RECIPES.get(str(recipe), ())
+                             for recipe, family in zip(summary["recipe"], summary["family"])]]
     matches = reference[reference["dataset"].map(normalize_dataset) == normalize_dataset(data)]
     rows = []
-    for row in measured.sort_values("model").itertuples(index=False):
+    for row in paper_trained.sort_values("model").itertuples(index=False):
         for published in matches[matches["model"] == row.model].itertuples(index=False):
             measured_error = 100.0 - row.test_top1_mean  # NaN stays NaN
             rows.append({
                 "Model": row.model,
+                "Recipe": row.recipe,
                 "Paper": _text(getattr(published, "paper", None)),
                 "Source": _text(getattr(published, "source", None)),
                 "Paper dataset": _text(published.dataset),
