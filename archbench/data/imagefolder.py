@@ -1,0 +1,231 @@
+"""Image folders: train/<class>/... beside test/<class>/... (or val/<class>/...), as a folder or a .tar/.tar.gz/.zip.
+
+Everything is decoded once into uint8 tensors of one size and channel count: each image is resized so its
+shorter side is image_size, then center-cropped square. Images are ordered by path, so the same tree gives
+the same tensors (and the same split) whether it comes as a folder or as any archive.
+"""
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+import warnings
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .base import DataError, DataNotFoundError, RawData, Split
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".pgm", ".pbm", ".bmp", ".tif", ".tiff", ".webp", ".gif")
+ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".zip")
+ONE_CHANNEL_MODES = ("1", "L", "LA", "I", "I;16", "F")
+TEST_FOLDERS = ("test", "val")  # test/ wins when both exist: our validation split is carved from train/
+MAX_DECODED_BYTES = 8 << 30  # beyond this the decoded set will not sit comfortably in memory: stream it instead
+DECODE_CHUNK = 2048  # images handed to the decoding threads at a time; bounds the undecoded bytes held
+
+
+class BadImageError(DataError):
+    """An image file that cannot be decoded, with data.on_bad_image=error."""
+
+
+def is_archive(path: Path) -> bool:
+    return path.name.lower().endswith(ARCHIVE_SUFFIXES)
+
+
+def is_image(name: str) -> bool:
+    return name.lower().endswith(IMAGE_EXTENSIONS)
+
+
+def find_sources(root: Path) -> tuple[list[Path], Path | None]:
+    """(files to fingerprint, tree root or None): an archive is hashed by content, a folder by its listing."""
+    if not root.exists():
+        raise DataNotFoundError(f"imagefolder: data.root {root} does not exist; point it at a folder with train/ and "
+                                f"test/ (or val/) class folders, or at a .tar, .tar.gz or .zip archive of one")
+    if root.is_file():
+        if not is_archive(root):
+            raise DataError(f"imagefolder: {root} is a file but not a .tar, .tar.gz, .tgz or .zip archive; "
+                            f"point data.root at a folder or a supported archive")
+        return [root], None
+    files = [Path(d) / f for d, _, names in os.walk(root) for f in names if is_image(f)]
+    if not files:
+        raise DataError(f"imagefolder: {root} holds no image files ({', '.join(IMAGE_EXTENSIONS)}); expected "
+                        f"{root}/train/<class>/<image> and {root}/test/<class>/<image>")
+    return files, root
+
+
+@dataclass
+class Entry:
+    part: str  # "train" or "test"
+    class_name: str
+    path: str  # inside the tree, for ordering and for messages
+
+
+def layout_prefix(names: list[str], where: Path) -> PurePosixPath:
+    """The folder inside the tree that holds train/: the root itself or a single wrapping folder."""
+    candidates = set()
+    for name in names:
+        parts = PurePosixPath(name).parts
+        for i, part in enumerate(parts[:-2]):  # train/<class>/<file> needs two more parts after train
+            if part == "train":
+                candidates.add(PurePosixPath(*parts[:i]))
+                break
+    if not candidates:
+        raise DataError(f"imagefolder: no train/<class>/<image> found in {where}; expected train/ and test/ (or val/) "
+                        f"folders of class folders, e.g. {where}/train/cat/0001.jpg")
+    return min(candidates, key=lambda p: (len(p.parts), str(p)))
+
+
+def index_entries(names: list[str], where: Path) -> tuple[list[tuple[str, Entry]], list[str], str]:
+    """[(name, Entry)] for the train and test images, the class names, and which test folder was used."""
+    names = [n for n in names if is_image(n)]
+    prefix = layout_prefix(names, where)
+    by_part: dict[str, list[tuple[str, Entry]]] = {}
+    for name in names:
+        rel = PurePosixPath(name).relative_to(prefix) if prefix.parts else PurePosixPath(name)
+        parts = rel.parts
+        if len(parts) >= 3 and parts[0] in ("train", *TEST_FOLDERS):
+            by_part.setdefault(parts[0], []).append((name, Entry(parts[0], parts[1], rel.as_posix())))
+    test_folder = next((f for f in TEST_FOLDERS if f in by_part), None)
+    if test_folder is None:
+        raise DataError(f"imagefolder: {where} has train/ but no test/ or val/ folder of class folders beside it "
+                        f"(looked in {where / str(prefix)}); add one, the test set is reported from it")
+    train_classes = sorted({e.class_name for _, e in by_part["train"]})
+    test_classes = sorted({e.class_name for _, e in by_part[test_folder]})
+    if train_classes != test_classes:
+        only_train = sorted(set(train_classes) - set(test_classes))
+        only_test = sorted(set(test_classes) - set(train_classes))
+        raise DataError(f"imagefolder: class folders differ between {where}/{prefix / 'train'} and "
+                        f"{where}/{prefix / test_folder}: only in train: {only_train}, only in {test_folder}: "
+                        f"{only_test}; every class needs images in both")
+    entries = by_part["train"] + [(n, Entry("test", e.class_name, e.path)) for n, e in by_part[test_folder]]
+    return entries, train_classes, test_folder
+
+
+def iter_bytes(root: Path, wanted: dict[str, Entry]):
+    """(name, bytes) for each wanted image, in the order that reads the source fastest."""
+    if root.is_dir():
+        for name in sorted(wanted):
+            yield name, (root / name).read_bytes()
+    elif root.name.lower().endswith(".zip"):
+        with zipfile.ZipFile(root) as archive:
+            for name in sorted(wanted):
+                yield name, archive.read(name)
+    else:
+        # a compressed tar can only be read front to back, so take members in stored order
+        with tarfile.open(root, "r:*") as archive:
+            for member in archive:
+                if member.isfile() and member.name in wanted:
+                    yield member.name, archive.extractfile(member).read()
+
+
+def list_names(root: Path) -> list[str]:
+    try:
+        if root.is_dir():
+            return [Path(d, f).relative_to(root).as_posix() for d, _, names in os.walk(root) for f in names]
+        if root.name.lower().endswith(".zip"):
+            with zipfile.ZipFile(root) as archive:
+                return [n for n in archive.namelist() if not n.endswith("/")]
+        with tarfile.open(root, "r:*") as archive:
+            return [m.name for m in archive.getmembers() if m.isfile()]
+    except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise DataError(f"imagefolder: cannot read archive {root} ({exc}); re-create or re-download it") from exc
+
+
+def decode(data: bytes, mode: str, size: int) -> np.ndarray:
+    """One image as (C, size, size) uint8: shorter side resized to size, then center-cropped."""
+    with Image.open(io.BytesIO(data)) as image:
+        image.draft(mode, (size, size))  # JPEG: let the decoder downscale by a power of two first, much faster
+        image = image.convert(mode)
+    width, height = image.size
+    if (width, height) != (size, size):
+        scale = size / min(width, height)
+        new_w, new_h = max(size, round(width * scale)), max(size, round(height * scale))
+        image = image.resize((new_w, new_h), Image.BILINEAR)
+        left, top = (new_w - size) // 2, (new_h - size) // 2
+        image = image.crop((left, top, left + size, top + size))
+    array = np.asarray(image, dtype=np.uint8)
+    return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+
+
+def probe(data: bytes, image_size: int | None, in_chans: int | None) -> tuple[str, int]:
+    """Fill in an unset image size (shorter side) and channel count from one image."""
+    with Image.open(io.BytesIO(data)) as image:
+        mode = "L" if (in_chans == 1 or (in_chans is None and image.mode in ONE_CHANNEL_MODES)) else "RGB"
+        return mode, image_size or min(image.size)
+
+
+def first_good_probe(chunk, image_size, in_chans):
+    """probe() on the first decodable image read: the others are made to match it."""
+    for _, data in chunk:
+        try:
+            return probe(data, image_size, in_chans)
+        except Exception:  # a bad first image must not decide the format; decode() reports it later
+            continue
+    return ("L" if in_chans == 1 else "RGB"), image_size or 32
+
+
+def read(root: Path, image_size: int | None, in_chans: int | None, on_bad_image: str,
+         threads: int | None = None) -> RawData:
+    if in_chans not in (None, 1, 3):
+        raise DataError(f"imagefolder: in_chans={in_chans} is not supported; use 1 (grayscale) or 3 (RGB)")
+    entries, class_names, test_folder = index_entries(list_names(root), root)
+    wanted = dict(entries)
+    class_index = {c: i for i, c in enumerate(class_names)}
+    decoded: dict[str, np.ndarray] = {}
+    bad: list[str] = []
+    mode = size = None
+    decoded_bytes = 0
+
+    def decode_or_none(item):
+        name, data = item
+        try:
+            return name, decode(data, mode, size)
+        except Exception as exc:  # PIL raises many types for corrupt files; all mean "cannot use this image"
+            return name, exc
+
+    with ThreadPoolExecutor(threads or os.cpu_count() or 1) as pool:  # PIL releases the GIL while decoding
+        chunk = []
+        stream = iter_bytes(root, wanted)
+        while True:
+            item = next(stream, None)
+            if item is not None:
+                chunk.append(item)
+            if chunk and (item is None or len(chunk) == DECODE_CHUNK):
+                if mode is None:
+                    mode, size = first_good_probe(chunk, image_size, in_chans)
+                for name, result in pool.map(decode_or_none, chunk):
+                    if isinstance(result, Exception):
+                        if on_bad_image == "error":
+                            raise BadImageError(
+                                f"imagefolder: cannot decode {root}/{name} ({result}); remove or replace it, "
+                                f"or set data.on_bad_image=skip to leave it out") from result
+                        bad.append(name)
+                    else:
+                        decoded[name] = result
+                        decoded_bytes += result.nbytes
+                if decoded_bytes > MAX_DECODED_BYTES:
+                    raise DataError(f"imagefolder: {root} decodes to more than {MAX_DECODED_BYTES >> 30} GiB at "
+                                    f"image_size={size}; use a smaller data.image_size or data=imagenet (streaming)")
+                chunk = []
+            if item is None:
+                break
+    if bad:
+        warnings.warn(f"imagefolder: skipped {len(bad)} unreadable image(s) under {root}, e.g. {bad[:3]} "
+                      f"(data.on_bad_image=skip)", stacklevel=2)
+
+    def stack(part):
+        names = sorted((wanted[n].path, n) for n in decoded if wanted[n].part == part)
+        if not names:
+            raise DataError(f"imagefolder: no readable {part} images in {root}")
+        images = torch.from_numpy(np.stack([decoded[n] for _, n in names]))
+        labels = torch.tensor([class_index[wanted[n].class_name] for _, n in names], dtype=torch.int64)
+        return Split(images, labels)
+
+    extra = {"test_folder": test_folder, "bad_images": len(bad), "bad_image_examples": sorted(bad)[:10]}
+    return RawData(stack("train"), stack("test"), class_names, extra)
+
