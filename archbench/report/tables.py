@@ -126,7 +126,7 @@ def excluded_table(excluded: pd.DataFrame, results_dir: Path) -> pd.DataFrame:
     rows = []
     for row in excluded.sort_values("path").itertuples(index=False):
         rows.append({
-            "Record": _relative(row.path, results_dir),
+            "Record": relative_path(row.path, results_dir),
             "Study": MISSING if is_missing(row.study) else row.study,
             "Model": MISSING if is_missing(row.model) else row.model,
             "Seed": MISSING if is_missing(row.seed) else str(row.seed),
@@ -135,7 +135,7 @@ def excluded_table(excluded: pd.DataFrame, results_dir: Path) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["Record", "Study", "Model", "Seed", "Reason"])
 
 
-def _relative(path, root: Path) -> str:
+def relative_path(path, root: Path) -> str:
     try:
         return str(Path(path).relative_to(root))
     except ValueError:
