@@ -81,6 +81,8 @@ def measure_latency(
     batch_size = _throughput_batch(batch_size, target)
     _check_repetitions(warmup, min_reps, min_time_s)
 
+    # Other processes on the same cores skew CPU figures badly; record how busy the machine was.
+    load_avg_1m = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     measured = _model_on(model, target, channels_last)
     with eval_mode(measured):
         runner = torch.compile(measured) if compile else measured
@@ -100,6 +102,7 @@ def measure_latency(
         "device": device_label(target),
         "device_name": device_name(target),
         "threads": torch.get_num_threads(),
+        "load_avg_1m": load_avg_1m,
         "image_shape": list(image_shape),
         "batch_1": batch_1,
         "throughput": throughput,
