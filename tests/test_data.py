@@ -399,3 +399,39 @@ def test_loaders_on_a_real_reader(tmp_path, cache_dir):
     x, y = next(iter(train))
     assert x.shape == (32, 3, 32, 32) and x.dtype == torch.float32 and y.dtype == torch.int64
     assert sum(len(y) for _, y in test) == 40
+
+
+# --- Hydra data configs -----------------------------------------------------------------------------
+
+CONF_DATA = Path(__file__).resolve().parents[1] / "conf" / "data"
+DATA_KEYS = {"name", "root", "download", "image_size", "in_chans", "num_classes", "val_size", "split_seed",
+             "train_size", "cache_dir", "on_bad_image", "augment"}
+
+
+@pytest.mark.parametrize("preset", ["fashion_mnist", "cifar10", "cifar100", "svhn", "imagefolder", "cifar10_jpg",
+                                    "imagenet", "synthetic"])
+def test_data_config_has_every_key_and_fits_the_loader(preset):
+    import inspect
+
+    from omegaconf import OmegaConf
+
+    from archbench.data import AUGMENT_DEFAULTS, DATASETS
+    from archbench.data.augment import check_augment
+
+    path = CONF_DATA / f"{preset}.yaml"
+    config = OmegaConf.to_container(OmegaConf.load(path))
+    assert DATA_KEYS <= set(config), DATA_KEYS - set(config)
+    assert config["name"] == preset and preset in DATASETS
+    assert set(config["augment"]) == set(AUGMENT_DEFAULTS) and check_augment(config["augment"])
+    parameters = inspect.signature(load_dataset).parameters
+    assert set(config) - {"augment"} <= set(parameters)  # the entry point passes every other key through
+    commented = [line for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    assert all("#" in line for line in commented if not line.rstrip().endswith(":")), "one comment per setting"
+
+
+def test_cifar10_jpg_preset_reads_the_shared_archive_layout(tmp_path, cache_dir):
+    tree = write_image_tree(tmp_path / "tree", size=(32, 32), ext="jpg")
+    packed = archive(tree, tmp_path / "cifar10-jpg.tar.gz", "tar.gz")
+    ds = load_dataset("cifar10_jpg", root=packed, image_size=32, val_size=6, cache_dir=cache_dir)
+    assert ds.name == "cifar10_jpg" and ds.info["format"] == "imagefolder"
+    assert ds.train.images.shape == (30, 3, 32, 32) and len(ds.val) == 6

@@ -14,7 +14,7 @@ from .base import DataError
 
 AUGMENT_DEFAULTS = {
     "crop_padding": 4,  # the standard CIFAR recipe: pad 4, random 32x32 crop
-    "padding_mode": "reflect",  # reflected borders keep image statistics; "zero" is the torchvision default
+    "padding_mode": "zero",  # as the ResNet/DenseNet CIFAR recipes and torchvision's RandomCrop; or "reflect"
     "flip": True,  # horizontal mirror with probability 1/2
     "cutout": 0,  # square side in pixels set to the mean (DeVries & Taylor, 2017); 0 disables
 }

@@ -13,7 +13,10 @@ from .base import DataError, Dataset, RawData, Split, resolve_root
 from .imagefolder import BadImageError
 from .split import channel_stats, resolve_count, split_indices
 
-DATASETS = ("cifar10", "cifar100", "svhn", "fashion_mnist", "imagefolder", "imagenet", "synthetic")
+FORMATS = ("cifar10", "cifar100", "svhn", "fashion_mnist", "imagefolder", "imagenet", "synthetic")
+# named presets of a format with a default root; their records and caches are kept under the preset's name
+PRESETS = {"cifar10_jpg": ("imagefolder", "../shared/data/cifar10-jpg.tar.gz")}
+DATASETS = FORMATS + tuple(PRESETS)
 CIFAR_SIZED = ("cifar10", "cifar100", "svhn", "fashion_mnist")
 CIFAR_SIZED_VAL = 5000  # the usual CIFAR hold-out; small-image sets use it (or 10% when that is fewer)
 DEFAULT_VAL_FRACTION = 0.1  # everything else holds out 10% of the official training set
@@ -27,6 +30,7 @@ def load_dataset(name: str, root=None, download: bool = False, image_size: int |
                  synthetic_size: int | None = None) -> Dataset:
     """Load dataset `name` split into train / val (held out from the official training set) / test.
 
+    name: one of DATASETS; a preset (cifar10_jpg) is its format (imagefolder) with a default root.
     root: folder (or, for imagefolder, archive) holding the data; relative paths are taken against the
     current directory. val_size: None = default (5,000 for small-image sets, else 10%), int = count,
     float in (0, 1) = fraction, 0 = none (model selection then falls back to the last epoch).
@@ -37,20 +41,22 @@ def load_dataset(name: str, root=None, download: bool = False, image_size: int |
     """
     started = time.perf_counter()
     check_options(name, image_size, in_chans, num_classes, split_seed, on_bad_image)
-    if name == "imagenet":
+    fmt, default_root = PRESETS.get(name, (name, None))
+    root = root or default_root
+    if fmt == "imagenet":
         return load_streaming(root, image_size, in_chans, num_classes, val_size, split_seed, train_size, started)
-    if name == "synthetic":
+    if fmt == "synthetic":
         raw = synthetic.read(image_size, in_chans, num_classes, synthetic_size, split_seed)
         raw.extra.update(source="synthetic", cache_key=None)
         entry = None
     else:
-        raw, entry = decoded(name, root, download, image_size, in_chans, on_bad_image, extra, cache_dir)
+        raw, entry = decoded(fmt, root, download, image_size, in_chans, on_bad_image, extra, cache_dir)
     class_names = list(raw.class_names)
     if num_classes is not None and num_classes != len(class_names):
         raise DataError(f"{name}: data.num_classes={num_classes} but the data has {len(class_names)} classes "
                         f"({raw.extra.get('source')}); set data.num_classes={len(class_names)} or null")
 
-    val_count = default_val_count(name, len(raw.train)) if val_size is None else \
+    val_count = default_val_count(fmt, len(raw.train)) if val_size is None else \
         resolve_count(val_size, len(raw.train), "val_size")
     train_count = None if train_size is None else resolve_count(train_size, len(raw.train) - val_count, "train_size")
     train_idx, val_idx = split_indices(raw.train.labels, val_count, train_count, split_seed)
@@ -66,6 +72,7 @@ def load_dataset(name: str, root=None, download: bool = False, image_size: int |
     _, chans, height, _ = train.images.shape
     info = {
         **raw.extra,
+        "format": fmt,
         "full_train_size": len(raw.train),
         "train_size": len(train), "val_size": len(val), "test_size": len(raw.test),
         "selection": "val" if len(val) else "last",
@@ -75,7 +82,7 @@ def load_dataset(name: str, root=None, download: bool = False, image_size: int |
     }
     return Dataset(name=name, train=train, val=val, test=raw.test, num_classes=len(class_names),
                    class_names=class_names, in_chans=chans, image_size=height, mean=tuple(stats["mean"]),
-                   std=tuple(stats["std"]), synthetic=name == "synthetic", info=info)
+                   std=tuple(stats["std"]), synthetic=fmt == "synthetic", info=info)
 
 
 def check_options(name, image_size, in_chans, num_classes, split_seed, on_bad_image) -> None:
@@ -93,9 +100,9 @@ def check_options(name, image_size, in_chans, num_classes, split_seed, on_bad_im
         raise DataError(f"data.on_bad_image={on_bad_image!r}; use one of {ON_BAD_IMAGE}")
 
 
-def default_val_count(name: str, train_total: int) -> int:
+def default_val_count(fmt: str, train_total: int) -> int:
     fraction = round(DEFAULT_VAL_FRACTION * train_total)
-    return min(CIFAR_SIZED_VAL, fraction) if name in CIFAR_SIZED else fraction
+    return min(CIFAR_SIZED_VAL, fraction) if fmt in CIFAR_SIZED else fraction
 
 
 def decoded(name, root, download, image_size, in_chans, on_bad_image, extra, cache_dir) -> tuple[RawData, Path]:
@@ -177,13 +184,14 @@ def load_streaming(root, image_size, in_chans, num_classes, val_size, split_seed
     if num_classes is not None and num_classes != len(class_names):
         raise DataError(f"imagenet: data.num_classes={num_classes} but {root}/train has {len(class_names)} class "
                         f"folders; set data.num_classes={len(class_names)} or null")
-    val_count = default_val_count("imagenet", len(raw.train)) if val_size is None else \
+    val_count = round(DEFAULT_VAL_FRACTION * len(raw.train)) if val_size is None else \
         resolve_count(val_size, len(raw.train), "val_size")
     train_count = None if train_size is None else resolve_count(train_size, len(raw.train) - val_count, "train_size")
     train_idx, val_idx = split_indices(raw.train.labels, val_count, train_count, split_seed)
     train, val = raw.train.subset(train_idx), raw.train.subset(val_idx)
-    info = {**raw.extra, "source": str(root), "cache_key": None, "full_train_size": len(raw.train),
-            "train_size": len(train), "val_size": len(val), "test_size": len(raw.test),
+    info = {**raw.extra, "format": "imagenet", "source": str(root), "cache_key": None,
+            "full_train_size": len(raw.train), "train_size": len(train), "val_size": len(val),
+            "test_size": len(raw.test),
             "selection": "val" if len(val) else "last", "split_seed": split_seed,
             "stats_from": "standard ImageNet statistics", "streaming": True,
             "load_s": round(time.perf_counter() - started, 3)}
