@@ -226,6 +226,7 @@ def test_latency_record_fields_and_settings():
     result = measure_latency(model, (3, 8, 8), warmup=1, min_reps=3, min_time_s=0.0, amp=False)
     assert result["device"] == "cpu" and result["device_name"]
     assert result["threads"] == torch.get_num_threads()
+    assert result["load_avg_1m"] is None or result["load_avg_1m"] >= 0
     assert result["image_shape"] == [3, 8, 8]
     assert result["amp"] == "off" and result["channels_last"] is False
     assert result["compile"] is False and result["compile_s"] is None

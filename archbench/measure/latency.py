@@ -84,7 +84,9 @@ def measure_latency(
     # Other processes on the same cores skew CPU figures badly; record how busy the machine was.
     load_avg_1m = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     measured = _model_on(model, target, channels_last)
-    with eval_mode(measured):
+    # CUDA events and autocast follow the current device, which need not be `target`.
+    on_target = torch.cuda.device(target) if target.type == "cuda" else contextlib.nullcontext()
+    with on_target, eval_mode(measured):
         runner = torch.compile(measured) if compile else measured
         compile_seconds: list[float] = []
 
