@@ -14,7 +14,8 @@ import pytest
 from archbench.report import build as report_build
 from archbench.report import build_report
 from archbench.report.__main__ import UsageError, main, parse_arguments
-from archbench.report.tables import latex_escape
+from archbench import results
+from archbench.report.tables import accuracy_table, latex_escape
 
 FIXTURES = Path(__file__).parent / "fixtures" / "records"
 TRAIN_FIGURES = ["acc-vs-macs", "acc-vs-latency", "acc-vs-throughput", "params-vs-acc",
@@ -164,14 +165,21 @@ def test_excluded_runs_are_listed_with_reasons(report, readme):
     assert "resnet44" not in readme.split("## Excluded runs")[0]
 
 
-def _copy_fixtures(tmp_path) -> Path:
+def _copy_fixtures(tmp_path, golden_models=None) -> Path:
+    """A writable copy of the fixtures; `golden_models` keeps only those golden CPU models
+    (fewer figures to draw, so the test stays fast)."""
     results_dir = tmp_path / "results"
-    shutil.copytree(FIXTURES, results_dir)
+    if golden_models is None:
+        shutil.copytree(FIXTURES, results_dir)
+        return results_dir
+    for model in golden_models:
+        shutil.copytree(FIXTURES / "runs/golden/cifar10" / model,
+                        results_dir / "runs/golden/cifar10" / model)
     return results_dir
 
 
 def test_disagreeing_budgets_within_a_study_raise_a_loud_warning(tmp_path):
-    results_dir = _copy_fixtures(tmp_path)
+    results_dir = _copy_fixtures(tmp_path, ["resnet20", "densenet40"])
     path = results_dir / "runs/golden/cifar10/densenet40/seed0/record.json"
     record = json.loads(path.read_text())
     record["config"]["train"]["budget"] = {"epochs": 5}
@@ -184,7 +192,7 @@ def test_disagreeing_budgets_within_a_study_raise_a_loud_warning(tmp_path):
 
 
 def test_paper_recipe_study_states_each_recipe_and_compares_with_its_paper(tmp_path):
-    results_dir = _copy_fixtures(tmp_path)
+    results_dir = _copy_fixtures(tmp_path, ["resnet20", "resnet56", "densenet40"])
     for path in (results_dir / "runs/golden/cifar10/densenet40").glob("seed*/record.json"):
         record = json.loads(path.read_text())
         record["config"]["train"].update(name="densenet2017", batch_size=64)
@@ -193,7 +201,7 @@ def test_paper_recipe_study_states_each_recipe_and_compares_with_its_paper(tmp_p
     readme = (out / "README.md").read_text()
     assert "Each model was trained with its own paper's recipe" in readme
     assert "densenet2017 (used by densenet40):" in readme
-    assert "he2015 (used by resnet20, resnet56, shufflenet_v2_x0_5):" in readme
+    assert "he2015 (used by resnet20, resnet56):" in readme
     assert "Warning" not in readme
     published = (out / "tables" / f"golden--cifar10--{CPU_STEM}--published.md").read_text()
     assert "| densenet40 | densenet2017 | Huang et al. 2017 |" in published
@@ -282,3 +290,14 @@ def test_python_dash_m_builds_the_report_without_torch(tmp_path):
 
 def test_latex_escape_covers_specials():
     assert latex_escape("a_b & 50% ± #1") == r"a\_b \& 50\% $\pm$ \#1"
+
+
+def test_time_to_target_column_only_when_a_target_was_set():
+    runs = results.load(FIXTURES)
+    summary = results.summarize(runs[runs.study == "golden"])
+    ranking = results.rank(runs[runs.study == "golden"])
+    front = results.pareto_front(summary)
+    with_target = accuracy_table(summary, ranking, front, "cpu", 90.0)
+    without_target = accuracy_table(summary, ranking, front, "cpu", None)
+    assert "Time to 90% (s)" in with_target.columns
+    assert not [column for column in without_target.columns if column.startswith("Time to")]

@@ -426,7 +426,9 @@ def _recipe_code(config_text) -> Code:
     config = json.loads(config_text) if isinstance(config_text, str) else None
     if not config:
         return Code("not recorded")
-    return Code("\n".join(f"{key}: {value}" for key, value in _flatten(config).items()))
+    # Unset options (null) are left out: they say nothing about how the models were trained.
+    settings = {key: value for key, value in _flatten(config).items() if value != "null"}
+    return Code("\n".join(f"{key}: {value}" for key, value in settings.items()))
 
 
 def _recipe_differences(train_runs: pd.DataFrame) -> str:

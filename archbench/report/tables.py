@@ -70,7 +70,11 @@ def accuracy_table(group: pd.DataFrame, ranking: pd.DataFrame, on_front: pd.Seri
             f"Time to {target} (s)": _time_to_target(row),
             "Pareto (MACs)": "yes" if on_front.get(index, False) else "",
         })
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    if is_missing(ttt_target):
+        # No target accuracy was set for these runs: "not reached" would be misleading.
+        table = table.drop(columns=[f"Time to {target} (s)"], errors="ignore")
+    return table
 
 
 def _rank_text(ranks: pd.DataFrame, model: str) -> str:
