@@ -45,6 +45,9 @@ def millions(value) -> str:
 def accuracy_table(group: pd.DataFrame, ranking: pd.DataFrame, on_front: pd.Series,
                    device: str, ttt_target) -> pd.DataFrame:
     """Display table of a train comparison (one study, data and hardware), best first."""
+    if group.model.duplicated().any():
+        raise ValueError("accuracy_table: pass the summary of one study, data and hardware; "
+                         f"models appear more than once: {sorted(set(group.model[group.model.duplicated()]))}")
     ranks = ranking.set_index("model") if len(ranking) else pd.DataFrame()
     target = MISSING if is_missing(ttt_target) else f"{ttt_target:g}%"
     rows = []
