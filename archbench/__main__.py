@@ -52,6 +52,10 @@ def budget_from_overrides(budget: dict, overrides: list[str]) -> dict:
     return budget
 
 
+def _plain(node) -> dict:
+    return OmegaConf.to_container(node, resolve=True) if node is not None else {}
+
+
 def spec_from_config(cfg: DictConfig, overrides: list[str]) -> RunSpec:
     from hydra.utils import instantiate
 
@@ -68,7 +72,7 @@ def spec_from_config(cfg: DictConfig, overrides: list[str]) -> RunSpec:
     return RunSpec(
         model=model.name, data=data_args, task=cfg.task, study=cfg.study, seed=cfg.seed, device=cfg.device,
         results_dir=os.path.abspath(cfg.results_dir), force=cfg.force, on_locked=cfg.on_locked,
-        model_stem=model.get("stem", "auto"), model_kwargs=OmegaConf.to_container(model.get("kwargs") or {}),
+        model_stem=model.get("stem", "auto"), model_kwargs=_plain(model.get("kwargs")),
         augment=augment, recipe=train.name, batch_size=train.batch_size, eval_batch_size=train.eval_batch_size,
         lr=train.optimizer.lr, lr_reference_batch=train.lr_reference_batch,
         weight_decay=train.optimizer.get("weight_decay", 0.0),

@@ -1,0 +1,82 @@
+"""End to end: the real CLI trains on real Fashion-MNIST and writes a record with the documented fields."""
+import time
+
+import pytest
+
+from helpers import FAST, FMNIST, archbench, load, record_path
+
+pytestmark = pytest.mark.skipif(not FMNIST.exists(), reason="needs Debian's dataset-fashion-mnist (make data)")
+
+
+@pytest.fixture(scope="module")
+def fmnist_run(tmp_path_factory):
+    results = tmp_path_factory.mktemp("results")
+    cache = tmp_path_factory.mktemp("cache")
+    out = archbench(["model=resnet20", "data=fashion_mnist", "data.train_size=512", "data.val_size=500",
+                     f"data.cache_dir={cache}", "train.batch_size=64", "train.budget.epochs=2", "seed=3",
+                     "measure.warmup=1", "measure.min_reps=3", "measure.min_time_s=0.1", "measure.batch_size=8"],
+                    results)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return results, out
+
+
+def test_record_fields_types_and_ranges(fmnist_run):
+    results, out = fmnist_run
+    record = load(record_path(results, "resnet20", "fashion_mnist", seed=3))
+    assert record["schema"] == 1 and record["status"] == "complete" and record["task"] == "train"
+    assert (record["model"], record["family"], record["data"], record["seed"]) == ("resnet20", "resnet_v1",
+                                                                                   "fashion_mnist", 3)
+    assert record["synthetic"] is False and record["error"] is None
+    assert record["config"]["model"]["name"] == "resnet20" and record["config"]["train"]["budget"]["epochs"] == 2
+    env = record["env"]
+    assert env["torch"] and env["python"] and env["cpu_model"] and env["threads"] >= 1
+    assert env["start_time"] <= env["end_time"]
+    ds = record["dataset"]
+    assert (ds["train_size"], ds["val_size"], ds["test_size"]) == (512, 500, 10000)
+    assert ds["in_chans"] == 1 and ds["image_size"] == 28 and ds["selection"] == "val"
+    c = record["complexity"]
+    assert c["input_shape"] == [1, 1, 28, 28] and 260_000 < c["params"] < 280_000
+    assert c["macs"] > 1e7 and c["flops_forward"] == pytest.approx(2 * c["macs"], rel=0.02)
+    assert record["latency"]["device"] == "cpu" and record["latency"]["batch_1"]["median_ms"] > 0
+    train = record["train"]
+    assert train["budget"] == {"epochs": 2} and train["epochs"] == 2 and train["steps"] == 2 * (512 // 64)
+    assert train["wall_s"] > 0 and train["img_per_s"] > 0 and 0 < train["mfu"] < 1
+    m = record["metrics"]
+    for key in ("val_top1", "test_top1", "test_top5"):
+        assert 0 <= m[key] <= 100
+    assert m["test_top5"] >= m["test_top1"] and m["best_epoch"] in (0, 1)
+    assert m["test_top1"] > 10  # two short epochs of a real dataset beat chance
+    assert [h["epoch"] for h in record["history"]] == [0, 1]
+    for h in record["history"]:
+        assert set(h) >= {"epoch", "train_loss", "train_top1", "val_loss", "val_top1", "lr", "epoch_s"}
+        assert h["train_loss"] > 0 and 0 <= h["val_top1"] <= 100 and h["lr"] >= 0
+    assert (record_path(results, "resnet20", "fashion_mnist", seed=3).parent / "run.log").exists()
+    assert not (record_path(results, "resnet20", "fashion_mnist", seed=3).parent / "checkpoint.ckpt").exists()
+
+
+def test_rerun_skips_finished_record_without_building(fmnist_run):
+    results, _ = fmnist_run
+    path = record_path(results, "resnet20", "fashion_mnist", seed=3)
+    before = path.stat().st_mtime_ns
+    tick = time.perf_counter()
+    out = archbench(["model=resnet20", "data=fashion_mnist", "data.train_size=512", "seed=3"], results)
+    assert out.returncode == 0 and "skip" in out.stdout + out.stderr
+    assert path.stat().st_mtime_ns == before
+    assert time.perf_counter() - tick < 30  # interpreter + Hydra start-up only; no data, no model
+
+
+def test_profile_task_needs_no_dataset_files(tmp_path):
+    out = archbench(["task=profile", "model=resnet18", "data=imagenet", "data.root=/nonexistent",
+                     "measure.warmup=1", "measure.min_reps=2", "measure.min_time_s=0.05", "measure.batch_size=2"],
+                    tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    record = load(record_path(tmp_path, "resnet18", "imagenet"))
+    assert record["status"] == "complete" and record["task"] == "profile"
+    assert record["metrics"] is None and record["train"] is None
+    assert record["complexity"]["macs"] == pytest.approx(1.82e9, rel=0.01)  # timm: resnet18 1.82 GMACs
+
+
+def test_synthetic_records_are_flagged(tmp_path):
+    out = archbench(["model=resnet20", *FAST], tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert load(record_path(tmp_path))["synthetic"] is True

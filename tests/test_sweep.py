@@ -1,0 +1,59 @@
+"""Multirun sweeps: parallel launcher, idempotent reruns, failing jobs reported, submitit_local."""
+import time
+
+import pytest
+
+from helpers import FAST, archbench, load, record_path
+
+MODELS = ("resnet20", "preact_resnet20")
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    results = tmp_path_factory.mktemp("results")
+    args = ["-m", f"model={','.join(MODELS)}", "seed=0,1", *FAST, "hydra/launcher=local_parallel", "threads=1"]
+    first = archbench(args, results, timeout=600)
+    return results, args, first
+
+
+@pytest.mark.slow
+def test_joblib_sweep_writes_four_records(sweep):
+    results, _, first = sweep
+    assert first.returncode == 0, first.stdout + first.stderr
+    for model in MODELS:
+        for seed in (0, 1):
+            record = load(record_path(results, model, seed=seed))
+            assert record["status"] == "complete" and record["env"]["threads"] == 1
+    summary = (results / "runs/default/sweep_summary.md").read_text()
+    assert summary.count("| complete |") == 4
+
+
+@pytest.mark.slow
+def test_rerun_skips_all_four(sweep):
+    results, args, _ = sweep
+    stamps = {m: record_path(results, m).stat().st_mtime_ns for m in MODELS}
+    tick = time.perf_counter()
+    again = archbench(args, results, timeout=300)
+    assert again.returncode == 0, again.stdout + again.stderr
+    summary = (results / "runs/default/sweep_summary.md").read_text()
+    assert summary.count("| skipped |") == 4 and "4 skipped" in summary
+    assert {m: record_path(results, m).stat().st_mtime_ns for m in MODELS} == stamps
+    assert time.perf_counter() - tick < 60
+
+
+def test_failing_job_leaves_others_complete_and_is_reported(tmp_path):
+    # The second job's budget is invalid; the sweep runs the first, reports the second, and exits 1.
+    out = archbench(["-m", "model=resnet20", *FAST, "train.budget.steps=4,-1", "seed=0"], tmp_path)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert load(record_path(tmp_path, "resnet20"))["status"] == "complete"
+    summary = (tmp_path / "runs/default/sweep_summary.md").read_text()
+    assert "| failed |" in summary and "1 complete, 1 failed" in summary
+    assert "steps=-1" in out.stdout + out.stderr
+
+
+@pytest.mark.slow
+def test_submitit_local_launcher_completes_a_job(tmp_path):
+    out = archbench(["-m", "model=resnet20", *FAST, "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=5"],
+                    tmp_path, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert load(record_path(tmp_path))["status"] == "complete"
