@@ -221,3 +221,14 @@ def test_imagenet_archive_or_missing_root_is_explained(tmp_path):
     (tmp_path / "imagenet.tar").write_bytes(b"")
     with pytest.raises(DataError, match="extract it first"):
         load_dataset("imagenet", root=tmp_path / "imagenet.tar")
+
+
+def test_cpu_batches_leave_the_callers_thread_count_alone():
+    ds = tensor_dataset()
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        for _ in make_loaders(ds, batch_size=16)[0]:
+            assert torch.get_num_threads() == 2  # the training step between batches keeps its threads
+    finally:
+        torch.set_num_threads(before)
