@@ -6,6 +6,7 @@ are drawn on the CPU from a seeded generator, so a batch is augmented the same o
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -104,19 +105,31 @@ def cutout_mask(params: AugmentParams, size: int, height: int, width: int, devic
     return ~(in_rows[:, :, None] & in_cols[:, None, :])[:, None]
 
 
+@functools.lru_cache(maxsize=32)
+def normalization(mean: tuple, std: tuple, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(scale, shift) per channel, made once per device: building them per batch would copy host to GPU
+    and make the CPU wait for the GPU every step."""
+    scale = torch.tensor([1 / (255 * s) for s in std], device=device).view(1, -1, 1, 1)
+    shift = torch.tensor([m / s for m, s in zip(mean, std)], device=device).view(1, -1, 1, 1)
+    return scale, shift
+
+
 def normalize(images: torch.Tensor, mean, std) -> torch.Tensor:
     """uint8 (B, C, H, W) -> float32 (x/255 - mean) / std, per channel."""
-    scale = torch.tensor([1 / (255 * s) for s in std], device=images.device).view(1, -1, 1, 1)
-    shift = torch.tensor([m / s for m, s in zip(mean, std)], device=images.device).view(1, -1, 1, 1)
+    scale, shift = normalization(tuple(mean), tuple(std), images.device)
     return images.float().mul_(scale).sub_(shift)  # in place: one float copy of the batch, no temporaries
 
 
-def apply_augment(images: torch.Tensor, params: AugmentParams, crop_padding: int = 0, padding_mode: str = "reflect",
-                  cutout: int = 0, mean=None, std=None) -> torch.Tensor:
-    """Augment a uint8 batch with given params; with mean/std also normalize (cutout then fills with the mean)."""
-    batch, _, height, width = images.shape
+def apply_augment(images: torch.Tensor, params: AugmentParams, crop_padding: int = 0, padding_mode: str = "zero",
+                  cutout: int = 0, mean=None, std=None, flip: bool = True) -> torch.Tensor:
+    """Augment a uint8 batch with given params; with mean/std also normalize (cutout then fills with the mean).
+
+    flip=False promises params.flip is all False, so a batch with no crop skips the gather; the settings,
+    not the drawn values, decide, because reading a GPU tensor here would stall the device every batch.
+    """
+    _, _, height, width = images.shape
     params = params.to(images.device)
-    if crop_padding or bool(params.flip.any()):
+    if crop_padding or flip:
         images = crop_and_flip(images, params, crop_padding, padding_mode)
     if mean is not None:
         images = normalize(images, mean, std)
@@ -126,7 +139,7 @@ def apply_augment(images: torch.Tensor, params: AugmentParams, crop_padding: int
 
 
 def augment_batch(images: torch.Tensor, generator: torch.Generator, crop_padding: int = 4,
-                  padding_mode: str = "reflect", flip: bool = True, cutout: int = 0, mean=None, std=None
+                  padding_mode: str = "zero", flip: bool = True, cutout: int = 0, mean=None, std=None
                   ) -> torch.Tensor:
     """Draw per-sample parameters from generator (a CPU generator) and augment uint8 images (B, C, H, W).
 
@@ -138,4 +151,4 @@ def augment_batch(images: torch.Tensor, generator: torch.Generator, crop_padding
     check_augment({"crop_padding": crop_padding, "padding_mode": padding_mode, "flip": flip, "cutout": cutout})
     batch, _, height, width = images.shape
     params = sample_params(batch, height, width, generator, crop_padding, flip, cutout)
-    return apply_augment(images, params, crop_padding, padding_mode, cutout, mean, std)
+    return apply_augment(images, params, crop_padding, padding_mode, cutout, mean, std, flip)

@@ -100,7 +100,7 @@ class TensorLoader:
                     batch_params = AugmentParams(*(t[start:start + self.batch_size] for t in (
                         params.crop_y, params.crop_x, params.flip, params.cutout_y, params.cutout_x)))
                     x = apply_augment(x, batch_params, augment["crop_padding"], augment["padding_mode"],
-                                      augment["cutout"], self.mean, self.std)
+                                      augment["cutout"], self.mean, self.std, augment["flip"])
                 else:
                     x = normalize(x, self.mean, self.std)
             yield x, y
