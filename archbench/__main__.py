@@ -7,10 +7,10 @@ the closest valid names instead of a traceback.
 from __future__ import annotations
 
 import difflib
-import json
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 
 import hydra
@@ -118,6 +118,7 @@ def cli() -> None:
     if message:
         print(f"archbench: error: {message}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
+    os.environ.setdefault("ARCHBENCH_SWEEP_ID", time.strftime("%Y-%m-%d_%H-%M-%S") + f"_{os.getpid()}")
     main()
     sys.exit(1 if sweep.FAILED_JOBS else 0)
 

@@ -1,0 +1,69 @@
+"""Bad input: a clear message naming the value and the fix, a non-zero exit, and nothing written to results."""
+import pytest
+
+from helpers import FAST, FMNIST, archbench
+
+CASES = {
+    "unknown model": (["model=resnet2O"], "unknown model 'resnet2O' (closest: resnet32, resnet20"),
+    "unknown data": (["data=cifar11"], "unknown data 'cifar11' (closest: cifar10"),
+    "unknown recipe": (["train=standrd"], "unknown train 'standrd' (closest: standard"),
+    "unknown experiment": (["-m", "experiment=cpu_mnii"], "unknown experiment 'cpu_mnii' (closest: cpu_mini"),
+    "misspelt key": (["train.epochss=3"], "train.epochss"),
+    "negative epochs": (["train.budget.epochs=-1"], "train.budget.epochs=-1 must be a positive number"),
+    "zero batch size": (["train.batch_size=0"], "train.batch_size=0 must be a positive integer"),
+    "lr not a number": (["train.optimizer.lr=fast"], "train.optimizer.lr='fast' must be a positive number"),
+    "two budget kinds": (["train.budget.epochs=2", "train.budget.steps=3"], "exactly one of epochs, steps"),
+    "no budget": (["train.budget.epochs=null"], "found: none"),
+    "missing dataset root": (["data=cifar10", "data.root=/nonexistent/cifar"], "/nonexistent/cifar"),
+    "wrong layout": (["data=imagefolder", "data.root={tmp}/flat"], "{tmp}/flat"),
+    "cuda without cuda": (["device=cuda"], "device='cuda' but this machine has no CUDA device"),
+    "input too small": (["model=densenet121", "model.stem=imagenet", "data.image_size=8"],
+                        "cannot run on 8x8 inputs"),
+    "bad stem": (["model.stem=tiny"], "tiny"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_input_fails_clearly_and_writes_nothing(case, tmp_path):
+    args, expected = CASES[case]
+    (tmp_path / "flat" / "images").mkdir(parents=True)  # an image folder without train/ and test/
+    args, expected = [a.format(tmp=tmp_path) for a in args], expected.format(tmp=tmp_path)
+    if case in ("negative epochs", "zero batch size", "lr not a number", "two budget kinds", "no budget",
+                "cuda without cuda", "input too small", "bad stem"):
+        args = [a for a in FAST if not a.startswith(("train.budget", "train.batch_size"))] + args
+        if case not in ("negative epochs", "two budget kinds", "no budget"):
+            args.append("train.budget.steps=2")
+        if case != "zero batch size":
+            args.append("train.batch_size=32")
+    out = archbench(args, tmp_path / "results", timeout=120)
+    message = out.stdout + out.stderr
+    assert out.returncode != 0, message
+    assert expected in message, message
+    assert "Traceback" not in out.stderr or case == "misspelt key", message
+    assert not (tmp_path / "results" / "runs").exists()  # no failed record, no half-made folder
+
+
+@pytest.mark.skipif(not FMNIST.exists(), reason="needs dataset-fashion-mnist")
+def test_training_set_smaller_than_validation_split(tmp_path):
+    out = archbench(["data=fashion_mnist", "data.val_size=70000", f"data.cache_dir={tmp_path}/cache"],
+                    tmp_path / "results", timeout=180)
+    assert out.returncode != 0 and "70000" in out.stderr and "val_size" in out.stderr, out.stderr
+    assert not (tmp_path / "results" / "runs").exists()
+
+
+def test_unreadable_image_fails_with_path_when_asked(tmp_path):
+    from PIL import Image
+
+    for split in ("train", "test"):
+        for cls in ("a", "b"):
+            folder = tmp_path / "imgs" / split / cls
+            folder.mkdir(parents=True)
+            for i in range(4):
+                Image.new("RGB", (16, 16), (i * 40, 0, 0)).save(folder / f"{i}.png")
+    (tmp_path / "imgs/train/a/broken.png").write_bytes(b"")  # zero bytes
+    args = ["data=imagefolder", f"data.root={tmp_path}/imgs", "data.image_size=16", "data.num_classes=2",
+            "data.on_bad_image=error", f"data.cache_dir={tmp_path}/cache", "data.val_size=0",
+            "train.batch_size=4", "train.budget.steps=1"]
+    out = archbench(args, tmp_path / "results", timeout=120)
+    assert out.returncode != 0 and "broken.png" in out.stderr, out.stdout + out.stderr
+    assert not (tmp_path / "results" / "runs").exists()
