@@ -435,3 +435,21 @@ def test_cifar10_jpg_preset_reads_the_shared_archive_layout(tmp_path, cache_dir)
     ds = load_dataset("cifar10_jpg", root=packed, image_size=32, val_size=6, cache_dir=cache_dir)
     assert ds.name == "cifar10_jpg" and ds.info["format"] == "imagefolder"
     assert ds.train.images.shape == (30, 3, 32, 32) and len(ds.val) == 6
+
+
+def test_an_identical_copy_shares_the_cache_but_records_its_own_path(tmp_path, cache_dir):
+    write_cifar10(tmp_path / "a")
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    first = load_dataset("cifar10", root=tmp_path / "a", val_size=0, cache_dir=cache_dir)
+    copy = load_dataset("cifar10", root=tmp_path / "b", val_size=0, cache_dir=cache_dir)
+    assert copy.info["cache_hit"] and copy.info["cache_key"] == first.info["cache_key"]
+    assert copy.info["source"] == str(tmp_path / "b" / "cifar-10-batches-py")
+
+
+def test_asking_for_the_native_shape_reuses_the_plain_cache(tmp_path, cache_dir):
+    write_cifar10(tmp_path)
+    plain = load_dataset("cifar10", root=tmp_path, val_size=0, cache_dir=cache_dir)
+    native = load_dataset("cifar10", root=tmp_path, image_size=32, in_chans=3, val_size=0, cache_dir=cache_dir)
+    assert native.info["cache_hit"] and native.info["cache_key"] == plain.info["cache_key"]
+    resized = load_dataset("cifar10", root=tmp_path, image_size=24, val_size=0, cache_dir=cache_dir)
+    assert not resized.info["cache_hit"] and resized.train.images.shape == (200, 3, 24, 24)

@@ -17,7 +17,8 @@ FORMATS = ("cifar10", "cifar100", "svhn", "fashion_mnist", "imagefolder", "image
 # named presets of a format with a default root; their records and caches are kept under the preset's name
 PRESETS = {"cifar10_jpg": ("imagefolder", "../shared/data/cifar10-jpg.tar.gz")}
 DATASETS = FORMATS + tuple(PRESETS)
-CIFAR_SIZED = ("cifar10", "cifar100", "svhn", "fashion_mnist")
+NATIVE = {"cifar10": (32, 3), "cifar100": (32, 3), "svhn": (32, 3), "fashion_mnist": (28, 1)}  # (size, channels)
+CIFAR_SIZED = tuple(NATIVE)
 CIFAR_SIZED_VAL = 5000  # the usual CIFAR hold-out; small-image sets use it (or 10% when that is fewer)
 DEFAULT_VAL_FRACTION = 0.1  # everything else holds out 10% of the official training set
 ON_BAD_IMAGE = ("skip", "error")
@@ -42,6 +43,8 @@ def load_dataset(name: str, root=None, download: bool = False, image_size: int |
     started = time.perf_counter()
     check_options(name, image_size, in_chans, num_classes, split_seed, on_bad_image)
     fmt, default_root = PRESETS.get(name, (name, None))
+    if fmt != "synthetic" and in_chans not in (None, 1, 3):
+        raise DataError(f"data.in_chans={in_chans} is not supported for {name}; use 1 (grayscale), 3 (RGB) or null")
     root = root or default_root
     if fmt == "imagenet":
         return load_streaming(root, image_size, in_chans, num_classes, val_size, split_seed, train_size, started)
@@ -92,8 +95,6 @@ def check_options(name, image_size, in_chans, num_classes, split_seed, on_bad_im
     for key, value in (("image_size", image_size), ("in_chans", in_chans), ("num_classes", num_classes)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise DataError(f"data.{key}={value!r} must be a positive integer or null")
-    if in_chans not in (None, 1, 3):
-        raise DataError(f"data.in_chans={in_chans} is not supported; use 1 (grayscale), 3 (RGB) or null")
     if isinstance(split_seed, bool) or not isinstance(split_seed, int):
         raise DataError(f"data.split_seed={split_seed!r} must be an integer")
     if on_bad_image not in ON_BAD_IMAGE:
@@ -117,26 +118,32 @@ def decoded(name, root, download, image_size, in_chans, on_bad_image, extra, cac
         sources = fashion_mnist.find_sources(root, download)
     else:
         sources, tree_root = imagefolder.find_sources(root)
-    options = {"image_size": image_size, "in_chans": in_chans, "extra": bool(extra) if name == "svhn" else None}
+    native_size, native_chans = NATIVE.get(name, (None, None))
+    options = {  # asking for the native shape is asking for no change: share the cache with null
+        "image_size": None if image_size == native_size else image_size,
+        "in_chans": None if in_chans == native_chans else in_chans,
+        "extra": bool(extra) if name == "svhn" else None,
+    }
     key = cache.cache_key(name, cache.source_fingerprint(sources, tree_root), options)
     entry = cache.entry_dir(cache.resolve_cache_dir(cache_dir), name, key)
+    # where the files are now: a cache built from an identical copy elsewhere records the copy's path
+    here = {"source": str(root if name == "imagefolder" else sources[0].parent), "cache_path": str(entry)}
     cached = cache.load_entry(entry)
     if cached is None:
         with cache.build_lock(entry):
             cached = cache.load_entry(entry)  # another process may have built it while we waited
             if cached is None:
                 started = time.perf_counter()
-                raw = read(name, root, sources, image_size, in_chans, on_bad_image)
-                source = root if name == "imagefolder" else sources[0].parent
-                meta = {**raw.extra, "source": str(source), "cache_path": str(entry),
-                        "cache_key": key, "options": options, "decode_s": round(time.perf_counter() - started, 3)}
+                raw = read(name, root, sources, options["image_size"], options["in_chans"], on_bad_image)
+                meta = {**raw.extra, **here, "cache_key": key, "options": options,
+                        "decode_s": round(time.perf_counter() - started, 3)}
                 cache.save_entry(entry, raw.train, raw.test, raw.class_names, meta)
                 return RawData(raw.train, raw.test, raw.class_names, {**meta, "cache_hit": False}), entry
     train, test, class_names, meta = cached
     if on_bad_image == "error" and meta.get("bad_images"):
         raise BadImageError(f"{name}: {meta['bad_images']} image(s) under {root} cannot be decoded, e.g. "
                             f"{meta.get('bad_image_examples')}; remove or replace them, or set data.on_bad_image=skip")
-    return RawData(train, test, class_names, {**meta, "cache_hit": True}), entry
+    return RawData(train, test, class_names, {**meta, **here, "cache_hit": True}), entry
 
 
 def read(name, root, sources, image_size, in_chans, on_bad_image) -> RawData:
