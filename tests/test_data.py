@@ -453,3 +453,18 @@ def test_asking_for_the_native_shape_reuses_the_plain_cache(tmp_path, cache_dir)
     assert native.info["cache_hit"] and native.info["cache_key"] == plain.info["cache_key"]
     resized = load_dataset("cifar10", root=tmp_path, image_size=24, val_size=0, cache_dir=cache_dir)
     assert not resized.info["cache_hit"] and resized.train.images.shape == (200, 3, 24, 24)
+
+
+@pytest.mark.parametrize("name, dataset_class", [("cifar10", "CIFAR10"), ("svhn", "SVHN"),
+                                                 ("fashion_mnist", "FashionMNIST")])
+def test_download_while_offline_names_the_path_and_the_fix(tmp_path, cache_dir, monkeypatch, name, dataset_class):
+    import torchvision.datasets
+
+    def offline(*args, **kwargs):  # what torchvision raises with no route to the host
+        raise OSError("<urlopen error [Errno -3] Temporary failure in name resolution>")
+
+    monkeypatch.setattr(torchvision.datasets, dataset_class, offline)
+    monkeypatch.setattr(fashion_mnist_reader, "SYSTEM_DIRS", [])
+    with pytest.raises(DataNotFoundError) as err:
+        load_dataset(name, root=tmp_path / "data", download=True, cache_dir=cache_dir)
+    assert str(tmp_path / "data") in str(err.value) and "name resolution" in str(err.value)
