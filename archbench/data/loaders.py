@@ -22,7 +22,7 @@ from .imagefolder import BadImageError
 from .imagenet import EVAL_CROP_FRACTION
 from .split import seeded_generator
 
-NO_AUGMENT = {"crop_padding": 0, "padding_mode": "reflect", "flip": False, "cutout": 0}
+NO_AUGMENT = {"crop_padding": 0, "padding_mode": "zero", "flip": False, "cutout": 0}
 MAX_STREAM_WORKERS = 8  # enough to keep one GPU fed with 224 px JPEGs; more mostly adds memory
 
 
