@@ -1,0 +1,140 @@
+"""The model zoo: six CNN families, paper-faithful, plus any timm model under the same protocol.
+
+    model = create_model("resnet56", num_classes=10)
+    model = create_model("efficientnetv2_s", num_classes=100, input_size=32)  # CIFAR stem
+    model = create_model("timm/resnext50_32x4d", num_classes=10, input_size=224)
+
+Every model carries ``model.archbench_info``: name, family, the stem it was built with
+("cifar", "imagenet", or "native" for networks designed for 32 px inputs) and which library
+wrote its layers ("archbench", "timm" or "torchvision"); timm builds also record the timm
+name, the timm arguments and what the CIFAR stem changed.
+"""
+from __future__ import annotations
+
+import inspect
+from importlib import resources
+
+import pandas as pd
+import torch.nn as nn
+
+from . import densenet, efficientnet, preact_resnet, resnet, shufflenet, wide_resnet  # noqa: F401  (registers)
+from .registry import FAMILIES, TIMM_PREFIX, get_entry, register, registered_names
+from .timm_adapter import create_timm_model
+
+__all__ = [
+    "FAMILIES",
+    "SMALL_REPRESENTATIVES",
+    "STEMS",
+    "create_model",
+    "list_models",
+    "load_reference",
+    "model_family",
+    "register",
+    "resolve_stem",
+]
+
+STEMS = ("auto", "imagenet", "cifar")
+# `auto` switches to the CIFAR stem at or below this input size (px).
+CIFAR_STEM_MAX_SIZE = 64
+
+# One model per family for CPU-scale studies: each costs 20-150 M MACs on a 3x32x32 input
+# (tests/test_models.py measures it). See docs/models.md for the numbers.
+SMALL_REPRESENTATIVES = {
+    "resnet_v1": "resnet20",
+    "resnet_v2": "preact_resnet20",
+    "wide_resnet": "wrn_16_2",
+    "densenet": "densenet_bc_40_12",
+    "shufflenet_v2": "shufflenet_v2_x2_0",
+    "efficientnet_v2": "efficientnetv2_b0",
+}
+
+
+def create_model(
+    name: str,
+    num_classes: int,
+    in_chans: int = 3,
+    input_size: int = 32,
+    stem: str = "auto",
+    **kwargs,
+) -> nn.Module:
+    """Build a freshly initialised model (never pretrained).
+
+    Args:
+        name: a registered name (see ``list_models()``) or ``"timm/<timm model name>"``.
+        num_classes: size of the classifier output.
+        in_chans: input channels (1 for grayscale).
+        input_size: input height/width in pixels; decides the stem when ``stem="auto"``.
+        stem: "auto" (CIFAR stem for inputs of 64 px or less), "imagenet" or "cifar".
+        **kwargs: builder arguments, e.g. ``dropout`` for WRN and DenseNet; for timm builds
+            any ``timm.create_model`` argument (``drop_rate``, ``drop_path_rate``, ...).
+    """
+    _check_positive_int("num_classes", num_classes)
+    _check_positive_int("in_chans", in_chans)
+    _check_positive_int("input_size", input_size)
+    resolved_stem = resolve_stem(stem, input_size)
+
+    if name.startswith(TIMM_PREFIX):
+        timm_name = name[len(TIMM_PREFIX):]
+        model = create_timm_model(timm_name, num_classes, in_chans, resolved_stem, **kwargs)
+        return _attach_info(model, name, "timm", resolved_stem, "timm")
+
+    entry = get_entry(name)
+    _check_builder_kwargs(name, entry.builder, kwargs)
+    if entry.cifar_native:
+        if stem == "imagenet":
+            raise ValueError(
+                f"{name!r} is a CIFAR network with a fixed 3x3 stride-1 stem; stem='imagenet' does not "
+                "apply to it. Use stem='auto' (or 'cifar'), or an ImageNet-topology model."
+            )
+        model = entry.builder(num_classes=num_classes, in_chans=in_chans, **kwargs)
+        return _attach_info(model, name, entry.family, "native", entry.builder_lib)
+    model = entry.builder(num_classes=num_classes, in_chans=in_chans, stem=resolved_stem, **kwargs)
+    return _attach_info(model, name, entry.family, resolved_stem, entry.builder_lib)
+
+
+def list_models(family: str | None = None) -> list[str]:
+    """Every registered name, sorted; ``family`` restricts to one family."""
+    return registered_names(family)
+
+
+def model_family(name: str) -> str:
+    if name.startswith(TIMM_PREFIX):
+        return "timm"
+    return get_entry(name).family
+
+
+def resolve_stem(stem: str, input_size: int) -> str:
+    """``"cifar"`` or ``"imagenet"``: the stem that ``stem`` asks for at ``input_size`` px."""
+    if stem not in STEMS:
+        raise ValueError(f"Unknown stem {stem!r}; choose one of {', '.join(STEMS)}.")
+    if stem == "auto":
+        return "cifar" if input_size <= CIFAR_STEM_MAX_SIZE else "imagenet"
+    return stem
+
+
+def load_reference() -> pd.DataFrame:
+    """Published parameter counts, MACs and errors with their sources (archbench/models/reference.csv)."""
+    with resources.files(__package__).joinpath("reference.csv").open("r", encoding="utf-8") as f:
+        return pd.read_csv(f)
+
+
+def _attach_info(model: nn.Module, name: str, family: str, stem: str, builder_lib: str) -> nn.Module:
+    extra = getattr(model, "archbench_info", {})
+    model.archbench_info = {"name": name, "family": family, "stem": stem, "builder": builder_lib, **extra}
+    return model
+
+
+def _check_builder_kwargs(name: str, builder, kwargs: dict) -> None:
+    params = inspect.signature(builder).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    accepted = [p for p in params if p not in ("num_classes", "in_chans", "stem")]
+    unknown = sorted(set(kwargs) - set(accepted))
+    if unknown:
+        takes = ", ".join(accepted) if accepted else "no extra arguments"
+        raise ValueError(f"Model {name!r} does not take {', '.join(unknown)}; it takes {takes}.")
+
+
+def _check_positive_int(what: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{what} must be a positive integer, got {value!r}.")
