@@ -5,7 +5,7 @@ import pytest
 
 from helpers import FAST, FMNIST, archbench, load, record_path
 
-pytestmark = pytest.mark.skipif(not FMNIST.exists(), reason="needs Debian's dataset-fashion-mnist (make data)")
+needs_fmnist = pytest.mark.skipif(not FMNIST.exists(), reason="needs Debian dataset-fashion-mnist (make data)")
 
 
 @pytest.fixture(scope="module")
@@ -20,6 +20,7 @@ def fmnist_run(tmp_path_factory):
     return results, out
 
 
+@needs_fmnist
 def test_record_fields_types_and_ranges(fmnist_run):
     results, out = fmnist_run
     record = load(record_path(results, "resnet20", "fashion_mnist", seed=3))
@@ -54,6 +55,7 @@ def test_record_fields_types_and_ranges(fmnist_run):
     assert not (record_path(results, "resnet20", "fashion_mnist", seed=3).parent / "checkpoint.ckpt").exists()
 
 
+@needs_fmnist
 def test_rerun_skips_finished_record_without_building(fmnist_run):
     results, _ = fmnist_run
     path = record_path(results, "resnet20", "fashion_mnist", seed=3)
@@ -80,3 +82,20 @@ def test_synthetic_records_are_flagged(tmp_path):
     out = archbench(["model=resnet20", *FAST], tmp_path)
     assert out.returncode == 0, out.stdout + out.stderr
     assert load(record_path(tmp_path))["synthetic"] is True
+
+
+def test_torchrun_two_gloo_processes_write_one_record(tmp_path):
+    import subprocess
+    import sys
+
+    from helpers import REPO
+
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "-m", "archbench", *FAST,
+           "threads=1", f"results_dir={tmp_path}"]
+    out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    records = list(tmp_path.glob("runs/**/record.json"))
+    assert len(records) == 1
+    record = load(records[0])
+    assert record["status"] == "complete" and record["train"]["world_size"] == 2
+    assert record["train"]["batch_size"] == 64 and record["train"]["steps"] == 4  # global batch = 2 x 32
