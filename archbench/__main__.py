@@ -73,6 +73,7 @@ def spec_from_config(cfg: DictConfig, overrides: list[str]) -> RunSpec:
         model=model.name, data=data_args, task=cfg.task, study=cfg.study, seed=cfg.seed, device=cfg.device,
         results_dir=os.path.abspath(cfg.results_dir), force=cfg.force, on_locked=cfg.on_locked,
         model_stem=model.get("stem", "auto"), model_kwargs=_plain(model.get("kwargs")),
+        model_source="timm" if model.get("family") == "timm" else "archbench",
         augment=augment, recipe=train.name, batch_size=train.batch_size, eval_batch_size=train.eval_batch_size,
         lr=train.optimizer.lr, lr_reference_batch=train.lr_reference_batch,
         weight_decay=train.optimizer.get("weight_decay", 0.0),

@@ -33,7 +33,7 @@ class InvalidRunError(ValueError):
 
 @dataclass
 class RunSpec:
-    model: str
+    model: str  # the name in the record and its folder (for timm models: the timm name)
     data: dict  # keyword arguments of archbench.data.load_dataset (name, root, image_size, ...)
     task: str = "train"
     study: str = "default"
@@ -43,6 +43,7 @@ class RunSpec:
     force: bool = False
     on_locked: str = "skip"
     model_stem: str = "auto"
+    model_source: str = "archbench"  # "timm": any timm model by its timm name (model=timm model.name=...)
     model_kwargs: dict = field(default_factory=dict)
     augment: dict = field(default_factory=dict)
     # training recipe (see conf/train/*.yaml)
@@ -71,6 +72,10 @@ class RunSpec:
     @property
     def dataset_name(self) -> str:
         return self.data["name"]
+
+    @property
+    def builder_name(self) -> str:
+        return f"timm/{self.model}" if self.model_source == "timm" else self.model
 
     @property
     def record_dir(self) -> Path:
@@ -238,7 +243,7 @@ def build(spec: RunSpec) -> Built:
         if len(dataset.train.labels) < spec.batch_size:
             raise ValueError(f"train.batch_size={spec.batch_size} is larger than the training split "
                              f"({len(dataset.train.labels)} images): lower it or raise data.train_size")
-    model = models.create_model(spec.model, num_classes=num_classes, in_chans=in_chans, input_size=image_size,
+    model = models.create_model(spec.builder_name, num_classes=num_classes, in_chans=in_chans, input_size=image_size,
                                 stem=spec.model_stem, **spec.model_kwargs)
     info = getattr(model, "archbench_info", {})
     input_shape = (1, in_chans, image_size, image_size)
@@ -248,7 +253,7 @@ def build(spec: RunSpec) -> Built:
         raise ValueError(f"model {spec.model!r} cannot run on {image_size}x{image_size} inputs from "
                          f"data={spec.dataset_name!r} ({err}); use a larger data.image_size or model.stem=cifar") from err
     complexity["stem"] = info.get("stem")
-    return Built(model, info.get("family", models.model_family(spec.model)), info.get("stem"), input_shape,
+    return Built(model, info.get("family") or models.model_family(spec.builder_name), info.get("stem"), input_shape,
                  dataset, data_info, complexity, device)
 
 
@@ -350,7 +355,7 @@ def _latency(spec: RunSpec, built: Built, measure_latency) -> dict:
         from archbench.measure import measure_latency_isolated
         create = {"num_classes": built.data_info["num_classes"], "in_chans": built.input_shape[1],
                   "input_size": built.input_shape[2], "stem": spec.model_stem, **spec.model_kwargs}
-        return measure_latency_isolated(spec.model, create, built.input_shape, device=built.device, **options)
+        return measure_latency_isolated(spec.builder_name, create, built.input_shape, device=built.device, **options)
     return measure_latency(built.model, built.input_shape, device=built.device, **options)
 
 

@@ -99,3 +99,12 @@ def test_torchrun_two_gloo_processes_write_one_record(tmp_path):
     record = load(records[0])
     assert record["status"] == "complete" and record["train"]["world_size"] == 2
     assert record["train"]["batch_size"] == 64 and record["train"]["steps"] == 4  # global batch = 2 x 32
+
+
+def test_any_timm_model_is_recorded_with_its_timm_name(tmp_path):
+    out = archbench(["task=profile", "model=timm", "model.name=resnet10t", "data=synthetic", "measure.warmup=1",
+                     "measure.min_reps=2", "measure.min_time_s=0.05", "measure.batch_size=2"], tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    record = load(record_path(tmp_path, "resnet10t"))
+    assert record["model"] == "resnet10t" and record["family"] == "timm"
+    assert record["complexity"]["stem"] == "cifar"  # 32 px input: the small-input stem was used
