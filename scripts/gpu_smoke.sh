@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-python}
 OUT_DIR=${OUT:-results/gpu_smoke}
-MODELS=${MODELS:-resnet20,preact_resnet20,wrn_16_2,densenet_bc_52_12,shufflenet_v2_x2_0,efficientnetv2_b0}
+MODELS=${MODELS:-resnet20,preact_resnet20,wrn_16_2,densenet_bc_40_12,shufflenet_v2_x2_0,efficientnetv2_b0}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name(0))"
 for compile in false true; do
