@@ -1,0 +1,434 @@
+"""Model zoo: every registered model builds, trains a step, and matches its published size.
+
+Fast suite: pinned and published parameter counts for every model; forward+backward at 32 px
+(CIFAR stem / native) and grayscale input for every model outside HEAVY; ImageNet-topology
+models also at 64 px with their ImageNet stem; published MACs of the cheap ImageNet models.
+`-m slow` adds the same checks for HEAVY, forward+backward at the published input size of the
+ImageNet-topology models, and the remaining MAC checks.
+"""
+from __future__ import annotations
+
+import csv
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import timm
+import torch
+import torch.nn as nn
+import torchvision
+import yaml
+from fvcore.nn import FlopCountAnalysis
+
+from archbench.models import (
+    FAMILIES,
+    SMALL_REPRESENTATIVES,
+    create_model,
+    list_models,
+    load_reference,
+    model_family,
+    register,
+    resolve_stem,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+REFERENCE = load_reference().set_index("model")
+ALL_MODELS = list_models()
+CLASSES_BY_DATASET = {"CIFAR-10": 10, "CIFAR-100": 100, "ImageNet": 1000}
+
+# Exact parameter counts at the reference configuration (reference.csv: its dataset's classes,
+# its input size, default stem). A change here means the architecture changed.
+PINNED_PARAMS = {
+    "densenet121": 7_978_856,
+    "densenet169": 14_149_480,
+    "densenet201": 20_013_928,
+    "densenet_40_12": 1_019_722,
+    "densenet_bc_100_12": 769_162,
+    "densenet_bc_190_40": 25_624_430,
+    "densenet_bc_40_12": 176_122,
+    "efficientnetv2_b0": 7_139_704,
+    "efficientnetv2_b1": 8_141_052,
+    "efficientnetv2_b2": 10_096_086,
+    "efficientnetv2_b3": 14_358_406,
+    "efficientnetv2_l": 118_515_272,
+    "efficientnetv2_m": 54_139_356,
+    "efficientnetv2_s": 21_458_488,
+    "preact_resnet1001": 10_327_706,
+    "preact_resnet110": 1_727_962,
+    "preact_resnet164": 1_703_258,
+    "preact_resnet20": 269_722,
+    "resnet101": 44_549_160,
+    "resnet110": 1_727_962,
+    "resnet152": 60_192_808,
+    "resnet18": 11_689_512,
+    "resnet20": 269_722,
+    "resnet32": 464_154,
+    "resnet34": 21_797_672,
+    "resnet44": 658_586,
+    "resnet50": 25_557_032,
+    "resnet56": 853_018,
+    "resnetv2_101": 44_541_480,
+    "resnetv2_152": 60_185_128,
+    "resnetv2_18": 11_687_720,
+    "resnetv2_34": 21_795_880,
+    "resnetv2_50": 25_549_352,
+    "shufflenet_v2_x0_5": 1_366_792,
+    "shufflenet_v2_x1_0": 2_278_604,
+    "shufflenet_v2_x1_5": 3_503_624,
+    "shufflenet_v2_x2_0": 7_393_996,
+    "wide_resnet101_2": 126_886_696,
+    "wide_resnet50_2": 68_883_240,
+    "wrn_16_2": 691_674,
+    "wrn_16_4": 2_748_890,
+    "wrn_16_8": 10_961_370,
+    "wrn_28_10": 36_479_194,
+    "wrn_40_4": 8_949_210,
+}
+
+# Models whose forward/backward checks run only under -m slow: deep or wide enough to take
+# tens of seconds on a shared 2-core CPU. The fast suite still builds them and pins their size.
+HEAVY = {
+    "densenet169", "densenet201", "densenet_bc_190_40",
+    "efficientnetv2_s", "efficientnetv2_m", "efficientnetv2_l",
+    "preact_resnet1001", "resnet101", "resnet152", "resnetv2_101", "resnetv2_152",
+    "wide_resnet50_2", "wide_resnet101_2", "wrn_28_10",
+}
+# Natural-size checks above this many GMACs run only under -m slow.
+FAST_GMACS = 1.0
+
+
+def reference_config(name: str) -> tuple[int, int]:
+    row = REFERENCE.loc[name]
+    return CLASSES_BY_DATASET[row.dataset], int(row.input_size)
+
+
+def is_cifar_native(name: str) -> bool:
+    return REFERENCE.loc[name].dataset.startswith("CIFAR")
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def fvcore_macs(model: nn.Module, input_size: int, ops: tuple[str, ...] | None = None) -> float:
+    model.eval()
+    analysis = FlopCountAnalysis(model, torch.zeros(1, 3, input_size, input_size))
+    analysis.unsupported_ops_warnings(False)
+    analysis.uncalled_modules_warnings(False)
+    if ops is None:
+        return analysis.total()
+    return sum(v for op, v in analysis.by_operator().items() if op in ops)
+
+
+def published_tolerance(published: str) -> float:
+    """The larger of 2% and half a unit in the last digit the paper printed ("0.8" -> 0.05)."""
+    exponent = Decimal(published).as_tuple().exponent
+    return max(0.02 * float(published), 0.5 * 10.0**exponent)
+
+
+def assert_trains_one_step(model: nn.Module, batch: torch.Tensor, num_classes: int) -> None:
+    model.train()
+    out = model(batch)
+    assert out.shape == (batch.shape[0], num_classes)
+    assert torch.isfinite(out).all()
+    out.logsumexp(dim=1).mean().backward()
+    missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert not missing, f"parameters without gradient: {missing[:5]}"
+    bad = [n for n, p in model.named_parameters() if p.grad is not None and not torch.isfinite(p.grad).all()]
+    assert not bad, f"non-finite gradients: {bad[:5]}"
+
+
+def _heavy_is_slow(names):
+    return [pytest.param(n, marks=pytest.mark.slow) if n in HEAVY else n for n in names]
+
+
+def _natural_size_params():
+    """ImageNet-topology models at their published input size (CIFAR nets: that is the 32 px test)."""
+    params = []
+    for name in ALL_MODELS:
+        if is_cifar_native(name):
+            continue
+        gmacs = REFERENCE.loc[name].gmacs
+        fast = name not in HEAVY and gmacs == gmacs and gmacs <= FAST_GMACS
+        params.append(name if fast else pytest.param(name, marks=pytest.mark.slow))
+    return params
+
+
+def _published_macs_params():
+    params = []
+    for name in ALL_MODELS:
+        gmacs = REFERENCE.loc[name].gmacs
+        if gmacs != gmacs:  # NaN: no published MACs
+            continue
+        params.append(pytest.param(name, marks=pytest.mark.slow) if gmacs > FAST_GMACS else name)
+    return params
+
+
+# --- every model builds and trains a step --------------------------------------------------
+
+
+@pytest.mark.parametrize("name", _heavy_is_slow(ALL_MODELS))
+def test_forward_backward_at_32px(name):
+    torch.manual_seed(0)
+    size = 32
+    model = create_model(name, num_classes=10, input_size=size)
+    expected_stem = "native" if is_cifar_native(name) else "cifar"
+    assert model.archbench_info["stem"] == expected_stem
+    assert_trains_one_step(model, torch.randn(2, 3, size, size), num_classes=10)
+
+
+@pytest.mark.parametrize("name", _heavy_is_slow([n for n in ALL_MODELS if not is_cifar_native(n)]))
+def test_forward_backward_with_imagenet_stem(name):
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=7, input_size=64, stem="imagenet")
+    assert model.archbench_info["stem"] == "imagenet"
+    assert_trains_one_step(model, torch.randn(2, 3, 64, 64), num_classes=7)
+
+
+@pytest.mark.parametrize("name", _natural_size_params())
+def test_forward_backward_at_natural_size(name):
+    torch.manual_seed(0)
+    num_classes, size = reference_config(name)
+    model = create_model(name, num_classes=num_classes, input_size=size)
+    assert_trains_one_step(model, torch.randn(2, 3, size, size), num_classes=num_classes)
+
+
+@pytest.mark.parametrize("name", _heavy_is_slow(ALL_MODELS))
+def test_grayscale_input(name):
+    # Train mode: a freshly initialised PreAct-1001 overflows in eval mode, where BN's initial
+    # running statistics (mean 0, variance 1) leave the 333 identity-residual units unnormalised.
+    model = create_model(name, num_classes=5, in_chans=1, input_size=32).train()
+    with torch.no_grad():
+        out = model(torch.randn(2, 1, 32, 32))
+    assert out.shape == (2, 5)
+    assert torch.isfinite(out).all()
+
+
+# --- fidelity: parameter counts and MACs against reference.csv ------------------------------
+
+
+def test_reference_table_covers_every_model():
+    with open(REPO / "archbench/models/reference.csv", newline="") as f:
+        header = next(csv.reader(f))
+    assert header == "model family paper source params_m gmacs input_size dataset top1_err notes".split()
+    assert sorted(REFERENCE.index) == ALL_MODELS, "reference.csv and the registry list different models"
+    assert REFERENCE.index.is_unique
+    assert set(REFERENCE.family) <= set(FAMILIES)
+    assert REFERENCE.paper.str.contains("arXiv:").all()
+    unpublished = REFERENCE[REFERENCE.params_m.isna()]
+    assert unpublished.notes.str.contains("pinned count only").all()
+
+
+@pytest.mark.parametrize("name", ALL_MODELS)
+def test_parameter_count_matches_reference(name):
+    num_classes, size = reference_config(name)
+    model = create_model(name, num_classes=num_classes, input_size=size)
+    params = count_params(model)
+    assert params == PINNED_PARAMS[name], f"{name}: {params:_} parameters, pinned {PINNED_PARAMS[name]:_}"
+    assert model_family(name) == REFERENCE.loc[name].family
+    published = _raw_reference_value(name, "params_m")
+    if published:
+        tolerance = published_tolerance(published) * 1e6
+        assert abs(params - float(published) * 1e6) <= tolerance, (
+            f"{name}: {params / 1e6:.3f}M parameters, published {published}M (tolerance {tolerance / 1e6:.3f}M)"
+        )
+
+
+@pytest.mark.parametrize("name", _published_macs_params())
+def test_macs_match_published(name):
+    """timm's GMACs are fvcore totals: within 1%. ShuffleNetV2's paper FLOPs count convolutions and
+    the classifier only, so those are compared within 2%."""
+    _, size = reference_config(name)
+    row = REFERENCE.loc[name]
+    model = create_model(name, num_classes=1000, input_size=size)
+    if "timm results" in row.source.split("GMACs:")[-1]:
+        macs, tolerance = fvcore_macs(model, size), 0.01
+    else:
+        macs, tolerance = fvcore_macs(model, size, ops=("conv", "linear")), 0.02
+    assert abs(macs / 1e9 - row.gmacs) <= tolerance * row.gmacs, f"{name}: {macs / 1e9:.3f} GMACs, published {row.gmacs}"
+
+
+def _raw_reference_value(name: str, column: str) -> str:
+    """The value as printed in the CSV, so its number of digits is kept."""
+    with open(REPO / "archbench/models/reference.csv", newline="") as f:
+        for row in csv.DictReader(f):
+            if row["model"] == name:
+                return row[column]
+    raise KeyError(name)
+
+
+def test_published_tolerance_follows_printed_digits():
+    assert published_tolerance("0.8") == pytest.approx(0.05)
+    assert published_tolerance("36.5") == pytest.approx(0.73)
+    assert published_tolerance("1.7") == pytest.approx(0.05)
+
+
+def test_shufflenet_layers_match_torchvision():
+    for width in ("0_5", "1_0", "1_5", "2_0"):
+        ours = create_model(f"shufflenet_v2_x{width}", num_classes=1000, input_size=224)
+        theirs = getattr(torchvision.models, f"shufflenet_v2_x{width}")(weights=None)
+        assert [p.shape for p in ours.parameters()] == [p.shape for p in theirs.parameters()]
+
+
+def test_cifar_resnet_shortcuts_are_parameter_free():
+    model = create_model("resnet56", num_classes=10)
+    assert not [m for m in model.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1)]
+    assert sum(isinstance(m, nn.Conv2d) for m in model.modules()) == 55  # 6n+1 convolutions + the fc = 56
+
+
+def test_preact_bottleneck_has_one_3x3_conv_per_unit():
+    model = create_model("preact_resnet164", num_classes=10)
+    convs_3x3 = [m for m in model.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3)]
+    assert len(convs_3x3) == 1 + 3 * 18  # stem + one per unit, 18 units per stage
+
+
+def test_wrn_dropout_sits_between_the_convolutions():
+    model = create_model("wrn_16_2", num_classes=10, dropout=0.3)
+    dropouts = [m for m in model.modules() if isinstance(m, nn.Dropout)]
+    assert len(dropouts) == 6 and all(d.p == 0.3 for d in dropouts)
+    without = create_model("wrn_16_2", num_classes=10, dropout=0.0)
+    assert not [m for m in without.modules() if isinstance(m, nn.Dropout)]
+    with pytest.raises(ValueError, match="dropout"):
+        create_model("wrn_16_2", num_classes=10, dropout=1.5)
+
+
+def test_efficientnetv2_uses_symmetric_padding():
+    model = create_model("efficientnetv2_b0", num_classes=10, input_size=224)
+    assert model.archbench_info["timm_name"] == "tf_efficientnetv2_b0"
+    assert model.archbench_info["timm_kwargs"] == {"pad_type": ""}
+    assert not [m for m in model.modules() if "Same" in type(m).__name__]
+    tf_padded = timm.create_model("tf_efficientnetv2_b0", num_classes=10)
+    assert [m for m in tf_padded.modules() if "Same" in type(m).__name__], "timm's tf_ build should use 'same' padding"
+    assert count_params(model) == count_params(tf_padded)
+
+
+# --- small inputs: the stem switch -----------------------------------------------------------
+
+
+def test_resolve_stem():
+    assert resolve_stem("auto", 32) == "cifar"
+    assert resolve_stem("auto", 64) == "cifar"
+    assert resolve_stem("auto", 65) == "imagenet"
+    assert resolve_stem("imagenet", 32) == "imagenet"
+    assert resolve_stem("cifar", 224) == "cifar"
+    with pytest.raises(ValueError, match="auto, imagenet, cifar"):
+        resolve_stem("tiny", 32)
+
+
+def test_auto_stem_keeps_resolution_on_small_inputs():
+    small = create_model("resnet18", num_classes=10, input_size=32)
+    large = create_model("resnet18", num_classes=10, input_size=224)
+    assert (small.archbench_info["stem"], large.archbench_info["stem"]) == ("cifar", "imagenet")
+    assert small.conv1.kernel_size == (3, 3) and small.conv1.stride == (1, 1)
+    assert isinstance(small.maxpool, nn.Identity)
+    assert large.conv1.kernel_size == (7, 7)
+    x = torch.randn(1, 3, 32, 32)
+    assert small.eval().forward_features(x).shape[-1] == 4  # 32 / 8
+    assert large.eval().forward_features(x).shape[-1] == 1  # 32 / 32
+
+
+@pytest.mark.parametrize(
+    "name, first_conv",
+    [("shufflenet_v2_x1_0", "conv1.0"), ("efficientnetv2_b0", "conv_stem"), ("densenet121", "features.conv0")],
+)
+def test_cifar_stem_removes_the_first_stride(name, first_conv):
+    cifar = create_model(name, num_classes=10, input_size=32)
+    imagenet = create_model(name, num_classes=10, input_size=32, stem="imagenet")
+    assert cifar.get_submodule(first_conv).stride == (1, 1)
+    assert imagenet.get_submodule(first_conv).stride == (2, 2)
+    assert cifar.archbench_info["stem"] == "cifar" and imagenet.archbench_info["stem"] == "imagenet"
+
+
+def test_cifar_native_models_refuse_the_imagenet_stem():
+    assert create_model("resnet20", num_classes=10, input_size=224).archbench_info["stem"] == "native"
+    with pytest.raises(ValueError, match="stem='imagenet'"):
+        create_model("resnet20", num_classes=10, stem="imagenet")
+
+
+def test_small_representatives_cost_20_to_150_mmacs_at_32px():
+    assert set(SMALL_REPRESENTATIVES) == set(FAMILIES) - {"timm"}
+    for family, name in SMALL_REPRESENTATIVES.items():
+        assert model_family(name) == family
+        macs = fvcore_macs(create_model(name, num_classes=10, input_size=32), 32)
+        assert 20e6 <= macs <= 150e6, f"{name}: {macs / 1e6:.1f} M MACs at 32x32"
+
+
+# --- any timm model, registry errors, Hydra files -------------------------------------------
+
+
+def test_any_timm_model_by_name():
+    model = create_model("timm/resnet10t", num_classes=10, input_size=32)
+    info = model.archbench_info
+    assert (info["family"], info["builder"], info["timm_name"], info["stem"]) == ("timm", "timm", "resnet10t", "cifar")
+    assert info["stem_changes"], "the CIFAR stem should have changed something"
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    assert model_family("timm/resnet10t") == "timm"
+
+
+def test_unknown_timm_name_and_patch_models_fail_clearly():
+    with pytest.raises(ValueError, match="timm has no model named 'resnet5000'"):
+        create_model("timm/resnet5000", num_classes=10)
+    with pytest.raises(ValueError, match="stem='imagenet'"):
+        create_model("timm/vit_tiny_patch16_224", num_classes=10, input_size=32)
+
+
+def test_unknown_name_lists_closest_names():
+    with pytest.raises(ValueError, match="resnet56") as excinfo:
+        create_model("resnet65", num_classes=10)
+    assert "Closest registered names" in str(excinfo.value)
+    with pytest.raises(ValueError, match="wrn_28_10"):
+        model_family("wrn_28_1")
+    with pytest.raises(ValueError, match="Unknown family"):
+        list_models("transformers")
+
+
+def test_bad_arguments_are_named():
+    with pytest.raises(ValueError, match="does not take dropout"):
+        create_model("resnet20", num_classes=10, dropout=0.1)
+    with pytest.raises(ValueError, match="num_classes"):
+        create_model("resnet20", num_classes=0)
+    with pytest.raises(ValueError, match="in_chans"):
+        create_model("resnet20", num_classes=10, in_chans=2.5)
+
+
+def test_duplicate_registration_is_refused():
+    with pytest.raises(ValueError, match="already registered"):
+        register("resnet20", "resnet_v1")(lambda num_classes, in_chans=3: nn.Identity())
+    with pytest.raises(ValueError, match="Unknown family"):
+        register("brand_new_net", "transformer")
+    assert list_models().count("resnet20") == 1
+
+
+def test_list_models_by_family():
+    assert list_models("shufflenet_v2") == [f"shufflenet_v2_x{w}" for w in ("0_5", "1_0", "1_5", "2_0")]
+    assert set(list_models("resnet_v1")) >= {"resnet20", "resnet110", "resnet18", "resnet152"}
+    assert sum(len(list_models(f)) for f in FAMILIES) == len(ALL_MODELS)
+
+
+def test_hydra_model_files_match_the_registry():
+    conf_dir = REPO / "conf/model"
+    assert sorted(p.stem for p in conf_dir.glob("*.yaml")) == sorted(ALL_MODELS + ["timm"])
+    for name in ALL_MODELS:
+        path = conf_dir / f"{name}.yaml"
+        text = path.read_text()
+        assert text.startswith("#"), f"{path} needs a '# why' comment line"
+        assert "_target_" not in text
+        cfg = yaml.safe_load(text)
+        assert cfg == {"name": name, "family": model_family(name), "stem": "auto", "kwargs": cfg["kwargs"]}
+        assert isinstance(cfg["kwargs"], dict)
+    timm_cfg = yaml.safe_load((conf_dir / "timm.yaml").read_text())
+    assert timm_cfg["name"] == "???" and timm_cfg["family"] == "timm"
+
+
+@pytest.mark.parametrize("name", ["wrn_16_2", "efficientnetv2_b0"])
+def test_hydra_kwargs_are_accepted(name):
+    kwargs = yaml.safe_load((REPO / f"conf/model/{name}.yaml").read_text())["kwargs"]
+    assert kwargs, f"expected builder arguments in conf/model/{name}.yaml"
+    create_model(name, num_classes=10, **kwargs)
+
+
+def test_models_doc_lists_every_model():
+    doc = (REPO / "docs/models.md").read_text()
+    assert "generated by scripts/gen_model_docs.py" in doc
+    missing = [name for name in ALL_MODELS if f"| `{name}` |" not in doc]
+    assert not missing, f"docs/models.md is stale; rerun scripts/gen_model_docs.py (missing {missing})"
