@@ -86,7 +86,9 @@ def index_entries(names: list[str], where: Path) -> tuple[list[tuple[str, Entry]
     prefix = layout_prefix(names, where)
     by_part: dict[str, list[tuple[str, Entry]]] = {}
     for name in names:
-        rel = PurePosixPath(name).relative_to(prefix) if prefix.parts else PurePosixPath(name)
+        if not PurePosixPath(name).is_relative_to(prefix):
+            continue  # another tree elsewhere in the same root: only the shallowest layout is read
+        rel = PurePosixPath(name).relative_to(prefix)
         parts = rel.parts
         if len(parts) >= 3 and parts[0] in ("train", *TEST_FOLDERS):
             by_part.setdefault(parts[0], []).append((name, Entry(parts[0], parts[1], rel.as_posix())))
