@@ -8,6 +8,8 @@ max-pool is removed.
 """
 from __future__ import annotations
 
+import difflib
+
 import timm
 import torch.nn as nn
 
@@ -23,9 +25,10 @@ def create_timm_model(
     **kwargs,
 ) -> nn.Module:
     """A freshly initialised timm model, with the CIFAR stem when ``stem == "cifar"``."""
-    if timm_name not in timm.list_models():
-        close = timm.list_models(f"*{timm_name[:6]}*")[:8] if len(timm_name) >= 3 else []
-        hint = f" Similar timm names: {', '.join(close)}." if close else ""
+    known = timm.list_models()
+    if timm_name not in known:
+        close = difflib.get_close_matches(timm_name, known, n=5, cutoff=0.6)
+        hint = f" Closest timm names: {', '.join(close)}." if close else ""
         raise ValueError(f"timm has no model named {timm_name!r}.{hint} See timm.list_models().")
     model = timm.create_model(timm_name, pretrained=False, num_classes=num_classes, in_chans=in_chans, **kwargs)
     stem_changes = apply_cifar_stem(model, timm_name) if stem == "cifar" else []
