@@ -14,7 +14,7 @@ FAST = ["data=synthetic", "data.synthetic_size=300", "data.image_size=16", "trai
         "measure.min_time_s=0.05", "measure.batch_size=4"]
 
 
-def archbench(args, results_dir, timeout=300, env=None, wait=True):
+def archbench(args, results_dir, timeout=600, env=None, wait=True):
     cmd = [sys.executable, "-m", "archbench", *args, f"results_dir={results_dir}"]
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "HYDRA_FULL_ERROR": "1", **(env or {})}
     if not wait:

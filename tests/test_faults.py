@@ -135,7 +135,7 @@ def test_corrupt_checkpoint_and_record_on_disk_are_moved_aside(tmp_path):
 
 
 def test_two_sweeps_at_once_write_each_record_exactly_once(tmp_path):
-    args = ["-m", "model=resnet20,preact_resnet20", *FAST]
+    args = ["-m", "model=resnet20,preact_resnet20", *FAST, "threads=1"]  # two processes share 2 cores
     first = archbench(args, tmp_path, wait=False)
     second = archbench(args, tmp_path, wait=False)
     outputs = [p.communicate(timeout=300)[0] for p in (first, second)]
