@@ -15,7 +15,7 @@ import inspect
 from importlib import resources
 
 import pandas as pd
-import torch.nn as nn
+from torch import nn
 
 from . import densenet, efficientnet, preact_resnet, resnet, shufflenet, wide_resnet  # noqa: F401  (registers)
 from .registry import FAMILIES, TIMM_PREFIX, get_entry, register, registered_names

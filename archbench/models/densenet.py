@@ -18,8 +18,8 @@ augmentation and none with it). The ImageNet DenseNet-BC-121/169/201 (4 blocks, 
 from __future__ import annotations
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 from .registry import register
 from .resnet import init_weights

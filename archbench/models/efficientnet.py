@@ -18,7 +18,7 @@ CIFAR stem: the stride-2 stem convolution becomes stride 1.
 """
 from __future__ import annotations
 
-import torch.nn as nn
+from torch import nn
 
 from .registry import register
 from .timm_adapter import create_timm_model

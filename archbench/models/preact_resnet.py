@@ -28,8 +28,8 @@ same unit.
 from __future__ import annotations
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 from .registry import register
 from .resnet import init_weights, shortcut_option_a

@@ -9,10 +9,10 @@ ResNets, WRNs, DenseNets) are registered with ``cifar_native=True``: they have o
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
-import torch.nn as nn
+from torch import nn
 
 FAMILIES = (
     "resnet_v1",

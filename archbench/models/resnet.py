@@ -15,8 +15,8 @@ GMACs for ResNet-50.
 from __future__ import annotations
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 from .registry import register
 from .timm_adapter import create_timm_model

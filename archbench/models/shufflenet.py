@@ -19,7 +19,7 @@ input reaches the last stage at 2x2 instead of 1x1.
 from __future__ import annotations
 
 import torch
-import torch.nn as nn
+from torch import nn
 
 from .registry import register
 

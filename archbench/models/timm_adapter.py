@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 
 import timm
-import torch.nn as nn
+from torch import nn
 
 # Where timm keeps the stem max-pool, by architecture (ResNet/WRN, ResNetV2, DenseNet).
 STEM_POOL_NAMES = ("maxpool", "stem.pool", "features.pool0")

@@ -14,8 +14,8 @@ with a twice-wider 3x3 inside, the paper's WRN-50-2-bottleneck) are built by tim
 from __future__ import annotations
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 from .registry import register
 from .resnet import init_weights
