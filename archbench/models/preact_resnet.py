@@ -82,7 +82,30 @@ class PreActBottleneck(nn.Module):
         return out + shortcut
 
 
-class PreActResNet(nn.Module):
+class PreActNetwork(nn.Module):
+    """The pre-activation trunk shared with Wide ResNets: conv1 -> stages -> BN-ReLU -> pool -> fc.
+
+    Units end with an addition and no activation, so the network needs one BN-ReLU after the last unit.
+    """
+
+    def _finish(self, stages: list[nn.Module], num_features: int, num_classes: int) -> None:
+        self.stages = nn.Sequential(*stages)
+        self.final_bn = nn.BatchNorm2d(num_features)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(num_features, num_classes)
+        self.num_features = num_features
+        init_weights(self)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stages(self.conv1(x))
+        return F.relu(self.final_bn(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool(self.forward_features(x)).flatten(1)
+        return self.fc(x)
+
+
+class PreActResNet(PreActNetwork):
     """CIFAR pre-activation ResNet: 6n+2 layers with basic units, 9n+2 with bottlenecks."""
 
     def __init__(self, depth: int, bottleneck: bool, num_classes: int = 10, in_chans: int = 3):
@@ -106,20 +129,7 @@ class PreActResNet(nn.Module):
                 blocks.append(block(in_chs, out_chs, stride, preact_shortcut=is_first_unit))
                 in_chs = out_chs
             stages.append(nn.Sequential(*blocks))
-        self.stages = nn.Sequential(*stages)
-        self.final_bn = nn.BatchNorm2d(in_chs)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(in_chs, num_classes)
-        self.num_features = in_chs
-        init_weights(self)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stages(self.conv1(x))
-        return F.relu(self.final_bn(x))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.pool(self.forward_features(x)).flatten(1)
-        return self.fc(x)
+        self._finish(stages, in_chs, num_classes)
 
 
 def _register_cifar_preact(depth: int, bottleneck: bool) -> None:

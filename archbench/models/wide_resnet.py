@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .registry import register
-from .resnet import init_weights
+from .preact_resnet import PreActNetwork
 from .timm_adapter import create_timm_model
 
 PAPER_DROPOUT = 0.3
@@ -43,7 +43,7 @@ class WideBasicBlock(nn.Module):
         return out + shortcut
 
 
-class WideResNet(nn.Module):
+class WideResNet(PreActNetwork):
     def __init__(
         self,
         depth: int,
@@ -71,20 +71,7 @@ class WideResNet(nn.Module):
                 blocks.append(WideBasicBlock(in_chs, out_chs, stride, dropout))
                 in_chs = out_chs
             stages.append(nn.Sequential(*blocks))
-        self.stages = nn.Sequential(*stages)
-        self.final_bn = nn.BatchNorm2d(in_chs)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(in_chs, num_classes)
-        self.num_features = in_chs
-        init_weights(self)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stages(self.conv1(x))
-        return F.relu(self.final_bn(x))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.pool(self.forward_features(x)).flatten(1)
-        return self.fc(x)
+        self._finish(stages, in_chs, num_classes)
 
 
 def _register_wrn(depth: int, widen_factor: int) -> None:
