@@ -259,8 +259,6 @@ def build(spec: RunSpec) -> Built:
 
 def execute(spec: RunSpec, built: Built, tick: float) -> dict:
     """Train (or profile), measure and write the record; any crash still leaves a `failed` record."""
-    import torch
-
     from archbench.measure import measure_latency
 
     rank = int(os.environ.get("RANK", 0))
@@ -301,7 +299,7 @@ def _train(spec: RunSpec, built: Built, record: dict):
     import torch
 
     from archbench.data import make_loaders
-    from archbench.measure import device_peak_flops, peak_memory_bytes, training_cost
+    from archbench.measure import device_peak_flops, peak_memory_bytes, reset_peak_memory, training_cost
     from archbench.train.budget import parse_budget
     from archbench.train.loop import EXIT_INTERRUPTED, TrainingInterrupted, TrainSettings, fit
 
@@ -315,7 +313,7 @@ def _train(spec: RunSpec, built: Built, record: dict):
             torch.cuda.set_device(device)
     if device.startswith("cuda"):
         torch.backends.cudnn.benchmark = not spec.deterministic  # fastest kernels for fixed shapes
-        torch.cuda.reset_peak_memory_stats(device)
+    reset_peak_memory(device)
     train_loader, val_loader, test_loader = make_loaders(
         built.dataset, batch_size=spec.batch_size, eval_batch_size=spec.eval_batch_size, device=device,
         augment=spec.augment, seed=spec.seed, rank=rank, world_size=world)
