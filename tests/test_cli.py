@@ -108,3 +108,16 @@ def test_any_timm_model_is_recorded_with_its_timm_name(tmp_path):
     record = load(record_path(tmp_path, "resnet10t"))
     assert record["model"] == "resnet10t" and record["family"] == "timm"
     assert record["complexity"]["stem"] == "cifar"  # 32 px input: the small-input stem was used
+
+
+def test_deterministic_mode_gives_identical_histories(tmp_path):
+    timing = ("epoch_s", "img_per_s", "elapsed_s")
+    histories = []
+    for name in ("a", "b"):
+        out = archbench([*FAST, "train.deterministic=true", "train.budget.steps=20", "seed=5"], tmp_path / name)
+        assert out.returncode == 0, out.stdout + out.stderr
+        record = load(record_path(tmp_path / name, seed=5))
+        histories.append([{k: v for k, v in h.items() if k not in timing} for h in record["history"]])
+        histories[-1].append(record["metrics"])
+    assert histories[0] == histories[1]
+    assert len(histories[0]) > 2  # several epochs were compared, not an empty list
