@@ -211,7 +211,6 @@ def run(spec: RunSpec) -> dict:
 class Built:
     model: Any
     family: str
-    stem: str
     input_shape: tuple
     dataset: Any | None
     data_info: dict
@@ -253,7 +252,7 @@ def build(spec: RunSpec) -> Built:
         raise ValueError(f"model {spec.model!r} cannot run on {image_size}x{image_size} inputs from "
                          f"data={spec.dataset_name!r} ({err}); use a larger data.image_size or model.stem=cifar") from err
     complexity["stem"] = info.get("stem")
-    return Built(model, info.get("family") or models.model_family(spec.builder_name), info.get("stem"), input_shape,
+    return Built(model, info.get("family") or models.model_family(spec.builder_name), input_shape,
                  dataset, data_info, complexity, device)
 
 
