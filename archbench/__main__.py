@@ -1,15 +1,19 @@
 """Entry point: `python -m archbench [overrides]` (one run) or `python -m archbench -m ...` (a sweep).
 
-The only module that touches Hydra: it composes the config, turns it into a plain `RunSpec` and hands
-over to `archbench.run`. Names of config-group options are checked before Hydra starts, so a typo gets
+The only module that touches Hydra: it composes the config, turns each group into its stage's settings
+object (archbench.settings; unknown keys refused) and hands a `RunSpec` to `archbench.run` (or to
+`archbench.run.preflight` with `dry_run=true`). Names of config-group options are checked before Hydra starts, so a typo gets
 the closest valid names instead of a traceback.
 """
 from __future__ import annotations
 
+import contextlib
 import difflib
 import logging
 import os
+import signal
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -19,7 +23,9 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from archbench import sweep
-from archbench.run import InvalidRunError, RunSpec, run, summary
+from archbench.run import InvalidRunError, RunSpec, format_plan, preflight, run, summary
+from archbench.settings import SettingsError, check_keys
+from archbench.train.loop import EXIT_INTERRUPTED
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 GROUPS = ("model", "data", "train", "measure", "experiment")
@@ -52,38 +58,22 @@ def budget_from_overrides(budget: dict, overrides: list[str]) -> dict:
     return budget
 
 
-def _plain(node) -> dict:
-    return OmegaConf.to_container(node, resolve=True) if node is not None else {}
+# Top-level keys of conf/config.yaml (and the groups composed into it); anything else is a typo.
+TOP_LEVEL_KEYS = ("model", "data", "train", "measure", "task", "study", "seed", "device", "results_dir", "force",
+                  "on_locked", "progress_bar", "threads", "dry_run", "hydra")
 
 
 def spec_from_config(cfg: DictConfig, overrides: list[str]) -> RunSpec:
-    from hydra.utils import instantiate
-
-    train, model, data = cfg.train, cfg.model, cfg.data
-    data_args = OmegaConf.to_container(data, resolve=True)
-    augment = data_args.pop("augment", {}) or {}
-    for key in ("root", "cache_dir"):
-        if data_args.get(key):  # relative to where the command was launched, whatever the launcher's cwd
-            data_args[key] = os.path.abspath(os.path.expanduser(data_args[key]))
+    """Each stage's settings from its own config group; unknown keys are refused, naming the closest."""
     config = OmegaConf.to_container(cfg, resolve=True)
-    budget = budget_from_overrides(OmegaConf.to_container(train.budget, resolve=True), overrides)
-    config["train"]["budget"] = budget
+    check_keys("", {k: v for k, v in config.items() if k not in TOP_LEVEL_KEYS}, list(TOP_LEVEL_KEYS))
+    config["train"]["budget"] = budget_from_overrides(config["train"].get("budget") or {}, overrides)
     progress = cfg.progress_bar
-    return RunSpec(
-        model=model.name, data=data_args, task=cfg.task, study=cfg.study, seed=cfg.seed, device=cfg.device,
-        results_dir=os.path.abspath(cfg.results_dir), force=cfg.force, on_locked=cfg.on_locked,
-        model_stem=model.get("stem", "auto"), model_kwargs=_plain(model.get("kwargs")),
-        model_source="timm" if model.get("family") == "timm" else "archbench",
-        augment=augment, recipe=train.name, batch_size=train.batch_size, eval_batch_size=train.eval_batch_size,
-        lr=train.optimizer.lr, lr_reference_batch=train.lr_reference_batch,
-        weight_decay=train.optimizer.get("weight_decay", 0.0),
-        make_optimizer=instantiate(train.optimizer) if cfg.task == "train" else None,
-        schedule=instantiate(train.scheduler) if cfg.task == "train" else None,
-        budget=budget, decay_norm_and_bias=train.decay_norm_and_bias, label_smoothing=train.label_smoothing,
-        grad_clip_norm=train.grad_clip_norm, ema_decay=train.ema_decay, amp=train.amp,
-        channels_last=train.channels_last, compile=train.compile, deterministic=train.deterministic,
-        target_top1=train.target_top1, measure=OmegaConf.to_container(cfg.measure, resolve=True),
-        progress_bar=sys.stderr.isatty() if progress == "auto" else bool(progress), config=config)
+    return RunSpec.from_configs(
+        model=config["model"], data=config["data"], train=config["train"], measure=config["measure"],
+        task=cfg.task, study=cfg.study, seed=cfg.seed, device=cfg.device, results_dir=os.path.abspath(cfg.results_dir),
+        force=cfg.force, on_locked=cfg.on_locked, config=config,
+        progress_bar=sys.stderr.isatty() if progress == "auto" else bool(progress))
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
@@ -94,24 +84,56 @@ def main(cfg: DictConfig) -> dict:
     if cfg.get("threads"):
         import torch
         torch.set_num_threads(int(cfg.threads))  # parallel jobs must not oversubscribe the cores
+    spec = None
     try:
         spec = spec_from_config(cfg, overrides)
-        result = run(spec)
-    except InvalidRunError as err:
+        if cfg.dry_run:
+            result = {**preflight(spec), "dry_run": True}
+            result["status"] = "failed" if result["problem"] else "planned"
+        else:
+            result = run(spec)
+    except (InvalidRunError, SettingsError) as err:
         if not multirun:
             print(f"archbench: error: {err}", file=sys.stderr)
             sys.exit(EXIT_BAD_INPUT)
         log.error("job %s: bad input: %s", overrides, err)
-        result = {"model": cfg.model.get("name"), "seed": cfg.get("seed"), "status": "failed", "error": str(err)}
+        result = {"model": cfg.model.get("name"), "data": cfg.data.get("name"), "seed": cfg.get("seed"),
+                  "status": "failed", "error": str(err), "problem": str(err), "dry_run": bool(cfg.dry_run)}
     except Exception as err:
-        if not multirun:
+        if not multirun or spec is None:
             raise
         # A failing job must not stop the sweep; its record (status failed) holds the traceback.
         log.exception("job %s failed", overrides)
         result = {**summary(spec, "failed"), "error": f"{type(err).__name__}: {err}"}
     if multirun:
         sweep.write_job_summary(hydra_cfg.sweep.dir, hydra_cfg.job.num, {**result, "overrides": overrides})
+    elif cfg.dry_run:
+        print(format_plan([result]))
+        if result["problem"]:
+            sys.exit(1)
     return result
+
+
+def _sweep_dir(results_dir: str, study: str, dry_run) -> str:
+    """A sweep's bookkeeping folder; a dry run writes nothing under results_dir, so its goes to /tmp."""
+    sweep_id = os.environ.get("ARCHBENCH_SWEEP_ID", "manual")
+    if str(dry_run).lower() == "true":
+        return os.path.join(tempfile.gettempdir(), "archbench-dry-run", sweep_id)
+    return os.path.join(results_dir, "sweeps", study, sweep_id)
+
+
+def _forward_interrupts() -> None:
+    """SIGTERM/SIGINT to a sweep's parent reach its local worker processes, which checkpoint and exit 75."""
+    def forward(signum, frame):
+        sweep.INTERRUPTED.append(signum)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, signal.SIG_IGN)  # the group signal below must not re-enter this handler
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(os.getpgrp(), signal.SIGTERM)  # workers checkpoint on SIGTERM (loky ignores SIGINT)
+        raise KeyboardInterrupt
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, forward)
 
 
 def cli() -> None:
@@ -120,7 +142,22 @@ def cli() -> None:
         print(f"archbench: error: {message}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
     os.environ.setdefault("ARCHBENCH_SWEEP_ID", time.strftime("%Y-%m-%d_%H-%M-%S") + f"_{os.getpid()}")
-    main()
+    OmegaConf.register_new_resolver("archbench_sweep_dir", _sweep_dir, replace=True)
+    multirun = any(arg in ("-m", "--multirun") for arg in sys.argv[1:])
+    if multirun:
+        with contextlib.suppress(OSError):
+            os.setpgid(0, 0)  # own process group: an interrupt forwarded to it reaches only this sweep
+        _forward_interrupts()
+    try:
+        main()
+    except (KeyboardInterrupt, Exception):
+        if sweep.INTERRUPTED:
+            print(f"archbench: interrupted by signal {sweep.INTERRUPTED[0]}; workers saved their checkpoints, "
+                  f"the same command resumes them", file=sys.stderr)
+            sys.exit(EXIT_INTERRUPTED)
+        raise
+    if sweep.INTERRUPTED:
+        sys.exit(EXIT_INTERRUPTED)
     sys.exit(1 if sweep.FAILED_JOBS else 0)
 
 

@@ -6,79 +6,54 @@ Accuracies are percentages in [0, 100]; times are seconds unless the key ends in
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
+import math
 import os
 import platform
 import socket
 import subprocess
-import tempfile
 from pathlib import Path
-from typing import Any
 
 import archbench
+from archbench.files import atomic_write_bytes, atomic_write_json, move_aside  # noqa: F401 (re-exported)
 
-SCHEMA = 1
+# 2: identity (fingerprint, variant, settings), a normalised recipe section, variant folders, flags.
+SCHEMA = 2
+READABLE_SCHEMAS = (1, 2)  # schema 1 records (no variant folder) are read with a variant derived from config
 STATUSES = ("complete", "diverged", "failed")
 # A record with one of these statuses is finished work: a rerun skips it (unless forced).
 FINISHED = ("complete", "diverged")
+RECORD_FILENAME = "record.json"
 
 
-def record_dir(results_dir: str | os.PathLike, study: str, data: str, model: str, seed: int) -> Path:
-    """Deterministic run folder: no timestamps, so a rerun finds (and resumes or skips) its own work."""
-    for label, value in (("study", study), ("data", data), ("model", model)):
+def record_dir(results_dir: str | os.PathLike, study: str, data: str, model: str, variant: str, seed: int) -> Path:
+    """Deterministic run folder: no timestamps, so a rerun finds (and resumes or skips) its own work.
+
+    `<results_dir>/runs/<study>/<data>/<model>/<variant>/seed<k>`: `variant` names the settings
+    (`standard-200ep-1a2b3c4d`), so runs that differ in anything but the seed never share a folder.
+    """
+    for label, value in (("study", study), ("data", data), ("model", model), ("variant", variant)):
         if not value or "/" in str(value) or str(value).startswith("."):
             raise ValueError(f"{label}={value!r} cannot name a results folder: use a non-empty name without '/'"
                              " or a leading '.'")
-    return Path(results_dir) / "runs" / study / data / model / f"seed{seed}"
+    return Path(results_dir) / "runs" / study / data / model / variant / f"seed{seed}"
 
 
-def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename over the target.
-
-    A crash or a full disk at any point leaves either the old file or the new one, never a mix.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
-def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=1, sort_keys=False, default=_json_default) + "\n").encode())
-
-
-def _json_default(obj: Any) -> Any:
-    # numpy scalars and paths show up in metrics and configs; everything else is a bug worth seeing.
-    if hasattr(obj, "item"):
-        return obj.item()
-    if isinstance(obj, os.PathLike):
-        return os.fspath(obj)
-    raise TypeError(f"record field of type {type(obj).__name__} is not JSON-serializable: {obj!r}")
+def parse_record_path(path: str | os.PathLike) -> dict:
+    """Study, data, model, variant and seed from a record's path; schema 1 paths have no variant."""
+    parts = Path(path).parts
+    if len(parts) < 5 or not parts[-2].startswith("seed"):
+        return {}
+    seed_text = parts[-2][len("seed"):]
+    seed = int(seed_text) if seed_text.isdigit() else None
+    if "runs" in parts and len(parts) - parts.index("runs") == 7:  # runs/study/data/model/variant/seedK/record.json
+        return {"study": parts[-6], "data": parts[-5], "model": parts[-4], "variant": parts[-3], "seed": seed}
+    return {"study": parts[-5], "data": parts[-4], "model": parts[-3], "variant": None, "seed": seed}
 
 
 class CorruptFileError(RuntimeError):
     """A record or checkpoint on disk that cannot be read; it has been moved aside."""
-
-
-def move_aside(path: str | os.PathLike, reason: str) -> Path:
-    """Rename a bad file to `<name>.corrupt-<n>` so nothing is silently overwritten or lost."""
-    path = Path(path)
-    n = 0
-    while (target := path.with_name(f"{path.name}.corrupt-{n}")).exists():
-        n += 1
-    os.replace(path, target)
-    return target
 
 
 def read_record(path: str | os.PathLike) -> dict | None:
@@ -107,7 +82,7 @@ def _git(*args: str) -> str | None:
     return out.stdout.strip() if out.returncode == 0 else None
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -149,7 +124,7 @@ def environment(device: str) -> dict:
         "cudnn": torch.backends.cudnn.version() if cuda else None,
         "device": device,
         "device_name": torch.cuda.get_device_name(torch.device(device)) if cuda else "cpu",
-        "cpu_model": _cpu_model(),
+        "cpu_model": cpu_model(),
         "threads": torch.get_num_threads(),
         "hostname": socket.gethostname(),
         "platform": platform.platform(),
@@ -159,7 +134,7 @@ def environment(device: str) -> dict:
 
 
 def new_record(*, task: str, study: str, model: str, family: str, data: str, seed: int,
-               config: dict, env: dict, synthetic: bool = False) -> dict:
+               config: dict, env: dict, identity: dict, recipe: dict | None, synthetic: bool = False) -> dict:
     """A record skeleton with every top-level key present, so readers never guess which keys exist."""
     return {
         "schema": SCHEMA,
@@ -171,7 +146,10 @@ def new_record(*, task: str, study: str, model: str, family: str, data: str, see
         "data": data,
         "seed": seed,
         "synthetic": synthetic,
-        "config": config,
+        "identity": identity,  # fingerprint, variant and the settings behind them (archbench.settings)
+        "recipe": recipe,      # the normalised training recipe: what results and the report read
+        "config": config,      # the whole resolved config, verbatim, for a person to read
+        "flags": [],           # e.g. "near_chance": finished, but validation accuracy within noise of chance
         "env": env,
         "dataset": None,
         "complexity": None,
@@ -180,4 +158,166 @@ def new_record(*, task: str, study: str, model: str, family: str, data: str, see
         "metrics": None,
         "history": None,
         "error": None,
+    }
+
+
+# ------------------------------------------------------------------------------------------------ flags
+
+def near_chance(top1: float | None, num_classes: int | None, count: int | None) -> bool:
+    """True when an accuracy is within two binomial standard errors of guessing (100 / classes).
+
+    Such a run finished but learned nothing a finite evaluation set can tell from chance.
+    """
+    if top1 is None or not num_classes or not count:
+        return False
+    chance = 1.0 / num_classes
+    se = math.sqrt(chance * (1 - chance) / count)
+    return top1 / 100.0 <= chance + 2 * se
+
+
+# ------------------------------------------------------------------------------------ record -> columns
+
+def variant_settings(record: dict) -> tuple[str | None, dict]:
+    """(variant, flattened identity settings without the seed) of a record of any readable schema.
+
+    Schema 1 records predate identities: their variant is derived from the resolved config's model,
+    data and train sections (locations and display-only keys left out), so their seeds still group.
+    """
+    from archbench.settings import flatten
+
+    identity = record.get("identity")
+    if isinstance(identity, dict) and identity.get("settings"):
+        settings = {k: v for k, v in identity["settings"].items() if k != "seed"}
+        return identity.get("variant"), flatten(settings)
+    config = record.get("config") or {}
+    data = {k: v for k, v in (config.get("data") or {}).items()
+            if k not in ("root", "download", "cache_dir", "on_bad_image")}
+    train = {k: v for k, v in (config.get("train") or {}).items() if k not in ("eval_batch_size", "target_top1")}
+    settings = {"task": record.get("task"), "model": config.get("model") or {}, "data": data,
+                "recipe": train if record.get("task") == "train" else None}
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    return f"{train.get('name') or record.get('task')}-v1-{digest}", flatten(settings)
+
+
+def _get(mapping, *keys):
+    """Nested lookup that tolerates missing or null levels."""
+    for key in keys:
+        if not isinstance(mapping, dict):
+            return None
+        mapping = mapping.get(key)
+    return mapping
+
+
+def _number(value):
+    """A float, or NaN for anything that is not a real number (null, missing, text, bool)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return math.nan
+    return float(value)
+
+
+def _present_or(value, fallback):
+    return fallback if value is None else value
+
+
+def hardware_label(device, device_name, cpu_model, threads) -> str:
+    """Readable machine label, e.g. 'cpu: AMD EPYC 7B13, 2 threads' or 'cuda: NVIDIA H100'.
+
+    CPU thread count is part of the label because CPU latency and throughput scale with it.
+    """
+    device = str(device) if device else "unknown device"
+    kind = device.split(":")[0]
+    if kind == "cpu":
+        label = f"cpu: {cpu_model or device_name or 'unknown CPU'}"
+        if isinstance(threads, (int, float)) and not isinstance(threads, bool) and math.isfinite(threads):
+            label += f", {int(threads)} threads"
+        return label
+    return f"{kind}: {device_name or 'unknown model'}"
+
+
+def record_key(record: dict, path: str | os.PathLike) -> dict:
+    """Study, data, model, variant and seed from the record, else from its path."""
+    from_path = parse_record_path(path)
+    key = {k: _present_or(record.get(k), from_path.get(k)) for k in ("study", "data", "model", "seed")}
+    key["variant"] = variant_settings(record)[0] or from_path.get("variant")
+    return key
+
+
+# Flat columns of one run (what archbench.results.load returns), with units in the names: *_ms
+# milliseconds, *_s seconds, *_bytes bytes, accuracies in percent; MACs count multiply-adds (fvcore).
+def record_columns(record: dict, path: str | os.PathLike) -> dict:
+    env = record.get("env") or {}
+    latency = record.get("latency") or {}
+    complexity = record.get("complexity") or {}
+    train = record.get("train") or {}
+    metrics = record.get("metrics") or {}
+    dataset = record.get("dataset") or {}
+    recipe = record.get("recipe") or _get(record, "config", "train") or {}
+    threads = _present_or(env.get("threads"), latency.get("threads"))
+    _, settings = variant_settings(record)
+    return {
+        **record_key(record, path),
+        "variant_settings": json.dumps(settings, sort_keys=True, default=str),
+        "family": record.get("family"),
+        "status": record.get("status"),
+        "task": record.get("task"),
+        "synthetic": bool(record.get("synthetic", False)),
+        "near_chance": "near_chance" in (record.get("flags") or []),
+        "hardware": hardware_label(env.get("device") or latency.get("device"),
+                                   env.get("device_name") or latency.get("device_name"),
+                                   env.get("cpu_model"), threads),
+        "device": env.get("device"),
+        "device_name": env.get("device_name"),
+        "cpu_model": env.get("cpu_model"),
+        "threads": _number(threads),
+        "torch": env.get("torch"),
+        "python": env.get("python"),
+        "cuda": env.get("cuda"),
+        "archbench_version": env.get("archbench_version"),
+        "git_commit": env.get("git_commit"),
+        "git_dirty": env.get("git_dirty"),
+        "hostname": env.get("hostname"),
+        "start_time": env.get("start_time"),
+        "end_time": env.get("end_time"),
+        "data_label": dataset.get("label") or _get(record, "config", "data", "label"),
+        "recipe": recipe.get("name"),
+        # Canonical text of the whole recipe, so a study can check that every model had the same one.
+        "recipe_config": json.dumps(recipe, sort_keys=True) if recipe else None,
+        "budget": json.dumps(recipe.get("budget"), sort_keys=True) if recipe.get("budget") is not None else None,
+        "batch_size": _number(recipe.get("batch_size")),
+        "amp": train.get("amp"),
+        "train_size": _number(dataset.get("train_size")),
+        "val_size": _number(dataset.get("val_size")),
+        "test_size": _number(dataset.get("test_size")),
+        "num_classes": _number(dataset.get("num_classes")),
+        "image_size": _number(dataset.get("image_size")),
+        "params": _number(complexity.get("params")),
+        "trainable_params": _number(complexity.get("trainable_params")),
+        "macs": _number(complexity.get("macs")),
+        "flops_forward": _number(complexity.get("flops_forward")),
+        "flops_train": _number(complexity.get("flops_train")),
+        "activations": _number(complexity.get("activations")),
+        "latency_device": latency.get("device"),
+        "latency_b1_ms": _number(_get(latency, "batch_1", "median_ms")),
+        "latency_b1_p10_ms": _number(_get(latency, "batch_1", "p10_ms")),
+        "latency_b1_p90_ms": _number(_get(latency, "batch_1", "p90_ms")),
+        "throughput_batch_size": _number(_get(latency, "throughput", "batch_size")),
+        "throughput_img_s": _number(_get(latency, "throughput", "img_per_s")),
+        "train_img_s": _number(train.get("img_per_s")),
+        "wall_s": _number(train.get("wall_s")),  # training time only (job_wall_s is the whole job)
+        "job_wall_s": _number(_get(record, "env", "job_wall_s")),
+        "epochs": _number(train.get("epochs")),
+        "steps": _number(train.get("steps")),
+        "mfu": _number(train.get("mfu")),
+        "peak_mem_bytes": _number(train.get("peak_mem_bytes")),
+        "ttt_target": _number(_get(train, "time_to_target", "target_top1")),
+        "ttt_s": _number(_get(train, "time_to_target", "seconds")),
+        "ttt_epoch": _number(_get(train, "time_to_target", "epoch")),
+        "val_top1": _number(metrics.get("val_top1")),
+        "val_top5": _number(metrics.get("val_top5")),
+        "val_loss": _number(metrics.get("val_loss")),
+        "test_top1": _number(metrics.get("test_top1")),
+        "test_top5": _number(metrics.get("test_top5")),
+        "test_top1_last": _number(metrics.get("test_top1_last")),
+        "best_epoch": _number(metrics.get("best_epoch")),
+        "path": str(path),
     }

@@ -1,13 +1,15 @@
 """One run, top to bottom: validate -> skip or resume -> build -> profile -> train -> measure -> write record.
 
-Takes a `RunSpec` of plain values (the entry point builds it from Hydra's config), so a run can be
-started from Python or a test without Hydra. Bad input fails in `validate` or while building, before
-the run's folder exists, so it never leaves a `failed` record or a half-made folder behind.
+Takes a `RunSpec` of per-stage settings objects (archbench.settings; the entry point builds them from
+Hydra's config groups), so a run can be started from Python or a test without Hydra. Bad input fails in
+`validate` or while building, before the run's folder exists, so it never leaves a `failed` record or a
+half-made folder behind. `preflight` does everything but train and write: the `dry_run=true` plan.
 """
 from __future__ import annotations
 
 import contextlib
-import fcntl
+import functools
+import json
 import logging
 import math
 import os
@@ -16,15 +18,20 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from archbench.record import (FINISHED, CorruptFileError, atomic_write_json, environment, new_record, now_iso,
-                              read_record, record_dir)
+from archbench.files import exclusive_lock
+from archbench.record import (FINISHED, CorruptFileError, atomic_write_json, environment, near_chance, new_record,
+                              now_iso, read_record, record_dir)
+from archbench.settings import (DataSettings, MeasureSettings, ModelSettings, Recipe, SettingsError, differences,
+                                fingerprint, run_identity, variant_name)
 
 log = logging.getLogger("archbench")
 
 TASKS = ("train", "profile")
 LOCK_POLICIES = ("skip", "wait")
+# A CPU run planned longer than this gets a hint to use a smaller budget before it starts.
+LONG_RUN_S = 3600
 
 
 class InvalidRunError(ValueError):
@@ -33,8 +40,10 @@ class InvalidRunError(ValueError):
 
 @dataclass
 class RunSpec:
-    model: str  # the name in the record and its folder (for timm models: the timm name)
-    data: dict  # keyword arguments of archbench.data.load_dataset (name, root, image_size, ...)
+    model: ModelSettings
+    data: DataSettings
+    recipe: Recipe | None  # None for task=profile
+    measure: MeasureSettings
     task: str = "train"
     study: str = "default"
     seed: int = 0
@@ -42,83 +51,53 @@ class RunSpec:
     results_dir: str = "results"
     force: bool = False
     on_locked: str = "skip"
-    model_stem: str = "auto"
-    model_source: str = "archbench"  # "timm": any timm model by its timm name (model=timm model.name=...)
-    model_kwargs: dict = field(default_factory=dict)
-    augment: dict = field(default_factory=dict)
-    # training recipe (see conf/train/*.yaml)
-    recipe: str = "standard"
-    batch_size: int = 128
-    eval_batch_size: int = 512
-    lr: float = 0.1
-    lr_reference_batch: int = 128  # lr is scaled linearly: lr * batch_size / lr_reference_batch
-    weight_decay: float = 5e-4
-    make_optimizer: Callable | None = None
-    schedule: Callable[[float], float] | None = None
-    budget: dict = field(default_factory=lambda: {"epochs": 1})
-    decay_norm_and_bias: bool = False
-    label_smoothing: float = 0.0
-    grad_clip_norm: float | None = None
-    ema_decay: float | None = None
-    amp: str = "off"
-    channels_last: bool = False
-    compile: bool = False
-    deterministic: bool = False
-    target_top1: float | None = None
-    measure: dict = field(default_factory=dict)  # keyword arguments of archbench.measure.measure_latency
     progress_bar: bool = False
     config: dict = field(default_factory=dict)  # the resolved config, stored verbatim in the record
 
-    @property
-    def dataset_name(self) -> str:
-        return self.data["name"]
+    @classmethod
+    def from_configs(cls, model: dict, data: dict, train: dict | None = None, measure: dict | None = None,
+                     **run) -> "RunSpec":
+        """Each stage's settings from its config group (plain dicts), e.g. from a test or a notebook."""
+        task = run.get("task", "train")
+        return cls(model=ModelSettings.from_config(model), data=DataSettings.from_config(data),
+                   recipe=Recipe.from_config(train) if task == "train" else None,
+                   measure=MeasureSettings.from_config(measure or {}), **run)
 
     @property
-    def builder_name(self) -> str:
-        return f"timm/{self.model}" if self.model_source == "timm" else self.model
+    def dataset_name(self) -> str:
+        return self.data.name
+
+    @functools.cached_property
+    def identity(self) -> dict:
+        return run_identity(self.task, self.seed, self.model, self.data, self.recipe, self.measure)
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.identity)
+
+    @property
+    def variant(self) -> str:
+        return variant_name(self.task, self.recipe, self.identity)
 
     @property
     def record_dir(self) -> Path:
-        return record_dir(self.results_dir, self.study, self.dataset_name, self.model, self.seed)
+        return record_dir(self.results_dir, self.study, self.dataset_name, self.model.name, self.variant, self.seed)
 
 
 # --------------------------------------------------------------------------------------------- validation
 
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def validate(spec: RunSpec) -> None:
-    """Cheap checks of every value a run depends on, before anything is built or written."""
-    from archbench.train.budget import parse_budget
-
+    """Cheap checks of the run-level values; each stage's settings checked their own when built."""
     if spec.task not in TASKS:
-        raise ValueError(f"task={spec.task!r} is not one of: {', '.join(TASKS)}")
+        raise SettingsError(f"task={spec.task!r} is not one of: {', '.join(TASKS)}")
     if spec.on_locked not in LOCK_POLICIES:
-        raise ValueError(f"on_locked={spec.on_locked!r} is not one of: {', '.join(LOCK_POLICIES)}")
+        raise SettingsError(f"on_locked={spec.on_locked!r} is not one of: {', '.join(LOCK_POLICIES)}")
     if not isinstance(spec.seed, int) or isinstance(spec.seed, bool) or spec.seed < 0:
-        raise ValueError(f"seed={spec.seed!r} must be a non-negative integer")
+        raise SettingsError(f"seed={spec.seed!r} must be a non-negative integer")
+    if spec.task == "train" and spec.recipe is None:
+        raise SettingsError("a training run needs a recipe (train=standard; see conf/train/)")
     spec.record_dir  # names usable as folders
     resolve_device(spec.device)
-    if spec.task == "profile":
-        return
-    for key in ("batch_size", "eval_batch_size", "lr_reference_batch"):
-        value = getattr(spec, key)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"train.{key}={value!r} must be a positive integer")
-    if not _is_number(spec.lr) or spec.lr <= 0:
-        raise ValueError(f"train.optimizer.lr={spec.lr!r} must be a positive number, e.g. 0.1")
-    if not _is_number(spec.weight_decay) or spec.weight_decay < 0:
-        raise ValueError(f"train.optimizer.weight_decay={spec.weight_decay!r} must be a number >= 0")
-    if not _is_number(spec.label_smoothing) or not 0 <= spec.label_smoothing < 1:
-        raise ValueError(f"train.label_smoothing={spec.label_smoothing!r} must be in [0, 1)")
-    if spec.ema_decay is not None and not (_is_number(spec.ema_decay) and 0 < spec.ema_decay < 1):
-        raise ValueError(f"train.ema_decay={spec.ema_decay!r} must be null or in (0, 1), e.g. 0.999")
-    if spec.target_top1 is not None and not (_is_number(spec.target_top1) and 0 < spec.target_top1 <= 100):
-        raise ValueError(f"train.target_top1={spec.target_top1!r} must be null or a percentage in (0, 100]")
-    parse_budget(**spec.budget)
-    if spec.make_optimizer is None or spec.schedule is None:
-        raise ValueError("a training run needs train.optimizer and train.scheduler (see conf/train/standard.yaml)")
 
 
 def resolve_device(device: str) -> str:
@@ -130,49 +109,61 @@ def resolve_device(device: str) -> str:
         return device
     if device.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise ValueError(f"device={device!r} but this machine has no CUDA device (torch {torch.__version__}, "
-                             "cuda available: False): use device=cpu or device=auto")
+            raise SettingsError(f"device={device!r} but this machine has no CUDA device (torch {torch.__version__}, "
+                                "cuda available: False): use device=cpu or device=auto")
+        index = device.partition(":")[2]
+        if index and (not index.isdigit() or int(index) >= torch.cuda.device_count()):
+            raise SettingsError(f"device={device!r} but this machine has {torch.cuda.device_count()} CUDA "
+                                f"device(s): use device=cuda:0 ... cuda:{torch.cuda.device_count() - 1}")
         return device
-    raise ValueError(f"device={device!r} is not one of: auto, cpu, cuda, cuda:<index>")
+    raise SettingsError(f"device={device!r} is not one of: auto, cpu, cuda, cuda:<index>")
 
 
 # ------------------------------------------------------------------------------------------ lock and skip
 
 @contextlib.contextmanager
 def run_lock(folder: Path, policy: str):
-    """An exclusive flock on `<run folder>/.lock`: two sweeps never train the same record at once.
-
-    The kernel drops the lock when its process dies, even by kill -9, so a stale lock cannot block a rerun.
-    Yields True when held, False when another process holds it and the policy is "skip".
-    """
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".lock", "w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | (fcntl.LOCK_NB if policy == "skip" else 0))
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    """An exclusive lock on `<run folder>/.lock`: two sweeps never train the same record at once."""
+    with exclusive_lock(folder / ".lock", wait=policy == "wait") as held:
+        yield held
 
 
 def finished_record(spec: RunSpec) -> dict | None:
-    """The existing finished record for this run, if any (a corrupt one is moved aside and reported)."""
+    """The existing finished record of exactly this run, if any (a corrupt one is moved aside and reported)."""
     try:
         record = read_record(spec.record_dir / "record.json")
     except CorruptFileError as err:
         log.warning("%s", err)
         return None
-    return record if record and record.get("status") in FINISHED else None
+    if not record or record.get("status") not in FINISHED:
+        return None
+    if (record.get("identity") or {}).get("fingerprint") != spec.fingerprint:
+        log.warning("%s holds a record of another identity; it is not reused (force=true replaces it)",
+                    spec.record_dir)
+        return None
+    return record
+
+
+def note_other_variants(spec: RunSpec) -> None:
+    """Say how this run differs from the other settings already recorded for the same model and seed."""
+    model_dir = spec.record_dir.parent.parent
+    for other in sorted(model_dir.glob(f"*/seed{spec.seed}/record.json")):
+        if other.parent == spec.record_dir:
+            continue
+        with contextlib.suppress(OSError, ValueError):
+            settings = (json.loads(other.read_text()).get("identity") or {}).get("settings")
+            if settings:
+                diff = differences(settings, spec.identity)
+                log.info("a record of other settings exists at %s; this run is a separate variant (%s): %s",
+                         other.parent.parent.name, spec.variant, "; ".join(diff[:6]) or "no difference")
 
 
 def summary(spec: RunSpec, status: str, record: dict | None = None, wall_s: float | None = None) -> dict:
     metrics = (record or {}).get("metrics") or {}
-    return {"model": spec.model, "data": spec.dataset_name, "seed": spec.seed, "study": spec.study,
-            "status": status, "wall_s": wall_s, "test_top1": metrics.get("test_top1"),
-            "record": str(spec.record_dir / "record.json")}
+    train = (record or {}).get("train") or {}
+    return {"model": spec.model.name, "data": spec.dataset_name, "variant": spec.variant, "seed": spec.seed,
+            "study": spec.study, "status": status, "job_wall_s": wall_s, "train_s": train.get("wall_s"),
+            "test_top1": metrics.get("test_top1"), "record": str(spec.record_dir / "record.json")}
 
 
 # ---------------------------------------------------------------------------------------------------- run
@@ -188,7 +179,10 @@ def run(spec: RunSpec) -> dict:
     if not spec.force and (done := finished_record(spec)) is not None:
         log.info("skip %s: record is %s (force=true reruns it)", spec.record_dir, done["status"])
         return summary(spec, "skipped", done, time.perf_counter() - tick)
+    note_other_variants(spec)
 
+    log.info("building %s on %s: data, model, complexity count (and latency after training)",
+             spec.model.name, spec.dataset_name)
     try:
         built = build(spec)  # data and model: bad input fails here, before any folder exists
     except (ValueError, TypeError, FileNotFoundError, NotADirectoryError) as err:
@@ -219,41 +213,51 @@ class Built:
 
 
 def build(spec: RunSpec) -> Built:
-    import torch
-
-    from archbench import data as data_lib
-    from archbench import models
     from archbench.measure import profile_complexity
 
     device = resolve_device(spec.device)
-    _seed_everything(spec.seed, spec.deterministic)
+    _seed_everything(spec.seed, spec.recipe is not None and spec.recipe.deterministic)
     if spec.task == "profile":
-        # Profile-only: the data config's shape and class count, no dataset files.
-        dataset = None
-        in_chans, image_size, num_classes = spec.data["in_chans"], spec.data["image_size"], spec.data["num_classes"]
-        data_info = {"name": spec.dataset_name, "image_size": image_size, "in_chans": in_chans,
-                     "num_classes": num_classes, "profile_only": True}
+        dataset, data_info = None, _profile_data_info(spec)  # the data config's shape and class count, no files
     else:
-        dataset = data_lib.load_dataset(**spec.data)
-        in_chans, image_size, num_classes = dataset.in_chans, dataset.image_size, dataset.num_classes
-        data_info = {"name": spec.dataset_name, "num_classes": num_classes, "image_size": image_size,
-                     "in_chans": in_chans, "mean": list(dataset.mean), "std": list(dataset.std),
+        dataset = load_data(spec.data)
+        data_info = {"name": spec.dataset_name, "label": dataset.info.get("label") or spec.data.label,
+                     "num_classes": dataset.num_classes, "image_size": dataset.image_size,
+                     "in_chans": dataset.in_chans, "mean": list(dataset.mean), "std": list(dataset.std),
                      "class_names": list(dataset.class_names), **dataset.info}
-        if len(dataset.train.labels) < spec.batch_size:
-            raise ValueError(f"train.batch_size={spec.batch_size} is larger than the training split "
+        if len(dataset.train.labels) < spec.recipe.batch_size:
+            raise ValueError(f"train.batch_size={spec.recipe.batch_size} is larger than the training split "
                              f"({len(dataset.train.labels)} images): lower it or raise data.train_size")
-    model = models.create_model(spec.builder_name, num_classes=num_classes, in_chans=in_chans, input_size=image_size,
-                                stem=spec.model_stem, **spec.model_kwargs)
-    info = getattr(model, "archbench_info", {})
-    input_shape = (1, in_chans, image_size, image_size)
+    model, family, input_shape = _create_model(spec, data_info)
     try:
         complexity = profile_complexity(model, input_shape)
     except RuntimeError as err:
-        raise ValueError(f"model {spec.model!r} cannot run on {image_size}x{image_size} inputs from "
+        raise ValueError(f"model {spec.model.name!r} cannot run on {input_shape[2]}x{input_shape[3]} inputs from "
                          f"data={spec.dataset_name!r} ({err}); use a larger data.image_size or model.stem=cifar") from err
-    complexity["stem"] = info.get("stem")
-    return Built(model, info.get("family") or models.model_family(spec.builder_name), input_shape,
-                 dataset, data_info, complexity, device)
+    complexity["stem"] = getattr(model, "archbench_info", {}).get("stem")
+    return Built(model, family, input_shape, dataset, data_info, complexity, device)
+
+
+def load_data(data: DataSettings):
+    from archbench import data as data_lib
+
+    return data_lib.load_dataset(**data.load, label=data.label)
+
+
+def _profile_data_info(spec: RunSpec) -> dict:
+    load = spec.data.load
+    return {"name": spec.dataset_name, "label": spec.data.label, "image_size": load.get("image_size"),
+            "in_chans": load.get("in_chans"), "num_classes": load.get("num_classes"), "profile_only": True}
+
+
+def _create_model(spec: RunSpec, data_info: dict):
+    from archbench import models
+
+    model = models.create_model(spec.model.builder_name, num_classes=data_info["num_classes"],
+                                in_chans=data_info["in_chans"], input_size=data_info["image_size"],
+                                stem=spec.model.stem, **spec.model.kwargs)
+    family = getattr(model, "archbench_info", {}).get("family") or models.model_family(spec.model.builder_name)
+    return model, family, (1, data_info["in_chans"], data_info["image_size"], data_info["image_size"])
 
 
 def execute(spec: RunSpec, built: Built, tick: float) -> dict:
@@ -261,9 +265,10 @@ def execute(spec: RunSpec, built: Built, tick: float) -> dict:
     from archbench.measure import measure_latency
 
     rank = int(os.environ.get("RANK", 0))
-    record = new_record(task=spec.task, study=spec.study, model=spec.model, family=built.family,
-                        data=spec.dataset_name, seed=spec.seed, config=spec.config,
-                        env=environment(built.device),
+    identity = {"fingerprint": spec.fingerprint, "variant": spec.variant, "settings": spec.identity}
+    record = new_record(task=spec.task, study=spec.study, model=spec.model.name, family=built.family,
+                        data=spec.dataset_name, seed=spec.seed, config=spec.config, identity=identity,
+                        recipe=spec.recipe.describe() if spec.recipe else None, env=environment(built.device),
                         synthetic=bool(getattr(built.dataset, "synthetic", False)) or spec.dataset_name == "synthetic")
     record.update(dataset=built.data_info, complexity=built.complexity)
     path = spec.record_dir / "record.json"
@@ -271,9 +276,17 @@ def execute(spec: RunSpec, built: Built, tick: float) -> dict:
         if spec.task == "train":
             result = _train(spec, built, record)
             record.update(status=result.status, history=result.history, metrics=result.metrics, train=result.train)
+            val = record["metrics"] or {}
+            top1 = val.get("val_top1") if val.get("val_top1") is not None else val.get("test_top1")
+            count = built.data_info.get("val_size") if val.get("val_top1") is not None else built.data_info.get("test_size")
+            if result.status == "complete" and near_chance(top1, built.data_info.get("num_classes"), count):
+                record["flags"].append("near_chance")
+                log.warning("%s finished within noise of chance (top-1 %.2f%% with %s classes): flagged near_chance",
+                            spec.model.name, top1, built.data_info.get("num_classes"))
         else:
             record["status"] = "complete"
         if record["status"] == "complete":
+            log.info("measuring latency and throughput of %s", spec.model.name)
             record["latency"] = _latency(spec, built, measure_latency)
     except SystemExit:
         raise  # interrupted: the checkpoint is saved, the record is not final
@@ -286,12 +299,36 @@ def execute(spec: RunSpec, built: Built, tick: float) -> dict:
             log.error("run failed; wrote %s", path)
         raise
     record["env"]["end_time"] = now_iso()
+    record["env"]["job_wall_s"] = time.perf_counter() - tick  # the whole job: build, train, measure
     if rank == 0:
         atomic_write_json(path, record)
         (spec.record_dir / "checkpoint.ckpt").unlink(missing_ok=True)  # finished: the record is the result
-        log.info("wrote %s (status %s, test top-1 %s)", path, record["status"],
-                 (record["metrics"] or {}).get("test_top1"))
+        log.info("wrote %s (status %s)\n%s", path, record["status"], result_table(record))
     return summary(spec, record["status"], record, time.perf_counter() - tick)
+
+
+def result_table(record: dict) -> str:
+    """The few figures a person wants at the end of a run, as a small aligned table."""
+    complexity, latency = record.get("complexity") or {}, record.get("latency") or {}
+    metrics, train = record.get("metrics") or {}, record.get("train") or {}
+    b1, tp = latency.get("batch_1") or {}, latency.get("throughput") or {}
+    rows = [("model", record.get("model")), ("status", record.get("status")),
+            ("params", _fmt(complexity.get("params"), "{:,.0f}")),
+            ("MACs (multiply-adds)", _fmt(complexity.get("macs"), "{:,.0f}")),
+            ("FLOPs forward", _fmt(complexity.get("flops_forward"), "{:,.0f}")),
+            ("batch-1 latency median / p90", f"{_fmt(b1.get('median_ms'), '{:.2f}')} / {_fmt(b1.get('p90_ms'), '{:.2f}')} ms"),
+            ("throughput", f"{_fmt(tp.get('img_per_s'), '{:,.0f}')} img/s at batch {tp.get('batch_size', '-')}")]
+    if record.get("task") == "train":
+        rows += [("test top-1 (selected on val)", _fmt(metrics.get("test_top1"), "{:.2f}%")),
+                 ("val top-1", _fmt(metrics.get("val_top1"), "{:.2f}%")),
+                 ("training time", _fmt(train.get("wall_s"), "{:.1f} s")),
+                 ("training img/s", _fmt(train.get("img_per_s"), "{:,.0f}"))]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"  {k.ljust(width)}  {v}" for k, v in rows)
+
+
+def _fmt(value, pattern: str) -> str:
+    return "-" if value is None else pattern.format(value)
 
 
 def _train(spec: RunSpec, built: Built, record: dict):
@@ -299,9 +336,9 @@ def _train(spec: RunSpec, built: Built, record: dict):
 
     from archbench.data import make_loaders
     from archbench.measure import device_peak_flops, peak_memory_bytes, reset_peak_memory, training_cost
-    from archbench.train.budget import parse_budget
     from archbench.train.loop import EXIT_INTERRUPTED, TrainingInterrupted, TrainSettings, fit
 
+    recipe = spec.recipe
     world = int(os.environ.get("WORLD_SIZE", 1))
     rank = int(os.environ.get("RANK", 0))
     device = built.device
@@ -311,20 +348,29 @@ def _train(spec: RunSpec, built: Built, record: dict):
             device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
             torch.cuda.set_device(device)
     if device.startswith("cuda"):
-        torch.backends.cudnn.benchmark = not spec.deterministic  # fastest kernels for fixed shapes
-    reset_peak_memory(device)
+        torch.backends.cudnn.benchmark = not recipe.deterministic  # fastest kernels for fixed shapes
     train_loader, val_loader, test_loader = make_loaders(
-        built.dataset, batch_size=spec.batch_size, eval_batch_size=spec.eval_batch_size, device=device,
-        augment=spec.augment, seed=spec.seed, rank=rank, world_size=world)
+        built.dataset, batch_size=recipe.batch_size, eval_batch_size=recipe.eval_batch_size, device=device,
+        augment=spec.data.augment, seed=spec.seed, order_seed=spec.data.order_seed, rank=rank, world_size=world)
+    reset_peak_memory(device)  # after the loaders: a dataset moved to the GPU is not training memory
     flops_train = built.complexity.get("flops_train")
+    amp, channels_last = _precision(spec, built, device)
     settings = TrainSettings(
-        budget=parse_budget(**spec.budget), batch_size=spec.batch_size, make_optimizer=spec.make_optimizer,
-        lr=spec.lr * spec.batch_size * world / spec.lr_reference_batch, weight_decay=spec.weight_decay,
-        schedule=spec.schedule, decay_norm_and_bias=spec.decay_norm_and_bias, label_smoothing=spec.label_smoothing,
-        grad_clip_norm=spec.grad_clip_norm, ema_decay=spec.ema_decay, amp=spec.amp,
-        channels_last=spec.channels_last, compile=spec.compile, target_top1=spec.target_top1,
+        budget=recipe.budget, batch_size=recipe.batch_size, make_optimizer=recipe.make_optimizer(),
+        lr=recipe.scaled_lr(world), weight_decay=recipe.weight_decay, schedule=recipe.make_schedule(),
+        decay_norm_and_bias=recipe.decay_norm_and_bias, label_smoothing=recipe.label_smoothing,
+        grad_clip_norm=recipe.grad_clip_norm, ema_decay=recipe.ema_decay, amp=amp, channels_last=channels_last,
+        compile=recipe.compile, target_top1=recipe.target_top1, identity=spec.fingerprint,
         # Training MACs per image = FlopCounterMode's forward+backward FLOPs / 2 (one MAC = two FLOPs).
         train_macs_per_image=flops_train / 2 if flops_train else None, progress_bar=spec.progress_bar)
+    steps_per_epoch = len(train_loader)
+    planned = recipe.budget.planned_steps(steps_per_epoch, settings.train_macs_per_image * recipe.batch_size * world
+                                          if settings.train_macs_per_image else None)
+    log.info("plan: %s on %s (%d training images), recipe %s, budget %s = %s steps of batch %d, lr %.4g, "
+             "%s, device %s", spec.model.name, built.data_info.get("label") or spec.dataset_name,
+             len(built.dataset.train.labels), recipe.name, _budget_text(recipe.budget),
+             planned if planned is not None else "as many", recipe.batch_size, settings.lr,
+             f"precision {amp}, channels_last {channels_last}", device)
     try:
         result = fit(built.model, train_loader, val_loader, test_loader, settings, device=device,
                      checkpoint_path=spec.record_dir / "checkpoint.ckpt")
@@ -333,10 +379,10 @@ def _train(spec: RunSpec, built: Built, record: dict):
         raise SystemExit(EXIT_INTERRUPTED) from err
     train = result.train
     train["lr_scaled"] = settings.lr
-    train["amp"], train["channels_last"], train["compile"] = spec.amp, spec.channels_last, spec.compile
+    train["amp"], train["channels_last"], train["compile"] = amp, channels_last, recipe.compile
     train["world_size"] = world
     train["peak_mem_bytes"] = peak_memory_bytes(device)
-    peak = device_peak_flops(device)
+    peak = _peak(device, amp)
     train["device_peak_flops_per_s"] = peak.get("flops_per_s")
     train["device_peak"] = peak
     if flops_train and train.get("img_per_s"):
@@ -346,13 +392,45 @@ def _train(spec: RunSpec, built: Built, record: dict):
     return result
 
 
+def _precision(spec: RunSpec, built: Built, device: str) -> tuple[str, bool]:
+    """The precision and memory layout that train: explicit values as given; `auto` by a measured probe."""
+    recipe = spec.recipe
+    amp, channels_last = recipe.amp, recipe.channels_last
+    if amp != "auto" and channels_last != "auto":
+        return amp, channels_last
+    try:
+        from archbench.train.precision import choose_precision
+    except ImportError:  # no probe available: the safe, comparable default
+        return ("off" if amp == "auto" else amp), (False if channels_last == "auto" else channels_last)
+    choice = choose_precision(built.model, built.input_shape, recipe.batch_size, built.data_info["num_classes"],
+                              device, amp=amp, channels_last=channels_last, model_name=spec.model.name)
+    log.info("precision probe: %s", choice.get("reason"))
+    return choice["amp"], choice["channels_last"]
+
+
+def _peak(device: str, amp: str) -> dict:
+    """The device's measured peak in the precision that ran, so MFU is against the matching peak."""
+    from archbench.measure import device_peak_flops
+
+    precision = {"off": "fp32", "bf16": "bf16", "fp16": "fp16"}.get(amp, "fp32")
+    try:
+        return device_peak_flops(device, precision=precision)
+    except TypeError:  # an older peak function without per-precision measurement
+        return {**device_peak_flops(device), "precision": "fp32"}
+
+
+def _budget_text(budget) -> str:
+    return f"{budget.value:g} {budget.kind}" if isinstance(budget.value, float) else f"{budget.value} {budget.kind}"
+
+
 def _latency(spec: RunSpec, built: Built, measure_latency) -> dict:
-    options = {k: v for k, v in spec.measure.items() if k != "isolate"}
-    if spec.measure.get("isolate"):
+    options = dict(spec.measure.options)
+    if spec.measure.isolate:
         from archbench.measure import measure_latency_isolated
         create = {"num_classes": built.data_info["num_classes"], "in_chans": built.input_shape[1],
-                  "input_size": built.input_shape[2], "stem": spec.model_stem, **spec.model_kwargs}
-        return measure_latency_isolated(spec.builder_name, create, built.input_shape, device=built.device, **options)
+                  "input_size": built.input_shape[2], "stem": spec.model.stem, **spec.model.kwargs}
+        return measure_latency_isolated(spec.model.builder_name, create, built.input_shape, device=built.device,
+                                        **options)
     return measure_latency(built.model, built.input_shape, device=built.device, **options)
 
 
@@ -382,3 +460,172 @@ def _log_to_file(path: Path):
     finally:
         root.removeHandler(handler)
         handler.close()
+
+
+# ------------------------------------------------------------------------------------------------ preflight
+
+# Official training-split sizes, so a study can be planned on a machine that lacks the files.
+KNOWN_TRAIN_SIZES = {"cifar10": 50_000, "cifar100": 50_000, "cifar10_jpg": 50_000, "fashion_mnist": 60_000,
+                     "svhn": 73_257, "imagenet": 1_281_167}
+PREFLIGHT_TIMED_STEPS = 2  # after one untimed step: enough for an estimate, cheap for a wide study
+
+
+def preflight(spec: RunSpec, timed_steps: int = PREFLIGHT_TIMED_STEPS) -> dict:
+    """Everything a run would do before training, and nothing under results_dir: the `dry_run` row.
+
+    Validates, finds the data (naming what is missing), builds model, optimizer and schedule, runs one
+    forward and backward step at the real batch size (synthetic values; halved if it does not fit),
+    times a few steps on this device and estimates the whole run. `problem` is None when it would run.
+    """
+    row = {"model": spec.model.name, "data": spec.dataset_name, "seed": spec.seed, "variant": None,
+           "action": "-", "planned_steps": None, "est_s": None, "problem": None}
+    try:
+        validate(spec)
+        row["variant"] = spec.variant
+        row["action"] = _planned_action(spec)
+        if row["action"] == "skip (complete)":
+            return row
+        data_info, n_train, problem = _preflight_data(spec)
+        row["problem"] = problem
+        model, _, input_shape = _create_model(spec, data_info)
+        if spec.task == "profile":
+            import torch
+            with torch.inference_mode():
+                model.eval()(torch.zeros(input_shape))
+            return row
+        step_s, batch, note = _time_steps(spec, model, input_shape, data_info["num_classes"], timed_steps)
+        if note:
+            row["problem"] = "; ".join(filter(None, [row["problem"], note]))
+        recipe = spec.recipe
+        steps_per_epoch = max(n_train // recipe.batch_size, 1)
+        macs_per_step = None
+        if recipe.budget.kind == "macs":
+            from archbench.measure import profile_complexity
+            macs_per_step = profile_complexity(model, input_shape)["flops_train"] / 2 * recipe.batch_size
+        planned = recipe.budget.planned_steps(steps_per_epoch, macs_per_step)
+        row["planned_steps"] = planned
+        train_s = recipe.budget.value if planned is None else planned * step_s
+        epochs = (planned or steps_per_epoch) / steps_per_epoch
+        # Evaluation: a forward pass is about a third of a training step's work per image.
+        eval_images = epochs * (data_info.get("val_size") or 0) + 2 * (data_info.get("test_size") or 0)
+        row["est_s"] = train_s + eval_images * step_s / batch / 3
+        row["epochs"] = epochs
+    except (ValueError, TypeError, FileNotFoundError, NotADirectoryError, RuntimeError) as err:
+        row["problem"] = "; ".join(filter(None, [row["problem"], f"{type(err).__name__}: {err}"]))
+    return row
+
+
+def _planned_action(spec: RunSpec) -> str:
+    if not spec.force and finished_record(spec) is not None:
+        return "skip (complete)"
+    checkpoint = spec.record_dir / "checkpoint.ckpt"
+    if checkpoint.exists() and not spec.force:
+        from archbench.train.checkpoint import load_checkpoint_info
+        step = load_checkpoint_info(checkpoint, spec.fingerprint)
+        if step is not None:
+            return f"resume at step {step}"
+    return "run"
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_dataset(key: str):
+    return load_data(DataSettings(**json.loads(key)))
+
+
+def _preflight_data(spec: RunSpec) -> tuple[dict, int, str | None]:
+    """(shape info, training images, problem): the real dataset when present, its config's shape when not."""
+    info = _profile_data_info(spec)
+    if spec.task == "profile":
+        return info, 0, None
+    key = json.dumps({"name": spec.data.name, "label": spec.data.label, "order_seed": spec.data.order_seed,
+                      "load": spec.data.load, "augment": spec.data.augment}, sort_keys=True, default=str)
+    try:
+        dataset = _cached_dataset(key)
+    except (FileNotFoundError, NotADirectoryError, ValueError) as err:
+        known = KNOWN_TRAIN_SIZES.get(spec.data.name, 0)
+        n_train = spec.data.load.get("train_size") or max(known - 5000, 0)
+        return {**info, "val_size": 5000, "test_size": 10_000}, n_train, f"data: {err}"
+    info.update(num_classes=dataset.num_classes, image_size=dataset.image_size, in_chans=dataset.in_chans,
+                val_size=len(dataset.val.labels) if dataset.val is not None else 0, test_size=len(dataset.test.labels))
+    n_train = len(dataset.train.labels)
+    if n_train < spec.recipe.batch_size:
+        raise ValueError(f"train.batch_size={spec.recipe.batch_size} is larger than the training split "
+                         f"({n_train} images): lower it or raise data.train_size")
+    return info, n_train, None
+
+
+_STEP_TIMES: dict[str, tuple] = {}
+
+
+def _time_steps(spec: RunSpec, model, input_shape, num_classes: int, timed_steps: int):
+    """(seconds per step at the batch that fits, that batch, note): one untimed step, then `timed_steps`.
+
+    Cached per model settings, shape and recipe in this process: a study's seeds are timed once.
+    `ARCHBENCH_PREFLIGHT_BATCH` caps the batch (the test suite checks every study this way on 2 cores).
+    """
+    import torch
+
+    from archbench.train.loop import param_groups
+
+    recipe = spec.recipe
+    key = json.dumps([spec.model.identity(), list(input_shape), recipe.identity(), spec.device], default=str)
+    if key in _STEP_TIMES:
+        return _STEP_TIMES[key]
+    device = resolve_device(spec.device)
+    batch = min(recipe.batch_size, int(os.environ.get("ARCHBENCH_PREFLIGHT_BATCH", recipe.batch_size)))
+    model.to(device).train()
+    optimizer = recipe.make_optimizer()(param_groups(model, recipe.weight_decay, recipe.decay_norm_and_bias),
+                                        lr=recipe.scaled_lr())
+    schedule = recipe.make_schedule()
+    [schedule(p) for p in (0.0, 0.5, 1.0)]
+    note = None
+    while True:
+        try:
+            x = torch.randn(batch, *input_shape[1:], device=device)
+            y = torch.randint(0, num_classes, (batch,), device=device)
+            times = []
+            for i in range(1 + timed_steps):
+                tick = time.perf_counter()
+                optimizer.zero_grad(set_to_none=True)
+                torch.nn.functional.cross_entropy(model(x), y).backward()
+                optimizer.step()
+                if device.startswith("cuda"):
+                    torch.cuda.synchronize()
+                times.append(time.perf_counter() - tick)
+            break
+        except torch.OutOfMemoryError:
+            if batch == 1:
+                raise
+            batch //= 2
+            note = f"batch {recipe.batch_size} does not fit in memory; tried {batch}"
+    step_s = (sum(times[1:]) / max(len(times) - 1, 1) if timed_steps else times[0]) * recipe.batch_size / batch
+    _STEP_TIMES[key] = (step_s, batch, note)
+    return _STEP_TIMES[key]
+
+
+def format_plan(rows: list[dict]) -> str:
+    """The dry-run table, then the total estimated time and the count of jobs with problems."""
+    header = ["job", "model", "data", "seed", "variant", "action", "planned steps", "est. time", "problem"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for i, row in enumerate(rows):
+        cells = [str(i), row.get("model"), row.get("data"), row.get("seed"), row.get("variant") or "-",
+                 row.get("action"), _fmt(row.get("planned_steps"), "{:,}"), _duration(row.get("est_s")),
+                 (row.get("problem") or "").replace("\n", " ")[:300]]
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    total = sum(r.get("est_s") or 0 for r in rows if (r.get("action") or "").startswith(("run", "resume")))
+    problems = sum(1 for r in rows if r.get("problem"))
+    lines += ["", f"{len(rows)} job(s); estimated training time on this device: {_duration(total)} "
+                  f"({total / 3600:.1f} h) run one after another; {problems} with problems"]
+    if total > LONG_RUN_S and not any("cuda" in str(r.get("device", "")) for r in rows):
+        lines.append("over an hour here: train=quick or a smaller train.budget.* gives a CPU-sized run")
+    return "\n".join(lines)
+
+
+def _duration(seconds) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

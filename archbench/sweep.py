@@ -11,12 +11,15 @@ from pathlib import Path
 
 from hydra.experimental.callback import Callback
 
-from archbench.record import atomic_write_bytes, atomic_write_json
+from archbench.files import atomic_write_bytes, atomic_write_json
 
 log = logging.getLogger("archbench")
 # Set at the end of a multirun; the entry point exits non-zero when any job failed.
 FAILED_JOBS: list[dict] = []
-COLUMNS = ("model", "data", "seed", "status", "wall_s", "test_top1")
+# Signals that interrupted the sweep (set by the entry point's handler); the parent then exits 75.
+INTERRUPTED: list[int] = []
+# job_wall_s: the whole job (build, train, measure); train_s: training only, as in the report.
+COLUMNS = ("model", "data", "variant", "seed", "status", "job_wall_s", "train_s", "test_top1")
 
 
 def write_job_summary(sweep_dir: str, job_num: int, result: dict) -> None:
@@ -57,6 +60,10 @@ class SweepSummary(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         rows = read_job_summaries(sweep_dir)
         FAILED_JOBS[:] = [r for r in rows if r.get("status") == "failed"]
+        if rows and all(r.get("dry_run") for r in rows):
+            from archbench.run import format_plan
+            log.info("dry run (nothing written under %s):\n%s", config.results_dir, format_plan(rows))
+            return
         table = format_table(rows)
         atomic_write_bytes(sweep_dir / "summary.md", (table + "\n").encode())
         study_dir = Path(config.results_dir) / "runs" / str(config.study)

@@ -23,9 +23,28 @@ def archbench(args, results_dir, timeout=600, env=None, wait=True):
     return subprocess.run(cmd, cwd=REPO, env=full_env, capture_output=True, text=True, timeout=timeout)
 
 
-def record_path(results_dir, model="resnet20", data="synthetic", seed=0, study="default"):
-    return Path(results_dir) / "runs" / study / data / model / f"seed{seed}" / "record.json"
-
-
 def load(path):
     return json.loads(Path(path).read_text())
+
+
+def run_folder(results_dir, model="resnet20", data="synthetic", seed=0, study="default"):
+    """The one run folder of a model and seed (its variant folder is named by the settings' fingerprint)."""
+    found = sorted((Path(results_dir) / "runs" / study / data / model).glob(f"*/seed{seed}"))
+    assert len(found) <= 1, f"several variants of {model} seed {seed}: {found}"
+    return found[0] if found else Path(results_dir) / "runs" / study / data / model / "NO-RUN-YET" / f"seed{seed}"
+
+
+def record_path(results_dir, model="resnet20", data="synthetic", seed=0, study="default"):
+    return run_folder(results_dir, model, data, seed, study) / "record.json"
+
+
+def spec_for(args, results_dir):
+    """The RunSpec that `python -m archbench <args>` would run, composed with Hydra's compose API."""
+    from hydra import compose, initialize_config_dir
+
+    from archbench.__main__ import CONF_DIR, spec_from_config
+
+    overrides = [a for a in args if a not in ("-m", "--multirun")] + [f"results_dir={results_dir}"]
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=overrides)
+    return spec_from_config(cfg, overrides)

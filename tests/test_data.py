@@ -404,7 +404,7 @@ def test_loaders_on_a_real_reader(tmp_path, cache_dir):
 # --- Hydra data configs -----------------------------------------------------------------------------
 
 CONF_DATA = Path(__file__).resolve().parents[1] / "conf" / "data"
-DATA_KEYS = {"name", "root", "download", "image_size", "in_chans", "num_classes", "val_size", "split_seed",
+DATA_KEYS = {"name", "label", "root", "download", "image_size", "in_chans", "num_classes", "val_size", "split_seed",
              "train_size", "cache_dir", "on_bad_image", "augment"}
 
 

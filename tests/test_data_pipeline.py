@@ -136,6 +136,29 @@ def test_augmentation_is_replayed_on_resume():
         assert torch.equal(xa, xb)
 
 
+def test_order_seed_alone_decides_order_and_augmentation():
+    ds = tensor_dataset()
+    augment = {"crop_padding": 2, "flip": True, "cutout": 3}
+
+    def epoch(seed, order_seed):
+        loader = make_loaders(ds, 16, augment=augment, seed=seed, order_seed=order_seed)[0]
+        loader.set_epoch(2)
+        return torch.cat([x for x, _ in loader]), torch.cat([y for _, y in loader])
+
+    same_order = epoch(seed=0, order_seed=7)
+    for a, b in zip(same_order, epoch(seed=1, order_seed=7)):  # another run seed: the same batches
+        assert torch.equal(a, b)
+    assert not torch.equal(same_order[0], epoch(seed=0, order_seed=8)[0])
+    for a, b in zip(epoch(seed=3, order_seed=None), epoch(seed=0, order_seed=3)):  # null follows seed
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("order_seed", [1.5, "1", True])
+def test_order_seed_must_be_an_integer(order_seed):
+    with pytest.raises(DataError, match=r"data\.order_seed="):
+        make_loaders(tensor_dataset(), 16, order_seed=order_seed)
+
+
 def test_ranks_get_disjoint_equal_shards():
     ds = tensor_dataset()
     no_aug = {"crop_padding": 0, "flip": False}

@@ -11,7 +11,7 @@ import pytest
 from archbench.record import atomic_write_json
 from archbench.run import RunSpec, run
 from archbench.train.checkpoint import load_checkpoint, save_checkpoint
-from helpers import FAST, archbench, load, record_path
+from helpers import FAST, archbench, load, record_path, spec_for
 
 # Slow enough per epoch (a second or more on 2 cores) to be interrupted in the middle of epoch 1 of 3.
 LONG = [a for a in FAST if not a.startswith(("train.budget", "data.synthetic_size"))] + [
@@ -79,16 +79,22 @@ def test_full_disk_while_saving_checkpoint_keeps_previous(tmp_path, monkeypatch)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.ckpt"]
 
 
+def tiny_spec(results_dir, measure=None, **run_settings):
+    recipe = {"name": "tiny", "batch_size": 32, "budget": {"steps": 2},
+              "optimizer": {"_target_": "torch.optim.SGD", "lr": 0.1, "momentum": 0.9},
+              "scheduler": {"_target_": "archbench.train.schedules.Cosine"}}
+    return RunSpec.from_configs(model={"name": "resnet20"},
+                                data={"name": "synthetic", "synthetic_size": 200, "image_size": 16},
+                                train=recipe, measure=measure, results_dir=str(results_dir), **run_settings)
+
+
 def test_full_disk_while_writing_record_reports_and_keeps_previous(tmp_path, monkeypatch):
     import archbench.run as run_module
 
     from archbench.train.schedules import Cosine
     import functools, torch
 
-    spec = RunSpec(model="resnet20", data={"name": "synthetic", "synthetic_size": 200, "image_size": 16},
-                   results_dir=str(tmp_path), budget={"steps": 2}, batch_size=32,
-                   make_optimizer=functools.partial(torch.optim.SGD, momentum=0.9), schedule=Cosine(),
-                   measure={"warmup": 1, "min_reps": 2, "min_time_s": 0.01, "batch_size": 2}, force=True)
+    spec = tiny_spec(tmp_path, measure={"warmup": 1, "min_reps": 2, "min_time_s": 0.01, "batch_size": 2}, force=True)
     path = spec.record_dir / "record.json"
     atomic_write_json(path, {"status": "complete", "marker": "previous"})
 
@@ -110,9 +116,7 @@ def test_training_crash_writes_failed_record_with_traceback(tmp_path, monkeypatc
         raise RuntimeError("simulated crash inside training")
 
     monkeypatch.setattr(loop, "fit", crash)
-    spec = RunSpec(model="resnet20", data={"name": "synthetic", "synthetic_size": 200, "image_size": 16},
-                   results_dir=str(tmp_path), budget={"steps": 2}, batch_size=32,
-                   make_optimizer=functools.partial(torch.optim.SGD), schedule=Cosine())
+    spec = tiny_spec(tmp_path)
     with pytest.raises(RuntimeError, match="simulated crash"):
         run(spec)
     record = json.loads((spec.record_dir / "record.json").read_text())
@@ -121,7 +125,7 @@ def test_training_crash_writes_failed_record_with_traceback(tmp_path, monkeypatc
 
 
 def test_corrupt_checkpoint_and_record_on_disk_are_moved_aside(tmp_path):
-    folder = record_path(tmp_path).parent
+    folder = spec_for(FAST, tmp_path).record_dir
     folder.mkdir(parents=True)
     (folder / "checkpoint.ckpt").write_bytes(b"PK\x03\x04 truncated zip")
     (folder / "record.json").write_text('{"status": "comp')

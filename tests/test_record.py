@@ -9,9 +9,12 @@ from archbench import record as rec
 
 
 def test_record_dir_is_deterministic_and_rejects_bad_names(tmp_path):
-    assert rec.record_dir(tmp_path, "demo", "cifar10", "resnet20", 2) == tmp_path / "runs/demo/cifar10/resnet20/seed2"
+    path = rec.record_dir(tmp_path, "demo", "cifar10", "resnet20", "standard-200ep-1a2b3c4d", 2)
+    assert path == tmp_path / "runs/demo/cifar10/resnet20/standard-200ep-1a2b3c4d/seed2"
+    assert rec.parse_record_path(path / "record.json") == {"study": "demo", "data": "cifar10", "model": "resnet20",
+                                                           "variant": "standard-200ep-1a2b3c4d", "seed": 2}
     with pytest.raises(ValueError, match="study='../x'"):
-        rec.record_dir(tmp_path, "../x", "cifar10", "resnet20", 0)
+        rec.record_dir(tmp_path, "../x", "cifar10", "resnet20", "v", 0)
 
 
 def test_atomic_write_keeps_old_file_on_disk_full(tmp_path, monkeypatch):
@@ -46,7 +49,8 @@ def test_environment_stamp_names_code_and_hardware():
 
 
 def test_new_record_has_every_top_level_key():
-    r = rec.new_record(task="train", study="s", model="m", family="f", data="d", seed=0, config={}, env={})
+    r = rec.new_record(task="train", study="s", model="m", family="f", data="d", seed=0, config={}, env={},
+                       identity={"fingerprint": "f", "variant": "v", "settings": {}}, recipe=None)
     assert r["schema"] == rec.SCHEMA and r["status"] == "failed"
     assert set(r) >= {"schema", "status", "task", "study", "model", "family", "data", "seed", "synthetic", "config",
                       "env", "dataset", "complexity", "latency", "train", "metrics", "history", "error"}

@@ -5,12 +5,19 @@
     for epoch in range(epochs):
         train_loader.set_epoch(epoch)
         for x, y in train_loader: ...
+
+A new dataset is a reader registered by name (see archbench/data/registry.py):
+
+    @register("mine", label="My set", sources=find_my_files)
+    def read_mine(request: Request, files: list[Path]) -> RawData: ...
 """
 from .augment import AUGMENT_DEFAULTS, augment_batch, normalize
-from .base import DataError, DataNotFoundError, Dataset, FileSplit, Split
+from .base import DataError, DataNotFoundError, Dataset, FileSplit, RawData, Split
 from .imagefolder import BadImageError
 from .load import DATASETS, load_dataset
 from .loaders import make_loaders
+from .registry import Request, register, register_preset
 
 __all__ = ["AUGMENT_DEFAULTS", "DATASETS", "BadImageError", "DataError", "DataNotFoundError", "Dataset", "FileSplit",
-           "Split", "augment_batch", "load_dataset", "make_loaders", "normalize"]
+           "RawData", "Request", "Split", "augment_batch", "load_dataset", "make_loaders", "normalize", "register",
+           "register_preset"]

@@ -10,8 +10,12 @@ from pathlib import Path
 
 import torch
 
-from .base import DataNotFoundError, RawData, Split
+from . import registry
+from .base import DataNotFoundError, RawData, Split, resolve_root
+from .download import torchvision_download
 
+SOURCE_URL = "https://www.cs.toronto.edu/~kriz/cifar.html"
+JPEG_PRESET = "cifar10_jpg"  # the image-folder preset of the same set, read offline from shared/
 LAYOUTS = {
     "cifar10": {
         "folder": "cifar-10-batches-py",
@@ -21,6 +25,7 @@ LAYOUTS = {
         "label_key": b"labels",
         "names_key": b"label_names",
         "torchvision": "CIFAR10",
+        "title": "CIFAR-10",
     },
     "cifar100": {
         "folder": "cifar-100-python",
@@ -30,6 +35,7 @@ LAYOUTS = {
         "label_key": b"fine_labels",  # the 100-class task; coarse_labels are the 20 superclasses
         "names_key": b"fine_label_names",
         "torchvision": "CIFAR100",
+        "title": "CIFAR-100",
     },
 }
 
@@ -45,29 +51,39 @@ def find_sources(name: str, root: Path, download: bool) -> list[Path]:
     files = source_files(name, root)
     missing = [f for f in files if not f.is_file()]
     if missing and download:
-        download_with_torchvision(name, root)
+        layout = LAYOUTS[name]
+        try:
+            torchvision_download(name, layout["torchvision"], root,
+                                 f"unpack the {layout['folder']}/ folder into {root}/", train=True)
+        except DataNotFoundError as exc:
+            raise DataNotFoundError("\n".join([str(exc), *offline_hint(name)])) from exc.__cause__
         missing = [f for f in files if not f.is_file()]
     if missing:
-        layout = LAYOUTS[name]
-        raise DataNotFoundError(
-            f"{name}: missing {', '.join(str(f) for f in missing)}. Expected the official python version in "
-            f"{root / layout['folder']}/. Get it with data.download=true (needs internet), or download and unpack "
-            f"the '{name.upper()} python version' archive from https://www.cs.toronto.edu/~kriz/cifar.html into "
-            f"{root}/, or point data.root at the folder that contains {layout['folder']}/.")
+        raise DataNotFoundError(missing_message(name, root, missing, files))
     return files
 
 
-def download_with_torchvision(name: str, root: Path) -> None:
-    import torchvision.datasets
+def missing_message(name: str, root: Path, missing: list[Path], files: list[Path]) -> str:
+    """A few short lines: where the files were expected, the two ways to get them, and the offline preset."""
+    layout = LAYOUTS[name]
+    folder = root / layout["folder"]
+    what = "is not there" if len(missing) == len(files) else f"lacks {', '.join(f.name for f in missing)}"
+    return "\n".join([
+        f"{name}: the official python version was expected in {folder}/, which {what}.",
+        "Get it either way:",
+        "  - data.download=true (needs internet), or",
+        f"  - unpack the '{layout['title']} python version' archive from {SOURCE_URL} into {root}/",
+        f"    (or set data.root=/path/to/folder, the folder that holds {layout['folder']}/).",
+        *offline_hint(name)])
 
-    dataset_class = getattr(torchvision.datasets, LAYOUTS[name]["torchvision"])
-    root.mkdir(parents=True, exist_ok=True)
-    try:
-        dataset_class(str(root), train=True, download=True)
-    except Exception as exc:  # offline or blocked: report it with the expected path, as if nothing were there
-        raise DataNotFoundError(
-            f"{name}: download into {root} failed ({exc}); check the network, or copy the "
-            f"{LAYOUTS[name]['folder']}/ folder into {root}/ by hand and run with data.download=false") from exc
+
+def offline_hint(name: str) -> list[str]:
+    """The JPEG copy of CIFAR-10 ships beside the repository and needs no network: say so where it is."""
+    if name != "cifar10":
+        return []
+    archive = resolve_root(registry.get(JPEG_PRESET).default_root)
+    return [f"Offline, data={JPEG_PRESET} reads CIFAR-10 as JPEGs from {archive}, which is present."] \
+        if archive.is_file() else []
 
 
 def read_batch(path: Path, label_key: bytes) -> tuple[torch.Tensor, torch.Tensor]:
@@ -91,3 +107,14 @@ def read(name: str, files: list[Path]) -> RawData:
         meta = pickle.load(f, encoding="bytes")
     class_names = [n.decode() for n in meta[layout["names_key"]]]
     return RawData(read_all(layout["train"]), read_all(layout["test"]), class_names)
+
+
+def _register(name: str) -> None:
+    @registry.register(name, label=LAYOUTS[name]["title"], native=(32, 3), val_cap=registry.CIFAR_SIZED_VAL,
+                       sources=lambda request: (find_sources(name, request.root, request.download), None))
+    def read_official(request: registry.Request, files: list[Path]) -> RawData:
+        return read(name, files)
+
+
+for _name in LAYOUTS:
+    _register(_name)

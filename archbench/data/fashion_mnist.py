@@ -7,7 +7,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import registry
 from .base import DataError, DataNotFoundError, RawData, Split
+from .download import torchvision_download
 
 FILES = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
          "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
@@ -27,25 +29,14 @@ def find_sources(root: Path, download: bool) -> list[Path]:
         if all((folder / f).is_file() for f in FILES):
             return [folder / f for f in FILES]
     if download:
-        download_with_torchvision(root)
+        torchvision_download("fashion_mnist", "FashionMNIST", root,
+                             "use `apt-get install dataset-fashion-mnist`", train=True)
         return [root / "FashionMNIST" / "raw" / f for f in FILES]
     raise DataNotFoundError(
         f"fashion_mnist: the four IDX files ({', '.join(FILES)}) are not in any of "
         f"{', '.join(str(d) for d in candidate_dirs(root))}. Get them with `apt-get install dataset-fashion-mnist` "
         f"(Debian/Ubuntu, installs {SYSTEM_DIRS[0]}) or with data.download=true (needs internet, saves under "
         f"{root / 'FashionMNIST' / 'raw'}), or put them in {root}/.")
-
-
-def download_with_torchvision(root: Path) -> None:
-    import torchvision.datasets
-
-    root.mkdir(parents=True, exist_ok=True)
-    try:
-        torchvision.datasets.FashionMNIST(str(root), train=True, download=True)
-    except Exception as exc:  # offline or blocked: name both ways to get the files
-        raise DataNotFoundError(
-            f"fashion_mnist: download into {root / 'FashionMNIST' / 'raw'} failed ({exc}); check the network or "
-            f"use `apt-get install dataset-fashion-mnist` and data.download=false") from exc
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -71,6 +62,8 @@ def read_pair(images_path: Path, labels_path: Path) -> Split:
     return Split(images, labels)
 
 
-def read(files: list[Path]) -> RawData:
+@registry.register("fashion_mnist", label="Fashion-MNIST", native=(28, 1), val_cap=registry.CIFAR_SIZED_VAL,
+                   sources=lambda request: (find_sources(request.root, request.download), None))
+def read(request: registry.Request, files: list[Path]) -> RawData:
     train_images, train_labels, test_images, test_labels = files
     return RawData(read_pair(train_images, train_labels), read_pair(test_images, test_labels), CLASS_NAMES)

@@ -19,12 +19,15 @@ import numpy as np
 import torch
 from PIL import Image
 
+from . import registry
 from .base import DataError, DataNotFoundError, RawData, Split
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".pgm", ".pbm", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".zip")
 ONE_CHANNEL_MODES = ("1", "L", "LA", "I", "I;16", "F")
 TEST_FOLDERS = ("test", "val")  # test/ wins when both exist: our validation split is carved from train/
+LAYOUT_HINT = "Expected <root>/train/<class>/<image> beside <root>/test/<class>/<image> (or val/)."
+SET_ROOT = "Set data.root=/path/to/folder (a folder like that, or a .tar, .tar.gz or .zip archive of one)."
 MAX_DECODED_BYTES = 8 << 30  # beyond this the decoded set will not sit comfortably in memory: stream it instead
 DECODE_CHUNK = 2048  # images handed to the decoding threads at a time; bounds the undecoded bytes held
 
@@ -44,18 +47,23 @@ def is_image(name: str) -> bool:
 def find_sources(root: Path) -> tuple[list[Path], Path | None]:
     """(files to fingerprint, tree root or None): an archive is hashed by content, a folder by its listing."""
     if not root.exists():
-        raise DataNotFoundError(f"imagefolder: data.root {root} does not exist; point it at a folder with train/ and "
-                                f"test/ (or val/) class folders, or at a .tar, .tar.gz or .zip archive of one")
+        raise DataNotFoundError(f"imagefolder: data.root={root} does not exist.\n{LAYOUT_HINT}\n{SET_ROOT}")
     if root.is_file():
         if not is_archive(root):
-            raise DataError(f"imagefolder: {root} is a file but not a .tar, .tar.gz, .tgz or .zip archive; "
-                            f"point data.root at a folder or a supported archive")
+            raise DataError(f"imagefolder: data.root={root} is a file but not a .tar, .tar.gz, .tgz or .zip archive."
+                            f"\n{SET_ROOT}")
         return [root], None
     files = [Path(d) / f for d, _, names in os.walk(root) for f in names if is_image(f)]
     if not files:
-        raise DataError(f"imagefolder: {root} holds no image files ({', '.join(IMAGE_EXTENSIONS)}); expected "
-                        f"{root}/train/<class>/<image> and {root}/test/<class>/<image>")
+        raise DataError(f"imagefolder: data.root={root} holds no image files ({', '.join(IMAGE_EXTENSIONS)}).\n"
+                        f"{LAYOUT_HINT}\n{SET_ROOT}")
     return files, root
+
+
+def source_label(root: Path) -> str:
+    """An image folder's display name: the folder's own, or the archive's without its suffix."""
+    suffix = next((s for s in ARCHIVE_SUFFIXES if root.name.lower().endswith(s)), "")
+    return root.name[:len(root.name) - len(suffix)] or root.name
 
 
 @dataclass
@@ -231,3 +239,13 @@ def read(root: Path, image_size: int | None, in_chans: int | None, on_bad_image:
     extra = {"test_folder": test_folder, "bad_images": len(bad), "bad_image_examples": sorted(bad)[:10]}
     return RawData(stack("train"), stack("test"), class_names, extra)
 
+
+
+@registry.register("imagefolder", label=None, default_root=None,  # your own data: no default place to look
+                   sources=lambda request: find_sources(request.root))
+def read_folder(request: registry.Request, files: list[Path]) -> RawData:
+    return read(request.root, request.image_size, request.in_chans, request.on_bad_image)
+
+
+registry.register_preset("cifar10_jpg", of="imagefolder", root="../shared/data/cifar10-jpg.tar.gz",
+                         label="CIFAR-10 (JPEG image folder)")

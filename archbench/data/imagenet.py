@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from . import registry
 from .base import DataError, DataNotFoundError, FileSplit, RawData
 from .imagefolder import index_entries, is_archive
 
@@ -20,7 +21,12 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 EVAL_CROP_FRACTION = 0.875  # 224/256: the usual center-crop ratio for evaluation
 
 
-def read(root: Path) -> RawData:
+@registry.register("imagenet", label="ImageNet", native=(224, 3), fixed_stats=(IMAGENET_MEAN, IMAGENET_STD))
+def read(request: registry.Request, files: list[Path]) -> RawData:
+    """The train and val file lists; nothing is decoded here (files: unused, streaming is never cached)."""
+    root = request.root
+    if request.in_chans not in (None, 3):
+        raise DataError(f"imagenet: data.in_chans={request.in_chans}; streaming loads RGB only, use 3 or null")
     if not root.exists():
         raise DataNotFoundError(
             f"imagenet: data.root {root} does not exist. Expected {root}/train/<wnid>/*.JPEG and "
@@ -30,7 +36,7 @@ def read(root: Path) -> RawData:
         hint = " extract it first;" if is_archive(root) else ""
         raise DataError(f"imagenet: {root} is a file;{hint} streaming needs a folder with train/ and val/ "
                         f"class folders")
-    names = [Path(d, f).relative_to(root).as_posix() for d, _, files in os.walk(root, followlinks=True) for f in files]
+    names = [Path(d, f).relative_to(root).as_posix() for d, _, found in os.walk(root, followlinks=True) for f in found]
     if not names:
         raise DataError(f"imagenet: {root} is empty; expected {root}/train/<class>/ and {root}/val/<class>/ images")
     entries, class_names, test_folder = index_entries(names, root)
@@ -42,4 +48,5 @@ def read(root: Path) -> RawData:
         labels = torch.tensor([class_index[c] for _, _, c in chosen], dtype=torch.int64)
         return FileSplit(files, labels)
 
-    return RawData(file_split("train"), file_split("test"), class_names, {"test_folder": test_folder})
+    return RawData(file_split("train"), file_split("test"), class_names,
+                   {"test_folder": test_folder, "source": str(root)})

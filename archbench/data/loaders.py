@@ -232,8 +232,12 @@ class StreamingLoader:
 
 def make_loaders(dataset: Dataset, batch_size: int, eval_batch_size: int | None = None, device="cpu",
                  augment: dict | None = None, seed: int = 0, rank: int = 0, world_size: int = 1,
-                 drop_last: bool = True, num_workers: int | None = None):
+                 drop_last: bool = True, num_workers: int | None = None, order_seed: int | None = None):
     """(train_loader, val_loader or None, test_loader) yielding (x float32 normalized, y int64) on device.
+
+    order_seed: fixes the training order and the augmentation draws; None follows seed. Passing the run's
+    seed as seed and another value as order_seed separates the two sources of variance: the caller's
+    seed keeps the weight initialization, order_seed alone decides which images come when, and how cropped.
 
     augment: keys of AUGMENT_DEFAULTS; None means AUGMENT_DEFAULTS (pass crop_padding=0, flip=False to
     turn augmentation off). Streaming (ImageNet) training always uses RandomResizedCrop, plus flip and
@@ -243,6 +247,9 @@ def make_loaders(dataset: Dataset, batch_size: int, eval_batch_size: int | None 
     for key, value in (("batch_size", batch_size), ("world_size", world_size)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise DataError(f"{key}={value!r} must be a positive integer")
+    if order_seed is not None and (isinstance(order_seed, bool) or not isinstance(order_seed, int)):
+        raise DataError(f"data.order_seed={order_seed!r} must be an integer, or null to follow the seed")
+    data_seed = seed if order_seed is None else order_seed
     if not 0 <= rank < world_size:
         raise DataError(f"rank={rank} is out of range for world_size={world_size}")
     eval_batch_size = eval_batch_size or batch_size
@@ -252,7 +259,7 @@ def make_loaders(dataset: Dataset, batch_size: int, eval_batch_size: int | None 
                         f"per rank ({world_size} ranks); lower batch_size or raise data.train_size")
 
     def build(split, train):
-        common = dict(device=device, mean=dataset.mean, std=dataset.std, seed=seed, rank=rank,
+        common = dict(device=device, mean=dataset.mean, std=dataset.std, seed=data_seed, rank=rank,
                       world_size=world_size if train else 1, shuffle=train, drop_last=drop_last and train,
                       augment=augment if train else None, batch_size=batch_size if train else eval_batch_size)
         if isinstance(split, FileSplit):

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import torch
 
+from . import registry
 from .base import DataError, DataNotFoundError, RawData, Split
+from .download import torchvision_download
 
 CLASS_NAMES = [str(d) for d in range(10)]
 
@@ -19,7 +21,7 @@ def find_sources(root: Path, download: bool, extra: bool) -> list[Path]:
     if download:
         for part, path in zip(parts, files):
             if not path.is_file():
-                download_with_torchvision(root, part)
+                torchvision_download("svhn", "SVHN", root, f"copy {path.name} into {root}/ by hand", split=part)
     missing = [f for f in files if not f.is_file()]
     if missing:
         raise DataNotFoundError(
@@ -27,17 +29,6 @@ def find_sources(root: Path, download: bool, extra: bool) -> list[Path]:
             f"internet), or download {', '.join(f.name for f in missing)} from http://ufldl.stanford.edu/housenumbers/ "
             f"(format 2, cropped digits) into {root}/, or point data.root at the folder that holds them.")
     return files
-
-
-def download_with_torchvision(root: Path, part: str) -> None:
-    import torchvision.datasets
-
-    root.mkdir(parents=True, exist_ok=True)
-    try:
-        torchvision.datasets.SVHN(str(root), split=part, download=True)
-    except Exception as exc:  # offline or blocked: report it with the expected path
-        raise DataNotFoundError(f"svhn: download of {part}_32x32.mat into {root} failed ({exc}); check the network, "
-                                f"or copy the file into {root}/ by hand and run with data.download=false") from exc
 
 
 def read_mat(path: Path) -> Split:
@@ -54,7 +45,9 @@ def read_mat(path: Path) -> Split:
     return Split(images, labels)
 
 
-def read(files: list[Path]) -> RawData:
+@registry.register("svhn", label="SVHN", native=(32, 3), val_cap=registry.CIFAR_SIZED_VAL, cache_options=("extra",),
+                   sources=lambda request: (find_sources(request.root, request.download, request.extra), None))
+def read(request: registry.Request, files: list[Path]) -> RawData:
     by_part = {f.name.split("_")[0]: f for f in files}
     train = read_mat(by_part["train"])
     if "extra" in by_part:

@@ -7,17 +7,30 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 KINDS = ("epochs", "steps", "seconds", "macs")
 
 
 @dataclass(frozen=True)
 class Budget:
+    """One budget: its kind and value. The loop asks it for a step plan and for progress, never for its kind."""
     kind: str
     value: float
+    KINDS: ClassVar[tuple[str, ...]] = KINDS
 
     def as_dict(self) -> dict:
         return {self.kind: self.value}
+
+    def planned_steps(self, steps_per_epoch: int, train_macs_per_step: float | None = None) -> int | None:
+        """Optimizer steps the budget allows; None for a wall-clock budget, which ends on time instead."""
+        return total_steps(self, steps_per_epoch, train_macs_per_step)
+
+    def progress(self, step: int, seconds: float, planned_steps: int | None) -> float:
+        """Fraction of the budget used: drives the schedule and the stop, the same for every kind."""
+        if self.kind == "seconds":
+            return seconds / self.value
+        return step / planned_steps
 
 
 def parse_budget(epochs=None, steps=None, seconds=None, macs=None) -> Budget:

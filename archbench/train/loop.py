@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from archbench.train.budget import Budget, total_steps
+from archbench.train.budget import Budget
 from archbench.train.checkpoint import load_checkpoint, save_checkpoint
 
 log = logging.getLogger(__name__)
@@ -28,8 +28,14 @@ log = logging.getLogger(__name__)
 # Exit code for "interrupted, checkpoint saved, run me again" (BSD EX_TEMPFAIL): a cluster requeue or a
 # wrapper script can tell it apart from success (0) and from a crash (1).
 EXIT_INTERRUPTED = 75
-# How often the loss is checked for NaN/inf: each check is a host-device sync, so not every step.
+# How often the loss is checked for NaN/inf: each check is a host-device sync, so not every step (and
+# once more at every epoch's end).
 DIVERGENCE_CHECK_EVERY = 50
+# An epoch whose mean training loss is above this many times chance level (ln of the class count: the loss
+# of a uniform guess) has diverged even when the loss is finite: lr=1e6 reaches losses of 1e20.
+DIVERGED_LOSS_FACTOR = 10.0
+# The ETA line comes after this many timed steps: enough to average out the first slow ones.
+ETA_AFTER_STEPS = 10
 
 
 class TrainingInterrupted(Exception):
@@ -52,6 +58,7 @@ class TrainSettings:
     channels_last: bool = False
     compile: bool = False
     target_top1: float | None = None
+    identity: str | None = None  # the run's fingerprint: a checkpoint of another identity is never resumed
     train_macs_per_image: float | None = None  # needed by MACs budgets and recorded as consumed compute
     progress_bar: bool = False
 
@@ -203,13 +210,13 @@ def fit(model: nn.Module, train_loader, val_loader, test_loader, settings: Train
     steps_per_epoch = len(train_loader)
     batch_size = settings.batch_size * world
     macs_per_step = settings.train_macs_per_image * batch_size if settings.train_macs_per_image else None
-    planned_steps = total_steps(settings.budget, steps_per_epoch, macs_per_step)
-    seconds_budget = settings.budget.value if settings.budget.kind == "seconds" else None
+    planned_steps = settings.budget.planned_steps(steps_per_epoch, macs_per_step)
 
     # Everything that must survive an interruption lives in `progress` and goes into the checkpoint.
     progress = {"epoch": 0, "step": 0, "train_s": 0.0, "history": [], "best_top1": None, "best_epoch": None,
-                "best_state": None, "time_to_target": None, "in_epoch": None, "diverged": False}
-    checkpoint = load_checkpoint(checkpoint_path) if checkpoint_path else None
+                "best_state": None, "time_to_target": None, "in_epoch": None, "diverged": False,
+                "diverged_reason": None, "warmup_s": None}
+    checkpoint = load_checkpoint(checkpoint_path, settings.identity) if checkpoint_path else None
     if checkpoint is not None:
         model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
@@ -227,13 +234,11 @@ def fit(model: nn.Module, train_loader, val_loader, test_loader, settings: Train
         save_checkpoint(checkpoint_path, {
             "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
             "ema": ema.state_dict() if ema is not None else None, "rng": _rng_state(device),
-            "progress": progress, "step": progress["step"],
+            "progress": progress, "step": progress["step"], "identity": settings.identity,
         })
 
     def fraction_done() -> float:
-        if seconds_budget is not None:
-            return progress["train_s"] / seconds_budget
-        return progress["step"] / planned_steps
+        return settings.budget.progress(progress["step"], progress["train_s"], planned_steps)
 
     train_model = nn.parallel.DistributedDataParallel(model) if world > 1 else model
     if settings.compile:
@@ -242,6 +247,9 @@ def fit(model: nn.Module, train_loader, val_loader, test_loader, settings: Train
     criterion = nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing)
     bar = _progress_bar(settings.progress_bar and rank == 0)
 
+    eta_from = (progress["step"] + 1, progress["train_s"])  # the estimate starts after the warm-up step
+    eta_at_step = progress["step"] + 1 + ETA_AFTER_STEPS
+    warmed_up = False  # per process: a resumed run compiles again, and that is kept out of training time too
     with _interrupt_flag() as interrupt:
         while fraction_done() < 1.0 and not progress["diverged"]:
             epoch = progress["epoch"]
@@ -255,6 +263,7 @@ def fit(model: nn.Module, train_loader, val_loader, test_loader, settings: Train
             start_train_s = progress["train_s"] - epoch_s
             tick = time.perf_counter()
             lr = settings.lr * settings.schedule(min(fraction_done(), 1.0))
+            logits = None
             for batch_index, (x, y) in enumerate(bar(train_loader, epoch)):
                 if batch_index < resume["batches"]:
                     continue  # replay the deterministic order up to where the interrupted epoch stopped
@@ -281,16 +290,29 @@ def fit(model: nn.Module, train_loader, val_loader, test_loader, settings: Train
                 correct += logits.detach().argmax(1).eq(y).sum()
                 count += y.numel()
                 progress["step"] += 1
+                if not warmed_up:
+                    # The first step compiles, autotunes and grows allocators: timed apart, outside the
+                    # training time, img/s and a seconds budget, so compilation never eats the budget.
+                    _synchronize(device)
+                    progress["warmup_s"] = (progress.get("warmup_s") or 0.0) + time.perf_counter() - tick
+                    warmed_up = True
+                    progress["warmup_images"] = progress.get("warmup_images", 0) + y.numel() * world
+                    tick = time.perf_counter()
                 epoch_s = resume["train_s"] + time.perf_counter() - tick
                 progress["train_s"] = start_train_s + epoch_s
                 if progress["step"] % DIVERGENCE_CHECK_EVERY == 0 and not torch.isfinite(loss).item():
                     break
+                if progress["step"] == eta_at_step and rank == 0:
+                    _log_eta(progress, settings, planned_steps, eta_from)
                 if interrupt["signal"] is not None:
                     save({"batches": batch_index + 1, "loss_sum": loss_sum.item(), "top1": correct.item(),
                           "count": count, "train_s": epoch_s})
                     raise TrainingInterrupted(f"signal {interrupt['signal']} at epoch {epoch}, step "
                                               f"{progress['step']}; checkpoint saved to {checkpoint_path}")
 
+            _synchronize(device)  # the clock reads finished work, not queued kernels
+            epoch_s = resume["train_s"] + time.perf_counter() - tick
+            progress["train_s"] = start_train_s + epoch_s
             totals = _all_reduce_sum(torch.stack([loss_sum, correct.double(),
                                                   torch.tensor(float(count), device=device, dtype=torch.float64)]))
             train_loss = totals[0].item() / max(totals[2].item(), 1)
@@ -299,9 +321,10 @@ def fit(model: nn.Module, train_loader, val_loader, test_loader, settings: Train
                      "val_top1": None, "val_top5": None, "lr": lr, "epoch_s": epoch_s,
                      "img_per_s": totals[2].item() / epoch_s if epoch_s > 0 else None,
                      "elapsed_s": progress["train_s"], "step": progress["step"]}
-            if not math.isfinite(train_loss):
-                progress["diverged"] = True
-                log.warning("non-finite training loss in epoch %d (lr=%.4g): stopping as diverged", epoch, lr)
+            reason = divergence(train_loss, num_classes=getattr(model, "num_classes", None) or _classes(logits))
+            if reason is not None:
+                progress["diverged"], progress["diverged_reason"] = True, reason
+                log.warning("%s in epoch %d (lr=%.4g): stopping as diverged", reason, epoch, lr)
             elif val_loader is not None:
                 val = evaluate(eval_model, val_loader, device, settings.amp, settings.channels_last)
                 entry.update(val_loss=val["loss"], val_top1=val["top1"], val_top5=val["top5"])
@@ -336,9 +359,12 @@ def _finish(model, eval_model, test_loader, val_loader, settings, device, progre
         "steps": progress["step"],
         "batch_size": batch_size,
         "wall_s": progress["train_s"],
-        "img_per_s": images / progress["train_s"] if progress["train_s"] > 0 else None,
+        # the warm-up step is outside train_s, so its images are outside the rate too
+        "img_per_s": (images - progress.get("warmup_images", 0)) / progress["train_s"] if progress["train_s"] > 0 else None,
         "step_ms": 1000.0 * progress["train_s"] / progress["step"] if progress["step"] else None,
         "final_lr": history[-1]["lr"] if history else None,
+        "warmup_s": progress.get("warmup_s"),
+        "diverged_reason": progress.get("diverged_reason"),
         "time_to_target": progress["time_to_target"],
     }
     train["budget_consumed"] = {
@@ -366,6 +392,37 @@ def _finish(model, eval_model, test_loader, val_loader, settings, device, progre
     else:
         metrics.update(best_epoch=history[-1]["epoch"], test_top1=last["top1"], test_top5=last["top5"])
     return TrainResult("complete", history, metrics, train, model)
+
+
+def _log_eta(progress: dict, settings: TrainSettings, planned_steps: int | None, start: tuple) -> None:
+    """One line after the first timed steps: when the run will end, and a hint when that is far off."""
+    step_s = (progress["train_s"] - start[1]) / max(progress["step"] - start[0], 1)
+    remaining = (settings.budget.value - progress["train_s"] if planned_steps is None
+                 else (planned_steps - progress["step"]) * step_s)
+    end = time.strftime("%H:%M", time.localtime(time.time() + remaining))
+    log.info("estimated training time left: %.0f min (%.0f ms per step), ending about %s (evaluation extra)",
+             remaining / 60, 1000 * step_s, end)
+    if remaining > 3600:
+        log.info("over an hour: train=quick or a smaller train.budget.* gives a run sized for this machine")
+
+
+def divergence(train_loss: float, num_classes: int | None) -> str | None:
+    """Why an epoch's mean training loss means the run has diverged, or None."""
+    if not math.isfinite(train_loss):
+        return "non-finite training loss"
+    if num_classes and num_classes > 1 and train_loss > DIVERGED_LOSS_FACTOR * math.log(num_classes):
+        return (f"training loss {train_loss:.3g} above {DIVERGED_LOSS_FACTOR:g} x chance level "
+                f"(ln {num_classes} = {math.log(num_classes):.3g})")
+    return None
+
+
+def _classes(logits) -> int | None:
+    return int(logits.shape[1]) if logits is not None and logits.ndim == 2 else None
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def _fmt(value) -> str:
