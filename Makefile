@@ -13,7 +13,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test,robustness,tensorboard,mlflow,export]'
 	touch $@
 
 # The embedded default dataset: Debian's dataset-fashion-mnist where apt-get and root are available;
@@ -25,10 +25,13 @@ data:
 		|| echo "warning: could not install dataset-fashion-mnist; runs will need data.download=true"; \
 	else echo "note: $(FMNIST) missing and apt-get unavailable (or not root): runs will need data.download=true"; fi
 
+# Your runs' report goes to results/report (git-ignored), never into the committed report/.
 run: setup data
 	$(PY) -m archbench -m experiment=$(STUDY)
-	$(PY) -m archbench.report results_dir=results/runs out=report/local
+	$(PY) -m archbench.report results_dir=results/runs out=results/report
 
+# Rebuilds the committed report from the committed reference records: the only command that
+# writes report/.
 report: setup
 	$(PY) -m archbench.report results_dir=results/reference out=report
 

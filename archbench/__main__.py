@@ -24,11 +24,13 @@ from omegaconf import DictConfig, OmegaConf
 
 from archbench import sweep
 from archbench.run import InvalidRunError, RunSpec, format_plan, preflight, run, summary
+from archbench.loggers import LoggerSettings, require_libraries
 from archbench.settings import SettingsError, check_keys
+from archbench.tuning import TuningError, apply_candidate, select as select_trial, trial_settings
 from archbench.train.loop import EXIT_INTERRUPTED
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
-GROUPS = ("model", "data", "train", "measure", "experiment")
+GROUPS = ("model", "data", "train", "measure", "experiment", "logger", "evaluate", "paper")
 BUDGET_KEYS = ("epochs", "steps", "seconds", "macs")
 EXIT_BAD_INPUT = 2
 log = logging.getLogger("archbench")
@@ -41,7 +43,7 @@ def check_group_choices(argv: list[str], conf_dir: Path = CONF_DIR) -> str | Non
         if not sep or key not in GROUPS or "(" in value or value in ("null", ""):
             continue
         choices = sorted(p.stem for p in (conf_dir / key).glob("*.yaml"))
-        for choice in value.split(","):
+        for choice in value.strip("[]").split(","):
             if choice not in choices:
                 close = difflib.get_close_matches(choice, choices, n=5, cutoff=0.5)
                 hint = f"closest: {', '.join(close)}" if close else f"choices: {', '.join(choices)}"
@@ -60,20 +62,54 @@ def budget_from_overrides(budget: dict, overrides: list[str]) -> dict:
 
 # Top-level keys of conf/config.yaml (and the groups composed into it); anything else is a typo.
 TOP_LEVEL_KEYS = ("model", "data", "train", "measure", "task", "study", "seed", "device", "results_dir", "force",
-                  "on_locked", "progress_bar", "threads", "dry_run", "hydra")
+                  "on_locked", "progress_bar", "threads", "dry_run", "tuning", "trial", "tuned_from", "evaluate",
+                  "logger", "hydra")
 
 
 def spec_from_config(cfg: DictConfig, overrides: list[str]) -> RunSpec:
     """Each stage's settings from its own config group; unknown keys are refused, naming the closest."""
     config = OmegaConf.to_container(cfg, resolve=True)
+    config.pop("hydra", None)  # present when composed with the compose API (tests), absent under @hydra.main
     check_keys("", {k: v for k, v in config.items() if k not in TOP_LEVEL_KEYS}, list(TOP_LEVEL_KEYS))
     config["train"]["budget"] = budget_from_overrides(config["train"].get("budget") or {}, overrides)
+    tuning = None
+    if config.get("trial") is not None:  # one trial of an equal-effort tuning study: candidate k of the space
+        if not config.get("tuning"):
+            raise SettingsError(f"trial={config['trial']} needs a tuning space (tuning.space, tuning.trials): "
+                                "see conf/experiment/tune_fmnist.yaml")
+        candidate, tuning = trial_settings(config["tuning"], config["trial"], cfg.study)
+        config["train"] = apply_candidate(config["train"], candidate)
+    elif config.get("tuned_from"):  # the final stage: each model's best trial, chosen on validation only
+        try:
+            candidate, tuning = select_trial(os.path.abspath(cfg.results_dir), config["tuned_from"],
+                                             config["data"]["name"], config["model"]["name"])
+            config["train"] = apply_candidate(config["train"], candidate)
+        except TuningError as err:
+            if not cfg.dry_run:
+                raise
+            tuning = {"problem": str(err)}  # the plan still times the job, with the recipe's own values
     progress = cfg.progress_bar
     return RunSpec.from_configs(
         model=config["model"], data=config["data"], train=config["train"], measure=config["measure"],
         task=cfg.task, study=cfg.study, seed=cfg.seed, device=cfg.device, results_dir=os.path.abspath(cfg.results_dir),
-        force=cfg.force, on_locked=cfg.on_locked, config=config,
+        force=cfg.force, on_locked=cfg.on_locked, config=config, tuning=tuning,
+        evaluate=_evaluate_settings(config.get("evaluate")), logger=_logger_settings(config.get("logger")),
         progress_bar=sys.stderr.isatty() if progress == "auto" else bool(progress))
+
+
+def _logger_settings(values: dict | None):
+    settings = LoggerSettings.from_config(values)
+    require_libraries(settings.names)  # a missing tracker library refuses the run before anything starts
+    return settings
+
+
+def _evaluate_settings(values: dict | None):
+    from archbench.evaluate import EvaluateSettings
+
+    try:
+        return EvaluateSettings.from_dict(values)
+    except ValueError as err:
+        raise SettingsError(str(err)) from err
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
@@ -92,7 +128,7 @@ def main(cfg: DictConfig) -> dict:
             result["status"] = "failed" if result["problem"] else "planned"
         else:
             result = run(spec)
-    except (InvalidRunError, SettingsError) as err:
+    except (InvalidRunError, SettingsError, TuningError) as err:
         if not multirun:
             print(f"archbench: error: {err}", file=sys.stderr)
             sys.exit(EXIT_BAD_INPUT)
@@ -122,6 +158,9 @@ def _sweep_dir(results_dir: str, study: str, dry_run) -> str:
     return os.path.join(results_dir, "sweeps", study, sweep_id)
 
 
+OmegaConf.register_new_resolver("archbench_sweep_dir", _sweep_dir, replace=True)
+
+
 def _forward_interrupts() -> None:
     """SIGTERM/SIGINT to a sweep's parent reach its local worker processes, which checkpoint and exit 75."""
     def forward(signum, frame):
@@ -136,13 +175,24 @@ def _forward_interrupts() -> None:
         signal.signal(sig, forward)
 
 
+def local_dry_run(argv: list[str]) -> list[str]:
+    """A dry run plans on this machine: a SLURM or joblib launcher is dropped, never submitted to."""
+    if "dry_run=true" not in argv:
+        return argv
+    kept = [a for a in argv if not a.lstrip("+~").startswith(("hydra/launcher=", "hydra.launcher."))]
+    if len(kept) != len(argv):
+        print("archbench: dry_run=true plans every job here, one after another; the launcher settings are "
+              "ignored for the plan", file=sys.stderr)
+    return kept
+
+
 def cli() -> None:
+    sys.argv[1:] = local_dry_run(sys.argv[1:])
     message = check_group_choices(sys.argv[1:])
     if message:
         print(f"archbench: error: {message}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
     os.environ.setdefault("ARCHBENCH_SWEEP_ID", time.strftime("%Y-%m-%d_%H-%M-%S") + f"_{os.getpid()}")
-    OmegaConf.register_new_resolver("archbench_sweep_dir", _sweep_dir, replace=True)
     multirun = any(arg in ("-m", "--multirun") for arg in sys.argv[1:])
     if multirun:
         with contextlib.suppress(OSError):

@@ -134,7 +134,8 @@ def environment(device: str) -> dict:
 
 
 def new_record(*, task: str, study: str, model: str, family: str, data: str, seed: int,
-               config: dict, env: dict, identity: dict, recipe: dict | None, synthetic: bool = False) -> dict:
+               config: dict, env: dict, identity: dict, recipe: dict | None, synthetic: bool = False,
+               tuning: dict | None = None) -> dict:
     """A record skeleton with every top-level key present, so readers never guess which keys exist."""
     return {
         "schema": SCHEMA,
@@ -150,6 +151,7 @@ def new_record(*, task: str, study: str, model: str, family: str, data: str, see
         "recipe": recipe,      # the normalised training recipe: what results and the report read
         "config": config,      # the whole resolved config, verbatim, for a person to read
         "flags": [],           # e.g. "near_chance": finished, but validation accuracy within noise of chance
+        "tuning": tuning,      # a tuning trial (study, trial, trials, candidate) or a tuned run's selection
         "env": env,
         "dataset": None,
         "complexity": None,
@@ -157,6 +159,8 @@ def new_record(*, task: str, study: str, model: str, family: str, data: str, see
         "train": None,
         "metrics": None,
         "history": None,
+        "calibration": None,   # ECE, NLL, Brier on test (temperature fitted on validation): archbench.evaluate
+        "robustness": None,    # top-1 under corruptions, per corruption and severity
         "error": None,
     }
 
@@ -217,6 +221,15 @@ def _number(value):
 
 def _present_or(value, fallback):
     return fallback if value is None else value
+
+
+def _best_val_loss(record: dict):
+    """Validation loss at the selected epoch (ties in validation accuracy are broken by it)."""
+    best = (record.get("metrics") or {}).get("best_epoch")
+    for entry in record.get("history") or []:
+        if entry.get("epoch") == best:
+            return entry.get("val_loss")
+    return None
 
 
 def hardware_label(device, device_name, cpu_model, threads) -> str:
@@ -284,6 +297,15 @@ def record_columns(record: dict, path: str | os.PathLike) -> dict:
         "recipe_config": json.dumps(recipe, sort_keys=True) if recipe else None,
         "budget": json.dumps(recipe.get("budget"), sort_keys=True) if recipe.get("budget") is not None else None,
         "batch_size": _number(recipe.get("batch_size")),
+        "lr": _number(recipe.get("lr", _get(recipe, "optimizer", "lr"))),
+        "weight_decay": _number(recipe.get("weight_decay", _get(recipe, "optimizer", "weight_decay"))),
+        "label_smoothing": _number(recipe.get("label_smoothing")),
+        # Equal-effort tuning (archbench.tuning): which trial of which tuning study, or what a final run used.
+        "tuning_study": _get(record, "tuning", "study"),
+        "trial": _number(_get(record, "tuning", "trial")),
+        "trials": _number(_get(record, "tuning", "trials")),
+        "tuned_from": _get(record, "tuning", "tuned_from"),
+        "selected_trial": _number(_get(record, "tuning", "selected_trial")),
         "amp": train.get("amp"),
         "train_size": _number(dataset.get("train_size")),
         "val_size": _number(dataset.get("val_size")),
@@ -314,7 +336,7 @@ def record_columns(record: dict, path: str | os.PathLike) -> dict:
         "ttt_epoch": _number(_get(train, "time_to_target", "epoch")),
         "val_top1": _number(metrics.get("val_top1")),
         "val_top5": _number(metrics.get("val_top5")),
-        "val_loss": _number(metrics.get("val_loss")),
+        "val_loss": _number(_best_val_loss(record)),
         "test_top1": _number(metrics.get("test_top1")),
         "test_top5": _number(metrics.get("test_top5")),
         "test_top1_last": _number(metrics.get("test_top1_last")),

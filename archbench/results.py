@@ -1,7 +1,9 @@
 """Run records -> pandas tables: one row per run, one row per model, pairwise significance.
 
-Reads the `record.json` files that `archbench/record.py` writes (schema 1). Nothing here imports
-torch or Hydra, so results can be analysed on any machine with pandas and scipy.
+Reads the `record.json` files that `archbench/record.py` writes; the record module owns the format and
+the mapping from a record to the flat columns here (`archbench.record.record_columns`: one row per run,
+units in the column names). Nothing here imports torch or Hydra, so results can be analysed on any
+machine with pandas and scipy.
 
 Records that cannot be used (unreadable, other schema, failed, diverged, partial, synthetic,
 duplicate) are never dropped silently: `load_with_exclusions` returns them with the reason.
@@ -17,13 +19,15 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-SCHEMA_VERSION = 1
-RECORD_FILENAME = "record.json"
+from archbench.stats import (binomial_se, finite, holm, noise_floor, prob_outperform, prob_outperform_interval,
+                             welch_p_value)
+from archbench.record import READABLE_SCHEMAS, RECORD_FILENAME, SCHEMA as SCHEMA_VERSION, record_columns, record_key
 
 # A model is identified within a comparison by these keys; runs from different machines are
 # never pooled, because latency, throughput and even accuracy (nondeterministic kernels) differ.
 GROUP_KEYS = ["study", "data", "hardware"]
-MODEL_KEYS = GROUP_KEYS + ["model"]
+# One row of a comparison is one model under one setting (variant); within it only seeds vary.
+MODEL_KEYS = GROUP_KEYS + ["model", "variant"]
 RUN_KEYS = MODEL_KEYS + ["seed"]
 
 # Summarised over seeds with mean, standard deviation, 95% confidence interval and count.
@@ -44,7 +48,7 @@ COST_METRICS = [
 ]
 SIGNIFICANCE_LEVEL = 0.05
 
-EXCLUDED_COLUMNS = ["path", "reason", "study", "data", "model", "seed"]
+EXCLUDED_COLUMNS = ["path", "reason", "study", "data", "model", "variant", "seed"]
 
 
 def load(results_dir, include_synthetic: bool = False) -> pd.DataFrame:
@@ -65,15 +69,15 @@ def load_with_exclusions(results_dir, include_synthetic: bool = False):
     for path in sorted(results_dir.glob(f"**/{RECORD_FILENAME}")):
         record, problem = _read_record(path)
         if problem is None:
-            row = _flatten(record, path)
+            row = record_columns(record, path)
             problem = _unusable_reason(record, row, include_synthetic)
         if problem is None:
             rows.append(row)
         else:
-            identity = _identity(record or {}, path)
-            excluded.append({"path": str(path), "reason": problem, **identity})
+            excluded.append({"path": str(path), "reason": problem, **record_key(record or {}, path)})
     runs = pd.DataFrame(rows)
     runs, duplicates = _split_duplicates(runs)
+    runs = _label_variants(runs)
     excluded_df = pd.DataFrame(excluded + duplicates, columns=EXCLUDED_COLUMNS)
     return runs, excluded_df
 
@@ -96,7 +100,7 @@ def _read_record(path: Path):
 def _unusable_reason(record: dict, row: dict, include_synthetic: bool):
     """Why this record must not be averaged in, or None when it is a usable result."""
     schema = record.get("schema")
-    if schema != SCHEMA_VERSION:
+    if schema not in READABLE_SCHEMAS:
         if not isinstance(schema, int):
             return f"schema {schema!r} is not an archbench record schema (expected {SCHEMA_VERSION})"
         if schema < SCHEMA_VERSION:
@@ -142,134 +146,35 @@ def _error_text(error) -> str:
     return first if len(first) <= 200 else first[:197] + "..."
 
 
-def _identity(record: dict, path: Path) -> dict:
-    """Study, data, model and seed from the record, else from its path (runs/<s>/<d>/<m>/seed<k>)."""
-    from_path = _identity_from_path(path)
-    return {key: _present_or(record.get(key), from_path.get(key))
-            for key in ("study", "data", "model", "seed")}
-
-
-def _present_or(value, fallback):
-    return fallback if value is None else value
-
-
-def _identity_from_path(path: Path) -> dict:
-    parts = path.parts
-    if len(parts) < 5 or not parts[-2].startswith("seed"):
-        return {}
-    seed_text = parts[-2][len("seed"):]
-    seed = int(seed_text) if seed_text.isdigit() else None
-    return {"study": parts[-5], "data": parts[-4], "model": parts[-3], "seed": seed}
-
-
 def _is_missing(value) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def _get(mapping, *keys):
-    """Nested lookup that tolerates missing or null levels."""
-    for key in keys:
-        if not isinstance(mapping, dict):
-            return None
-        mapping = mapping.get(key)
-    return mapping
+def _label_variants(runs: pd.DataFrame) -> pd.DataFrame:
+    """`variant_label`: the settings in which a model's variants differ (e.g. `lr=0.1`); empty when one.
 
-
-def _number(value):
-    """A float, or NaN for anything that is not a real number (null, missing, text, bool)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return math.nan
-    return float(value)
-
-
-def hardware_label(device, device_name, cpu_model, threads) -> str:
-    """Readable machine label, e.g. 'cpu: AMD EPYC 7B13, 2 threads' or 'cuda: NVIDIA H100'.
-
-    CPU thread count is part of the label because CPU latency and throughput scale with it.
+    Seeds of one variant are averaged; different variants are different rows, named by what differs.
     """
-    device = str(device) if device else "unknown device"
-    kind = device.split(":")[0]
-    if kind == "cpu":
-        model = cpu_model or device_name or "unknown CPU"
-        label = f"cpu: {model}"
-        if not _is_missing(threads) and threads is not None:
-            label += f", {int(threads)} threads"
-        return label
-    model = device_name or "unknown model"
-    return f"{kind}: {model}"
+    if runs.empty:
+        return runs.assign(variant_label=pd.Series(dtype=str))
+    labels = pd.Series("", index=runs.index, dtype=object)
+    for _, group in runs.groupby(["study", "data", "model"], dropna=False, sort=False):
+        variants = group.drop_duplicates("variant")
+        if len(variants) < 2:
+            continue
+        settings = {row.variant: json.loads(row.variant_settings) for row in variants.itertuples()}
+        keys = sorted({k for values in settings.values() for k in values})
+        differing = [k for k in keys if len({json.dumps(v.get(k), sort_keys=True) for v in settings.values()}) > 1]
+        for index, row in group.iterrows():
+            values = settings[row["variant"]]
+            labels[index] = ", ".join(f"{_short(k)}={values.get(k)}" for k in differing)
+    return runs.assign(variant_label=labels)
 
 
-def _flatten(record: dict, path: Path) -> dict:
-    env = record.get("env") or {}
-    latency = record.get("latency") or {}
-    complexity = record.get("complexity") or {}
-    train = record.get("train") or {}
-    metrics = record.get("metrics") or {}
-    dataset = record.get("dataset") or {}
-    train_config = _get(record, "config", "train") or {}
-    identity = _identity(record, path)
-    threads = _present_or(env.get("threads"), latency.get("threads"))
-    return {
-        **identity,
-        "family": record.get("family"),
-        "status": record.get("status"),
-        "task": record.get("task"),
-        "synthetic": bool(record.get("synthetic", False)),
-        "hardware": hardware_label(env.get("device") or latency.get("device"),
-                                   env.get("device_name") or latency.get("device_name"),
-                                   env.get("cpu_model"), threads),
-        "device": env.get("device"),
-        "device_name": env.get("device_name"),
-        "cpu_model": env.get("cpu_model"),
-        "threads": _number(threads),
-        "torch": env.get("torch"),
-        "python": env.get("python"),
-        "cuda": env.get("cuda"),
-        "archbench_version": env.get("archbench_version"),
-        "git_commit": env.get("git_commit"),
-        "git_dirty": env.get("git_dirty"),
-        "hostname": env.get("hostname"),
-        "start_time": env.get("start_time"),
-        "end_time": env.get("end_time"),
-        "recipe": train_config.get("name"),
-        # Canonical text of the whole recipe, so a study can check that every model had the same one.
-        "recipe_config": json.dumps(train_config, sort_keys=True) if train_config else None,
-        "budget": json.dumps(train_config.get("budget"), sort_keys=True)
-        if train_config.get("budget") is not None else None,
-        "batch_size": _number(train_config.get("batch_size")),
-        "train_size": _number(dataset.get("train_size")),
-        "val_size": _number(dataset.get("val_size")),
-        "test_size": _number(dataset.get("test_size")),
-        "num_classes": _number(dataset.get("num_classes")),
-        "image_size": _number(dataset.get("image_size")),
-        "params": _number(complexity.get("params")),
-        "trainable_params": _number(complexity.get("trainable_params")),
-        "macs": _number(complexity.get("macs")),
-        "flops_forward": _number(complexity.get("flops_forward")),
-        "flops_train": _number(complexity.get("flops_train")),
-        "latency_device": latency.get("device"),
-        "latency_b1_ms": _number(_get(latency, "batch_1", "median_ms")),
-        "latency_b1_p10_ms": _number(_get(latency, "batch_1", "p10_ms")),
-        "latency_b1_p90_ms": _number(_get(latency, "batch_1", "p90_ms")),
-        "throughput_batch_size": _number(_get(latency, "throughput", "batch_size")),
-        "throughput_img_s": _number(_get(latency, "throughput", "img_per_s")),
-        "train_img_s": _number(train.get("img_per_s")),
-        "wall_s": _number(train.get("wall_s")),
-        "epochs": _number(train.get("epochs")),
-        "steps": _number(train.get("steps")),
-        "mfu": _number(train.get("mfu")),
-        "peak_mem_bytes": _number(train.get("peak_mem_bytes")),
-        "ttt_target": _number(_get(train, "time_to_target", "target_top1")),
-        "ttt_s": _number(_get(train, "time_to_target", "seconds")),
-        "ttt_epoch": _number(_get(train, "time_to_target", "epoch")),
-        "val_top1": _number(metrics.get("val_top1")),
-        "val_top5": _number(metrics.get("val_top5")),
-        "test_top1": _number(metrics.get("test_top1")),
-        "test_top5": _number(metrics.get("test_top5")),
-        "test_top1_last": _number(metrics.get("test_top1_last")),
-        "best_epoch": _number(metrics.get("best_epoch")),
-        "path": str(path),
-    }
+def _short(key: str) -> str:
+    """`recipe.optimizer.lr` -> `lr`: the last part, or the last two where one part is ambiguous."""
+    parts = key.split(".")
+    return parts[-1] if parts[-1] not in ("value", "name", "kind") else ".".join(parts[-2:])
 
 
 def _split_duplicates(runs: pd.DataFrame):
@@ -284,8 +189,8 @@ def _split_duplicates(runs: pd.DataFrame):
     first_path = keyed.groupby(key_columns, dropna=False)["path"].transform("first")
     duplicates = [
         {"path": row.path, "reason": f"duplicate of {first_path[index]} (same study, data, "
-                                     "hardware, model and seed)",
-         "study": row.study, "data": row.data, "model": row.model, "seed": row.seed}
+                                     "hardware, model, variant and seed)",
+         "study": row.study, "data": row.data, "model": row.model, "variant": row.variant, "seed": row.seed}
         for index, row in runs[duplicated].iterrows()
     ]
     return runs[~duplicated].reset_index(drop=True), duplicates
@@ -294,54 +199,83 @@ def _split_duplicates(runs: pd.DataFrame):
 def history(runs: pd.DataFrame) -> pd.DataFrame:
     """Per-epoch history of every train run in `runs` (long format, one row per run and epoch).
 
-    Columns: the run keys, `family`, then whatever each history entry holds (`epoch`,
-    `val_top1`, `elapsed_s`, ...). Reads the records again from `runs.path`.
+    Columns: the run keys, `family`, `label` (the model as displayed), then whatever each
+    history entry holds (`epoch`, `val_top1`, `elapsed_s`, ...). Reads the records again from
+    `runs.path`.
     """
     frames = []
-    for row in runs.itertuples(index=False):
-        if getattr(row, "task", None) != "train":
+    for index, row in runs.iterrows():
+        if row.get("task") != "train":
             continue
-        record, problem = _read_record(Path(row.path))
+        record, problem = _read_record(Path(row["path"]))
         entries = (record or {}).get("history") or []
         entries = [entry for entry in entries if isinstance(entry, dict)]
         if problem is not None or not entries:
             continue
         frame = pd.DataFrame(entries)
         for key in RUN_KEYS + ["family"]:
-            frame[key] = getattr(row, key)
+            frame[key] = row.get(key)
+        frame["label"] = model_label(row.get("model"), row.get("variant_label"))
         frames.append(frame)
     if not frames:
-        return pd.DataFrame(columns=RUN_KEYS + ["family", "epoch", "val_top1", "elapsed_s"])
+        return pd.DataFrame(columns=RUN_KEYS + ["family", "label", "epoch", "val_top1",
+                                                "elapsed_s"])
     return pd.concat(frames, ignore_index=True)
 
 
+# What tells two rows of one comparison apart: the model, and its variant once the records
+# carry one. Derived from the keys so that a new identity key needs no change here.
+ENTRY_KEYS = [key for key in MODEL_KEYS if key not in GROUP_KEYS]
+
+
+def model_label(model, variant_label=None) -> str:
+    """The model as a reader sees it: `resnet20`, or `resnet20 (lr=0.05)` for one variant of
+    several."""
+    text = str(model)
+    if isinstance(variant_label, str) and variant_label.strip():
+        text += f" ({variant_label.strip()})"
+    return text
+
+
 def summarize(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per study, data, hardware and model.
+    """One row per study, data, hardware and model (per `MODEL_KEYS`).
 
     Accuracies get `<metric>_mean`, `_std` (sample), `_ci95` (half-width, Student t) and `_n`
     (seeds with a value); cost columns get the mean over runs; `seeds` counts runs and
-    `ttt_reached` counts runs that reached the time-to-target accuracy.
+    `ttt_reached` counts runs that reached the time-to-target accuracy. `test_top1_se_test`
+    is the binomial standard error of the mean test top-1 given `test_size` test images.
     """
     _require_columns(runs, MODEL_KEYS, "summarize")
     if runs.empty:
-        return pd.DataFrame(columns=MODEL_KEYS + ["family", "seeds"])
+        return pd.DataFrame(columns=MODEL_KEYS + ["label", "family", "seeds"])
     rows = []
     for keys, group in runs.groupby(MODEL_KEYS, dropna=False, sort=True):
         row = dict(zip(MODEL_KEYS, keys))
+        variant_label = _first_present(group.get("variant_label"))
+        row["label"] = model_label(row["model"], variant_label)
+        row["variant_label"] = variant_label
+        row["data_label"] = _first_present(group.get("data_label"))
         row["family"] = _first_present(group.get("family"))
         row["task"] = ",".join(sorted(group["task"].dropna().astype(str).unique())) \
             if "task" in group else None
-        row["recipe"] = _first_present(group.get("recipe"))
+        for column in ("recipe", "recipe_config", "budget"):
+            row[column] = _first_present(group.get(column))
+        for column in ("train_size", "val_size", "test_size"):
+            row[column] = _first_present(group.get(column))
         row["seeds"] = len(group)
         for metric in ACCURACY_METRICS:
             values = _values(group, metric)
             mean, std, ci95 = mean_std_ci95(values)
             row.update({f"{metric}_mean": mean, f"{metric}_std": std,
                         f"{metric}_ci95": ci95, f"{metric}_n": len(values)})
+        row["test_top1_se_test"] = binomial_se(row["test_top1_mean"], row["test_size"])
         for metric in COST_METRICS:
             values = _values(group, metric)
             row[metric] = float(values.mean()) if len(values) else math.nan
         row["ttt_reached"] = len(_values(group, "ttt_s"))
+        # Runs whose accuracy is within noise of chance: they learned nothing measurable.
+        row["near_chance_runs"] = int(group["near_chance"].fillna(False).astype(bool).sum()) \
+            if "near_chance" in group else 0
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -351,8 +285,7 @@ def mean_std_ci95(values) -> tuple[float, float, float]:
 
     With one value the spread is unknown, so std and ci95 are NaN rather than zero.
     """
-    values = np.asarray(values, dtype=float)
-    values = values[np.isfinite(values)]
+    values = finite(values)
     if len(values) == 0:
         return math.nan, math.nan, math.nan
     mean = float(values.mean())
@@ -384,74 +317,125 @@ def _require_columns(frame: pd.DataFrame, columns, caller: str):
                          "archbench.results.load(results_dir)")
 
 
-def compare(runs: pd.DataFrame, metric: str = "test_top1") -> pd.DataFrame:
-    """Pairwise Welch t-tests of `metric` across seeds, within each study, data and hardware.
-
-    One row per pair, `model_a` being the one with the higher mean. `tie` is True when the
-    seeds cannot separate the two: p >= 0.05, or fewer than two seeds on either side.
-    """
-    columns = GROUP_KEYS + ["model_a", "model_b", "mean_a", "mean_b", "mean_diff", "n_a", "n_b",
-                            "p_value", "tie"]
-    if runs.empty:
-        return pd.DataFrame(columns=columns)
-    _require_columns(runs, MODEL_KEYS + [metric], "compare")
-    rows = []
-    for keys, group in runs.groupby(GROUP_KEYS, dropna=False, sort=True):
-        samples = {model: _values(model_runs, metric).to_numpy()
-                   for model, model_runs in group.groupby("model", sort=True)}
-        samples = {model: values for model, values in samples.items() if len(values)}
-        ordered = sorted(samples, key=lambda model: (-samples[model].mean(), model))
-        for model_a, model_b in itertools.combinations(ordered, 2):
-            a, b = samples[model_a], samples[model_b]
-            p_value = welch_p_value(a, b)
-            rows.append({
-                **dict(zip(GROUP_KEYS, keys)),
-                "model_a": model_a, "model_b": model_b,
-                "mean_a": float(a.mean()), "mean_b": float(b.mean()),
-                "mean_diff": float(a.mean() - b.mean()), "n_a": len(a), "n_b": len(b),
-                "p_value": p_value,
-                "tie": bool(math.isnan(p_value) or p_value >= SIGNIFICANCE_LEVEL),
+def _entries(group: pd.DataFrame, metric: str) -> list[dict]:
+    """The rows of one comparison with their seeds' values of `metric`, best mean first."""
+    entries = []
+    for keys, entry_runs in group.groupby(ENTRY_KEYS, dropna=False, sort=True):
+        keys = keys if isinstance(keys, tuple) else (keys,)
+        values = _values(entry_runs, metric).to_numpy()
+        if len(values):
+            entries.append({
+                "keys": dict(zip(ENTRY_KEYS, keys)),
+                "label": model_label(keys[0], _first_present(entry_runs.get("variant_label"))),
+                "values": values,
+                "test_size": _first_present(entry_runs.get("test_size")),
             })
-    return pd.DataFrame(rows, columns=columns)
+    return sorted(entries, key=lambda entry: (-entry["values"].mean(), entry["label"]))
 
 
-def welch_p_value(a, b) -> float:
-    """Two-sided Welch t-test p-value; NaN when either side has fewer than two seeds."""
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if len(a) < 2 or len(b) < 2:
-        return math.nan
-    if a.var(ddof=1) == 0 and b.var(ddof=1) == 0:
-        # Seeds that reproduce exactly: any difference in means is systematic, none is a tie.
-        return 1.0 if a.mean() == b.mean() else 0.0
-    return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+COMPARE_COLUMNS = (GROUP_KEYS + [f"{key}_a" for key in ENTRY_KEYS]
+                   + [f"{key}_b" for key in ENTRY_KEYS]
+                   + ["label_a", "label_b", "mean_a", "mean_b", "mean_diff", "n_a", "n_b",
+                      "p_value", "p_holm", "tie", "p_a_beats_b", "p_a_beats_b_low",
+                      "p_a_beats_b_high", "noise_floor", "below_noise_floor"])
+
+
+def compare(runs: pd.DataFrame, metric: str = "test_top1") -> pd.DataFrame:
+    """Every pair of models within each study, data and hardware, `model_a` the higher mean.
+
+    `p_value` is the raw two-sided Welch t-test over seeds; `p_holm` is Holm-adjusted over
+    all pairs of the same comparison, and `tie` (the seeds cannot separate the two) uses it:
+    `p_holm >= 0.05`, or fewer than two seeds on either side. `p_a_beats_b` is P(A > B) over
+    pairs of seeds with its 95% bootstrap interval. `noise_floor` is the smallest gap the
+    test set of `test_size` images can resolve; `below_noise_floor` marks a smaller gap,
+    whatever the seeds say.
+    """
+    if runs.empty:
+        return pd.DataFrame(columns=COMPARE_COLUMNS)
+    _require_columns(runs, MODEL_KEYS + [metric], "compare")
+    frames = []
+    for keys, group in runs.groupby(GROUP_KEYS, dropna=False, sort=True):
+        rows = [_pair_row(dict(zip(GROUP_KEYS, keys)), better, worse)
+                for better, worse in itertools.combinations(_entries(group, metric), 2)]
+        if rows:
+            frame = pd.DataFrame(rows)
+            # One family of tests per comparison: the pairs a reader scans together.
+            frame["p_holm"] = holm(frame["p_value"])
+            frame["tie"] = ~(frame["p_holm"] < SIGNIFICANCE_LEVEL)
+            frames.append(frame)
+    if not frames:
+        return pd.DataFrame(columns=COMPARE_COLUMNS)
+    return pd.concat(frames, ignore_index=True)[COMPARE_COLUMNS]
+
+
+def _pair_row(group_keys: dict, better: dict, worse: dict) -> dict:
+    a, b = better["values"], worse["values"]
+    low, high = prob_outperform_interval(a, b)
+    floor = noise_floor(a.mean(), b.mean(), _first_of(better["test_size"], worse["test_size"]))
+    gap = float(a.mean() - b.mean())
+    return {
+        **group_keys,
+        **{f"{key}_a": value for key, value in better["keys"].items()},
+        **{f"{key}_b": value for key, value in worse["keys"].items()},
+        "label_a": better["label"], "label_b": worse["label"],
+        "mean_a": float(a.mean()), "mean_b": float(b.mean()), "mean_diff": gap,
+        "n_a": len(a), "n_b": len(b),
+        "p_value": welch_p_value(a, b), "p_holm": math.nan, "tie": True,
+        "p_a_beats_b": prob_outperform(a, b), "p_a_beats_b_low": low, "p_a_beats_b_high": high,
+        "noise_floor": floor, "below_noise_floor": bool(gap < floor),
+    }
+
+
+def _first_of(*values):
+    return next((value for value in values if not _is_missing(value)), None)
+
+
+RANK_COLUMNS = MODEL_KEYS + ["label", "mean", "n", "rank", "with_best", "p_holm_vs_best"]
 
 
 def rank(runs: pd.DataFrame, metric: str = "test_top1") -> pd.DataFrame:
-    """Rank models within each study, data and hardware, sharing ranks the seeds cannot separate.
+    """Rank models within each study, data and hardware by mean `metric`, best first.
 
-    `rank` is 1 + the number of models significantly better; `tied_with` lists the models
-    this one cannot be told apart from.
+    `rank` is 1 + the number of models with a strictly higher mean, so a worse mean never gets
+    a better rank. `with_best` is True for the best model and for every model the seeds cannot
+    separate from it (Holm-adjusted Welch p >= 0.05 against the best, or fewer than two seeds);
+    `p_holm_vs_best` is that adjusted p-value.
     """
-    columns = MODEL_KEYS + ["mean", "rank", "tied_with"]
-    pairs = compare(runs, metric)
     if runs.empty:
-        return pd.DataFrame(columns=columns)
+        return pd.DataFrame(columns=RANK_COLUMNS)
+    pairs = compare(runs, metric)
     rows = []
     for keys, group in runs.groupby(GROUP_KEYS, dropna=False, sort=True):
-        group_pairs = pairs
-        for key, value in zip(GROUP_KEYS, keys):
-            group_pairs = group_pairs[_same(group_pairs[key], value)]
-        means = {model: _values(model_runs, metric).mean()
-                 for model, model_runs in group.groupby("model", sort=True)
-                 if len(_values(model_runs, metric))}
-        for model, mean in sorted(means.items(), key=lambda item: (-item[1], item[0])):
-            beaten_by = group_pairs[(group_pairs.model_b == model) & ~group_pairs.tie]
-            tied = group_pairs[((group_pairs.model_a == model) | (group_pairs.model_b == model))
-                               & group_pairs.tie]
-            tied_models = sorted((set(tied.model_a) | set(tied.model_b)) - {model})
-            rows.append({**dict(zip(GROUP_KEYS, keys)), "model": model, "mean": float(mean),
-                         "rank": 1 + len(beaten_by), "tied_with": ", ".join(tied_models)})
-    return pd.DataFrame(rows, columns=columns)
+        group_keys = dict(zip(GROUP_KEYS, keys))
+        entries = _entries(group, metric)
+        group_pairs = _rows_with(pairs, group_keys)
+        means = [entry["values"].mean() for entry in entries]
+        for position, entry in enumerate(entries):
+            versus_best = _pair_with(group_pairs, entries[0]["keys"], entry["keys"])
+            p_holm = math.nan if versus_best is None else float(versus_best["p_holm"])
+            rows.append({
+                **group_keys, **entry["keys"], "label": entry["label"],
+                "mean": float(means[position]), "n": len(entry["values"]),
+                "rank": 1 + sum(mean > means[position] for mean in means),
+                "with_best": position == 0 or bool(versus_best["tie"]),
+                "p_holm_vs_best": p_holm,
+            })
+    return pd.DataFrame(rows, columns=RANK_COLUMNS)
+
+
+def _rows_with(frame: pd.DataFrame, keys: dict) -> pd.DataFrame:
+    mask = pd.Series(True, index=frame.index)
+    for key, value in keys.items():
+        mask &= _same(frame[key], value)
+    return frame[mask]
+
+
+def _pair_with(pairs: pd.DataFrame, keys_a: dict, keys_b: dict):
+    if keys_a == keys_b:
+        return None
+    matched = _rows_with(pairs, {**{f"{key}_a": value for key, value in keys_a.items()},
+                                 **{f"{key}_b": value for key, value in keys_b.items()}})
+    return matched.iloc[0] if len(matched) else None
 
 
 def _same(series: pd.Series, value) -> pd.Series:

@@ -28,8 +28,10 @@ from archbench.settings import (DataSettings, MeasureSettings, ModelSettings, Re
 
 log = logging.getLogger("archbench")
 
-TASKS = ("train", "profile")
+TASKS = ("train", "profile", "evaluate")
 LOCK_POLICIES = ("skip", "wait")
+# The selected (best-validation) weights, beside the record: task=evaluate re-evaluates from them.
+WEIGHTS_FILENAME = "weights.pt"
 # A CPU run planned longer than this gets a hint to use a smaller budget before it starts.
 LONG_RUN_S = 3600
 
@@ -53,6 +55,9 @@ class RunSpec:
     on_locked: str = "skip"
     progress_bar: bool = False
     config: dict = field(default_factory=dict)  # the resolved config, stored verbatim in the record
+    tuning: dict | None = None  # which trial of which tuning study, or a tuned run's selection
+    evaluate: Any = None  # archbench.evaluate.EvaluateSettings: calibration and robustness after training
+    logger: Any = None  # archbench.loggers.LoggerSettings: per-epoch metrics to CSV, TensorBoard or MLflow
 
     @classmethod
     def from_configs(cls, model: dict, data: dict, train: dict | None = None, measure: dict | None = None,
@@ -60,7 +65,7 @@ class RunSpec:
         """Each stage's settings from its config group (plain dicts), e.g. from a test or a notebook."""
         task = run.get("task", "train")
         return cls(model=ModelSettings.from_config(model), data=DataSettings.from_config(data),
-                   recipe=Recipe.from_config(train) if task == "train" else None,
+                   recipe=Recipe.from_config(train) if task in ("train", "evaluate") else None,
                    measure=MeasureSettings.from_config(measure or {}), **run)
 
     @property
@@ -69,7 +74,9 @@ class RunSpec:
 
     @functools.cached_property
     def identity(self) -> dict:
-        return run_identity(self.task, self.seed, self.model, self.data, self.recipe, self.measure)
+        # task=evaluate works on the training run's record, so it has that run's identity
+        task = "train" if self.task == "evaluate" else self.task
+        return run_identity(task, self.seed, self.model, self.data, self.recipe, self.measure)
 
     @property
     def fingerprint(self) -> str:
@@ -77,7 +84,7 @@ class RunSpec:
 
     @property
     def variant(self) -> str:
-        return variant_name(self.task, self.recipe, self.identity)
+        return variant_name(self.identity["task"], self.recipe, self.identity)
 
     @property
     def record_dir(self) -> Path:
@@ -94,7 +101,7 @@ def validate(spec: RunSpec) -> None:
         raise SettingsError(f"on_locked={spec.on_locked!r} is not one of: {', '.join(LOCK_POLICIES)}")
     if not isinstance(spec.seed, int) or isinstance(spec.seed, bool) or spec.seed < 0:
         raise SettingsError(f"seed={spec.seed!r} must be a non-negative integer")
-    if spec.task == "train" and spec.recipe is None:
+    if spec.task in ("train", "evaluate") and spec.recipe is None:
         raise SettingsError("a training run needs a recipe (train=standard; see conf/train/)")
     spec.record_dir  # names usable as folders
     resolve_device(spec.device)
@@ -176,6 +183,8 @@ def run(spec: RunSpec) -> dict:
     except (ValueError, TypeError) as err:
         raise InvalidRunError(str(err)) from err
     rank = int(os.environ.get("RANK", 0))
+    if spec.task == "evaluate":
+        return evaluate_run(spec, tick)
     if not spec.force and (done := finished_record(spec)) is not None:
         log.info("skip %s: record is %s (force=true reruns it)", spec.record_dir, done["status"])
         return summary(spec, "skipped", done, time.perf_counter() - tick)
@@ -269,12 +278,14 @@ def execute(spec: RunSpec, built: Built, tick: float) -> dict:
     record = new_record(task=spec.task, study=spec.study, model=spec.model.name, family=built.family,
                         data=spec.dataset_name, seed=spec.seed, config=spec.config, identity=identity,
                         recipe=spec.recipe.describe() if spec.recipe else None, env=environment(built.device),
+                        tuning=spec.tuning,
                         synthetic=bool(getattr(built.dataset, "synthetic", False)) or spec.dataset_name == "synthetic")
     record.update(dataset=built.data_info, complexity=built.complexity)
     path = spec.record_dir / "record.json"
+    tracker = _tracker(spec, record) if rank == 0 else None
     try:
         if spec.task == "train":
-            result = _train(spec, built, record)
+            result = _train(spec, built, record, tracker)
             record.update(status=result.status, history=result.history, metrics=result.metrics, train=result.train)
             val = record["metrics"] or {}
             top1 = val.get("val_top1") if val.get("val_top1") is not None else val.get("test_top1")
@@ -288,6 +299,10 @@ def execute(spec: RunSpec, built: Built, tick: float) -> dict:
         if record["status"] == "complete":
             log.info("measuring latency and throughput of %s", spec.model.name)
             record["latency"] = _latency(spec, built, measure_latency)
+        if record["status"] == "complete" and spec.task == "train" and rank == 0:
+            _save_weights(spec.record_dir / WEIGHTS_FILENAME, built.model)
+            if spec.evaluate is not None and spec.evaluate.after_train:
+                record.update(_evaluate(spec, built.model, built.dataset, built.device))
     except SystemExit:
         raise  # interrupted: the checkpoint is saved, the record is not final
     except BaseException as err:
@@ -298,6 +313,10 @@ def execute(spec: RunSpec, built: Built, tick: float) -> dict:
             atomic_write_json(path, record)
             log.error("run failed; wrote %s", path)
         raise
+    finally:
+        if tracker is not None:
+            tracker.log_final(record.get("metrics") or record.get("latency") or {}, record.get("complexity") or {})
+            tracker.close()
     record["env"]["end_time"] = now_iso()
     record["env"]["job_wall_s"] = time.perf_counter() - tick  # the whole job: build, train, measure
     if rank == 0:
@@ -331,7 +350,19 @@ def _fmt(value, pattern: str) -> str:
     return "-" if value is None else pattern.format(value)
 
 
-def _train(spec: RunSpec, built: Built, record: dict):
+def _tracker(spec: RunSpec, record: dict):
+    """The experiment loggers the user asked for (none by default); a failing one warns once, never fails the run."""
+    if spec.logger is None or not spec.logger.names:
+        return None
+    from archbench.loggers import make_logger
+
+    tracker = make_logger(spec.logger.names, spec.record_dir, spec.logger.mlflow_uri)
+    tracker.log_hparams({"study": spec.study, "model": spec.model.name, "data": spec.dataset_name,
+                         "seed": spec.seed, "variant": spec.variant, **record["identity"]["settings"]})
+    return tracker
+
+
+def _train(spec: RunSpec, built: Built, record: dict, tracker=None):
     import torch
 
     from archbench.data import make_loaders
@@ -361,6 +392,7 @@ def _train(spec: RunSpec, built: Built, record: dict):
         decay_norm_and_bias=recipe.decay_norm_and_bias, label_smoothing=recipe.label_smoothing,
         grad_clip_norm=recipe.grad_clip_norm, ema_decay=recipe.ema_decay, amp=amp, channels_last=channels_last,
         compile=recipe.compile, target_top1=recipe.target_top1, identity=spec.fingerprint,
+        on_epoch=tracker.log_epoch if tracker is not None else None,
         # Training MACs per image = FlopCounterMode's forward+backward FLOPs / 2 (one MAC = two FLOPs).
         train_macs_per_image=flops_train / 2 if flops_train else None, progress_bar=spec.progress_bar)
     steps_per_epoch = len(train_loader)
@@ -413,10 +445,7 @@ def _peak(device: str, amp: str) -> dict:
     from archbench.measure import device_peak_flops
 
     precision = {"off": "fp32", "bf16": "bf16", "fp16": "fp16"}.get(amp, "fp32")
-    try:
-        return device_peak_flops(device, precision=precision)
-    except TypeError:  # an older peak function without per-precision measurement
-        return {**device_peak_flops(device), "precision": "fp32"}
+    return device_peak_flops(device, precision=precision)
 
 
 def _budget_text(budget) -> str:
@@ -432,6 +461,63 @@ def _latency(spec: RunSpec, built: Built, measure_latency) -> dict:
         return measure_latency_isolated(spec.model.builder_name, create, built.input_shape, device=built.device,
                                         **options)
     return measure_latency(built.model, built.input_shape, device=built.device, **options)
+
+
+def _save_weights(path: Path, model) -> None:
+    import io
+
+    import torch
+
+    from archbench.files import atomic_write_bytes
+
+    buffer = io.BytesIO()
+    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def _evaluate(spec: RunSpec, model, dataset, device: str) -> dict:
+    """Calibration and corruption robustness of the selected weights (archbench.evaluate)."""
+    from archbench.evaluate import evaluate
+
+    log.info("evaluating calibration and corruption robustness of %s", spec.model.name)
+    tick = time.perf_counter()
+    sections = evaluate(model, dataset, device, spec.evaluate)
+    for section in sections.values():
+        if isinstance(section, dict):
+            section.setdefault("evaluate_s", time.perf_counter() - tick)
+    return sections
+
+
+def evaluate_run(spec: RunSpec, tick: float) -> dict:
+    """task=evaluate: add calibration and robustness to a finished run from its saved weights, no retraining.
+
+    Everything already in the record stays byte-identical; only the evaluation sections are (re)written.
+    """
+    import torch
+
+    path = spec.record_dir / "record.json"
+    record = read_record(path)
+    if record is None or record.get("status") != "complete":
+        raise InvalidRunError(f"task=evaluate needs a complete training record at {path} (found "
+                              f"{'none' if record is None else record.get('status')}): run the same command "
+                              "with task=train first")
+    weights = spec.record_dir / WEIGHTS_FILENAME
+    if not weights.exists():
+        raise InvalidRunError(f"task=evaluate: {path.parent} has no saved weights ({WEIGHTS_FILENAME}); runs made "
+                              "before archbench saved weights must be retrained (force=true)")
+    from archbench.evaluate import EvaluateSettings
+
+    settings = spec.evaluate or EvaluateSettings()
+    dataset = load_data(spec.data)
+    model, _, _ = _create_model(spec, record["dataset"])
+    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    device = resolve_device(spec.device)
+    model.to(device).eval()
+    record.update(_evaluate(spec, model, dataset, device))
+    with run_lock(spec.record_dir, "wait"):
+        atomic_write_json(path, record)
+    log.info("added calibration and robustness to %s", path)
+    return summary(spec, "evaluated", record, time.perf_counter() - tick)
 
 
 def _seed_everything(seed: int, deterministic: bool) -> None:
@@ -483,10 +569,11 @@ def preflight(spec: RunSpec, timed_steps: int = PREFLIGHT_TIMED_STEPS) -> dict:
         validate(spec)
         row["variant"] = spec.variant
         row["action"] = _planned_action(spec)
+        row["problem"] = (spec.tuning or {}).get("problem")
         if row["action"] == "skip (complete)":
             return row
         data_info, n_train, problem = _preflight_data(spec)
-        row["problem"] = problem
+        row["problem"] = "; ".join(filter(None, [row["problem"], problem])) or None
         model, _, input_shape = _create_model(spec, data_info)
         if spec.task == "profile":
             import torch

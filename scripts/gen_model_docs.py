@@ -24,6 +24,7 @@ sys.path.insert(0, str(REPO))
 
 from archbench.measure.complexity import profile_complexity
 from archbench.models import (
+    AUTO_SMALL_INPUT_STEM,
     CIFAR_STEM_MAX_SIZE,
     SMALL_REPRESENTATIVES,
     create_model,
@@ -47,6 +48,22 @@ FAMILY_MODULES = {
 }
 CLASSES_BY_DATASET = {"CIFAR-10": 10, "CIFAR-100": 100, "ImageNet": 1000}
 SMALL_INPUT = 32
+# Shown at both small-input strides: the two small representatives, and ShuffleNetV2 1.0x, the
+# width that stays within the MAC band at stride 8.
+STRIDE_MODELS = ("shufflenet_v2_x1_0", "shufflenet_v2_x2_0", "efficientnetv2_b0")
+# Why `auto` keeps stride 16 for ShuffleNetV2 and EfficientNetV2: measurements made outside this
+# script (it only measures complexity), with where they come from.
+STRIDE_EVIDENCE = [
+    ("Accuracy (issue 16, one seed, the `cpu_mini` recipe: 10k CIFAR-10 JPEG training images, 3 epochs, "
+     "torchvision pipeline, 2-core AMD EPYC): `shufflenet_v2_x2_0` reached 39.2% test top-1 at stride 16 and "
+     "37.3% at stride 8, with three times the training time. One seed cannot separate the two, but it shows no "
+     "gain worth the cost at CPU-scale budgets."),
+    ("Training speed (`python benchmarks/precision.py --strides`, batch 128, 32 px, 2-core AMD EPYC with "
+     "AVX512-BF16, torch 2.14.1, in the precision `auto` picks): STRIDE_SPEEDS"),
+    ("MAC band: at stride 8 both small representatives leave the 20-150 M band of the CPU-scale studies "
+     "(table above); ShuffleNetV2 1.0x would be the in-band stride-8 choice."),
+]
+STRIDE_SPEEDS = "not measured yet."
 
 
 def measure(name: str, num_classes: int, input_size: int) -> dict:
@@ -55,7 +72,11 @@ def measure(name: str, num_classes: int, input_size: int) -> dict:
         warnings.simplefilter("ignore")
         stats = profile_complexity(model, (3, input_size, input_size))
     return {"params": stats["params"], "macs": stats["macs"], "stem": model.archbench_info["stem"],
-            "builder": model.archbench_info["builder"]}
+            "builder": model.archbench_info["builder"], "final_map": format_map(stats["final_feature_map"])}
+
+
+def format_map(size: list[int] | None) -> str:
+    return "-" if size is None else f"{size[0]}x{size[1]}"
 
 
 def format_macs(macs: float) -> str:
@@ -69,9 +90,9 @@ def format_published(value: float, unit: str = "") -> str:
 def model_rows(names: list[str]) -> list[str]:
     reference = load_reference().set_index("model")
     rows = [
-        ("| model | family | paper | builder | params | published params | input | stem | MACs | "
-        "published MACs | MACs at 32 px (stem) | published top-1 err. (%) |"),
-        "|---|---|---|---|---:|---:|---:|---|---:|---:|---:|---:|",
+        ("| model | family | paper | builder | params | published params | input | stem | final map | MACs | "
+        "published MACs | MACs at 32 px (stem, final map) | published top-1 err. (%) |"),
+        "|---|---|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|",
     ]
     for name in names:
         ref = reference.loc[name]
@@ -82,11 +103,50 @@ def model_rows(names: list[str]) -> list[str]:
         rows.append(
             f"| `{name}` | {ref.family} | {ref.paper.split(' (')[0]} | {natural['builder']} "
             f"| {natural['params'] / 1e6:.2f} M | {format_published(ref.params_m, ' M')} "
-            f"| {int(ref.input_size)} ({ref.dataset}) | {natural['stem']} | {format_macs(natural['macs'])} "
-            f"| {format_published(ref.gmacs, ' G')} | {format_macs(small['macs'])} ({small['stem']}) "
+            f"| {int(ref.input_size)} ({ref.dataset}) | {natural['stem']} | {natural['final_map']} "
+            f"| {format_macs(natural['macs'])} | {format_published(ref.gmacs, ' G')} "
+            f"| {format_macs(small['macs'])} ({small['stem']}, {small['final_map']}) "
             f"| {format_published(ref.top1_err)} |"
         )
     return rows
+
+
+def stride_section() -> list[str]:
+    families = sorted(AUTO_SMALL_INPUT_STEM)
+    rows = ["| model | stem | overall stride | final map at 32 px | MACs at 32 px |", "|---|---|---:|---:|---:|"]
+    for name in STRIDE_MODELS:
+        for stem in ("cifar16", "cifar"):
+            model = create_model(name, num_classes=10, input_size=SMALL_INPUT, stem=stem)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                stats = profile_complexity(model, (3, SMALL_INPUT, SMALL_INPUT))
+            side = stats["final_feature_map"][0]
+            auto = " (auto)" if AUTO_SMALL_INPUT_STEM.get(model.archbench_info["family"]) == stem else ""
+            rows.append(f"| `{name}` | `{stem}`{auto} | {SMALL_INPUT // side} | {format_map(stats['final_feature_map'])} "
+                        f"| {format_macs(stats['macs'])} |")
+    evidence = [f"- {line.replace('STRIDE_SPEEDS', STRIDE_SPEEDS)}" for line in STRIDE_EVIDENCE]
+    return [
+        "## Small inputs: overall stride",
+        "",
+        ("The `final map` columns give the last feature map before global pooling, as "
+        "`profile_complexity` records it (`complexity.final_feature_map`). With `model.stem=auto` at "
+        f"{CIFAR_STEM_MAX_SIZE} px or less, the native CIFAR networks end at 8x8 on a 32 px input (overall "
+        "stride 4), the ImageNet topologies with the CIFAR stem (`cifar`: stem stride and stem max-pool removed) "
+        f"at 4x4 (stride 8), and {' and '.join(f'`{f}`' for f in families)} at 2x2 (stride 16, `cifar16`). "
+        "Those two families offer both: `model.stem=cifar16` un-strides the stem convolution only, "
+        "`model.stem=cifar` reaches stride 8 (ShuffleNetV2 drops its stem max-pool, EfficientNetV2 also "
+        "un-strides its first strided stage). Parameters are the same at both strides."),
+        "",
+        *rows,
+        "",
+        "`auto` uses stride 16 (`cifar16`) for these two families:",
+        "",
+        *evidence,
+        "",
+        "The choice is revisited when a comparison over seeds (or at GPU budgets) says otherwise; until then "
+        "`model.stem=cifar` gives stride 8 for any run.",
+        "",
+    ]
 
 
 def family_sections() -> list[str]:
@@ -110,7 +170,8 @@ def render(names: list[str]) -> str:
         "batch normalization and pooling included) for one image at the model's published input size and "
         "classes (10 for CIFAR-10, 1000 for ImageNet); the last MAC column is the same model with 10 classes "
         f"on a 3x32x32 input, with the stem `model.stem=auto` picks there (inputs of {CIFAR_STEM_MAX_SIZE} px "
-        "or less get the CIFAR stem; `native` marks networks designed for 32 px inputs)."),
+        "or less get a small-input stem; `native` marks networks designed for 32 px inputs) and the size of "
+        "the last feature map before global pooling."),
         "",
         ("Published numbers and their exact sources (paper and table, or timm's benchmark table) are in "
         "`archbench/models/reference.csv`; `tests/test_models.py` checks every model against them: parameter "
@@ -125,6 +186,7 @@ def render(names: list[str]) -> str:
         "",
         *model_rows(names),
         "",
+        *stride_section(),
         "## Families",
         "",
         *family_sections(),

@@ -11,7 +11,8 @@ FMNIST = Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
 # A few seconds per run: tiny synthetic data, a couple of steps, a short latency measurement.
 FAST = ["data=synthetic", "data.synthetic_size=300", "data.image_size=16", "train.batch_size=32",
         "train.eval_batch_size=128", "train.budget.steps=4", "measure.warmup=1", "measure.min_reps=2",
-        "measure.min_time_s=0.05", "measure.batch_size=4"]
+        "measure.min_time_s=0.05", "measure.batch_size=4", "evaluate.corruptions=[gaussian_noise,contrast]",
+        "evaluate.severities=[1]"]
 
 
 def archbench(args, results_dir, timeout=600, env=None, wait=True):

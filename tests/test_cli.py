@@ -24,7 +24,7 @@ def fmnist_run(tmp_path_factory):
 def test_record_fields_types_and_ranges(fmnist_run):
     results, out = fmnist_run
     record = load(record_path(results, "resnet20", "fashion_mnist", seed=3))
-    assert record["schema"] == 1 and record["status"] == "complete" and record["task"] == "train"
+    assert record["schema"] == 2 and record["status"] == "complete" and record["task"] == "train"
     assert (record["model"], record["family"], record["data"], record["seed"]) == ("resnet20", "resnet_v1",
                                                                                    "fashion_mnist", 3)
     assert record["synthetic"] is False and record["error"] is None

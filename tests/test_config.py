@@ -9,7 +9,8 @@ from omegaconf import OmegaConf
 from archbench.__main__ import CONF_DIR, budget_from_overrides, check_group_choices
 
 EXPECTED_GRID = {"demo": 6, "cpu_mini": 18, "cifar_paper": 36, "cifar_equal_macs": 18, "paper_recipes": 21,
-                 "imagenet_complexity": 26}
+                 "imagenet_complexity": 26, "tune_fmnist": 48, "tuned_fmnist": 18, "shared_fmnist": 18,
+                 "tune_cifar_paper": 96, "cifar_paper_tuned": 18}
 
 
 def names(group):
@@ -23,7 +24,16 @@ def compose_with(overrides):
 
 def grid(cfg):
     params = OmegaConf.to_container(cfg.hydra.sweeper.params)
-    return [dict(zip(params, combo)) for combo in itertools.product(*(str(v).split(",") for v in params.values()))]
+    return [dict(zip(params, combo)) for combo in itertools.product(*(values(v) for v in params.values()))]
+
+
+def values(sweep) -> list[str]:
+    """A sweep's values: `a,b,c` or Hydra's `range(start,stop)`."""
+    text = str(sweep)
+    if text.startswith("range("):
+        start, stop = (int(x) for x in text[len("range("):-1].split(","))
+        return [str(i) for i in range(start, stop)]
+    return text.split(",")
 
 
 @pytest.mark.parametrize("experiment", names("experiment"))

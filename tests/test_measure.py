@@ -263,6 +263,73 @@ def test_latency_leaves_callers_model_as_it_was():
     assert torch.equal(torch.get_rng_state(), rng)
 
 
+class LayoutProbe(nn.Module):
+    """A convolution that notes the memory layout of every input it sees."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.layouts: list[str] = []
+
+    def forward(self, x):
+        self.layouts.append("NHWC" if not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+                            else "NCHW" if x.is_contiguous() else "other")
+        return self.conv(x)
+
+
+FAST_LATENCY = {"batch_size": 2, "warmup": 1, "min_reps": 2, "min_time_s": 0.0}
+
+
+def test_channels_last_model_is_measured_in_nhwc_and_recorded_so():
+    model = LayoutProbe().to(memory_format=torch.channels_last)
+    result = measure_latency(model, (3, 8, 8), channels_last=True, **FAST_LATENCY)
+    assert result["memory_format"] == "NHWC" and result["channels_last"] is True
+    assert set(model.layouts) == {"NHWC"}  # already NHWC on the device: measured in place, with NHWC input
+
+    # None follows the model's own layout.
+    model.layouts.clear()
+    assert measure_latency(model, (3, 8, 8), channels_last=None, **FAST_LATENCY)["memory_format"] == "NHWC"
+    assert set(model.layouts) == {"NHWC"}
+
+
+def test_channels_last_model_measured_as_nchw_is_converted_on_a_copy():
+    model = LayoutProbe().to(memory_format=torch.channels_last)
+    result = measure_latency(model, (3, 8, 8), channels_last=False, **FAST_LATENCY)
+    assert result["memory_format"] == "NCHW" and result["channels_last"] is False
+    assert model.layouts == []  # a converted copy ran, not the caller's model
+    assert model.conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert not model.conv.weight.is_contiguous()
+    assert measure_latency(LayoutProbe(), (3, 8, 8), channels_last=None, **FAST_LATENCY)["memory_format"] == "NCHW"
+
+
+def test_latency_records_precision_and_cudnn_benchmark_on_cpu():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU())
+    fp32 = measure_latency(model, (3, 8, 8), **FAST_LATENCY)
+    assert (fp32["amp"], fp32["precision"], fp32["tf32"]) == ("off", "fp32", None)
+    assert fp32["cudnn_benchmark"] is None  # cuDNN plays no part on CPU
+    assert measure_latency(model, (3, 8, 8), amp="fp32", **FAST_LATENCY)["precision"] == "fp32"
+    bf16 = measure_latency(model, (3, 8, 8), amp="bf16", **FAST_LATENCY)
+    assert (bf16["amp"], bf16["precision"]) == ("bf16", "bf16")
+
+
+def test_compiled_latency_compiles_static_shapes_afresh_per_batch_size(monkeypatch):
+    calls = []
+
+    def fake_compile(module, **kwargs):
+        calls.append(("compile", kwargs))
+        return module
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    monkeypatch.setattr(torch.compiler, "reset", lambda: calls.append(("reset", None)))
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU())
+    result = measure_latency(model, (3, 8, 8), compile=True, **FAST_LATENCY)
+    # One reset and one static-shape compile before batch 1, the same again before the throughput batch.
+    assert calls == [("reset", None), ("compile", {"dynamic": False})] * 2
+    assert result["compile_dynamic"] is False
+    assert result["batch_1"]["compile_s"] > 0 and result["throughput"]["compile_s"] > 0
+    assert result["compile_s"] == pytest.approx(result["batch_1"]["compile_s"] + result["throughput"]["compile_s"])
+
+
 class RaisesAboveBatch(nn.Module):
     """Fake allocator: raises `error` for any batch larger than `fits`."""
 
@@ -360,7 +427,8 @@ def test_device_peak_is_measured_once_then_cached(tmp_path):
     first = device_peak_flops("cpu", cache_dir=tmp_path, matrix_size=128, min_reps=3, min_time_s=0.0)
     assert first["cached"] is False and first["flops_per_s"] > 0
     assert first["flops_per_s"] >= first["median_flops_per_s"]
-    assert first["dtype"] == "fp32" and first["method"] == "matmul n=128"
+    assert first["precision"] == "fp32" and first["tf32"] is None and first["supported"] is True
+    assert first["method"] == "matmul n=128"
     assert first["device"] == "cpu" and first["device_name"]
     files = list(tmp_path.glob("*.json"))
     assert len(files) == 1 and first["machine_id"] in files[0].name
@@ -376,11 +444,46 @@ def test_device_peak_is_measured_once_then_cached(tmp_path):
     assert not list(tmp_path.glob("*.tmp"))
 
 
-def test_device_peak_dtype_names(tmp_path):
-    assert device_peak_flops("cpu", dtype=torch.bfloat16, cache_dir=tmp_path, matrix_size=64, min_reps=1,
-                             min_time_s=0.0)["dtype"] == "bf16"
-    with pytest.raises(ValueError, match="dtype='int8'"):
-        device_peak_flops("cpu", dtype="int8")
+PEAK_FAST = {"matrix_size": 64, "min_reps": 1, "min_time_s": 0.0}
+
+
+def with_cpu_flags(monkeypatch, *flags):
+    """Pretend the CPU has exactly these feature flags, so native-precision checks run anywhere."""
+    monkeypatch.setattr("archbench.measure.peak.cpu_flags", lambda: frozenset(flags))
+
+
+def test_device_peak_caches_each_precision_apart_and_says_which(tmp_path, monkeypatch):
+    with_cpu_flags(monkeypatch, "avx512f", "avx512_bf16")
+    fp32 = device_peak_flops("cpu", "fp32", cache_dir=tmp_path, **PEAK_FAST)
+    bf16 = device_peak_flops("cpu", "bf16", cache_dir=tmp_path, **PEAK_FAST)
+    assert (fp32["precision"], bf16["precision"]) == ("fp32", "bf16")
+    assert fp32["supported"] and bf16["supported"]
+    files = sorted(p.name for p in tmp_path.glob("*.json"))
+    assert len(files) == 2 and files[0].startswith("cpu-bf16-") and files[1].startswith("cpu-fp32-")
+    assert json.loads((tmp_path / files[0]).read_text())["precision"] == "bf16"
+    # Each precision is read back from its own entry, under every spelling of it.
+    assert device_peak_flops("cpu", torch.bfloat16, cache_dir=tmp_path, **PEAK_FAST)["flops_per_s"] == bf16["flops_per_s"]
+    for spelling in ("off", None, torch.float32, "float32"):
+        again = device_peak_flops("cpu", spelling, cache_dir=tmp_path, **PEAK_FAST)
+        assert again["cached"] and again["precision"] == "fp32" and again["flops_per_s"] == fp32["flops_per_s"]
+
+
+def test_device_peak_of_a_precision_without_native_arithmetic_is_an_unsupported_entry(tmp_path, monkeypatch):
+    with_cpu_flags(monkeypatch, "avx512f", "avx2")  # no bf16 or fp16 hardware
+    for precision in ("bf16", "fp16"):
+        entry = device_peak_flops("cpu", precision, cache_dir=tmp_path, **PEAK_FAST)
+        assert entry["precision"] == precision and entry["supported"] is False
+        assert entry["flops_per_s"] is None and precision in entry["reason"]
+        assert training_cost(1e6, 10, entry["flops_per_s"]) == {"achieved_flops_per_s": 1e7, "mfu": None}
+    assert not list(tmp_path.iterdir())  # nothing measured, nothing cached
+    assert device_peak_flops("cpu", "fp32", cache_dir=tmp_path, **PEAK_FAST)["supported"] is True
+
+
+def test_device_peak_bad_precision_and_tf32_on_cpu_name_the_value():
+    with pytest.raises(ValueError, match="precision='int8'"):
+        device_peak_flops("cpu", "int8")
+    with pytest.raises(ValueError, match="tf32=True applies to CUDA only"):
+        device_peak_flops("cpu", "fp32", tf32=True)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error raised without CUDA")

@@ -21,7 +21,9 @@ import yaml
 from fvcore.nn import FlopCountAnalysis
 from torch import nn
 
+from archbench.measure.complexity import final_feature_map
 from archbench.models import (
+    AUTO_SMALL_INPUT_STEM,
     FAMILIES,
     SMALL_REPRESENTATIVES,
     create_model,
@@ -84,6 +86,23 @@ PINNED_PARAMS = {
     "wrn_16_8": 10_961_370,
     "wrn_28_10": 36_479_194,
     "wrn_40_4": 8_949_210,
+}
+
+# Side of the last (square) feature map before global pooling: (32 px input with stem=auto,
+# the reference input size). The overall stride is the input size over it: native CIFAR nets 4,
+# ImageNet topologies with the CIFAR stem 8, ShuffleNetV2 and EfficientNetV2 with cifar16 16.
+PINNED_FINAL_MAP = {
+    "densenet121": (4, 7), "densenet169": (4, 7), "densenet201": (4, 7),
+    "densenet_40_12": (8, 8), "densenet_bc_100_12": (8, 8), "densenet_bc_190_40": (8, 8), "densenet_bc_40_12": (8, 8),
+    "efficientnetv2_b0": (2, 7), "efficientnetv2_b1": (2, 8), "efficientnetv2_b2": (2, 9), "efficientnetv2_b3": (2, 10),
+    "efficientnetv2_s": (2, 12), "efficientnetv2_m": (2, 15), "efficientnetv2_l": (2, 15),
+    "preact_resnet20": (8, 8), "preact_resnet110": (8, 8), "preact_resnet164": (8, 8), "preact_resnet1001": (8, 8),
+    "resnet20": (8, 8), "resnet32": (8, 8), "resnet44": (8, 8), "resnet56": (8, 8), "resnet110": (8, 8),
+    "resnet18": (4, 7), "resnet34": (4, 7), "resnet50": (4, 7), "resnet101": (4, 7), "resnet152": (4, 7),
+    "resnetv2_18": (4, 7), "resnetv2_34": (4, 7), "resnetv2_50": (4, 7), "resnetv2_101": (4, 7), "resnetv2_152": (4, 7),
+    "shufflenet_v2_x0_5": (2, 7), "shufflenet_v2_x1_0": (2, 7), "shufflenet_v2_x1_5": (2, 7), "shufflenet_v2_x2_0": (2, 7),
+    "wide_resnet50_2": (4, 7), "wide_resnet101_2": (4, 7),
+    "wrn_16_2": (8, 8), "wrn_16_4": (8, 8), "wrn_16_8": (8, 8), "wrn_28_10": (8, 8), "wrn_40_4": (8, 8),
 }
 
 # Models whose forward/backward checks run only under -m slow: deep or wide enough to take
@@ -173,8 +192,10 @@ def test_forward_backward_at_32px(name):
     torch.manual_seed(0)
     size = 32
     model = create_model(name, num_classes=10, input_size=size)
-    expected_stem = "native" if is_cifar_native(name) else "cifar"
+    expected_stem = "native" if is_cifar_native(name) else AUTO_SMALL_INPUT_STEM.get(model_family(name), "cifar")
     assert model.archbench_info["stem"] == expected_stem
+    side = PINNED_FINAL_MAP[name][0]
+    assert final_feature_map(model, torch.randn(1, 3, size, size)) == [side, side]
     assert_trains_one_step(model, torch.randn(2, 3, size, size), num_classes=10)
 
 
@@ -191,6 +212,8 @@ def test_forward_backward_at_natural_size(name):
     torch.manual_seed(0)
     num_classes, size = reference_config(name)
     model = create_model(name, num_classes=num_classes, input_size=size)
+    side = PINNED_FINAL_MAP[name][1]
+    assert final_feature_map(model, torch.randn(1, 3, size, size)) == [side, side]
     assert_trains_one_step(model, torch.randn(2, 3, size, size), num_classes=num_classes)
 
 
@@ -312,7 +335,12 @@ def test_resolve_stem():
     assert resolve_stem("auto", 65) == "imagenet"
     assert resolve_stem("imagenet", 32) == "imagenet"
     assert resolve_stem("cifar", 224) == "cifar"
-    with pytest.raises(ValueError, match="auto, imagenet, cifar"):
+    assert resolve_stem("auto", 32, "shufflenet_v2") == "cifar16"
+    assert resolve_stem("auto", 32, "efficientnet_v2") == "cifar16"
+    assert resolve_stem("auto", 32, "resnet_v1") == "cifar"
+    assert resolve_stem("auto", 224, "efficientnet_v2") == "imagenet"
+    assert resolve_stem("cifar", 32, "shufflenet_v2") == "cifar"
+    with pytest.raises(ValueError, match="auto, imagenet, cifar, cifar16"):
         resolve_stem("tiny", 32)
 
 
@@ -329,15 +357,34 @@ def test_auto_stem_keeps_resolution_on_small_inputs():
 
 
 @pytest.mark.parametrize(
-    "name, first_conv",
-    [("shufflenet_v2_x1_0", "conv1.0"), ("efficientnetv2_b0", "conv_stem"), ("densenet121", "features.conv0")],
+    "name, first_conv, auto_stem",
+    [("shufflenet_v2_x1_0", "conv1.0", "cifar16"), ("efficientnetv2_b0", "conv_stem", "cifar16"),
+     ("densenet121", "features.conv0", "cifar")],
 )
-def test_cifar_stem_removes_the_first_stride(name, first_conv):
-    cifar = create_model(name, num_classes=10, input_size=32)
+def test_small_input_stem_removes_the_first_stride(name, first_conv, auto_stem):
+    small = create_model(name, num_classes=10, input_size=32)
     imagenet = create_model(name, num_classes=10, input_size=32, stem="imagenet")
-    assert cifar.get_submodule(first_conv).stride == (1, 1)
+    assert small.get_submodule(first_conv).stride == (1, 1)
     assert imagenet.get_submodule(first_conv).stride == (2, 2)
-    assert cifar.archbench_info["stem"] == "cifar" and imagenet.archbench_info["stem"] == "imagenet"
+    assert small.archbench_info["stem"] == auto_stem and imagenet.archbench_info["stem"] == "imagenet"
+
+
+@pytest.mark.parametrize("name", ["shufflenet_v2_x1_0", "efficientnetv2_b0"])
+def test_stride_8_and_stride_16_stems(name):
+    """Both overall strides for the two families whose ImageNet stem cannot reach stride 8 by the stem alone."""
+    built = {stem: create_model(name, num_classes=10, input_size=32, stem=stem) for stem in ("cifar", "cifar16")}
+    x = torch.randn(1, 3, 32, 32)
+    assert final_feature_map(built["cifar"], x) == [4, 4]
+    assert final_feature_map(built["cifar16"], x) == [2, 2]
+    assert count_params(built["cifar"]) == count_params(built["cifar16"]), "the stride must not change the weights"
+    macs = {stem: fvcore_macs(model, 32) for stem, model in built.items()}
+    assert macs["cifar"] > 3 * macs["cifar16"], "four times the positions from the first strided layer on"
+
+
+def test_cifar16_is_refused_where_it_is_not_offered():
+    for name in ("resnet18", "timm/resnet10t", "resnet20"):
+        with pytest.raises(ValueError, match="stem='cifar16' is offered for the shufflenet_v2 and efficientnet_v2"):
+            create_model(name, num_classes=10, input_size=32, stem="cifar16")
 
 
 def test_cifar_native_models_refuse_the_imagenet_stem():
@@ -433,3 +480,40 @@ def test_models_doc_lists_every_model():
     assert "generated by scripts/gen_model_docs.py" in doc
     missing = [name for name in ALL_MODELS if f"| `{name}` |" not in doc]
     assert not missing, f"docs/models.md is stale; rerun scripts/gen_model_docs.py (missing {missing})"
+    assert "## Small inputs: overall stride" in doc
+    for name in ("resnet20", "shufflenet_v2_x2_0", "resnet18"):
+        side = PINNED_FINAL_MAP[name][0]
+        row = next(line for line in doc.splitlines() if line.startswith(f"| `{name}` |"))
+        assert f"{side}x{side}" in row, f"docs/models.md does not show {name}'s final map at 32 px; rerun the generator"
+
+
+# --- ShuffleNetV2's channel shuffle keeps the memory format ---------------------------------
+
+
+def reference_channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
+    """The paper's reshape-transpose-reshape, as archbench computed it before."""
+    batch, chs, height, width = x.shape
+    x = x.view(batch, groups, chs // groups, height, width).transpose(1, 2)
+    return x.reshape(batch, chs, height, width)
+
+
+def test_shufflenet_unit_keeps_channels_last_and_its_values(monkeypatch):
+    from archbench.models import shufflenet
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 48, 8, 8)
+    for stride, out_chs in ((1, 48), (2, 96)):
+        unit = shufflenet.ShuffleUnit(48, out_chs, stride).eval()
+        out = unit.to(memory_format=torch.channels_last)(x.contiguous(memory_format=torch.channels_last))
+        assert out.is_contiguous(memory_format=torch.channels_last), f"stride-{stride} unit returned NCHW"
+        with monkeypatch.context() as patch:
+            patch.setattr(shufflenet.F, "channel_shuffle", reference_channel_shuffle)
+            before = unit.to(memory_format=torch.contiguous_format)(x)
+        torch.testing.assert_close(out, before)
+
+
+def test_shufflenet_keeps_channels_last_through_the_network():
+    model = create_model("shufflenet_v2_x0_5", num_classes=10, input_size=32).eval()
+    model.to(memory_format=torch.channels_last)
+    out = model.forward_features(torch.randn(2, 3, 32, 32).contiguous(memory_format=torch.channels_last))
+    assert out.is_contiguous(memory_format=torch.channels_last)

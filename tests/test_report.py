@@ -1,8 +1,10 @@
 """Golden tests of the report on hand-written fixture records (tests/fixtures/records)."""
 import json
+import re
 import shutil
 import subprocess
 import sys
+import types
 import xml.etree.ElementTree as ElementTree
 from html.parser import HTMLParser
 from pathlib import Path
@@ -11,15 +13,19 @@ import matplotlib.image
 import pandas as pd
 import pytest
 
+import archbench
 from archbench.report import build as report_build
+from archbench.report import figures as plots
 from archbench.report import build_report
 from archbench.report.__main__ import UsageError, main, parse_arguments
 from archbench import results
+from archbench.report.labels import count_text, dataset_label
+from archbench.report.reference import PAPER_RECIPES
 from archbench.report.tables import accuracy_table, latex_escape
 
 FIXTURES = Path(__file__).parent / "fixtures" / "records"
 TRAIN_FIGURES = ["acc-vs-macs", "acc-vs-latency", "acc-vs-throughput", "params-vs-acc",
-                 "val-vs-epoch", "val-vs-time", "family-bars"]
+                 "val-vs-epoch", "val-vs-time", "family-dots"]
 PROFILE_FIGURES = ["latency-vs-macs", "throughput-vs-macs"]
 CPU_STEM = "cpu-fixture-cpu-not-a-real-machine-2-threads"
 GPU_STEM = "cuda-fixture-gpu-not-a-real-machine"
@@ -109,8 +115,8 @@ def test_each_summary_is_written_as_csv_markdown_and_booktabs_latex(report):
 
 
 def test_readme_groups_by_hardware_and_latency_columns_name_the_device(readme):
-    assert "### cifar10 on cpu: Fixture CPU (not a real machine), 2 threads" in readme
-    assert "### cifar10 on cuda: Fixture GPU (not a real machine)" in readme
+    assert "### CIFAR-10 on cpu: Fixture CPU (not a real machine), 2 threads" in readme
+    assert "### CIFAR-10 on cuda: Fixture GPU (not a real machine)" in readme
     assert "Batch-1 latency (ms, cpu)" in readme and "Batch-1 latency (ms, cuda)" in readme
     # The GPU run (95.0) is reported on its own, never pooled into the CPU mean (91.5).
     assert "95.00 ± —" in readme and "91.50 ± 0.50" in readme
@@ -118,7 +124,10 @@ def test_readme_groups_by_hardware_and_latency_columns_name_the_device(readme):
 
 def test_findings_come_from_the_data(readme):
     assert "Most accurate: resnet56 (resnet_v1)" in readme
-    assert "resnet56 leads densenet40 by 1.50 points, not significant" in readme
+    assert ("resnet56 leads densenet40 by 1.50 points: not separated by the seeds "
+            "(Holm p = 0.29 ≥ 0.05; raw Welch p = 0.14)") in readme
+    assert "resnet56 beats densenet40 in 100% of 6 pairs of seeds" in readme
+    assert "Below the best beyond doubt (Holm p < 0.05): resnet20." in readme
     assert "Pareto-optimal in accuracy vs MACs (no model is both cheaper and more accurate): " \
            "shufflenet_v2_x0_5, resnet20, resnet56." in readme
     assert "Fastest at batch 1: shufflenet_v2_x0_5" in readme
@@ -137,14 +146,65 @@ def test_profile_study_has_complexity_tables_not_accuracy(readme):
     assert "| efficientnet_v2_s |" in latency and "Test top-1" not in latency
 
 
-def test_published_numbers_beside_measured_for_the_papers_recipe(report, readme):
-    published = report / "tables" / f"golden--cifar10--{CPU_STEM}--published.md"
-    text = published.read_text()
-    assert "| resnet20 | he2015 | He et al. 2015 |" in text and "8.75" in text
-    assert "8.50 ± 0.50" in text  # measured error = 100 - 91.50
-    # densenet40 has a published CIFAR-10 row, but the study used the ResNet recipe.
-    assert "densenet40" not in text
-    assert "published numbers beside measured" in readme
+def test_published_numbers_are_hidden_beside_a_short_run_and_the_report_says_why(report,
+                                                                             readme):
+    assert not list((report / "tables").glob("*--published.*"))
+    line = next(line for line in readme.splitlines() if line.startswith("- resnet20: published"))
+    assert "budget 3 epochs instead of the paper's 164 epochs" in line
+    assert "5,000 training images held out for validation" in line
+    assert "trained on 45,000 of 50,000 training images" in line
+    assert "densenet40: published numbers not shown: trained with recipe he2015" in readme
+
+
+def _make_faithful(path: Path):
+    """Turn a fixture record into the paper's experiment: he2015 unchanged, 164 epochs, all
+    50,000 training images and no validation hold-out."""
+    record = json.loads(path.read_text())
+    record["config"]["train"]["budget"] = {"epochs": 164}
+    record["config"]["train"]["scheduler"]["milestones"] = [0.5, 0.75]
+    record["config"]["data"].update(val_size=0, train_size=None)
+    record["dataset"].update(train_size=50000, val_size=0)
+    path.write_text(json.dumps(record))
+
+
+def test_published_numbers_are_shown_beside_a_faithful_run(tmp_path):
+    results_dir = _copy_fixtures(tmp_path, ["resnet20", "resnet56"])
+    for path in (results_dir / "runs/golden/cifar10/resnet20").glob("seed*/record.json"):
+        _make_faithful(path)
+    out = build_report(results_dir, tmp_path / "report", reference=REFERENCE)
+    published = (out / "tables" / f"golden--cifar10--{CPU_STEM}--published.md").read_text()
+    assert "| resnet20 | he2015 | 3 seeds | He et al. 2015 |" in published and "8.75" in published
+    assert "8.50 ± 0.50" in published  # measured error = 100 - 91.50
+    assert "resnet56" not in published  # still the 3-epoch run
+    readme = (out / "README.md").read_text()
+    assert "resnet56: published numbers not shown" in readme
+
+
+def test_a_changed_recipe_hides_the_published_numbers(tmp_path):
+    results_dir = _copy_fixtures(tmp_path, ["resnet20"])
+    for path in (results_dir / "runs/golden/cifar10/resnet20").glob("seed*/record.json"):
+        _make_faithful(path)
+        record = json.loads(path.read_text())
+        record["config"]["train"]["optimizer"]["lr"] = 0.05
+        path.write_text(json.dumps(record))
+    out = build_report(results_dir, tmp_path / "report", reference=REFERENCE)
+    assert not list((out / "tables").glob("*--published.*"))
+    assert "recipe changed from the paper's (optimizer.lr)" in (out / "README.md").read_text()
+
+
+@pytest.mark.parametrize("name", sorted(PAPER_RECIPES))
+def test_paper_recipes_table_matches_the_recipe_configs(name):
+    from hydra import compose, initialize_config_dir
+
+    conf = Path(__file__).parents[1] / "conf"
+    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+        train = compose(config_name="config", overrides=[f"train={name}"]).train
+    recipe = PAPER_RECIPES[name]
+    assert train.budget.epochs == recipe.epochs
+    for key, value in recipe.settings.items():
+        section, _dot, leaf = key.rpartition(".")
+        configured = (train[section] if section else train)[leaf]
+        assert (list(configured) if value.__class__ is list else configured) == value, key
 
 
 def test_excluded_runs_are_listed_with_reasons(report, readme):
@@ -160,7 +220,7 @@ def test_excluded_runs_are_listed_with_reasons(report, readme):
         line = next(line for line in excluded.splitlines() if record in line)
         assert reason in line
     html_text = (report / "index.html").read_text(encoding="utf-8")
-    assert "schema 0 is older than this archbench&#x27;s schema 1" in html_text
+    assert "schema 0 is older than this archbench&#x27;s schema" in html_text
     # Excluded models appear in no summary.
     assert "resnet44" not in readme.split("## Excluded runs")[0]
 
@@ -203,8 +263,9 @@ def test_paper_recipe_study_states_each_recipe_and_compares_with_its_paper(tmp_p
     assert "densenet2017 (used by densenet40):" in readme
     assert "he2015 (used by resnet20, resnet56):" in readme
     assert "Warning" not in readme
-    published = (out / "tables" / f"golden--cifar10--{CPU_STEM}--published.md").read_text()
-    assert "| densenet40 | densenet2017 | Huang et al. 2017 |" in published
+    # Its own paper's recipe, but 3 epochs of 300: still not the paper's experiment.
+    assert ("densenet40: published numbers not shown: budget 3 epochs instead of the "
+            "paper's 300 epochs") in readme
 
 
 def test_failed_build_leaves_the_previous_report_intact(tmp_path, monkeypatch):
@@ -227,7 +288,7 @@ def test_a_folder_that_is_not_a_report_is_never_replaced(tmp_path):
     precious = tmp_path / "notes" / "thesis.tex"
     precious.parent.mkdir()
     precious.write_text("months of work")
-    with pytest.raises(FileExistsError, match="not an archbench report"):
+    with pytest.raises(report_build.ReportInputError, match="not an archbench report"):
         build_report(FIXTURES, precious.parent, reference=REFERENCE)
     assert precious.read_text() == "months of work"
 
@@ -248,7 +309,7 @@ def test_study_filter_and_unknown_study(tmp_path):
 
 
 def test_empty_results_dir_is_a_clear_error(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no record.json under results_dir"):
+    with pytest.raises(report_build.ReportInputError, match="no record.json under results_dir"):
         build_report(tmp_path, tmp_path.parent / f"{tmp_path.name}-report")
 
 
@@ -257,17 +318,103 @@ def test_cli_parses_hydra_style_arguments():
                                "include_synthetic=true"])
     assert options == {"results_dir": "runs_here", "out": "site", "study": "demo",
                        "include_synthetic": True}
-    assert parse_arguments([])["results_dir"] == "results"
+    # With no arguments: the user's own runs, into a git-ignored folder outside report/.
+    assert parse_arguments([]) == {"results_dir": "results/runs", "out": "results/report",
+                                   "study": None, "include_synthetic": False}
     with pytest.raises(UsageError, match="unknown key 'outdir'; valid keys: results_dir, out"):
         parse_arguments(["outdir=x"])
     with pytest.raises(UsageError, match="include_synthetic=true or include_synthetic=false"):
         parse_arguments(["include_synthetic=maybe"])
 
 
-def test_cli_reports_errors_without_a_traceback(tmp_path, capsys):
-    assert main(["colour=blue"]) == 2
-    assert main([f"results_dir={FIXTURES}", f"out={tmp_path / 'r'}", "study=nope"]) == 1
-    assert "available studies" in capsys.readouterr().err
+@pytest.mark.parametrize("arguments, named, fix", [
+    (["colour=blue"], "'colour'", "valid keys: results_dir"),
+    (["results_dir=nonexistent"], "results_dir='nonexistent'", "results_dir=results/reference"),
+    (["study=nope"], "study='nope'", "available studies: golden, latency, smoke"),
+    (["out=notes"], "out='notes'", "pass a new or empty folder"),
+    (["out=file.txt"], "out='file.txt'", "pass a folder for the report"),
+    (["include_synthetic=maybe"], "include_synthetic='maybe'", "include_synthetic=true"),
+])
+def test_every_bad_input_exits_2_with_one_paragraph_naming_value_and_fix(
+        tmp_path, monkeypatch, capsys, arguments, named, fix):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "thesis.tex").write_text("months of work")
+    (tmp_path / "file.txt").write_text("")
+    if not any(argument.startswith("results_dir=") for argument in arguments):
+        arguments = [f"results_dir={FIXTURES}"] + arguments
+    assert main(arguments) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("archbench.report: error: ")
+    assert captured.err.count("\n") == 1 and "Traceback" not in captured.err
+    assert named in captured.err and fix in captured.err
+    assert (tmp_path / "notes" / "thesis.tex").read_text() == "months of work"
+
+
+def test_no_arguments_reports_your_runs_into_results_report(tmp_path, monkeypatch, capsys):
+    shutil.copytree(FIXTURES / "runs/latency", tmp_path / "results/runs/latency")
+    monkeypatch.chdir(tmp_path)
+    assert main([]) == 0
+    assert "results/report/README.md" in capsys.readouterr().out
+    assert (tmp_path / "results/report/index.html").is_file()
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["results"]
+
+
+def test_no_runs_yet_says_how_to_get_some(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main([]) == 2
+    error = capsys.readouterr().err
+    assert "results_dir='results/runs' is not a folder" in error and "make run" in error
+
+
+def test_a_report_is_never_built_inside_another_report(tmp_path):
+    outer = build_report(FIXTURES, tmp_path / "report", study="latency", reference=REFERENCE)
+    with pytest.raises(report_build.ReportInputError, match="inside the report folder"):
+        build_report(FIXTURES, outer / "local", study="latency", reference=REFERENCE)
+    assert not (outer / "local").exists()
+
+
+def test_a_rebuild_refuses_to_delete_files_it_did_not_write(tmp_path):
+    out = build_report(FIXTURES, tmp_path / "report", study="latency", reference=REFERENCE)
+    foreign = out / "local" / "README.md"
+    foreign.parent.mkdir()
+    foreign.write_text("another output")
+    with pytest.raises(report_build.ReportInputError, match="local/README.md"):
+        build_report(FIXTURES, out, study="latency", reference=REFERENCE)
+    assert foreign.read_text() == "another output"
+    foreign.unlink()
+    foreign.parent.rmdir()
+    # Its own files only: the rebuild goes ahead.
+    assert build_report(FIXTURES, out, study="latency", reference=REFERENCE) == out
+
+
+def test_a_report_made_before_the_file_list_is_still_rebuilt_but_guarded(tmp_path):
+    out = build_report(FIXTURES, tmp_path / "report", study="latency", reference=REFERENCE)
+    (out / report_build.REPORT_MARKER).write_text("Generated by archbench.report\n")
+    assert build_report(FIXTURES, out, study="latency", reference=REFERENCE) == out
+    (out / report_build.REPORT_MARKER).write_text("Generated by archbench.report\n")
+    (out / "local").mkdir()
+    (out / "local" / "index.html").write_text("another output")
+    with pytest.raises(report_build.ReportInputError, match="local/index.html"):
+        build_report(FIXTURES, out, study="latency", reference=REFERENCE)
+
+
+def test_export_subcommand_is_handed_to_archbench_export(monkeypatch):
+    received = []
+    module = types.ModuleType("archbench.export")
+    module.main = lambda arguments: received.append(arguments) or 0
+    monkeypatch.setitem(sys.modules, "archbench.export", module)
+    monkeypatch.setattr(archbench, "export", module, raising=False)
+    assert main(["export", "format=csv"]) == 0
+    assert received == [["format=csv"]]
+
+
+def test_export_without_the_export_module_is_a_clear_error(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "archbench.export", None)  # import now fails
+    monkeypatch.delattr(archbench, "export", raising=False)
+    assert main(["export"]) == 2
+    assert "archbench.report: error: the export subcommand needs archbench/export.py" in \
+        capsys.readouterr().err
 
 
 def test_python_dash_m_builds_the_report_without_torch(tmp_path):
@@ -301,3 +448,115 @@ def test_time_to_target_column_only_when_a_target_was_set():
     without_target = accuracy_table(summary, ranking, front, "cpu", None)
     assert "Time to 90% (s)" in with_target.columns
     assert not [column for column in without_target.columns if column.startswith("Time to")]
+
+
+def _summary(points: dict, seeds: int) -> pd.DataFrame:
+    """A summary of one comparison: model -> (MACs, params, mean accuracy), `seeds` each."""
+    return pd.DataFrame([
+        {"study": "s", "data": "d", "hardware": "h", "model": model, "label": model,
+         "family": "fam", "macs": macs, "params": params, "test_top1_mean": mean,
+         "test_top1_std": 0.5 if seeds > 1 else float("nan"), "test_top1_n": seeds}
+        for model, (macs, params, mean) in points.items()])
+
+
+def _error_bar_segments(axes) -> int:
+    """Vertical or horizontal error-bar segments drawn on `axes`."""
+    from matplotlib.container import ErrorbarContainer
+
+    return sum(len(collection.get_segments()) for container in axes.containers
+               if isinstance(container, ErrorbarContainer) for collection in container[2])
+
+
+POINTS = {"small": (1e6, 0.1e6, 80.0), "mid": (5e6, 0.5e6, 85.0), "big": (40e6, 4e6, 90.0)}
+
+
+@pytest.mark.parametrize("draw", [
+    lambda summary: plots.accuracy_vs(summary, "macs", "MACs", "t", {"fam": "C0"}, scale=1e6),
+    lambda summary: plots.params_vs_accuracy(summary, "t", {"fam": "C0"}),
+    lambda summary: plots.family_dots(summary, "t", {"fam": "C0"}),
+])
+def test_one_seed_draws_no_error_bar_and_says_one_seed(draw):
+    one_seed = draw(_summary(POINTS, seeds=1))
+    axes = one_seed.axes[0]
+    assert _error_bar_segments(axes) == 0
+    legend = [text.get_text() for text in axes.get_legend().get_texts()]
+    assert plots.ONE_SEED_NOTE in legend
+    three_seeds = draw(_summary(POINTS, seeds=3))
+    assert _error_bar_segments(three_seeds.axes[0]) == len(POINTS)
+    assert plots.ONE_SEED_NOTE not in [text.get_text()
+                                       for text in three_seeds.axes[0].get_legend().get_texts()]
+
+
+def test_seed_counts_are_never_written_1_seeds():
+    assert count_text(1, "seed") == "1 seed" and count_text(3, "seed") == "3 seeds"
+    figure = plots.family_dots(_summary(POINTS, seeds=1), "t", {"fam": "C0"})
+    labels = [label.get_text() for label in figure.axes[0].get_yticklabels()]
+    assert labels and all(label.endswith("(1 seed)") for label in labels)
+
+
+def test_log_axis_has_several_readable_tick_labels():
+    figure = plots.params_vs_accuracy(_summary(POINTS, seeds=3), "t", {"fam": "C0"})
+    axes = figure.axes[0]
+    figure.canvas.draw()
+    assert axes.get_xscale() == "log"
+    low, high = axes.get_xlim()
+    shown = [label.get_text() for label, location in zip(axes.get_xticklabels(),
+                                                         axes.get_xticks())
+             if low <= location <= high and label.get_text()]
+    assert len(shown) >= 3, shown
+    assert all("10^" not in label and "$" not in label for label in shown)
+
+
+def test_pareto_front_of_one_point_is_still_drawn():
+    # "big" is cheapest and best: it alone is the front.
+    dominant = {"big": (1e6, 4e6, 95.0), "mid": (5e6, 0.5e6, 85.0), "small": (9e6, 0.1e6, 80.0)}
+    summary = _summary(dominant, seeds=3)
+    front = pd.Series([True, False, False], index=summary.index)
+    figure = plots.accuracy_vs(summary, "macs", "MACs", "t", {"fam": "C0"}, scale=1e6,
+                               on_front=front)
+    staircase = [line for line in figure.axes[0].get_lines() if line.get_linestyle() == "--"
+                 and len(line.get_xdata()) >= 2]
+    assert staircase and max(staircase[0].get_xdata()) == pytest.approx(9.0)
+    assert "Pareto front" in [text.get_text() for text in figure.axes[0].get_legend().get_texts()]
+
+
+def test_epoch_axis_has_integer_ticks():
+    curves = pd.DataFrame([{"label": "m", "seed": 0, "epoch": epoch, "val_top1": 50.0 + epoch}
+                           for epoch in range(3)])
+    figure = plots.validation_curves(curves, "epoch", "Epoch", "t", {"m": "fam"}, {"fam": "C0"})
+    ticks = figure.axes[0].get_xticks()
+    assert len(ticks) >= 2 and all(float(tick).is_integer() for tick in ticks)
+
+
+def test_dataset_labels_name_what_the_data_is():
+    assert dataset_label("cifar10_jpg") == "CIFAR-10 (JPEG image folder)"
+    assert dataset_label("fashion_mnist") == "Fashion-MNIST"
+    assert dataset_label("imagefolder", "flowers102.tar.gz") == "flowers102.tar.gz"
+    assert dataset_label("my_data") == "my_data"
+
+
+def test_at_a_glance_opens_the_report_with_a_verdict_per_comparison(readme):
+    assert readme.index("## At a glance") < readme.index("## How to read") \
+        < readme.index("## Study:")
+    glance = readme.split("## At a glance")[1].split("## How to read")[0]
+    verdicts = [line for line in glance.splitlines() if line.startswith("- ")]
+    assert len(verdicts) == 3  # golden on CPU, golden on GPU, latency (profile only)
+    cpu = next(line for line in verdicts
+               if line.startswith("- **golden, CIFAR-10 on cpu: Fixture CPU"))
+    assert "resnet56 has the highest mean test top-1 (94.0%)" in cpu
+    assert "1 of 6 pairwise gaps is real at 95% confidence" in cpu
+    assert "cannot separate densenet40, shufflenet_v2_x0_5 from resnet56" in cpu
+    assert "after 3 epochs" in cpu
+    assert "profile only" in next(line for line in verdicts if line.startswith("- **latency"))
+
+
+def test_how_to_read_says_verdicts_use_the_holm_adjusted_p(readme):
+    how_to_read = readme.split("## How to read")[1].split("## Study:")[0]
+    assert "every verdict uses the Holm-adjusted p-value" in how_to_read
+
+
+def test_html_tables_sort_with_an_inline_script(report):
+    html_text = (report / "index.html").read_text(encoding="utf-8")
+    scripts = re.findall(r"<script([^>]*)>(.*?)</script>", html_text, flags=re.S)
+    assert len(scripts) == 1 and scripts[0][0] == ""  # inline: no src, no external file
+    assert "addEventListener(\"click\"" in scripts[0][1] and "sort" in scripts[0][1]

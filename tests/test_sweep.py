@@ -57,3 +57,33 @@ def test_submitit_local_launcher_completes_a_job(tmp_path):
                     tmp_path, timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
     assert load(record_path(tmp_path))["status"] == "complete"
+
+
+@pytest.mark.slow
+def test_sigterm_to_a_local_parallel_sweep_stops_its_workers_which_checkpoint(tmp_path):
+    import fcntl
+    import signal
+    import time
+
+    args = ["-m", "model=resnet20,preact_resnet20", *FAST, "train.budget.steps=100000", "threads=1",
+            "hydra/launcher=local_parallel"]
+    parent = archbench(args, tmp_path, wait=False)
+    deadline = time.time() + 240
+    logs = []
+    while time.time() < deadline:  # both workers have started training
+        logs = [p for p in tmp_path.glob("runs/default/synthetic/*/*/seed0/run.log") if "plan:" in p.read_text()]
+        if len(logs) == 2:
+            break
+        time.sleep(1)
+    assert len(logs) == 2, parent.stdout.read() if parent.poll() is not None else "workers did not start"
+    time.sleep(3)
+    parent.send_signal(signal.SIGTERM)
+    output = parent.communicate(timeout=180)[0]
+    assert parent.returncode == 75, output[-3000:]
+    for log in logs:
+        assert (log.parent / "checkpoint.ckpt").exists(), output[-3000:]
+        with open(log.parent / ".lock", "w") as handle:  # no worker still holds its run
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    plan = archbench(["-m", "model=resnet20,preact_resnet20", *FAST, "train.budget.steps=100000", "dry_run=true"],
+                     tmp_path)
+    assert plan.stdout.count("resume at step") == 2, plan.stdout[-3000:]

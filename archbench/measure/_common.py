@@ -70,6 +70,40 @@ def cpu_model_name() -> str:
     return platform.processor() or platform.machine() or "unknown cpu"
 
 
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags from /proc/cpuinfo ("flags" on x86, "Features" on ARM); empty elsewhere."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() in ("flags", "Features"):
+                    return frozenset(value.split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def cuda_tf32_enabled(kind: str = "conv") -> bool:
+    """Whether fp32 convolutions ("conv", cuDNN) or matmuls ("matmul", cuBLAS) may use TF32 now.
+
+    Read through torch's newer fp32_precision flags where they exist: after a caller set those,
+    reading the legacy allow_tf32 flags raises. "none" at one level defers to the level above;
+    "none" all the way up means full fp32.
+    """
+    backends = torch.backends
+    if kind not in ("conv", "matmul"):
+        raise ValueError(f"kind={kind!r} must be 'conv' or 'matmul'")
+    if hasattr(backends.cudnn, "conv") and hasattr(backends.cudnn.conv, "fp32_precision"):
+        chain = ((backends.cudnn.conv, backends.cudnn, backends) if kind == "conv"
+                 else (backends.cuda.matmul, backends))
+        for level in chain:
+            value = getattr(level, "fp32_precision", "none")
+            if value != "none":
+                return value == "tf32"
+        return False
+    return bool(backends.cudnn.allow_tf32 if kind == "conv" else backends.cuda.matmul.allow_tf32)
+
+
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)

@@ -22,13 +22,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from ._common import batch1_shape, device_label, device_name, eval_mode, resolve_device
+from ._common import batch1_shape, cuda_tf32_enabled, device_label, device_name, eval_mode, resolve_device
 
 DEFAULT_THROUGHPUT_BATCH = {"cpu": 8, "cuda": 256}
 AMP_DTYPES = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -60,37 +60,51 @@ def measure_latency(
     warmup: int = 3,
     min_reps: int = 5,
     min_time_s: float = 1.0,
-    channels_last: bool = False,
+    channels_last: bool | None = False,
     amp: str | bool | None = "off",
     compile: bool = False,
 ) -> dict[str, Any]:
     """Batch-1 latency and throughput of `model` for images of `input_shape` ((C, H, W)).
 
     `batch_size` is the throughput batch (None: 8 on CPU, 256 on CUDA); on out-of-memory it is
-    halved and retried, and the batch actually used is recorded. `amp` is "off", "bf16" or
-    "fp16" (autocast). With `compile`, the first call at each shape (compilation) is timed
-    into `compile_s` and kept out of the statistics.
+    halved and retried, and the batch actually used is recorded. `amp` is the precision:
+    "off" (or "fp32"), "bf16" or "fp16" (autocast). `channels_last` True measures the model and
+    its input in NHWC, False in NCHW, None in whatever layout the model's weights are in now;
+    `memory_format` in the result is the layout actually measured. With `compile`, each batch
+    size gets its own static-shape graph (`dynamic=False`, compiler caches reset first), and
+    its first call (compilation) is timed into `compile_s`, out of the statistics.
 
-    The caller's model is measured in place when it already lives on `device` (eval mode
-    meanwhile, each submodule's mode restored after); otherwise, or with `channels_last`, a
-    copy is converted so the caller's model is left as it was.
+    On CUDA, cudnn.benchmark is on while measuring (and restored after), whoever calls: shapes
+    are fixed, so autotuning during warm-up picks the fastest kernels, as in training. The
+    result records it (None on CPU), and the TF32 setting fp32 convolutions ran with.
+
+    The caller's model is measured in place when it already lives on `device` in the layout
+    asked for (eval mode meanwhile, each submodule's mode restored after); otherwise a copy
+    is converted, so the caller's model is left as it was.
     """
     image_shape = batch1_shape(input_shape)[1:]
     target = resolve_device(device)
     amp_name = _amp_name(amp)
     batch_size = _throughput_batch(batch_size, target)
     _check_repetitions(warmup, min_reps, min_time_s)
+    if channels_last is None:
+        channels_last = _weights_format(model) == "NHWC"
 
     # Other processes on the same cores skew CPU figures badly; record how busy the machine was.
     load_avg_1m = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     measured = _model_on(model, target, channels_last)
     # CUDA events and autocast follow the current device, which need not be `target`.
     on_target = torch.cuda.device(target) if target.type == "cuda" else contextlib.nullcontext()
-    with on_target, eval_mode(measured):
-        runner = torch.compile(measured) if compile else measured
-        compile_seconds: list[float] = []
+    with on_target, _cudnn_benchmark(target) as cudnn_benchmark, eval_mode(measured):
+        compile_seconds: dict[int, float] = {}
 
         def measure(batch: int) -> list[float]:
+            runner: Callable[[torch.Tensor], Any] = measured
+            if compile:
+                # Static shapes for exactly this batch size, compiled from scratch: no graph generalised
+                # over the shapes seen before, and no recompile limit reached by earlier models.
+                torch.compiler.reset()
+                runner = torch.compile(measured, dynamic=False)
             return _time_batch(runner, image_shape, batch, target, channels_last, amp_name,
                                warmup, min_reps, min_time_s, compile_seconds if compile else None)
 
@@ -99,7 +113,10 @@ def measure_latency(
         throughput = summarize_times(times)
         throughput.update(batch_size=used, batch_size_requested=batch_size,
                           img_per_s=used / (throughput["median_ms"] / 1e3))
+        tf32 = cuda_tf32_enabled("conv") if target.type == "cuda" and amp_name == "off" else None
 
+    if compile:
+        batch_1["compile_s"], throughput["compile_s"] = compile_seconds[1], compile_seconds[used]
     return {
         "device": device_label(target),
         "device_name": device_name(target),
@@ -109,9 +126,14 @@ def measure_latency(
         "batch_1": batch_1,
         "throughput": throughput,
         "compile": bool(compile),
-        "compile_s": sum(compile_seconds) if compile else None,
+        "compile_dynamic": False if compile else None,
+        "compile_s": batch_1["compile_s"] + throughput["compile_s"] if compile else None,
         "channels_last": bool(channels_last),
+        "memory_format": _measured_format(measured, channels_last),
         "amp": amp_name,
+        "precision": "fp32" if amp_name == "off" else amp_name,
+        "tf32": tf32,
+        "cudnn_benchmark": cudnn_benchmark,
         "warmup": warmup,
         "min_reps": min_reps,
         "min_time_s": min_time_s,
@@ -122,10 +144,10 @@ def measure_latency(
 
 def _amp_name(amp: str | bool | None) -> str:
     # YAML reads a bare `off` as False; accept it rather than make every config quote it.
-    if amp is None or amp is False:
+    if amp is None or amp is False or amp == "fp32":
         return "off"
     if amp not in AMP_DTYPES:
-        raise ValueError(f"amp={amp!r} is not one of {sorted(AMP_DTYPES)}; use 'off', 'bf16' or 'fp16'")
+        raise ValueError(f"amp={amp!r} is not one of {sorted(AMP_DTYPES)}; use 'off' (fp32), 'bf16' or 'fp16'")
     return amp
 
 
@@ -146,13 +168,48 @@ def _check_repetitions(warmup: int, min_reps: int, min_time_s: float) -> None:
         raise ValueError(f"min_time_s={min_time_s} must be >= 0")
 
 
+@contextlib.contextmanager
+def _cudnn_benchmark(device: torch.device) -> Iterator[bool | None]:
+    """cudnn.benchmark on for the duration on CUDA (yields True), untouched on CPU (yields None)."""
+    if device.type != "cuda":
+        yield None
+        return
+    before = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = True
+    try:
+        yield True
+    finally:
+        torch.backends.cudnn.benchmark = before
+
+
+def _tensor_format(tensor: torch.Tensor) -> str:
+    nhwc, nchw = tensor.is_contiguous(memory_format=torch.channels_last), tensor.is_contiguous()
+    # A tensor with size-1 channel or spatial dimensions is both at once and says nothing.
+    return "either" if nhwc and nchw else "NHWC" if nhwc else "NCHW" if nchw else "strided"
+
+
+def _weights_format(model: nn.Module) -> str | None:
+    """"NHWC" or "NCHW" when every 4-D weight agrees, "mixed" when not, None without 4-D weights."""
+    formats = {_tensor_format(t) for t in (*model.parameters(), *model.buffers()) if t.dim() == 4} - {"either"}
+    if not formats:
+        return None
+    return formats.pop() if len(formats) == 1 else "mixed"
+
+
+def _measured_format(model: nn.Module, channels_last: bool) -> str:
+    # The input is always made in the asked layout; the weights must agree for the figure to be that layout's.
+    wanted = "NHWC" if channels_last else "NCHW"
+    return wanted if _weights_format(model) in (None, wanted) else "mixed"
+
+
 def _model_on(model: nn.Module, device: torch.device, channels_last: bool) -> nn.Module:
     tensors = [*model.parameters(), *model.buffers()]
-    if not channels_last and all(t.device == device for t in tensors):
+    wanted = "NHWC" if channels_last else "NCHW"
+    if all(t.device == device for t in tensors) and _weights_format(model) in (None, wanted):
         return model
-    # nn.Module.to converts in place; a copy keeps the caller's model where it was.
-    converted = copy.deepcopy(model).to(device)
-    return converted.to(memory_format=torch.channels_last) if channels_last else converted
+    # nn.Module.to converts in place; a copy keeps the caller's model where and as it was.
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    return copy.deepcopy(model).to(device).to(memory_format=layout)
 
 
 def _time_batch(
@@ -165,7 +222,7 @@ def _time_batch(
     warmup: int,
     min_reps: int,
     min_time_s: float,
-    compile_seconds: list[float] | None,
+    compile_seconds: dict[int, float] | None,
 ) -> list[float]:
     """Seconds per repetition at one batch size, after warm-up."""
     generator = torch.Generator().manual_seed(0)  # leaves the global RNG stream alone
@@ -181,7 +238,7 @@ def _time_batch(
 
     timer = _cuda_event_timer if device.type == "cuda" else _wall_timer
     if compile_seconds is not None:
-        compile_seconds.append(_wall_timer(run_once, device))
+        compile_seconds[batch] = _wall_timer(run_once, device)
     for _ in range(warmup):
         run_once()
     times: list[float] = []

@@ -1,12 +1,14 @@
 """Device peak FLOP/s, peak memory, and the training cost figures built on them.
 
-The peak is what a dense square matmul achieves here, measured once per machine and cached:
+The peak is what a dense square matmul achieves here, measured once per machine and precision
+(fp32 with or without TF32, bf16, fp16) and cached:
 it is the practical ceiling a convolution network's training can approach, so
 MFU = achieved / peak says how much of it a model uses. Vendor datasheet peaks are not
 used because they depend on clocks and tensor-core modes the suite cannot see.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -14,49 +16,71 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 
-from ._common import cpu_model_name, device_label, device_name, hostname, resolve_device
+from ._common import (cpu_flags, cpu_model_name, cuda_tf32_enabled, device_label, device_name, hostname,
+                      resolve_device)
 
-DTYPES = {
-    "fp32": torch.float32, "float32": torch.float32,
-    "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
-    "fp16": torch.float16, "float16": torch.float16,
-}
+# Every spelling a caller may hold for a precision: the names used in configs (train.amp's "off"
+# means fp32), torch's long names, and the dtypes themselves.
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+ALIASES = {"off": "fp32", "float32": "fp32", "bfloat16": "bf16", "float16": "fp16",
+           torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
 # Large enough that the matmul is compute-bound (not memory- or launch-bound), small enough
 # that a 2-core CPU measures it in a few seconds.
 DEFAULT_MATRIX_SIZE = {"cpu": 2048, "cuda": 8192}
+# CPU feature flags (/proc/cpuinfo) that mean the precision has hardware arithmetic, not a
+# conversion to fp32 and back: only then is its matmul speed a ceiling a network can reach.
+NATIVE_CPU_FLAGS = {"bf16": {"avx512_bf16", "amx_bf16", "bf16"}, "fp16": {"avx512_fp16", "amx_fp16", "fphp"}}
 
 
 def device_peak_flops(
     device: str | torch.device = "cpu",
-    dtype: str | torch.dtype | None = None,
+    precision: str | torch.dtype | None = "fp32",
+    tf32: bool | None = None,
     cache_dir: str | Path | None = None,
     matrix_size: int | None = None,
     min_reps: int = 5,
     min_time_s: float = 1.0,
     refresh: bool = False,
 ) -> dict[str, Any]:
-    """Dense matmul FLOP/s of `device` in `dtype` (default fp32), cached per machine identity.
+    """Dense matmul FLOP/s of `device` in `precision`, cached per machine identity and precision.
 
-    The cache lives in `cache_dir` (default ~/.cache/archbench/peak, or under
-    $XDG_CACHE_HOME), one JSON file per (machine, dtype, matrix size); `refresh` re-measures.
-    The identity is hostname, CPU model, thread count and torch version on CPU, or the GPU
-    name and torch/CUDA versions on CUDA (so identical GPU nodes share one measurement).
-    Returns flops_per_s (best repetition), median_flops_per_s, dtype, method, device,
-    device_name, machine_id, identity and cached.
+    `precision` is "fp32", "bf16" or "fp16" (also "off" for fp32, as in `train.amp`, or a torch
+    dtype). `tf32` applies to fp32 on CUDA: True measures with TF32 tensor cores, False without,
+    None follows what cuDNN convolutions use now (TF32 by default), since convolutions are most
+    of a CNN's FLOPs. On CPU `tf32` must be None or False. A precision the device has no native
+    arithmetic for (bf16 or fp16 on a CPU without avx512_bf16/amx or avx512_fp16, bf16 on a
+    GPU before Ampere) is not measured: the entry has `supported` False, `flops_per_s` None
+    and a `reason`.
+
+    The cache lives in `cache_dir` (default ~/.cache/archbench/peak, or under $XDG_CACHE_HOME),
+    one JSON file per (machine, precision with its TF32 setting, matrix size); `refresh`
+    re-measures. The identity is hostname, CPU model, thread count and torch version on CPU,
+    or the GPU name and torch/CUDA versions on CUDA (so identical GPU nodes share one
+    measurement). Returns precision, tf32 (None on CPU), supported, flops_per_s (best
+    repetition), median_flops_per_s, method, device, device_name, machine_id, identity, cached.
     """
     target = resolve_device(device)
-    dtype_name = _dtype_name(dtype)
+    name = precision_name(precision)
+    tf32 = _resolve_tf32(tf32, name, target)
     n = matrix_size or DEFAULT_MATRIX_SIZE[target.type]
     if n < 1:
         raise ValueError(f"matrix_size={matrix_size} must be a positive integer")
     identity = machine_identity(target)
     machine_id = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
-    cache_file = _cache_dir(cache_dir) / f"{target.type}-{dtype_name}-n{n}-{machine_id}.json"
+    entry = {"precision": name, "tf32": tf32, "device": device_label(target), "device_name": device_name(target),
+             "machine_id": machine_id, "identity": identity}
 
+    unsupported = _unsupported_reason(name, target)
+    if unsupported:
+        return {**entry, "supported": False, "reason": unsupported, "flops_per_s": None,
+                "median_flops_per_s": None, "method": None, "cached": False}
+
+    label = f"{name}-tf32" if tf32 else name
+    cache_file = _cache_dir(cache_dir) / f"{target.type}-{label}-n{n}-{machine_id}.json"
     if not refresh and cache_file.exists():
         try:
             cached = json.loads(cache_file.read_text())
@@ -64,39 +88,80 @@ def device_peak_flops(
         except (OSError, json.JSONDecodeError):
             pass  # a damaged cache entry is measured again and overwritten
 
-    best, median = _matmul_flops_per_s(target, DTYPES[dtype_name], n, min_reps, min_time_s)
-    result = {
-        "flops_per_s": best,
-        "median_flops_per_s": median,
-        "dtype": dtype_name,
-        "method": f"matmul n={n}",
-        "device": device_label(target),
-        "device_name": device_name(target),
-        "machine_id": machine_id,
-        "identity": identity,
-        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
+    with _matmul_tf32(target, tf32):
+        best, median = _matmul_flops_per_s(target, PRECISIONS[name], n, min_reps, min_time_s)
+    result = {**entry, "supported": True, "flops_per_s": best, "median_flops_per_s": median,
+              "method": f"matmul n={n}", "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+              # A peak measured on a busy machine is too low and is cached; this says when that happened.
+              "load_avg_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
     _write_json_atomic(cache_file, result)
     return {**result, "cached": False}
+
+
+def precision_name(precision: str | torch.dtype | None) -> str:
+    """"fp32", "bf16" or "fp16" for any accepted spelling (None and "off" are fp32)."""
+    if precision is None or precision is False:  # YAML reads a bare `off` as False
+        return "fp32"
+    try:
+        name = ALIASES.get(precision, precision)
+    except TypeError:  # unhashable
+        name = precision
+    if name not in PRECISIONS:
+        raise ValueError(f"precision={precision!r} is not supported; use 'fp32' (or 'off'), 'bf16' or 'fp16'")
+    return name
 
 
 def machine_identity(device: torch.device) -> dict[str, Any]:
     if device.type == "cuda":
         return {"gpu": torch.cuda.get_device_name(device), "torch": torch.__version__,
-                "cuda": torch.version.cuda,
-                # TF32 changes fp32 matmul speed several-fold, so it is part of what was measured.
-                "tf32": bool(torch.backends.cuda.matmul.allow_tf32)}
+                "cuda": torch.version.cuda}
     return {"hostname": hostname(), "cpu": cpu_model_name(), "threads": torch.get_num_threads(),
             "torch": torch.__version__}
 
 
-def _dtype_name(dtype: str | torch.dtype | None) -> str:
-    if dtype is None:
-        return "fp32"
-    for name, value in DTYPES.items():
-        if dtype == name or dtype == value:
-            return {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}.get(name, name)
-    raise ValueError(f"dtype={dtype!r} is not supported; use 'fp32', 'bf16' or 'fp16' (or None for fp32)")
+def _resolve_tf32(tf32: bool | None, precision: str, device: torch.device) -> bool | None:
+    if device.type == "cpu":
+        if tf32:
+            raise ValueError(f"tf32={tf32!r} applies to CUDA only; on CPU pass tf32=None (or False)")
+        return None
+    if precision != "fp32":
+        return None  # TF32 only changes fp32 arithmetic
+    return cuda_tf32_enabled("conv") if tf32 is None else bool(tf32)
+
+
+def _unsupported_reason(precision: str, device: torch.device) -> str | None:
+    if precision == "fp32":
+        return None
+    if device.type == "cuda":
+        if precision == "bf16" and torch.cuda.get_device_capability(device) < (8, 0):
+            return (f"{torch.cuda.get_device_name(device)} (compute capability "
+                    f"{torch.cuda.get_device_capability(device)}) has no native bf16; use fp16 or fp32")
+        return None
+    if not torch.backends.mkldnn.is_available():
+        return f"this torch build has no oneDNN (mkldnn), so {precision} matmuls on CPU are emulated"
+    wanted = NATIVE_CPU_FLAGS[precision]
+    if not wanted & cpu_flags():
+        return (f"{cpu_model_name()} has no native {precision} arithmetic (none of the CPU flags "
+                f"{', '.join(sorted(wanted))}); torch would emulate it, which is no ceiling to compare with")
+    return None
+
+
+@contextlib.contextmanager
+def _matmul_tf32(device: torch.device, tf32: bool | None) -> Iterator[None]:
+    """cuBLAS fp32 matmuls with TF32 on or off for the duration, then the caller's setting back.
+
+    set_float32_matmul_precision is the one switch that works across torch versions without
+    mixing torch's legacy and new TF32 flags (reading one after setting the other raises).
+    """
+    if device.type != "cuda" or tf32 is None:
+        yield
+        return
+    before = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("high" if tf32 else "highest")
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(before)
 
 
 def _cache_dir(cache_dir: str | Path | None) -> Path:
@@ -168,12 +233,20 @@ def reset_peak_memory(device: str | torch.device) -> None:
         torch.cuda.reset_peak_memory_stats(target)
 
 
-def training_cost(flops_train_per_image: float, img_per_s: float, peak_flops_per_s: float) -> dict[str, float]:
-    """Achieved FLOP/s (training FLOPs per image x images per second) and MFU = achieved / peak."""
+def training_cost(flops_train_per_image: float, img_per_s: float,
+                  peak_flops_per_s: float | None) -> dict[str, float | None]:
+    """Achieved FLOP/s (training FLOPs per image x images per second) and MFU = achieved / peak.
+
+    Pass the peak of the precision the run trained in (`device_peak_flops(device, precision)`).
+    A None peak (that precision has no native arithmetic here) gives `mfu` None: there is no
+    ceiling to compare with, and the fp32 one would flatter the run.
+    """
     if flops_train_per_image < 0 or img_per_s < 0:
         raise ValueError(f"flops_train_per_image={flops_train_per_image} and img_per_s={img_per_s} "
                          "must be >= 0")
-    if not peak_flops_per_s > 0:
-        raise ValueError(f"peak_flops_per_s={peak_flops_per_s} must be > 0; measure it with device_peak_flops()")
+    if peak_flops_per_s is not None and not peak_flops_per_s > 0:
+        raise ValueError(f"peak_flops_per_s={peak_flops_per_s} must be > 0 (or None when the precision is "
+                         "unsupported); measure it with device_peak_flops(device, precision)")
     achieved = float(flops_train_per_image) * float(img_per_s)
-    return {"achieved_flops_per_s": achieved, "mfu": achieved / float(peak_flops_per_s)}
+    return {"achieved_flops_per_s": achieved,
+            "mfu": achieved / float(peak_flops_per_s) if peak_flops_per_s is not None else None}

@@ -5,7 +5,7 @@
     model = create_model("timm/resnext50_32x4d", num_classes=10, input_size=224)
 
 Every model carries ``model.archbench_info``: name, family, the stem it was built with
-("cifar", "imagenet", or "native" for networks designed for 32 px inputs) and which library
+("cifar", "cifar16", "imagenet", or "native" for networks designed for 32 px inputs) and which library
 wrote its layers ("archbench", "timm" or "torchvision"); timm builds also record the timm
 name, the timm arguments and what the CIFAR stem changed.
 """
@@ -22,9 +22,11 @@ from .registry import FAMILIES, TIMM_PREFIX, get_entry, register, registered_nam
 from .timm_adapter import create_timm_model
 
 __all__ = [
+    "AUTO_SMALL_INPUT_STEM",
     "FAMILIES",
     "SMALL_REPRESENTATIVES",
     "STEMS",
+    "STRIDE16_FAMILIES",
     "create_model",
     "list_models",
     "load_reference",
@@ -33,9 +35,19 @@ __all__ = [
     "resolve_stem",
 ]
 
-STEMS = ("auto", "imagenet", "cifar")
-# `auto` switches to the CIFAR stem at or below this input size (px).
+# Small-input stems: "cifar" brings an ImageNet topology (overall stride 32) to overall stride 8,
+# so a 32 px input ends on a 4x4 map; "cifar16" un-strides the stem convolution only (stride 16,
+# 2x2), offered by the families whose ImageNet stem downsamples only 2x or that pay too much
+# for stride 8 (STRIDE16_FAMILIES).
+STEMS = ("auto", "imagenet", "cifar", "cifar16")
+STRIDE16_FAMILIES = ("shufflenet_v2", "efficientnet_v2")
+# `auto` switches to a small-input stem at or below this input size (px).
 CIFAR_STEM_MAX_SIZE = 64
+# Which small-input stem `auto` picks per family ("cifar" where not listed). ShuffleNetV2 and
+# EfficientNetV2 stay at stride 16: at stride 8 they cost 3-4x the MACs (above the 150 M band
+# of the small representatives) and, measured, 3x the training time without gaining accuracy
+# at CPU-scale budgets; docs/models.md gives the measurement.
+AUTO_SMALL_INPUT_STEM = {"shufflenet_v2": "cifar16", "efficientnet_v2": "cifar16"}
 
 # One model per family for CPU-scale studies: each costs 20-150 M MACs on a 3x32x32 input
 # (tests/test_models.py measures it). See docs/models.md for the numbers.
@@ -64,14 +76,21 @@ def create_model(
         num_classes: size of the classifier output.
         in_chans: input channels (1 for grayscale).
         input_size: input height/width in pixels; decides the stem when ``stem="auto"``.
-        stem: "auto" (CIFAR stem for inputs of 64 px or less), "imagenet" or "cifar".
+        stem: "auto" (for inputs of 64 px or less the family's small-input stem,
+            ``AUTO_SMALL_INPUT_STEM``, else "imagenet"), "imagenet", "cifar" (overall stride 8)
+            or "cifar16" (overall stride 16; ShuffleNetV2 and EfficientNetV2 only).
         **kwargs: builder arguments, e.g. ``dropout`` for WRN and DenseNet; for timm builds
             any ``timm.create_model`` argument (``drop_rate``, ``drop_path_rate``, ...).
     """
     _check_positive_int("num_classes", num_classes)
     _check_positive_int("in_chans", in_chans)
     _check_positive_int("input_size", input_size)
-    resolved_stem = resolve_stem(stem, input_size)
+    family = model_family(name)
+    resolved_stem = resolve_stem(stem, input_size, family)
+    if resolved_stem == "cifar16" and family not in STRIDE16_FAMILIES:
+        raise ValueError(
+            f"stem='cifar16' is offered for the {' and '.join(STRIDE16_FAMILIES)} families only, not for "
+            f"{name!r} ({family}); use stem='cifar' (overall stride 8) or 'auto'.")
 
     if name.startswith(TIMM_PREFIX):
         timm_name = name[len(TIMM_PREFIX):]
@@ -83,7 +102,7 @@ def create_model(
     if entry.cifar_native:
         if stem == "imagenet":
             raise ValueError(
-                f"{name!r} is a CIFAR network with a fixed 3x3 stride-1 stem; stem='imagenet' does not "
+                f"{name!r} is a CIFAR network with a fixed 3x3 stride-1 stem; stem={stem!r} does not "
                 "apply to it. Use stem='auto' (or 'cifar'), or an ImageNet-topology model."
             )
         model = entry.builder(num_classes=num_classes, in_chans=in_chans, **kwargs)
@@ -103,12 +122,15 @@ def model_family(name: str) -> str:
     return get_entry(name).family
 
 
-def resolve_stem(stem: str, input_size: int) -> str:
-    """``"cifar"`` or ``"imagenet"``: the stem that ``stem`` asks for at ``input_size`` px."""
+def resolve_stem(stem: str, input_size: int, family: str | None = None) -> str:
+    """``"cifar"``, ``"cifar16"`` or ``"imagenet"``: the stem that ``stem`` asks for at ``input_size`` px.
+
+    ``family`` decides which small-input stem ``auto`` picks (``AUTO_SMALL_INPUT_STEM``).
+    """
     if stem not in STEMS:
         raise ValueError(f"Unknown stem {stem!r}; choose one of {', '.join(STEMS)}.")
     if stem == "auto":
-        return "cifar" if input_size <= CIFAR_STEM_MAX_SIZE else "imagenet"
+        return AUTO_SMALL_INPUT_STEM.get(family, "cifar") if input_size <= CIFAR_STEM_MAX_SIZE else "imagenet"
     return stem
 
 

@@ -14,14 +14,21 @@ asymmetrically at run time and costs latency in PyTorch. Here they are built wit
 padding (``pad_type=""``), so latency comparisons against the other families are fair; the
 layer shapes, parameter counts and MACs are unchanged. TF's BatchNorm epsilon (1e-3) is kept.
 
-CIFAR stem: the stride-2 stem convolution becomes stride 1.
+Small inputs: the network downsamples 32x overall (a stride-2 stem convolution, then four
+stride-2 stages), which leaves a 1x1 map for a 32 px image. Two small-input stems:
+- ``stem="cifar16"`` (what ``stem=auto`` picks at 64 px or less): the stem convolution
+  becomes stride 1, overall stride 16; a 32 px input ends at 2x2 (60 M MACs for B0), and 8 of
+  B0's 21 blocks run at 2x2.
+- ``stem="cifar"``: the first strided stage (a Fused-MBConv) becomes stride 1 as well, overall
+  stride 8 as the other families' CIFAR stems; a 32 px input ends at 4x4.
+Why ``auto`` keeps stride 16: see "Small inputs: overall stride" in docs/models.md.
 """
 from __future__ import annotations
 
 from torch import nn
 
 from .registry import register
-from .timm_adapter import create_timm_model
+from .timm_adapter import create_timm_model, describe_conv
 
 SYMMETRIC_PADDING = ""
 
@@ -32,7 +39,27 @@ def _register_efficientnetv2(variant: str) -> None:
     @register(f"efficientnetv2_{variant}", "efficientnet_v2", builder_lib="timm")
     def build(num_classes: int, in_chans: int = 3, stem: str = "imagenet", **kwargs) -> nn.Module:
         kwargs.setdefault("pad_type", SYMMETRIC_PADDING)
-        return create_timm_model(timm_name, num_classes, in_chans, stem, **kwargs)
+        model = create_timm_model(timm_name, num_classes, in_chans, "imagenet" if stem == "imagenet" else "cifar",
+                                  **kwargs)
+        if stem == "cifar":
+            model.archbench_info["stem_changes"].append(_unstride_first_stage(model))
+        return model
+
+
+def _unstride_first_stage(model: nn.Module) -> str:
+    """Set the first strided convolution of the blocks to stride 1; returns what changed.
+
+    Only the stride changes: with symmetric padding a 3x3 convolution pads 1 at stride 1 and 2
+    alike, and timm's "same" padding is computed from the stride at run time. The block has no
+    shortcut to adjust, since timm gives a block a shortcut only where stride is 1 and the width
+    stays, and this block widens.
+    """
+    for name, module in model.blocks.named_modules():
+        if isinstance(module, nn.Conv2d) and module.stride != (1, 1):
+            before = describe_conv(module)
+            module.stride = (1, 1)
+            return f"blocks.{name}: {before} -> {module.kernel_size[0]}x{module.kernel_size[1]}/1"
+    raise ValueError("EfficientNetV2 has no strided block to un-stride for stem='cifar'; use stem='cifar16'.")
 
 
 for _variant in ("s", "m", "l", "b0", "b1", "b2", "b3"):

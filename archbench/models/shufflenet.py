@@ -13,12 +13,23 @@ depthwise conv3x3/2 -> BN -> conv1x1 -> BN -> ReLU, the right one as above with 
 depthwise conv, so the width doubles. Network (paper Table 5): conv3x3/2 (24) -> max-pool/2
 -> stages of 4, 8 and 4 units -> conv1x1 (1024, 2048 for 2.0x) -> global pool -> linear.
 
-CIFAR stem: the stride-2 stem convolution becomes stride 1 (the max-pool stays), so a 32 px
-input reaches the last stage at 2x2 instead of 1x1.
+Small inputs: the ImageNet network downsamples 32x overall, which leaves a 1x1 map for a
+32 px image. Two small-input stems:
+- ``stem="cifar16"`` (what ``stem=auto`` picks at 64 px or less): the stem convolution
+  becomes stride 1 and the max-pool stays, overall stride 16; a 32 px input ends at 2x2
+  (48 M MACs for the 2.0x width).
+- ``stem="cifar"``: the max-pool goes too, overall stride 8 as the other families' CIFAR
+  stems; a 32 px input ends at 4x4, for about 4x the MACs (190 M for 2.0x).
+Why ``auto`` keeps stride 16: see "Small inputs: overall stride" in docs/models.md.
+
+The channel shuffle is ``torch.nn.functional.channel_shuffle``: the same permutation as the
+paper's reshape-transpose-reshape, but it keeps a channels_last input channels_last, where the
+reshape returned NCHW at every unit.
 """
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .registry import register
@@ -31,12 +42,6 @@ STAGE_WIDTHS = {
     "1.5": (24, 176, 352, 704, 1024),
     "2.0": (24, 244, 488, 976, 2048),
 }
-
-
-def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
-    batch, chs, height, width = x.shape
-    x = x.view(batch, groups, chs // groups, height, width).transpose(1, 2)
-    return x.reshape(batch, chs, height, width)
 
 
 def conv_bn(in_chs: int, out_chs: int, kernel: int, stride: int = 1, depthwise: bool = False, relu: bool = True):
@@ -79,17 +84,18 @@ class ShuffleUnit(nn.Module):
             out = torch.cat([kept, self.branch2(processed)], dim=1)
         else:
             out = torch.cat([self.branch1(x), self.branch2(x)], dim=1)
-        return channel_shuffle(out, 2)
+        return F.channel_shuffle(out, 2)
 
 
 class ShuffleNetV2(nn.Module):
-    def __init__(self, width: str, num_classes: int = 1000, in_chans: int = 3, stem_stride: int = 2):
+    def __init__(self, width: str, num_classes: int = 1000, in_chans: int = 3, stem_stride: int = 2,
+                 stem_pool: bool = True):
         super().__init__()
         if width not in STAGE_WIDTHS:
             raise ValueError(f"ShuffleNetV2 width {width!r} unknown; choose one of {', '.join(STAGE_WIDTHS)}.")
         stem_chs, *stage_chs, head_chs = STAGE_WIDTHS[width]
         self.conv1 = conv_bn(in_chans, stem_chs, 3, stem_stride)
-        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
+        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1) if stem_pool else nn.Identity()
         stages = []
         in_chs = stem_chs
         for num_units, out_chs in zip(STAGE_UNITS, stage_chs):
@@ -129,7 +135,8 @@ def _register_shufflenet(width: str) -> None:
 
     @register(name, "shufflenet_v2")
     def build(num_classes: int, in_chans: int = 3, stem: str = "imagenet") -> nn.Module:
-        return ShuffleNetV2(width, num_classes=num_classes, in_chans=in_chans, stem_stride=1 if stem == "cifar" else 2)
+        return ShuffleNetV2(width, num_classes=num_classes, in_chans=in_chans,
+                            stem_stride=2 if stem == "imagenet" else 1, stem_pool=stem != "cifar")
 
 
 for _width in STAGE_WIDTHS:

@@ -54,9 +54,9 @@ def apply_cifar_stem(model: nn.Module, model_name: str) -> list[str]:
     patchify = conv.kernel_size == conv.stride and conv.stride[0] > 1
     if conv.kernel_size[0] > 3 or patchify:
         replace_submodule(model, first_conv_name, _cifar_conv_like(conv))
-        changes.append(f"{first_conv_name}: {_describe(conv)} -> 3x3/1")
+        changes.append(f"{first_conv_name}: {describe_conv(conv)} -> 3x3/1")
     elif conv.stride != (1, 1):
-        changes.append(f"{first_conv_name}: {_describe(conv)} -> {conv.kernel_size[0]}x{conv.kernel_size[1]}/1")
+        changes.append(f"{first_conv_name}: {describe_conv(conv)} -> {conv.kernel_size[0]}x{conv.kernel_size[1]}/1")
         conv.stride = (1, 1)
     for pool_name in STEM_POOL_NAMES:
         pool = _find_submodule(model, pool_name)
@@ -101,5 +101,5 @@ def _cifar_conv_like(conv: nn.Conv2d) -> nn.Conv2d:
     return new
 
 
-def _describe(conv: nn.Conv2d) -> str:
+def describe_conv(conv: nn.Conv2d) -> str:
     return f"{conv.kernel_size[0]}x{conv.kernel_size[1]}/{conv.stride[0]}"

@@ -1,14 +1,22 @@
-"""`python -m archbench.report [results_dir=results] [out=report] [study=NAME] [include_synthetic=true]`
+"""`python -m archbench.report [results_dir=results/runs] [out=results/report] [study=NAME] [include_synthetic=true]`
 
-Arguments use Hydra's key=value syntax but are parsed here: the report needs no config tree.
+With no arguments it reports your own runs (results/runs) into results/report, which git
+ignores; the committed report is rebuilt only on request (`make report`). Arguments use Hydra's
+key=value syntax but are parsed here: the report needs no config tree.
+`python -m archbench.report export ...` hands the rest of the line to `archbench.export`.
 """
 from __future__ import annotations
 
 import sys
 
+from .build import DEFAULT_OUT, DEFAULT_RESULTS_DIR
+
 USAGE = __doc__.splitlines()[0].strip("`")
-DEFAULTS = {"results_dir": "results", "out": "report", "study": None, "include_synthetic": False}
+DEFAULTS = {"results_dir": DEFAULT_RESULTS_DIR, "out": DEFAULT_OUT, "study": None,
+            "include_synthetic": False}
 TRUE_WORDS, FALSE_WORDS = {"true", "yes", "1", "on"}, {"false", "no", "0", "off"}
+# Bad input: the same code as the training CLI (`python -m archbench`).
+EXIT_BAD_INPUT = 2
 
 
 class UsageError(ValueError):
@@ -43,23 +51,40 @@ def _boolean(key: str, value: str) -> bool:
     raise UsageError(f"{key}={value!r} is not a boolean: use {key}=true or {key}=false")
 
 
+def _error(message) -> int:
+    print(f"archbench.report: error: {message}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+def _export(arguments: list[str]) -> int:
+    try:
+        from archbench import export
+    except ModuleNotFoundError as error:
+        if error.name != "archbench.export":
+            raise
+        return _error("the export subcommand needs archbench/export.py, which this installation "
+                      "lacks: update archbench (git pull; pip install -e .), or build the report "
+                      "without 'export'")
+    return export.main(arguments)
+
+
 def main(arguments=None) -> int:
-    arguments = sys.argv[1:] if arguments is None else arguments
+    arguments = sys.argv[1:] if arguments is None else list(arguments)
+    if arguments and arguments[0] == "export":
+        return _export(arguments[1:])
     if any(argument in ("-h", "--help", "help") for argument in arguments):
         print(f"usage: {USAGE}")
         return 0
     try:
         options = parse_arguments(arguments)
     except UsageError as error:
-        print(f"archbench.report: {error}", file=sys.stderr)
-        return 2
+        return _error(error)
     from .build import ReportInputError, build_report
 
     try:
         out = build_report(**options)
-    except (FileNotFoundError, FileExistsError, ReportInputError) as error:
-        print(f"archbench.report: {error}", file=sys.stderr)
-        return 1
+    except (FileNotFoundError, FileExistsError, NotADirectoryError, ReportInputError) as error:
+        return _error(error)
     print(f"report written to {out}/README.md and {out}/index.html")
     return 0
 

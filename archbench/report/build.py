@@ -1,7 +1,9 @@
 """Build the report folder from run records: README.md, index.html, tables/, figures/, runs.csv.
 
 The new report is written into a hidden sibling folder and swapped in only when complete, so an
-interrupted or failed build leaves the previous report as it was.
+interrupted or failed build leaves the previous report as it was. A rebuild replaces only a
+folder that holds nothing but what the report wrote (its marker file lists those files), so a
+report never deletes another output or a user's file.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import pandas as pd
 from archbench.results import (
     GROUP_KEYS,
     RECORD_FILENAME,
+    SIGNIFICANCE_LEVEL,
     compare,
     history,
     load_with_exclusions,
@@ -30,13 +33,15 @@ from .document import (
     Caution,
     Code,
     Figure,
+    Glance,
     Heading,
     Paragraph,
     Table,
     render_html,
     render_markdown,
 )
-from .findings import profile_findings, train_findings
+from .findings import glance_verdict, profile_findings, train_findings
+from .labels import count_text, frame_dataset_label
 from .reference import PAPER_RECIPES, load_reference, published_beside_measured
 from .tables import (
     accuracy_table,
@@ -48,29 +53,42 @@ from .tables import (
     write_table,
 )
 
-# Present in every report folder: only a folder carrying it may be replaced wholesale.
+# Present in every report folder: names the command that made it and every file it wrote.
 REPORT_MARKER = ".archbench-report"
+_MANIFEST_HEADING = "Files written (a rebuild replaces this folder only if it holds no others):"
+# What a report held before its marker listed its files.
+_LEGACY_LAYOUT = {"README.md", "index.html", "runs.csv", "tables", "figures", REPORT_MARKER}
 TITLE = "archbench report"
+# The user's own runs, and a git-ignored place for their report (never the committed report/).
+DEFAULT_RESULTS_DIR = "results/runs"
+DEFAULT_OUT = "results/report"
 
 
 class ReportInputError(ValueError):
     """Arguments that cannot make a report (unknown study, out folder that holds the records)."""
 
 
-def build_report(results_dir="results", out="report", study=None, include_synthetic=False,
-                 reference=None) -> Path:
+def build_report(results_dir=DEFAULT_RESULTS_DIR, out=DEFAULT_OUT, study=None,
+                 include_synthetic=False, reference=None) -> Path:
     """Regenerate `out` from every record.json under `results_dir`; return the report folder.
 
     `study` limits the report to one study (or a comma-separated list). `reference` is the
     published-numbers table; by default it is read from archbench/models/reference.csv.
     """
     results_dir, out = Path(results_dir), Path(out)
+    if not results_dir.is_dir():
+        raise ReportInputError(
+            f"results_dir={str(results_dir)!r} is not a folder"
+            + (" (your runs go there once you run a study)"
+               if str(results_dir) == DEFAULT_RESULTS_DIR else "")
+            + ": run a study first (make run), or pass the folder that holds runs/<study>/..., "
+            "e.g. results_dir=results/reference for the committed reference records")
     _check_replaceable(out, results_dir)
     runs, excluded = load_with_exclusions(results_dir, include_synthetic=include_synthetic)
     if runs.empty and excluded.empty:
-        raise FileNotFoundError(
-            f"no {RECORD_FILENAME} under results_dir={str(results_dir)!r}: run a study first, "
-            "or point results_dir at the folder that holds runs/")
+        raise ReportInputError(
+            f"no {RECORD_FILENAME} under results_dir={str(results_dir)!r}: run a study first "
+            "(make run), or point results_dir at the folder that holds runs/")
     if study is not None:
         runs, excluded = _select_studies(runs, excluded, study, results_dir)
     reference_note = None
@@ -93,15 +111,45 @@ def build_report(results_dir="results", out="report", study=None, include_synthe
 
 def _check_replaceable(out: Path, results_dir: Path):
     if out.exists() and not out.is_dir():
-        raise FileExistsError(f"out={str(out)!r} is a file: pass a folder for the report")
+        raise ReportInputError(f"out={str(out)!r} is a file: pass a folder for the report, "
+                               f"e.g. out={DEFAULT_OUT}")
     resolved_out, resolved_results = out.resolve(), results_dir.resolve()
     if resolved_results == resolved_out or resolved_out in resolved_results.parents:
         raise ReportInputError(f"out={str(out)!r} contains results_dir={str(results_dir)!r}; "
-                               "replacing it would delete the records: pass another out folder")
-    if out.is_dir() and any(out.iterdir()) and not (out / REPORT_MARKER).exists():
-        raise FileExistsError(
+                               "replacing it would delete the records: pass another out folder, "
+                               f"e.g. out={DEFAULT_OUT}")
+    enclosing = next((parent for parent in resolved_out.parents
+                      if (parent / REPORT_MARKER).is_file()), None)
+    if enclosing is not None:
+        raise ReportInputError(
+            f"out={str(out)!r} is inside the report folder {str(enclosing)!r}, whose next "
+            "rebuild would delete it: pass a folder outside any report, e.g. "
+            f"out={DEFAULT_OUT}")
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    if not (out / REPORT_MARKER).exists():
+        raise ReportInputError(
             f"out={str(out)!r} exists and is not an archbench report (no {REPORT_MARKER} file), "
             "so it will not be replaced: pass a new or empty folder")
+    foreign = _foreign_files(out)
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5
+                                          else "")
+        raise ReportInputError(
+            f"out={str(out)!r} holds files that archbench.report did not write ({shown}), and "
+            "a rebuild would delete them: move them out of that folder first, or pass "
+            "another out folder")
+
+
+def _foreign_files(out: Path) -> list[str]:
+    """Files under the report folder `out` that its marker does not list as the report's own."""
+    marker = (out / REPORT_MARKER).read_text(encoding="utf-8", errors="replace").splitlines()
+    present = sorted(path.relative_to(out).as_posix() for path in out.rglob("*")
+                     if not path.is_dir())
+    if _MANIFEST_HEADING in marker:
+        owned = set(marker[marker.index(_MANIFEST_HEADING) + 1:]) | {REPORT_MARKER}
+        return [path for path in present if path not in owned]
+    return [path for path in present if path.split("/")[0] not in _LEGACY_LAYOUT]
 
 
 def _select_studies(runs, excluded, study, results_dir):
@@ -149,9 +197,10 @@ def write_report(report_dir: Path, runs, excluded, results_dir: Path, reference,
                  reference_note, command: str, include_synthetic: bool = False):
     """Write every report file into `report_dir` (an empty folder)."""
     writer = _ReportWriter(report_dir, runs, reference)
-    blocks = _introduction(runs, excluded, results_dir, command, reference_note,
-                           include_synthetic)
     studies = sorted(runs.study.unique()) if not runs.empty else []
+    blocks = _introduction(runs, excluded, results_dir, command)
+    blocks += [Heading("At a glance", 2), Glance(writer.verdicts())]
+    blocks += _how_to_read(reference_note, include_synthetic)
     for study in studies:
         blocks += writer.study_section(study)
     blocks += _excluded_section(writer, excluded, results_dir)
@@ -161,31 +210,59 @@ def write_report(report_dir: Path, runs, excluded, results_dir: Path, reference,
                                            encoding="utf-8")
     # Paths relative to results_dir, so the committed report names no one's home folder.
     _with_relative_paths(runs, results_dir).to_csv(report_dir / "runs.csv", index=False)
+    written = sorted(path.relative_to(report_dir).as_posix() for path in report_dir.rglob("*")
+                     if path.is_file())
     (report_dir / REPORT_MARKER).write_text(
-        f"Generated by archbench.report; regenerate with:\n{command}\n", encoding="utf-8")
+        f"Generated by archbench.report; regenerate with:\n{command}\n{_MANIFEST_HEADING}\n"
+        + "".join(f"{path}\n" for path in written), encoding="utf-8")
 
 
-def _introduction(runs, excluded, results_dir, command, reference_note, include_synthetic):
-    blocks = [
+def _introduction(runs, excluded, results_dir, command):
+    return [
         Heading(TITLE, 1),
         Paragraph(f"Generated from {len(runs)} usable run records under {results_dir}; "
                   f"{len(excluded)} records were excluded and are listed under 'Excluded runs'. "
                   "This file is generated: regenerate it rather than editing it, with:"),
         Code(command),
+    ]
+
+
+def _how_to_read(reference_note, include_synthetic):
+    blocks = [
         Heading("How to read this report", 2),
         BulletList([
             "Accuracies are percentages. 'mean ± std' is over seeds (sample standard "
             "deviation); '95% CI' is the Student-t half-width of the mean. One seed has an "
-            "unknown spread, shown as '—'.",
+            "unknown spread, shown as '—', and no error bar in the figures.",
+            "Pairwise tests are Welch t-tests over seeds. Because a study tests many pairs at "
+            "once, every verdict uses the Holm-adjusted p-value (over all pairs of the same "
+            f"comparison), not the raw one: 'significant' means Holm p < {SIGNIFICANCE_LEVEL}. "
+            "Both p-values are shown.",
+            "Rank orders models by mean test top-1: a worse mean never gets a better rank. "
+            "'With the best' says whether the seeds can separate a model from the most "
+            "accurate one (Holm-adjusted); a model with one seed cannot be separated from "
+            "anything.",
+            "P(better > worse) is the share of seed pairs (one run of each model) in which the "
+            "better model scores higher, ties counting half (Bouthillier et al. 2021), with a "
+            "95% percentile bootstrap interval. With 2-3 seeds the interval is coarse and "
+            "collapses to a point when the seeds do not overlap; it understates the "
+            "uncertainty then.",
+            "Test-set SE is the binomial standard error of an accuracy measured on n test "
+            "images; more seeds do not shrink it, since every seed is scored on the same "
+            "images. A gap smaller than the noise floor (1.96 × the standard error of the "
+            "difference) is called test-set noise whatever the seeds say.",
+            "Published numbers appear only beside runs that repeated the paper's experiment: "
+            "its recipe unchanged, its full budget and the full training set with no "
+            "validation hold-out; otherwise the report says why they are left out.",
             "MACs are multiply-accumulates counted by fvcore (which calls them 'flops'). FLOPs "
             "are forward floating-point operations from torch's FlopCounterMode, about 2 × MACs.",
             "Runs on different hardware are never averaged together: each comparison names its "
-            "machine, and latency and throughput columns name their device.",
-            "Rank is 1 + the number of models significantly better (pairwise Welch t-test over "
-            "seeds, p < 0.05); '(tie)' marks a model the seeds cannot separate from at least one "
-            "other. Models with fewer than two seeds are tied with everything.",
+            "machine, and latency and throughput columns name their device. Runs of one model "
+            "with different settings are separate rows, never averaged as seeds.",
             "Pareto (MACs): no other model is both cheaper in MACs and more accurate. MFU is "
-            "achieved training FLOP/s as a share of the device's peak.",
+            "achieved training FLOP/s as a share of the device's peak. Training time is the "
+            "training loop's wall time, without building, profiling or measuring latency.",
+            "Click a column header in index.html to sort the table by it.",
         ]),
     ]
     if include_synthetic:
@@ -241,6 +318,31 @@ class _ReportWriter:
         png, svg = plots.save(figure, self.report_dir / "figures", stem)
         return [Figure(caption, png, svg)]
 
+    def comparisons(self):
+        """(study, data, hardware, runs) for each comparison, in report order."""
+        if self.runs.empty:
+            return []
+        return [(*keys, group) for keys, group
+                in self.runs.groupby(["study", "data", "hardware"], sort=True)]
+
+    def verdicts(self) -> list[str]:
+        """One plain-words paragraph per comparison for the top of the report."""
+        verdicts = []
+        for study, data, hardware, group_runs in self.comparisons():
+            keys = dict(zip(GROUP_KEYS, (study, data, hardware)))
+            label = frame_dataset_label(group_runs, data)
+            if not (group_runs.task == "train").any():
+                verdicts.append((f"{study}, {label} on {hardware}",
+                                 f"profile only: size and speed of "
+                                 f"{count_text(group_runs.model.nunique(), 'model')}, no "
+                                 "training, so nothing about which model learns best."))
+                continue
+            verdicts.append(glance_verdict(study, label, hardware,
+                                           _rows_matching(self.summary, keys),
+                                           _rows_matching(self.pairs, keys),
+                                           _rows_matching(self.ranking, keys)))
+        return verdicts or [("No usable runs", "nothing to compare.")]
+
     def study_section(self, study) -> list:
         study_runs = self.runs[self.runs.study == study]
         blocks = [Heading(f"Study: {study}", 2)]
@@ -252,18 +354,19 @@ class _ReportWriter:
     def comparison_section(self, study, data, hardware, group_runs) -> list:
         keys = dict(zip(GROUP_KEYS, (study, data, hardware)))
         group = _rows_matching(self.summary, keys)
-        blocks = [Heading(f"{data} on {hardware}", 3),
-                  Paragraph("Environment:"), BulletList(_environment(group_runs))]
+        label = frame_dataset_label(group_runs, data)
+        blocks = [Heading(f"{label} on {hardware}", 3),
+                  Paragraph("Environment:"), BulletList(_environment(group_runs, data))]
         stem = f"{slug(study)}--{slug(data)}--{slug(hardware)}"
         device = _device(group_runs)
         if (group_runs.task == "train").any():
-            blocks += self._train_blocks(stem, keys, group, group_runs, device)
+            blocks += self._train_blocks(stem, keys, label, group, group_runs, device)
         else:
-            blocks += self._profile_blocks(stem, group, hardware, device)
+            blocks += self._profile_blocks(stem, label, group, hardware, device)
         return blocks
 
-    def _train_blocks(self, stem, keys, group, group_runs, device) -> list:
-        study, data, hardware = keys["study"], keys["data"], keys["hardware"]
+    def _train_blocks(self, stem, keys, label, group, group_runs, device) -> list:
+        study, hardware = keys["study"], keys["hardware"]
         pairs = _rows_matching(self.pairs, keys)
         ranking = _rows_matching(self.ranking, keys)
         on_front = pareto_front(group)
@@ -271,69 +374,81 @@ class _ReportWriter:
         display = accuracy_table(group, ranking, on_front, device,
                                  target.iloc[0] if len(target) else None)
         blocks = [Paragraph("Findings:"),
-                  BulletList(train_findings(group, pairs, on_front, hardware)),
+                  BulletList(train_findings(group, pairs, ranking, on_front, hardware)),
                   self.table(f"{stem}--summary",
-                             f"{study} / {data}: summary over seeds on {hardware}",
+                             f"{study} / {label}: summary over seeds on {hardware}, best mean "
+                             "first",
                              display, group.assign(pareto_macs=on_front))]
         if not pairs.empty:
             blocks.append(self.table(
                 f"{stem}--significance",
-                f"{study} / {data} on {hardware}: pairwise Welch t-tests of test top-1",
+                f"{study} / {label} on {hardware}: every pair of models, test top-1 (Welch "
+                "t-tests with Holm's correction; P(better > worse) over seed pairs)",
                 significance_table(pairs), pairs))
-        blocks += self._published_blocks(stem, group, study, data)
-        blocks += self._train_figures(stem, group, on_front, study, data, hardware, device)
+        blocks += self._published_blocks(stem, group, study, keys["data"], label)
+        blocks += self._train_figures(stem, group, on_front, study, label, hardware, device)
         return blocks
 
-    def _published_blocks(self, stem, group, study, data) -> list:
-        published = published_beside_measured(group, data, self.reference)
-        if published is None:
-            return []
-        return [self.table(f"{stem}--published",
-                           f"{study} / {data}: published numbers beside measured, for models "
-                           "trained with their paper's recipe", published)]
+    def _published_blocks(self, stem, group, study, data, label) -> list:
+        published, notes = published_beside_measured(group, data, self.reference)
+        blocks = []
+        if published is not None:
+            blocks.append(self.table(
+                f"{stem}--published",
+                f"{study} / {label}: published numbers beside measured, for models that "
+                "repeated their paper's experiment", published))
+        if notes:
+            blocks += [Paragraph("Published numbers left out, because the runs are not the "
+                                 "paper's experiment:"), BulletList(notes)]
+        return blocks
 
-    def _train_figures(self, stem, group, on_front, study, data, hardware, device) -> list:
-        title = f"{study} / {data}\n{hardware}"
+    def _train_figures(self, stem, group, on_front, study, label, hardware, device) -> list:
+        title = f"{study} / {label}\n{hardware}"
         colors = self.colors
-        curves = _rows_matching(self.curves, {"study": study, "data": data, "hardware": hardware})
-        families = dict(zip(group.model, group.family))
+        curves = _rows_matching(self.curves, {"study": study, "data": group.data.iloc[0],
+                                              "hardware": hardware})
+        families = dict(zip(group.label, group.family))
         made = [
             (plots.accuracy_vs(group, "macs", "MACs (M, multiply-adds)", title, colors,
                                scale=1e6, on_front=on_front),
-             "acc-vs-macs", "Test top-1 vs MACs; the dashed line is the Pareto front"),
+             "acc-vs-macs", f"Test top-1 vs MACs, {label}; the dashed staircase is the "
+                            "Pareto front"),
             (plots.accuracy_vs(group, "latency_b1_ms", f"Batch-1 latency (ms, {device})", title,
-                               colors), "acc-vs-latency", "Test top-1 vs batch-1 latency"),
+                               colors), "acc-vs-latency",
+             f"Test top-1 vs batch-1 latency, {label}"),
             (plots.accuracy_vs(group, "throughput_img_s", f"Throughput (img/s, {device})", title,
-                               colors), "acc-vs-throughput", "Test top-1 vs throughput"),
+                               colors), "acc-vs-throughput",
+             f"Test top-1 vs throughput, {label}"),
             (plots.params_vs_accuracy(group, title, colors), "params-vs-acc",
-             "Parameters vs test top-1"),
+             f"Parameters vs test top-1, {label}"),
             (plots.validation_curves(curves, "epoch", "Epoch", title, families, colors),
-             "val-vs-epoch", "Validation top-1 vs epoch (mean over seeds)"),
-            (plots.validation_curves(curves, "elapsed_s", "Training wall time (s)", title,
+             "val-vs-epoch", f"Validation top-1 vs epoch (mean over seeds), {label}"),
+            (plots.validation_curves(curves, "elapsed_s", "Training time (s)", title,
                                      families, colors),
-             "val-vs-time", "Validation top-1 vs training wall time (mean over seeds)"),
-            (plots.family_bars(group, title, colors), "family-bars",
-             "Test top-1 per model, grouped by family; error bars are std over seeds"),
+             "val-vs-time", f"Validation top-1 vs training time (mean over seeds), {label}"),
+            (plots.family_dots(group, title, colors), "family-dots",
+             f"Test top-1 per model, grouped by family, {label}; bars are ± std over seeds, "
+             "hollow dots had 1 seed"),
         ]
         blocks = []
         for figure, kind, caption in made:
             blocks += self.figure(figure, f"{stem}--{kind}", caption)
         return blocks
 
-    def _profile_blocks(self, stem, group, hardware, device) -> list:
-        study, data = group.study.iloc[0], group.data.iloc[0]
-        title = f"{study} / {data}\n{hardware}"
+    def _profile_blocks(self, stem, label, group, hardware, device) -> list:
+        study = group.study.iloc[0]
+        title = f"{study} / {label}\n{hardware}"
         blocks = [Paragraph("Findings:"), BulletList(profile_findings(group, hardware)),
                   self.table(f"{stem}--summary",
-                             f"{study} / {data}: complexity and speed on {hardware} "
+                             f"{study} / {label}: complexity and speed on {hardware} "
                              "(profile only, no training)", profile_table(group, device), group)]
         made = [
             (plots.speed_vs_macs(group, "latency_b1_ms", f"Batch-1 latency (ms, {device})",
                                  title, self.colors), "latency-vs-macs",
-             "Batch-1 latency vs MACs"),
+             f"Batch-1 latency vs MACs, {label}"),
             (plots.speed_vs_macs(group, "throughput_img_s", f"Throughput (img/s, {device})",
                                  title, self.colors), "throughput-vs-macs",
-             "Throughput vs MACs"),
+             f"Throughput vs MACs, {label}"),
         ]
         for figure, kind, caption in made:
             blocks += self.figure(figure, f"{stem}--{kind}", caption)
@@ -356,7 +471,7 @@ def _device(group_runs) -> str:
     return ", ".join(sorted(str(device) for device in devices)) or "unknown device"
 
 
-def _environment(group_runs) -> list[str]:
+def _environment(group_runs, data) -> list[str]:
     def values(column):
         present = group_runs[column].dropna() if column in group_runs else pd.Series(dtype=object)
         distinct = sorted({_plain(value) for value in present})
@@ -368,6 +483,7 @@ def _environment(group_runs) -> list[str]:
         f"{row.git_commit}{' (dirty)' if row.git_dirty is True else ''}", axis=1)
     commit_text = ", ".join(sorted(set(commits.dropna()))) or "not recorded"
     items = [
+        f"Dataset: {frame_dataset_label(group_runs, data)} (data={data})",
         f"Device: {values('device')}; CPU: {values('cpu_model')}; "
         f"device name: {values('device_name')}",
         f"Threads: {values('threads')}; torch {values('torch')}; Python {values('python')}; "

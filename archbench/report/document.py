@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +33,12 @@ class Caution:
 @dataclass
 class BulletList:
     items: list[str]
+
+
+@dataclass
+class Glance:
+    """The verdicts at the top of the report: (title, plain-words verdict) per comparison."""
+    items: list[tuple[str, str]]
 
 
 @dataclass
@@ -69,6 +76,8 @@ def _markdown_block(block) -> str:
         return f"> **Warning:** {block.text}"
     if isinstance(block, BulletList):
         return "\n".join(f"- {item}" for item in block.items)
+    if isinstance(block, Glance):
+        return "\n".join(f"- **{title}**: {text}" for title, text in block.items)
     if isinstance(block, Code):
         return f"```\n{block.text}\n```"
     if isinstance(block, Table):
@@ -92,6 +101,37 @@ def markdown_table(frame: pd.DataFrame) -> str:
     return "\n".join([header, rule, *rows])
 
 
+# Click a column header to sort by it (again to reverse). Cells are compared by their leading
+# number ("94.00 ± 0.50" -> 94, "78% [..]" -> 78, "1,234" -> 1234) when they have one, else
+# as text; missing values ("—") sort last. Inline, so the page stays one self-contained file.
+SORT_SCRIPT = """
+document.querySelectorAll("table").forEach(function (table) {
+  table.querySelectorAll("thead th").forEach(function (header, column) {
+    header.title = "sort by this column";
+    header.addEventListener("click", function () {
+      var ascending = header.dataset.order !== "asc";
+      table.querySelectorAll("thead th").forEach(function (other) { delete other.dataset.order; });
+      header.dataset.order = ascending ? "asc" : "desc";
+      function key(row) {
+        var text = row.cells[column].textContent.trim();
+        var number = parseFloat(text.replace(/[,\u00b1+%]/g, ""));
+        return {missing: text === "\u2014" || text === "", number: number, text: text};
+      }
+      var rows = Array.from(table.tBodies[0].rows);
+      rows.sort(function (a, b) {
+        var x = key(a), y = key(b);
+        if (x.missing !== y.missing) { return x.missing ? 1 : -1; }
+        var order = (!isNaN(x.number) && !isNaN(y.number)) ? x.number - y.number
+                    : x.text.localeCompare(y.text, undefined, {numeric: true});
+        return ascending ? order : -order;
+      });
+      rows.forEach(function (row) { table.tBodies[0].appendChild(row); });
+    });
+  });
+});
+"""
+
+
 def render_html(blocks, report_dir: Path, title: str) -> str:
     """One self-contained page: figures are inlined as base64 PNG, so no server is needed."""
     body = "\n".join(_html_block(block, Path(report_dir)) for block in blocks)
@@ -108,16 +148,24 @@ body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 90em; p
 table {{ border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }}
 caption {{ caption-side: top; text-align: left; font-style: italic; padding-bottom: 0.3em; }}
 th, td {{ border-bottom: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }}
+td {{ white-space: nowrap; }}
+.scroll {{ overflow-x: auto; }}
+th.text, td.text {{ text-align: left; }}
 th:first-child, td:first-child {{ text-align: left; }}
 thead th {{ border-bottom: 2px solid #444; }}
 figure {{ display: inline-block; margin: 0.5em 1em 1em 0; vertical-align: top; }}
 figure img {{ max-width: 36em; width: 100%; }}
 .warning {{ background: #fff3cd; border-left: 4px solid #d39e00; padding: 0.5em 1em; }}
 pre {{ background: #f6f8fa; padding: 0.6em 1em; overflow-x: auto; }}
+thead th {{ cursor: pointer; }}
+thead th[data-order="asc"]::after {{ content: " ▲"; }}
+thead th[data-order="desc"]::after {{ content: " ▼"; }}
+.glance {{ background: #eef5ee; border-left: 4px solid #2e7d32; padding: 0.2em 1em; }}
 </style>
 </head>
 <body>
 {body}
+<script>{SORT_SCRIPT}</script>
 </body>
 </html>
 """
@@ -134,6 +182,10 @@ def _html_block(block, report_dir: Path) -> str:
     if isinstance(block, BulletList):
         items = "".join(f"<li>{escape(item)}</li>" for item in block.items)
         return f"<ul>{items}</ul>"
+    if isinstance(block, Glance):
+        items = "".join(f"<li><strong>{escape(title)}</strong>: {escape(text)}</li>"
+                        for title, text in block.items)
+        return f'<div class="glance"><ul>{items}</ul></div>'
     if isinstance(block, Code):
         return f"<pre><code>{escape(block.text)}</code></pre>"
     if isinstance(block, Table):
@@ -147,9 +199,16 @@ def _html_block(block, report_dir: Path) -> str:
 
 def html_table(frame: pd.DataFrame, name: str, caption: str) -> str:
     escape = html.escape
-    head = "".join(f"<th>{escape(str(column))}</th>" for column in frame.columns)
+    # Numbers align right, words left; a column is numeric when every value starts like one.
+    numeric = [all(re.match(r"^[+\-±]?[\d.,]|^—$", str(value)) for value in frame[column])
+               for column in frame.columns]
+    cell = ["" if is_number else ' class="text"' for is_number in numeric]
+    head = "".join(f"<th{style}>{escape(str(column))}</th>"
+                   for column, style in zip(frame.columns, cell))
     rows = "".join(
-        "<tr>" + "".join(f"<td>{escape(str(value))}</td>" for value in row) + "</tr>"
+        "<tr>" + "".join(f"<td{style}>{escape(str(value))}</td>"
+                         for value, style in zip(row, cell)) + "</tr>"
         for row in frame.itertuples(index=False))
-    return (f'<table id="{escape(name)}"><caption>{escape(caption)}</caption>'
-            f"<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+    # Cells never wrap ("94.00 ± 0.50" on one line); a wide table scrolls instead.
+    return (f'<div class="scroll"><table id="{escape(name)}"><caption>{escape(caption)}'
+            f"</caption><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>")

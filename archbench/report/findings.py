@@ -1,34 +1,49 @@
-"""Short findings written from the numbers of one comparison (study, data, hardware).
+"""Short findings written from the numbers of one comparison (study, data, hardware), and the
+plain-words verdict per study that opens the report.
 
-Each sentence states what the data support and no more: a gap the seeds cannot separate is
-called a tie, and a model with one seed is said to have an unknown spread.
+Each sentence states what the data support and no more: verdicts use Holm-adjusted p-values, a
+gap smaller than the test set can resolve is called noise whatever the seeds say, and a model
+with one seed is said to have an unknown spread.
 """
 from __future__ import annotations
+
+import json
 
 import pandas as pd
 
 from archbench.results import SIGNIFICANCE_LEVEL
 
-from .tables import is_missing
+from .labels import count_text
+from .tables import is_missing, probability_text
 
 
-def train_findings(group: pd.DataFrame, pairs: pd.DataFrame, on_front: pd.Series,
-                   hardware: str) -> list[str]:
+def train_findings(group: pd.DataFrame, pairs: pd.DataFrame, ranking: pd.DataFrame,
+                   on_front: pd.Series, hardware: str) -> list[str]:
     trained = group.dropna(subset=["test_top1_mean"])
     if trained.empty:
         return ["No model has a test accuracy in this comparison."]
-    ordered = trained.sort_values(["test_top1_mean", "model"], ascending=[False, True])
+    ordered = trained.sort_values(["test_top1_mean", "label"], ascending=[False, True])
     best = ordered.iloc[0]
     findings = [
-        f"Most accurate: {best.model} ({best.family}), test top-1 "
-        f"{_accuracy(best)} over {int(best.test_top1_n)} seed(s); "
-        f"best family in accuracy: {best.family}."
+        f"Most accurate: {best.label} ({best.family}), test top-1 "
+        f"{_accuracy(best)} over {count_text(best.test_top1_n, 'seed')}."
     ]
     if len(ordered) > 1:
         findings.append(_top_two_gap(ordered.iloc[0], ordered.iloc[1], pairs))
+        findings += _with_best(ranking)
+        findings += _noise(pairs)
+    findings += variant_notes(trained)
     findings += _efficiency(trained, on_front)
     findings += _speed(group, hardware)
-    single = sorted(trained.model[trained.test_top1_n < 2])
+    if "near_chance_runs" in trained:
+        chance = trained[trained.near_chance_runs > 0]
+        if len(chance):
+            listed = ", ".join(f"{row.label} ({row.near_chance_runs} of "
+                               f"{count_text(row.seeds, 'seed')})"
+                               for row in chance.itertuples(index=False))
+            findings.append(f"Within noise of chance accuracy, so these runs learned nothing "
+                            f"measurable: {listed}.")
+    single = sorted(trained.label[trained.test_top1_n < 2])
     if single:
         findings.append(f"One seed only, so spread unknown and never significantly different "
                         f"from anything: {', '.join(single)}.")
@@ -41,18 +56,70 @@ def _accuracy(row) -> str:
     return f"{row.test_top1_mean:.2f} ± {row.test_top1_std:.2f}%"
 
 
+def _pair(pairs: pd.DataFrame, label_a: str, label_b: str):
+    pair = pairs[(pairs.label_a == label_a) & (pairs.label_b == label_b)]
+    return None if pair.empty else pair.iloc[0]
+
+
+def gap_sentence(pair) -> str:
+    """What the seeds and the test set say about one gap, in words; `pair` is a compare() row."""
+    if pair.below_noise_floor:
+        return (f"within the test-set noise floor of {pair.noise_floor:.2f} points, so it is "
+                "not a measurable difference whatever the seeds say")
+    if is_missing(pair.p_value):
+        return "fewer than two seeds on one side, so the seeds cannot tell whether it is real"
+    odds = f"{pair.label_a} beats {pair.label_b} in {probability_text(pair)} of seeds"
+    if pair.tie:
+        return (f"not separated by the seeds (Holm p = {pair.p_holm:.2g} ≥ {SIGNIFICANCE_LEVEL}; "
+                f"raw Welch p = {pair.p_value:.2g}); {odds}")
+    return f"significant (Holm p = {pair.p_holm:.2g} < {SIGNIFICANCE_LEVEL}); {odds}"
+
+
 def _top_two_gap(first, second, pairs: pd.DataFrame) -> str:
-    pair = pairs[(pairs.model_a == first.model) & (pairs.model_b == second.model)]
     gap = first.test_top1_mean - second.test_top1_mean
-    lead = f"Top-2 gap: {first.model} leads {second.model} by {gap:.2f} points"
-    if pair.empty or is_missing(pair.iloc[0].p_value):
-        return (f"{lead}; fewer than two seeds on one side, so the seeds cannot tell "
-                "whether the gap is real (tie).")
-    p_value = pair.iloc[0].p_value
-    if pair.iloc[0].tie:
-        return (f"{lead}, not significant (Welch p = {p_value:.3g} ≥ {SIGNIFICANCE_LEVEL}): "
-                "the seeds cannot separate them (tie).")
-    return f"{lead}, significant (Welch p = {p_value:.3g} < {SIGNIFICANCE_LEVEL})."
+    lead = f"Top-2 gap: {first.label} leads {second.label} by {gap:.2f} points"
+    pair = _pair(pairs, first.label, second.label)
+    if pair is None:
+        return f"{lead}; the seeds cannot tell whether it is real."
+    return f"{lead}: {gap_sentence(pair)}."
+
+
+def _with_best(ranking: pd.DataFrame) -> list[str]:
+    if ranking.empty:
+        return []
+    others = ranking.iloc[1:]
+    together = list(others.label[others.with_best])
+    apart = list(others.label[~others.with_best])
+    findings = []
+    if together:
+        findings.append(f"The seeds cannot separate these from the best, {ranking.iloc[0].label} "
+                        f"(Holm-adjusted): {', '.join(together)}.")
+    if apart:
+        findings.append(f"Below the best beyond doubt (Holm p < {SIGNIFICANCE_LEVEL}): "
+                        f"{', '.join(apart)}.")
+    return findings
+
+
+def _noise(pairs: pd.DataFrame) -> list[str]:
+    """Gaps the test set cannot resolve, with the floor they fall under."""
+    small = pairs[pairs.below_noise_floor.astype(bool)]
+    if small.empty:
+        return []
+    listed = "; ".join(f"{row.label_a} vs {row.label_b} ({row.mean_diff:.2f} < "
+                       f"{row.noise_floor:.2f})" for row in small.itertuples(index=False))
+    return [f"Within the test-set noise floor (points), so not differences this test set can "
+            f"measure: {listed}."]
+
+
+def variant_notes(summary: pd.DataFrame) -> list[str]:
+    """A model trained with several settings is several rows, never one average: say so."""
+    notes = []
+    for model, rows in summary.groupby("model", sort=True):
+        if len(rows) > 1:
+            notes.append(f"{model} was run with {len(rows)} different settings "
+                         f"({', '.join(sorted(rows.label))}): each is its own row; they are "
+                         "not averaged together as if they were seeds.")
+    return notes
 
 
 def _efficiency(trained: pd.DataFrame, on_front: pd.Series) -> list[str]:
@@ -62,11 +129,11 @@ def _efficiency(trained: pd.DataFrame, on_front: pd.Series) -> list[str]:
     per_gmac = with_macs.test_top1_mean / (with_macs.macs / 1e9)
     best = with_macs.loc[per_gmac.idxmax()]
     front = trained[on_front.reindex(trained.index, fill_value=False)].sort_values("macs")
-    findings = [f"Best accuracy per MAC: {best.model} ({best.family}), "
+    findings = [f"Best accuracy per MAC: {best.label} ({best.family}), "
                 f"{per_gmac.max():,.1f} accuracy points per GMAC."]
     if not front.empty:
         findings.append("Pareto-optimal in accuracy vs MACs (no model is both cheaper and more "
-                        f"accurate): {', '.join(front.model)}.")
+                        f"accurate): {', '.join(front.label)}.")
     return findings
 
 
@@ -75,12 +142,12 @@ def _speed(group: pd.DataFrame, hardware: str) -> list[str]:
     timed = group.dropna(subset=["latency_b1_ms"])
     if not timed.empty:
         fastest = timed.loc[timed.latency_b1_ms.idxmin()]
-        findings.append(f"Fastest at batch 1: {fastest.model} ({fastest.family}), "
+        findings.append(f"Fastest at batch 1: {fastest.label} ({fastest.family}), "
                         f"{fastest.latency_b1_ms:.2f} ms median (on {hardware}).")
     throughput = group.dropna(subset=["throughput_img_s"])
     if not throughput.empty:
         top = throughput.loc[throughput.throughput_img_s.idxmax()]
-        findings.append(f"Highest inference throughput: {top.model} ({top.family}), "
+        findings.append(f"Highest inference throughput: {top.label} ({top.family}), "
                         f"{top.throughput_img_s:,.0f} img/s (on {hardware}).")
     return findings
 
@@ -91,6 +158,69 @@ def profile_findings(group: pd.DataFrame, hardware: str) -> list[str]:
         present = group.dropna(subset=[column])
         if not present.empty:
             smallest = present.loc[present[column].idxmin()]
-            findings.append(f"{what}: {smallest.model} ({smallest.family}), "
+            findings.append(f"{what}: {smallest.label} ({smallest.family}), "
                             f"{smallest[column] / 1e6:,.2f} M.")
     return findings + _speed(group, hardware)
+
+
+def budget_text(budget_json) -> str:
+    """'3 epochs', '250 steps', '600 seconds' from a record's budget; '' when not recorded."""
+    try:
+        budget = json.loads(budget_json) if isinstance(budget_json, str) else None
+    except json.JSONDecodeError:
+        return ""
+    if not isinstance(budget, dict):
+        return ""
+    return ", ".join(f"{value:g} {key}" for key, value in budget.items()
+                     if isinstance(value, (int, float)) and not isinstance(value, bool))
+
+
+def glance_verdict(study: str, dataset: str, hardware: str, group: pd.DataFrame,
+                   pairs: pd.DataFrame, ranking: pd.DataFrame) -> tuple[str, str]:
+    """`(title, verdict)`: what one trained comparison can say in plain words, and what it
+    cannot."""
+    title = f"{study}, {dataset} on {hardware}"
+    trained = group.dropna(subset=["test_top1_mean"])
+    if trained.empty:
+        return title, "no test accuracy to compare."
+    setting = []
+    if not is_missing(trained.train_size.max()):
+        setting.append(f"{trained.train_size.max():,.0f} training images")
+    budgets = sorted({budget_text(budget) for budget in trained.budget} - {""})
+    if budgets:
+        setting.append(" / ".join(budgets))
+    seeds = sorted({int(n) for n in trained.test_top1_n})
+    seed_range = str(seeds[0]) if len(seeds) == 1 else f"{seeds[0]}–{seeds[-1]}"
+    setting.append(f"{seed_range} {'seed' if seeds == [1] else 'seeds'} per model")
+    best = ranking.iloc[0]
+    parts = [f"{count_text(len(trained), 'model')} ({', '.join(setting)}); "
+             f"{best.label} has the highest mean test top-1 ({best['mean']:.1f}%)."]
+    if len(trained) == 1:
+        return title, parts[0]
+    together = list(ranking.iloc[1:].label[ranking.iloc[1:].with_best])
+    if seeds[-1] < 2:
+        parts.append("With one seed per model it cannot say whether any gap is real.")
+    else:
+        tested = pairs[pairs.p_holm.notna()]
+        real = tested[~tested.tie & ~tested.below_noise_floor.astype(bool)]
+        untested = len(pairs) - len(tested)
+        parts.append(f"{len(real)} of {count_text(len(pairs), 'pairwise gap')} "
+                     f"{'is' if len(real) == 1 else 'are'} real at 95% confidence "
+                     "(Holm-adjusted Welch tests, and larger than the test-set noise floor"
+                     + (f"; {untested} involve a model with one seed and cannot be tested)"
+                        if untested else ")")
+                     + (f", e.g. {real.iloc[0].label_a} over {real.iloc[0].label_b} by "
+                        f"{real.iloc[0].mean_diff:.1f} points." if len(real) else "."))
+        if together:
+            parts.append(f"The seeds cannot separate {', '.join(together)} from "
+                         f"{best.label}.")
+        else:
+            parts.append(f"{best.label} is ahead of every other model beyond doubt.")
+    noise = pairs[pairs.below_noise_floor.astype(bool)]
+    if len(noise):
+        parts.append(f"{count_text(len(noise), 'gap')} {'is' if len(noise) == 1 else 'are'} "
+                     "smaller than the test set can measure.")
+    budget_words = f"after {budgets[0]}" if len(budgets) == 1 else "under these budgets"
+    parts.append(f"It says how these models rank {budget_words}; it cannot say how they "
+                 "rank at convergence or under another recipe.")
+    return title, " ".join(parts)

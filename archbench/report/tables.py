@@ -44,22 +44,25 @@ def millions(value) -> str:
 
 def accuracy_table(group: pd.DataFrame, ranking: pd.DataFrame, on_front: pd.Series,
                    device: str, ttt_target) -> pd.DataFrame:
-    """Display table of a train comparison (one study, data and hardware), best first."""
-    if group.model.duplicated().any():
+    """Display table of a train comparison (one study, data and hardware), best mean first."""
+    if group.label.duplicated().any():
         raise ValueError("accuracy_table: pass the summary of one study, data and hardware; "
-                         f"models appear more than once: {sorted(set(group.model[group.model.duplicated()]))}")
-    ranks = ranking.set_index("model") if len(ranking) else pd.DataFrame()
+                         f"models appear more than once: {sorted(set(group.label[group.label.duplicated()]))}")
+    ranks = ranking.set_index("label") if len(ranking) else pd.DataFrame()
     target = MISSING if is_missing(ttt_target) else f"{ttt_target:g}%"
     rows = []
-    for index, row in group.sort_values(["test_top1_mean", "model"],
+    for index, row in group.sort_values(["test_top1_mean", "label"],
                                         ascending=[False, True]).iterrows():
         rows.append({
-            "Rank": _rank_text(ranks, row.model),
-            "Model": row.model,
+            "Rank": _rank_text(ranks, row.label),
+            "With the best": _with_best_text(ranks, row.label),
+            "Model": row.label,
             "Family": row.family or MISSING,
             "Seeds": int(row.seeds),
             "Test top-1 (%)": mean_pm_std(row.test_top1_mean, row.test_top1_std),
             "95% CI": MISSING if is_missing(row.test_top1_ci95) else f"±{row.test_top1_ci95:.2f}",
+            "Test-set SE": MISSING if is_missing(row.test_top1_se_test)
+            else f"±{row.test_top1_se_test:.2f}",
             "Test top-5 (%)": mean_pm_std(row.test_top5_mean, row.test_top5_std),
             "Val top-1 (%)": mean_pm_std(row.val_top1_mean, row.val_top1_std),
             "Params (M)": millions(row.params),
@@ -68,7 +71,7 @@ def accuracy_table(group: pd.DataFrame, ranking: pd.DataFrame, on_front: pd.Seri
             f"Batch-1 latency (ms, {device})": number(row.latency_b1_ms, 2),
             f"Throughput (img/s, {device})": number(row.throughput_img_s, 0),
             "Train (img/s)": number(row.train_img_s, 0),
-            "Wall (s)": number(row.wall_s, 0),
+            "Training time (s)": number(row.wall_s, 0),
             "MFU (%)": number(row.mfu, 1, scale=0.01),
             f"Time to {target} (s)": _time_to_target(row),
             "Pareto (MACs)": "yes" if on_front.get(index, False) else "",
@@ -80,11 +83,23 @@ def accuracy_table(group: pd.DataFrame, ranking: pd.DataFrame, on_front: pd.Seri
     return table
 
 
-def _rank_text(ranks: pd.DataFrame, model: str) -> str:
-    if model not in ranks.index:
+def _rank_text(ranks: pd.DataFrame, label: str) -> str:
+    if label not in ranks.index:
         return MISSING
-    rank, tied_with = ranks.loc[model, "rank"], ranks.loc[model, "tied_with"]
-    return f"{rank} (tie)" if tied_with else str(rank)
+    return str(int(ranks.loc[label, "rank"]))
+
+
+def _with_best_text(ranks: pd.DataFrame, label: str) -> str:
+    """Whether the seeds can separate this model from the most accurate one (Holm-adjusted)."""
+    if label not in ranks.index:
+        return MISSING
+    if label == ranks.index[0]:  # rank() lists the best mean first
+        return "best"
+    entry = ranks.loc[label]
+    if is_missing(entry["p_holm_vs_best"]):
+        return "cannot tell (1 seed)"
+    verdict = "yes" if entry["with_best"] else "no"
+    return f"{verdict} (Holm p={entry['p_holm_vs_best']:.2g})"
 
 
 def _time_to_target(row) -> str:
@@ -110,23 +125,50 @@ def profile_table(group: pd.DataFrame, device: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+SIGNIFICANCE_COLUMNS = ["Better", "Worse", "Gap (points)", "Seeds", "Welch p (raw)", "Holm p",
+                        "P(better > worse)", "Noise floor (points)", "Verdict"]
+
+
 def significance_table(pairs: pd.DataFrame) -> pd.DataFrame:
+    """One row per pair: raw and Holm-adjusted p, P(A > B) with its bootstrap interval, the
+    test-set noise floor, and a verdict that uses the adjusted p and the floor."""
     rows = []
     for row in pairs.itertuples(index=False):
-        if row.n_a < 2 or row.n_b < 2:
-            verdict = "tie (fewer than 2 seeds)"
-        else:
-            verdict = "tie" if row.tie else "significant"
         rows.append({
-            "Better": row.model_a,
-            "Worse": row.model_b,
-            "Difference (points)": f"{row.mean_diff:+.2f}",
+            "Better": row.label_a,
+            "Worse": row.label_b,
+            "Gap (points)": f"{row.mean_diff:+.2f}",
             "Seeds": f"{row.n_a} vs {row.n_b}",
-            "Welch p": MISSING if is_missing(row.p_value) else f"{row.p_value:.3g}",
-            "Verdict (p < 0.05)": verdict,
+            "Welch p (raw)": _p_text(row.p_value),
+            "Holm p": _p_text(row.p_holm),
+            "P(better > worse)": probability_text(row),
+            "Noise floor (points)": number(row.noise_floor, 2),
+            "Verdict": pair_verdict(row),
         })
-    return pd.DataFrame(rows, columns=["Better", "Worse", "Difference (points)", "Seeds",
-                                       "Welch p", "Verdict (p < 0.05)"])
+    return pd.DataFrame(rows, columns=SIGNIFICANCE_COLUMNS)
+
+
+def pair_verdict(pair) -> str:
+    if pair.n_a < 2 or pair.n_b < 2:
+        return "cannot tell (fewer than 2 seeds)"
+    if pair.below_noise_floor:
+        return "within test-set noise"
+    return "not separated" if pair.tie else "significant (Holm p < 0.05)"
+
+
+def probability_text(pair) -> str:
+    """'78% of 9 pairs [44–100%]': P(A > B) over pairs of seeds with its 95% bootstrap
+    interval; a bootstrap that cannot vary (seeds that never overlap) shows no interval."""
+    if is_missing(pair.p_a_beats_b):
+        return MISSING
+    text = f"{pair.p_a_beats_b:.0%} of {pair.n_a * pair.n_b} pairs"
+    if pair.p_a_beats_b_low == pair.p_a_beats_b_high:
+        return text
+    return f"{text} [{pair.p_a_beats_b_low:.0%}–{pair.p_a_beats_b_high:.0%}]"
+
+
+def _p_text(p_value) -> str:
+    return MISSING if is_missing(p_value) else f"{p_value:.3g}"
 
 
 def excluded_table(excluded: pd.DataFrame, results_dir: Path) -> pd.DataFrame:

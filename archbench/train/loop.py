@@ -58,6 +58,7 @@ class TrainSettings:
     channels_last: bool = False
     compile: bool = False
     target_top1: float | None = None
+    on_epoch: Callable[[dict], None] | None = None  # each history entry, e.g. to an experiment logger
     identity: str | None = None  # the run's fingerprint: a checkpoint of another identity is never resumed
     train_macs_per_image: float | None = None  # needed by MACs budgets and recorded as consumed compute
     progress_bar: bool = False
@@ -336,6 +337,8 @@ def fit(model: nn.Module, train_loader, val_loader, test_loader, settings: Train
                     progress["time_to_target"] = {"target_top1": target, "seconds": progress["train_s"],
                                                   "epoch": epoch}
             progress["history"].append(entry)
+            if settings.on_epoch is not None and rank == 0:
+                settings.on_epoch(entry)
             progress["epoch"] += 1
             if rank == 0:
                 log.info("epoch %d  train_loss %s  train_top1 %.2f  val_top1 %s  lr %.4g  %.1fs  %.0f img/s",
@@ -391,7 +394,7 @@ def _finish(model, eval_model, test_loader, val_loader, settings, device, progre
                        test_top1=best["top1"], test_top5=best["top5"])
     else:
         metrics.update(best_epoch=history[-1]["epoch"], test_top1=last["top1"], test_top5=last["top5"])
-    return TrainResult("complete", history, metrics, train, model)
+    return TrainResult("complete", history, metrics, train, eval_model)  # the selected weights
 
 
 def _log_eta(progress: dict, settings: TrainSettings, planned_steps: int | None, start: tuple) -> None:

@@ -1,0 +1,118 @@
+"""Statistics over seeds that never overstate what a few seeds and a finite test set can say.
+
+Plain numpy arrays in, floats out; no pandas, torch or Hydra, so `archbench.results` and the
+report can use them on any machine. Each function names the library that does the work:
+multiple-comparison correction is statsmodels', tests and the bootstrap are scipy's.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import stats
+from statsmodels.stats.multitest import multipletests
+
+# Resamples of the bootstrap interval of P(A > B); a fixed seed makes the report reproducible.
+BOOTSTRAP_RESAMPLES = 2000
+BOOTSTRAP_SEED = 0
+
+
+def finite(values) -> np.ndarray:
+    values = np.asarray(values, dtype=float).ravel()
+    return values[np.isfinite(values)]
+
+
+def welch_p_value(a, b) -> float:
+    """Two-sided Welch t-test p-value; NaN when either side has fewer than two seeds."""
+    a, b = finite(a), finite(b)
+    if len(a) < 2 or len(b) < 2:
+        return math.nan
+    if a.var(ddof=1) == 0 and b.var(ddof=1) == 0:
+        # Seeds that reproduce exactly: any difference in means is systematic, none is a tie.
+        return 1.0 if a.mean() == b.mean() else 0.0
+    return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+
+
+def holm(p_values) -> np.ndarray:
+    """Holm-adjusted p-values (statsmodels), for one family of comparisons.
+
+    NaN entries (a side with one seed) take no part in the family and stay NaN: they are
+    not tests, so they must not make the correction milder or harsher.
+    """
+    p_values = np.asarray(p_values, dtype=float)
+    adjusted = np.full(p_values.shape, math.nan)
+    tested = np.isfinite(p_values)
+    if tested.any():
+        adjusted[tested] = multipletests(p_values[tested], method="holm")[1]
+    return adjusted
+
+
+def prob_outperform(a, b) -> float:
+    """P(A > B) over pairs of seeds (Bouthillier et al. 2021): the share of (seed of A,
+    seed of B) pairs in which A scores higher, a tie counting one half.
+
+    This is the Mann-Whitney U of A divided by the number of pairs. NaN when either side has
+    fewer than two seeds: one run cannot say how often a model wins.
+    """
+    a, b = finite(a), finite(b)
+    if len(a) < 2 or len(b) < 2:
+        return math.nan
+    return float(stats.mannwhitneyu(a, b).statistic / (len(a) * len(b)))
+
+
+def _prob_outperform_vectorized(a, b, axis=-1):
+    a, b = np.moveaxis(a, axis, -1), np.moveaxis(b, axis, -1)
+    wins = a[..., :, None] > b[..., None, :]
+    ties = a[..., :, None] == b[..., None, :]
+    return (wins + 0.5 * ties).mean(axis=(-2, -1))
+
+
+def prob_outperform_interval(a, b, confidence: float = 0.95,
+                             resamples: int = BOOTSTRAP_RESAMPLES,
+                             seed: int = BOOTSTRAP_SEED) -> tuple[float, float]:
+    """Percentile bootstrap interval of `prob_outperform(a, b)`, seeds resampled within each
+    model (scipy.stats.bootstrap). (NaN, NaN) when either side has fewer than two seeds.
+
+    Percentile rather than BCa: with three seeds most resamples repeat values, and BCa's
+    acceleration estimate is then undefined.
+    """
+    a, b = finite(a), finite(b)
+    if len(a) < 2 or len(b) < 2:
+        return math.nan, math.nan
+    result = stats.bootstrap((a, b), _prob_outperform_vectorized, paired=False,
+                             vectorized=True, confidence_level=confidence,
+                             n_resamples=resamples, method="percentile",
+                             rng=np.random.default_rng(seed))
+    interval = result.confidence_interval
+    return float(interval.low), float(interval.high)
+
+
+def binomial_se(accuracy_percent, test_images) -> float:
+    """Standard error, in percentage points, of an accuracy measured on `test_images` images.
+
+    Averaging seeds does not shrink it: every seed is scored on the same test images.
+    """
+    if not _positive(test_images) or not np.isfinite(accuracy_percent):
+        return math.nan
+    n = int(test_images)
+    share = min(max(float(accuracy_percent) / 100.0, 0.0), 1.0)
+    return float(stats.binom.std(n, share) / n * 100.0)
+
+
+def noise_floor(accuracy_a, accuracy_b, test_images, confidence: float = 0.95) -> float:
+    """Smallest gap, in points, that a test set of `test_images` images can resolve between
+    two accuracies: the two-sided normal quantile times the standard error of the difference.
+
+    The two errors are added as if independent; on a shared test set they are positively
+    correlated, so this floor is if anything too high, and a gap called noise is never
+    one that the test set could in fact resolve.
+    """
+    spread = math.hypot(binomial_se(accuracy_a, test_images), binomial_se(accuracy_b, test_images))
+    return float(stats.norm.ppf(0.5 + confidence / 2) * spread)
+
+
+def _positive(value) -> bool:
+    try:
+        return math.isfinite(float(value)) and float(value) > 0
+    except (TypeError, ValueError):
+        return False

@@ -1,0 +1,124 @@
+"""Every shipped study, paper pairing and recipe runs as shipped: checked by the preflight, not by eye.
+
+A new file in conf/experiment, conf/paper or conf/train is covered without editing this file.
+"""
+import itertools
+import math
+import os
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from archbench.__main__ import CONF_DIR, spec_from_config
+from archbench.run import preflight
+from archbench.settings import Recipe, SettingsError
+
+from helpers import FAST, archbench, load, record_path
+from test_config import values
+
+STUDIES = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
+RECIPES = sorted(p.stem for p in (CONF_DIR / "train").glob("*.yaml"))
+
+
+def compose_job(overrides):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name="config", overrides=overrides, return_hydra_config=True)
+
+
+def jobs_of(study):
+    """Each job of a study's sweep grid as its list of overrides (seeds left out: they change no shape)."""
+    params = OmegaConf.to_container(compose_job([f"experiment={study}"]).hydra.sweeper.params)
+    params = {k: values(v) for k, v in params.items() if k != "seed"}
+    if "trial" in params:  # trials differ only in numbers: the first and the last stand for all
+        params["trial"] = [params["trial"][0], params["trial"][-1]]
+    return [[f"experiment={study}"] + [f"{k}={v}" for k, v in zip(params, combo)]
+            for combo in itertools.product(*params.values())]
+
+
+def with_present_data(overrides):
+    """Datasets absent here become synthetic data of the same shape and class count (as the issue asks)."""
+    cfg = compose_job(overrides)
+    if cfg.task == "profile" or cfg.data.name in ("synthetic", "fashion_mnist", "cifar10_jpg"):
+        if cfg.data.name != "fashion_mnist" or os.path.exists("/usr/share/datasets/fashion-mnist"):
+            return overrides
+    return overrides + ["data=synthetic", f"data.image_size={cfg.data.image_size}",
+                        f"data.in_chans={cfg.data.in_chans}", f"data.num_classes={cfg.data.num_classes}"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("study", STUDIES)
+def test_every_job_of_every_study_passes_its_preflight(study, tmp_path, monkeypatch):
+    # Real models, shapes and recipes; a batch of 2 keeps 2 CPU cores to seconds per model.
+    monkeypatch.setenv("ARCHBENCH_PREFLIGHT_BATCH", "2")
+    for job in jobs_of(study):
+        overrides = with_present_data(job) + [f"results_dir={tmp_path}", "data.train_size=null"
+                                              if compose_job(job).data.name == "synthetic" else "seed=0"]
+        spec = spec_from_config(compose_job(overrides), overrides)
+        row = preflight(spec, timed_steps=0)
+        if compose_job(job).get("tuned_from"):  # stage 2 before stage 1: planned, and says what is missing
+            assert row["problem"].startswith("tuned_from="), row
+        else:
+            assert row["problem"] is None, (job, row)
+        assert row["action"] == "run"
+        if spec.task == "train":
+            assert row["planned_steps"] and row["planned_steps"] > 0 and row["est_s"] > 0, row
+    assert not any(tmp_path.iterdir()), "a preflight wrote under results_dir"
+
+
+# What each shipped recipe's description says its learning rate is (base lr, as a factor) at progress
+# 0, 0.5 and 1. A recipe missing here is still checked for the generic properties below.
+DESCRIBED_LR_FACTORS = {
+    "standard": (0.0, 0.5 * (1 + math.cos(math.pi * (0.5 - 0.025) / 0.975)), 0.0),
+    "quick": (0.0, 0.5 * (1 + math.cos(math.pi * (0.5 - 0.05) / 0.95)), 0.0),
+    "he2015": (1.0, 0.1, 0.01),            # /10 at 50% and 75%
+    "he2015_deep": (0.1, 0.1, 0.01),       # 0.01 for the first epoch, then as he2015
+    "wrn2016": (1.0, 0.2, 0.2 ** 3),       # x0.2 at 30%, 60%, 80%
+    "densenet2017": (1.0, 0.1, 0.01),      # /10 at 50% and 75%
+}
+
+
+@pytest.mark.parametrize("recipe_name", RECIPES)
+def test_every_recipe_builds_its_optimizer_and_schedule(recipe_name):
+    import torch
+
+    cfg = compose_job([f"train={recipe_name}"])
+    recipe = Recipe.from_config(OmegaConf.to_container(cfg.train, resolve=True))
+    optimizer = recipe.make_optimizer()([torch.nn.Parameter(torch.zeros(2))], lr=recipe.scaled_lr())
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(recipe.scaled_lr())
+    schedule = recipe.make_schedule()
+    factors = [schedule(p) for p in (0.0, 0.5, 1.0)]
+    assert all(0.0 <= f <= 1.0 for f in factors) and factors[2] <= factors[1], factors
+    if recipe_name in DESCRIBED_LR_FACTORS:
+        assert factors == pytest.approx(DESCRIBED_LR_FACTORS[recipe_name], abs=1e-9), factors
+
+
+def test_unknown_key_names_the_closest_real_key():
+    cfg = compose_job(["+train.epochs=3"])
+    with pytest.raises(SettingsError, match=r"train\.epochs .*did you mean train\.budget\.epochs"):
+        spec_from_config(cfg, ["+train.epochs=3"])
+    cfg = compose_job(["+data.sise=64"])
+    with pytest.raises(SettingsError, match=r"data\.sise .*data\.image_size|data\.sise .*data\.train_size"):
+        spec_from_config(cfg, ["+data.sise=64"])
+
+
+def test_unknown_key_on_the_command_line_exits_2_and_writes_nothing(tmp_path):
+    out = archbench(["+train.epochs=3", *FAST], tmp_path)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "train.budget.epochs" in out.stderr
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.slow
+def test_paper_recipes_study_trains_every_pairing_end_to_end(tmp_path):
+    # The real study: every pairing's model and recipe, on tiny synthetic data, two steps each.
+    out = archbench(["-m", "experiment=paper_recipes", "data=synthetic", "data.synthetic_size=160", "seed=0",
+                     "train.batch_size=8", "train.eval_batch_size=64", "train.budget.steps=2", "measure.warmup=0",
+                     "measure.min_reps=1", "measure.min_time_s=0.01", "measure.batch_size=2"], tmp_path, timeout=900)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    pairings = sorted(p.stem for p in (CONF_DIR / "paper").glob("*.yaml"))
+    for model in pairings:
+        record = load(record_path(tmp_path, model, study="paper_recipes"))
+        assert record["status"] == "complete", (model, record.get("error"))
+        assert record["recipe"]["name"] != "standard" and record["recipe"]["budget"] == {"steps": 2}
+        assert record["dataset"]["val_size"] == 0  # the pairing sets the papers' full training set itself
