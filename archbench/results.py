@@ -11,6 +11,7 @@ duplicate) are never dropped silently: `load_with_exclusions` returns them with 
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 import json
 import math
 from pathlib import Path
@@ -19,7 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from archbench.stats import (binomial_se, finite, holm, noise_floor, prob_outperform, prob_outperform_interval,
+from archbench.stats import (binomial_se, expected_max_curve, finite, holm, rank_agreement, noise_floor, prob_outperform, prob_outperform_interval,
                              welch_p_value)
 from archbench.record import READABLE_SCHEMAS, RECORD_FILENAME, SCHEMA as SCHEMA_VERSION, record_columns, record_key
 
@@ -103,9 +104,9 @@ def _unusable_reason(record: dict, row: dict, include_synthetic: bool):
     if schema not in READABLE_SCHEMAS:
         if not isinstance(schema, int):
             return f"schema {schema!r} is not an archbench record schema (expected {SCHEMA_VERSION})"
-        if schema < SCHEMA_VERSION:
-            return (f"schema {schema} is older than this archbench's schema {SCHEMA_VERSION}: "
-                    "rerun or migrate")
+        if schema < min(READABLE_SCHEMAS):
+            return (f"schema {schema} is older than the schemas this archbench reads "
+                    f"({', '.join(map(str, READABLE_SCHEMAS))}): rerun or migrate")
         return (f"schema {schema} is newer than this archbench's schema {SCHEMA_VERSION}: "
                 "upgrade archbench")
     status = record.get("status")
@@ -237,11 +238,21 @@ def model_label(model, variant_label=None) -> str:
     return text
 
 
+# Summarised like accuracy (mean, std, 95% CI over seeds); present once `with_evaluation` added
+# them. ECE in percent, NLL in nats per image, Brier 0-2, corruption accuracies in percent.
+EVALUATION_METRICS = ["ece", "nll", "brier", "ece_calibrated", "nll_calibrated",
+                      "corruption_clean_top1", "mean_corruption_top1", "relative_corruption_drop"]
+# Like COST_METRICS (the mean over runs): fvcore's activation count of one forward pass.
+DESCRIPTIVE_METRICS = ["activations"]
+
+
 def summarize(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per study, data, hardware and model (per `MODEL_KEYS`).
 
-    Accuracies get `<metric>_mean`, `_std` (sample), `_ci95` (half-width, Student t) and `_n`
-    (seeds with a value); cost columns get the mean over runs; `seeds` counts runs and
+    Accuracies, and the calibration and corruption metrics when `runs` carries them (see
+    `with_evaluation`), get `<metric>_mean`, `_std` (sample), `_ci95` (half-width, Student t)
+    and `_n` (seeds with a value); cost columns get the mean over runs; `amp` lists the
+    training precisions; `seeds` counts runs and
     `ttt_reached` counts runs that reached the time-to-target accuracy. `test_top1_se_test`
     is the binomial standard error of the mean test top-1 given `test_size` test images.
     """
@@ -263,15 +274,17 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
         for column in ("train_size", "val_size", "test_size"):
             row[column] = _first_present(group.get(column))
         row["seeds"] = len(group)
-        for metric in ACCURACY_METRICS:
+        for metric in ACCURACY_METRICS + EVALUATION_METRICS:
             values = _values(group, metric)
             mean, std, ci95 = mean_std_ci95(values)
             row.update({f"{metric}_mean": mean, f"{metric}_std": std,
                         f"{metric}_ci95": ci95, f"{metric}_n": len(values)})
         row["test_top1_se_test"] = binomial_se(row["test_top1_mean"], row["test_size"])
-        for metric in COST_METRICS:
+        for metric in COST_METRICS + DESCRIPTIVE_METRICS:
             values = _values(group, metric)
             row[metric] = float(values.mean()) if len(values) else math.nan
+        # The precision training ran in (train.amp=auto picks it per model), e.g. 'bf16'.
+        row["amp"] = _distinct_text(group.get("amp"))
         row["ttt_reached"] = len(_values(group, "ttt_s"))
         # Runs whose accuracy is within noise of chance: they learned nothing measurable.
         row["near_chance_runs"] = int(group["near_chance"].fillna(False).astype(bool).sum()) \
@@ -301,6 +314,14 @@ def _values(group: pd.DataFrame, column: str) -> pd.Series:
         return pd.Series(dtype=float)
     values = pd.to_numeric(group[column], errors="coerce")
     return values[np.isfinite(values)]
+
+
+def _distinct_text(series):
+    """The distinct values of a column joined ('bf16' or 'bf16, off'); None when none is set."""
+    if series is None:
+        return None
+    present = sorted({str(value) for value in series.dropna()})
+    return ", ".join(present) if present else None
 
 
 def _first_present(series):
@@ -464,3 +485,258 @@ def pareto_front(summary: pd.DataFrame, x: str = "macs", y: str = "test_top1_mea
                          & ((points[x] < cost) | (points[y] > score))).any()
             on_front[index] = not dominated
     return on_front
+
+
+# ------------------------------------------------------------------ calibration and robustness
+
+
+
+EVALUATION_RUN_COLUMNS = EVALUATION_METRICS + ["brier_calibrated", "temperature", "calibration_images",
+                                               "corruption_images", "corruption_source",
+                                               "corruption_method"]
+
+
+@dataclass
+class Evaluation:
+    """The record sections `calibration` and `robustness` of some runs, as three tables.
+
+    `runs`: one row per run (the run keys, `path` and EVALUATION_RUN_COLUMNS), NaN where a run
+    has no such section. `reliability`: one row per run, scaling (`uncalibrated` or
+    `temperature_scaled`) and confidence bin (`bin_lower`, `confidence` and `accuracy` in percent,
+    `count` images). `corruptions`: one row per run, corruption and severity (`top1`, and the
+    run's `clean_top1` on the same images).
+    """
+    runs: pd.DataFrame
+    reliability: pd.DataFrame
+    corruptions: pd.DataFrame
+
+
+_LABEL_KEYS = RUN_KEYS + ["family", "label"]
+
+
+def evaluation(runs: pd.DataFrame) -> Evaluation:
+    """Read the calibration and robustness sections of the records behind `runs` (from `runs.path`).
+
+    A missing or switched-off section leaves NaN: older records have none, and that is not an error.
+    """
+    per_run, bins, cells = [], [], []
+    for _index, row in runs.iterrows():
+        record, _problem = _read_record(Path(row["path"]))
+        keys = {key: row.get(key) for key in RUN_KEYS + ["family"]}
+        keys["label"] = model_label(row.get("model"), row.get("variant_label"))
+        calibration = (record or {}).get("calibration") or {}
+        robustness = (record or {}).get("robustness") or {}
+        per_run.append({**keys, "path": row["path"],
+                        **_calibration_columns(calibration), **_robustness_columns(robustness)})
+        for scaling in ("uncalibrated", "temperature_scaled"):
+            bins += [{**keys, "scaling": scaling, **entry}
+                     for entry in _reliability_rows(calibration.get(scaling))]
+        cells += [{**keys, **entry} for entry in _corruption_rows(robustness)]
+    return Evaluation(
+        pd.DataFrame(per_run, columns=_LABEL_KEYS + ["path"] + EVALUATION_RUN_COLUMNS),
+        pd.DataFrame(bins, columns=_LABEL_KEYS + ["scaling", "bin_lower", "confidence", "accuracy", "count"]),
+        pd.DataFrame(cells, columns=_LABEL_KEYS + ["corruption", "severity", "top1", "clean_top1"]))
+
+
+def with_evaluation(runs: pd.DataFrame, table: Evaluation | None = None) -> pd.DataFrame:
+    """`runs` with the per-run calibration and robustness columns added, so `summarize` and
+    `compare(runs, metric="mean_corruption_top1")` see them."""
+    if runs.empty:
+        return runs.assign(**{column: pd.Series(dtype=float) for column in EVALUATION_RUN_COLUMNS})
+    table = evaluation(runs) if table is None else table
+    added = table.runs.set_index("path")[EVALUATION_RUN_COLUMNS]
+    return runs.drop(columns=[c for c in EVALUATION_RUN_COLUMNS if c in runs]).join(added, on="path")
+
+
+def _calibration_columns(section: dict) -> dict:
+    before = section.get("uncalibrated") or {}
+    # "calibrated" in early drafts of the section, "temperature_scaled" in the records written now.
+    after = section.get("temperature_scaled") or section.get("calibrated") or {}
+    return {
+        "ece": _number_or_nan(before.get("ece")), "nll": _number_or_nan(before.get("nll")),
+        "brier": _number_or_nan(before.get("brier")),
+        "ece_calibrated": _number_or_nan(after.get("ece")), "nll_calibrated": _number_or_nan(after.get("nll")),
+        "brier_calibrated": _number_or_nan(after.get("brier")),
+        "temperature": _number_or_nan(section.get("temperature")),
+        "calibration_images": _number_or_nan(section.get("images")),
+    }
+
+
+def _robustness_columns(section: dict) -> dict:
+    return {
+        "corruption_clean_top1": _number_or_nan(section.get("clean_top1")),
+        "mean_corruption_top1": _number_or_nan(section.get("mean_corruption_top1")),
+        "relative_corruption_drop": _number_or_nan(section.get("relative_drop")),
+        "corruption_images": _number_or_nan(section.get("images")),
+        "corruption_source": section.get("source"),
+        "corruption_method": section.get("method"),
+    }
+
+
+def _reliability_rows(metrics) -> list[dict]:
+    bins = (metrics or {}).get("reliability") if isinstance(metrics, dict) else None
+    if not isinstance(bins, dict):
+        return []
+    columns = [bins.get(key) or [] for key in ("lower", "confidence", "accuracy", "count")]
+    return [{"bin_lower": _number_or_nan(lower), "confidence": _number_or_nan(confidence),
+             "accuracy": _number_or_nan(accuracy), "count": _number_or_nan(count)}
+            for lower, confidence, accuracy, count in zip(*columns)]
+
+
+def _corruption_rows(section: dict) -> list[dict]:
+    table = section.get("top1")
+    if not isinstance(table, dict):
+        return []
+    return [{"corruption": corruption, "severity": int(severity), "top1": _number_or_nan(top1),
+             "clean_top1": _number_or_nan(section.get("clean_top1"))}
+            for corruption, by_severity in table.items() if isinstance(by_severity, dict)
+            for severity, top1 in by_severity.items() if str(severity).isdigit()]
+
+
+def _number_or_nan(value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return math.nan
+    return float(value)
+
+
+def reliability_curve(bins: pd.DataFrame) -> pd.DataFrame:
+    """Reliability points per label and bin, pooled over seeds: accuracy and confidence weighted
+    by each seed's images in the bin (pooling the images, not averaging the seeds' percentages)."""
+    filled = bins.dropna(subset=["confidence", "accuracy", "count"])
+    filled = filled[filled["count"] > 0]
+    if filled.empty:
+        return pd.DataFrame(columns=["label", "bin_lower", "confidence", "accuracy", "count"])
+    weighted = filled.assign(confidence=filled.confidence * filled["count"],
+                             accuracy=filled.accuracy * filled["count"])
+    pooled = weighted.groupby(["label", "bin_lower"], as_index=False)[["confidence", "accuracy", "count"]].sum()
+    return pooled.assign(confidence=pooled.confidence / pooled["count"], accuracy=pooled.accuracy / pooled["count"])
+
+
+def ranking_shift(before: pd.Series, after: pd.Series, after_pairs: pd.DataFrame | None = None) -> dict:
+    """How a ranking changes between two scorings of the same models (label -> mean score).
+
+    Returns `models`, Kendall `tau` and its `p_value` (scipy), and `swapped`: one dict per pair
+    whose order flips (`ahead_before`, `ahead_after`, `gap_before`, `gap_after` in points, and
+    `separated`: whether the seeds separate the new order, from `after_pairs` (a `compare()` of
+    the after scores; None when not given or the pair is not in it)). Models missing either score
+    are left out.
+    """
+    both = pd.concat({"before": before, "after": after}, axis=1).dropna().sort_index()
+    tau, p_value, swaps = rank_agreement(both["before"].to_numpy(), both["after"].to_numpy())
+    labels = list(both.index)
+    swapped = []
+    for ahead, behind in swaps:
+        a, b = labels[ahead], labels[behind]
+        swapped.append({"ahead_before": a, "ahead_after": b,
+                        "gap_before": float(both.before[a] - both.before[b]),
+                        "gap_after": float(both.after[b] - both.after[a]),
+                        "separated": _separated(after_pairs, b, a)})
+    swapped.sort(key=lambda swap: -swap["gap_after"])
+    return {"models": len(both), "tau": tau, "p_value": p_value, "swapped": swapped}
+
+
+def _separated(pairs, label_a, label_b):
+    if pairs is None or pairs.empty:
+        return None
+    match = pairs[(pairs.label_a == label_a) & (pairs.label_b == label_b)]
+    if match.empty or _is_missing(match.iloc[0]["p_holm"]):
+        return None
+    return not bool(match.iloc[0]["tie"]) and not bool(match.iloc[0]["below_noise_floor"])
+
+
+# ------------------------------------------------------------------------- equal-effort tuning
+
+def study_kind(runs: pd.DataFrame) -> str:
+    """'tuning' (trials for selection), 'tuned' (reruns of selected trials) or 'plain'."""
+    if "trial" in runs and runs["trial"].notna().any():
+        return "tuning"
+    if "tuned_from" in runs and runs["tuned_from"].notna().any():
+        return "tuned"
+    return "plain"
+
+
+def expected_best(trials: pd.DataFrame, metric: str = "val_top1") -> pd.DataFrame:
+    """Expected best `metric` after n = 1..N trials, per tuning study, data, hardware and model
+    (archbench.stats.expected_max_curve: Dodge et al. 2019, unbiased estimator of Tang et al. 2020).
+
+    Columns: GROUP_KEYS, `model`, `trials` (n), `expected_best`, `std` (over n-trial subsets),
+    `finished` (N).
+    """
+    columns = GROUP_KEYS + ["model", "trials", "expected_best", "std", "finished"]
+    trials = trials[trials["trial"].notna()] if "trial" in trials else trials.iloc[0:0]
+    rows = []
+    for keys, group in trials.groupby(GROUP_KEYS + ["model"], sort=True, dropna=False):
+        values = _values(group, metric)
+        if values.empty:
+            continue
+        counts, mean, spread = expected_max_curve(values.to_numpy())
+        rows += [{**dict(zip(GROUP_KEYS + ["model"], keys)), "trials": int(n), "expected_best": float(m),
+                  "std": float(s), "finished": len(values)} for n, m, s in zip(counts, mean, spread)]
+    return pd.DataFrame(rows, columns=columns)
+
+
+COUNTERPART_COLUMNS = ["tuned_study", "shared_study", "data", "hardware"]
+
+
+def shared_counterparts(runs: pd.DataFrame) -> pd.DataFrame:
+    """The shared-recipe study of each tuned study: same data, hardware, training-set size and
+    budget, the same set of models, one setting per model, and no tuning (no `trial`, no
+    `tuned_from`). A study that also changes anything else is not recognised: the ranking is
+    compared only between studies that differ in the recipe's tuned values alone.
+    """
+    if runs.empty or "tuned_from" not in runs:
+        return pd.DataFrame(columns=COUNTERPART_COLUMNS)
+    train = runs[runs.task == "train"]
+    profiles = {}
+    for (study, data, hardware), group in train.groupby(GROUP_KEYS, sort=True):
+        profiles[(study, data, hardware)] = (study_kind(group), _comparable(group))
+    rows = []
+    for (study, data, hardware), (kind, profile) in profiles.items():
+        if kind != "tuned" or profile is None:
+            continue
+        rows += [{"tuned_study": study, "shared_study": other, "data": data, "hardware": hardware}
+                 for (other, other_data, other_hardware), (other_kind, other_profile) in profiles.items()
+                 if other_kind == "plain" and (other_data, other_hardware) == (data, hardware)
+                 and other_profile == profile]
+    return pd.DataFrame(rows, columns=COUNTERPART_COLUMNS)
+
+
+def _comparable(group: pd.DataFrame):
+    """What two studies must share to compare rankings; None when a model has several settings."""
+    if group.groupby("model")["variant"].nunique().max() > 1:
+        return None
+    return (frozenset(group.model), frozenset(group.budget.dropna()), frozenset(group.train_size.dropna()))
+
+
+TUNING_GAIN_COLUMNS = ["model", "family", "shared_rank", "shared_mean", "shared_n", "tuned_rank", "tuned_mean",
+                       "tuned_n", "gain", "gain_p_holm", "shared_lr", "tuned_lr", "shared_weight_decay",
+                       "tuned_weight_decay", "selected_trial"]
+
+
+def tuning_gain(shared: pd.DataFrame, tuned: pd.DataFrame, metric: str = "test_top1") -> pd.DataFrame:
+    """The two rankings side by side: per model, rank and mean `metric` under the shared recipe and
+    after tuning, the `gain` (tuned - shared, points), and its Holm-adjusted Welch p over models.
+
+    `shared` and `tuned` are the runs of one comparison each (one study, data and hardware).
+    """
+    rows = []
+    ranks = {name: rank(frame, metric).set_index("model") for name, frame in (("shared", shared), ("tuned", tuned))}
+    for model in sorted(set(ranks["shared"].index) & set(ranks["tuned"].index)):
+        values = {name: _values(frame[frame.model == model], metric) for name, frame in
+                  (("shared", shared), ("tuned", tuned))}
+        first = {name: frame[frame.model == model].iloc[0] for name, frame in (("shared", shared), ("tuned", tuned))}
+        rows.append({
+            "model": model, "family": first["tuned"].get("family"),
+            **{f"{name}_{column}": ranks[name].loc[model, source] for name in ("shared", "tuned")
+               for column, source in (("rank", "rank"), ("mean", "mean"), ("n", "n"))},
+            "gain": float(values["tuned"].mean() - values["shared"].mean()),
+            "gain_p": welch_p_value(values["tuned"], values["shared"]),
+            **{f"{name}_{column}": first[name].get(column) for name in ("shared", "tuned")
+               for column in ("lr", "weight_decay")},
+            "selected_trial": first["tuned"].get("selected_trial"),
+        })
+    if not rows:
+        return pd.DataFrame(columns=TUNING_GAIN_COLUMNS)
+    table = pd.DataFrame(rows)
+    table["gain_p_holm"] = holm(table.pop("gain_p"))
+    return table.sort_values(["tuned_rank", "model"]).reset_index(drop=True)[TUNING_GAIN_COLUMNS]

@@ -655,7 +655,9 @@ def _time_steps(spec: RunSpec, model, input_shape, num_classes: int, timed_steps
     from archbench.train.loop import param_groups
 
     recipe = spec.recipe
-    key = json.dumps([spec.model.identity(), list(input_shape), recipe.identity(), spec.device], default=str)
+    # Speed depends on the network, shape, batch and numerics, not on the optimizer's values (trials share it).
+    key = json.dumps([spec.model.identity(), list(input_shape), recipe.batch_size, recipe.amp, recipe.channels_last,
+                      recipe.compile, recipe.optimizer.get("_target_"), spec.device], default=str)
     if key in _STEP_TIMES:
         return _STEP_TIMES[key]
     device = resolve_device(spec.device)
@@ -703,6 +705,10 @@ def format_plan(rows: list[dict]) -> str:
     problems = sum(1 for r in rows if r.get("problem"))
     lines += ["", f"{len(rows)} job(s); estimated training time on this device: {_duration(total)} "
                   f"({total / 3600:.1f} h) run one after another; {problems} with problems"]
+    load, cores = os.getloadavg()[0], os.cpu_count() or 1
+    if load > 0.5 * cores:
+        lines.append(f"note: the 1-minute load average is {load:.1f} on {cores} cores: other work shares this "
+                     "machine, so these timings (and the estimate) are pessimistic; rerun on an idle machine")
     if total > LONG_RUN_S and not any("cuda" in str(r.get("device", "")) for r in rows):
         lines.append("over an hour here: train=quick or a smaller train.budget.* gives a CPU-sized run")
     return "\n".join(lines)

@@ -116,3 +116,66 @@ def _positive(value) -> bool:
         return math.isfinite(float(value)) and float(value) > 0
     except (TypeError, ValueError):
         return False
+
+
+def expected_max(values, trials: int) -> float:
+    """Expected best of `trials` trials drawn from the observed `values` without replacement.
+
+    The expected validation performance of Dodge et al. 2019 ("Show Your Work"), with the unbiased
+    estimator of Tang et al. 2020 ("Showing Your Work Doesn't Always Work"): Dodge's empirical-CDF
+    version samples with replacement and underestimates the expected maximum. With the N values
+    sorted ascending, the largest of a random `trials`-subset is the i-th value with probability
+    C(i-1, trials-1) / C(N, trials), so the estimate is the mean of the maxima of all subsets.
+    """
+    return float(_expected_max_moments(values, trials)[0])
+
+
+def expected_max_curve(values) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`(trials, expected best, std of the best)` for 1..N trials of the N observed `values`.
+
+    The std is the spread of the best over random subsets of that size: what one repetition of a
+    study with that many trials would see around the expected value.
+    """
+    count = len(finite(values))
+    if count == 0:
+        raise ValueError("expected_max_curve: no finite values; pass the validation accuracies of "
+                         "the finished trials")
+    moments = [_expected_max_moments(values, trials) for trials in range(1, count + 1)]
+    mean = np.array([first for first, _second in moments])
+    spread = np.sqrt(np.maximum([second - first ** 2 for first, second in moments], 0.0))
+    return np.arange(1, count + 1), mean, spread
+
+
+def _expected_max_moments(values, trials: int) -> tuple[float, float]:
+    """First and second moment of the largest of `trials` values drawn without replacement."""
+    ordered = np.sort(finite(values))
+    count = len(ordered)
+    if isinstance(trials, bool) or not isinstance(trials, (int, np.integer)) or not 1 <= trials <= count:
+        raise ValueError(f"trials={trials!r} must be an integer in [1, {count}]: an unbiased estimate "
+                         f"cannot look beyond the {count} finished trials")
+    # Python integers keep the binomial coefficients exact; one division per weight rounds once.
+    total = math.comb(count, trials)
+    weights = np.array([math.comb(i - 1, trials - 1) / total for i in range(1, count + 1)])
+    return float(weights @ ordered), float(weights @ ordered ** 2)
+
+
+def rank_agreement(before, after) -> tuple[float, float, list[tuple[int, int]]]:
+    """`(Kendall tau-b, its p-value, swapped pairs)` between two scorings of the same items.
+
+    `before` and `after` are aligned arrays of scores (higher is better). A swapped pair `(i, j)`
+    has i strictly ahead before and j strictly ahead after; a pair tied on either side is no swap.
+    Tau and p are scipy's (NaN for fewer than two items or a constant scoring).
+    """
+    before, after = np.asarray(before, dtype=float), np.asarray(after, dtype=float)
+    if before.shape != after.shape or before.ndim != 1:
+        raise ValueError(f"rank_agreement: before and after must be aligned 1-D arrays, got shapes "
+                         f"{before.shape} and {after.shape}")
+    if not (np.isfinite(before).all() and np.isfinite(after).all()):
+        raise ValueError("rank_agreement: scores must be finite; drop the items missing either score first")
+    swapped = [(i, j) if before[i] > before[j] else (j, i)
+               for i in range(len(before)) for j in range(i + 1, len(before))
+               if (before[i] - before[j]) * (after[i] - after[j]) < 0]
+    if len(before) < 2 or np.ptp(before) == 0 or np.ptp(after) == 0:
+        return math.nan, math.nan, swapped
+    result = stats.kendalltau(before, after)
+    return float(result.statistic), float(result.pvalue), swapped

@@ -128,13 +128,13 @@ def select(results_dir, tuning_study: str, data: str, model: str) -> tuple[dict,
         runs = runs[(runs["tuning_study"] == tuning_study) & (runs["data"] == data) & (runs["model"] == model)]
     if runs.empty:
         raise TuningError(f"tuned_from={tuning_study!r}: no complete trials of {model} on {data} under "
-                          f"{results_dir}; run `python -m archbench -m experiment={tuning_study}` first")
+                          f"{results_dir} (run `archbench -m experiment={tuning_study}` first)")
     expected = int(runs["trials"].max())
     missing = sorted(set(range(expected)) - {int(t) for t in runs["trial"]})
     if missing:
         raise TuningError(f"tuned_from={tuning_study!r}: {model} on {data} has {len(missing)} of {expected} trials "
-                          f"missing or unfinished (trial {', '.join(map(str, missing))}); rerun "
-                          f"`python -m archbench -m experiment={tuning_study}` to finish them")
+                          f"missing or unfinished (trial {', '.join(map(str, missing))}): rerun "
+                          f"`archbench -m experiment={tuning_study}` to finish them")
     best = best_trials(runs).iloc[0]
     record = _trial_record(best["path"])
     candidate = (record.get("tuning") or {}).get("candidate") or {}

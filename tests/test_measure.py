@@ -211,9 +211,8 @@ def test_latency_of_a_sleeping_module_is_within_tolerance_and_ordered():
     sleeper = Sleeper(base_s=0.010, per_image_s=0.002)
     result = measure_latency(sleeper, (3, 4, 4), batch_size=4, warmup=1, min_reps=5, min_time_s=0.1)
     batch_1, throughput = result["batch_1"], result["throughput"]
-    # sleep never returns early; a loaded 2-core machine can add a few ms, not tens.
-    assert 12.0 <= batch_1["median_ms"] < 12.0 + 15.0
-    assert 18.0 <= throughput["median_ms"] < 18.0 + 15.0
+    assert batch_1["median_ms"] >= 12.0  # sleep never returns early; a loaded machine only adds time
+    assert throughput["median_ms"] >= 18.0 and throughput["median_ms"] > batch_1["median_ms"]
     for stats in (batch_1, throughput):
         assert stats["p10_ms"] <= stats["median_ms"] <= stats["p90_ms"]
         assert 5 <= stats["count"] <= 10  # >= min_reps, and 0.1 s of >= 12 ms calls needs at most 9

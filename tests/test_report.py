@@ -25,8 +25,8 @@ from archbench.report.tables import accuracy_table, latex_escape
 
 FIXTURES = Path(__file__).parent / "fixtures" / "records"
 TRAIN_FIGURES = ["acc-vs-macs", "acc-vs-latency", "acc-vs-throughput", "params-vs-acc",
-                 "val-vs-epoch", "val-vs-time", "family-dots"]
-PROFILE_FIGURES = ["latency-vs-macs", "throughput-vs-macs"]
+                 "val-vs-epoch", "val-vs-time", "family-dots", "acc-vs-activations"]
+PROFILE_FIGURES = ["latency-vs-macs", "throughput-vs-macs", "latency-vs-activations"]
 CPU_STEM = "cpu-fixture-cpu-not-a-real-machine-2-threads"
 GPU_STEM = "cuda-fixture-gpu-not-a-real-machine"
 # Test input standing in for archbench/models/reference.csv.

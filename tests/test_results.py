@@ -64,7 +64,7 @@ def test_every_unusable_record_is_listed_with_its_reason(loaded):
     _runs, excluded = loaded
     reasons = {(row.model, row.seed): row.reason for row in excluded.itertuples()}
     assert reasons[("resnet110", 0)].startswith("unreadable: corrupt JSON")
-    assert reasons[("resnet32", 0)] == ("schema 0 is older than this archbench's schema 1: "
+    assert reasons[("resnet32", 0)] == ("schema 0 is older than the schemas this archbench reads (1, 2): "
                                         "rerun or migrate")
     assert reasons[("resnet44", 0)].startswith("failed: RuntimeError")
     assert reasons[("resnet44", 1)].startswith("diverged")

@@ -61,3 +61,43 @@ def test_welch_p_value_is_scipys():
     assert stats.welch_p_value(a, b) == pytest.approx(
         scipy_stats.ttest_ind(a, b, equal_var=False).pvalue)
     assert math.isnan(stats.welch_p_value([1.0], [1.0, 2.0]))
+
+
+def test_expected_max_matches_hand_computed_values():
+    values = [3.0, 1.0, 4.0, 2.0]
+    # Best of 2 of {1, 2, 3, 4} over its 6 pairs: 2, 3, 4, 3, 4, 4 -> 20 / 6. Dodge et al.'s
+    # with-replacement estimate would be 50 / 16 = 3.125: the unbiased one must not be that.
+    assert stats.expected_max(values, 2) == pytest.approx(20 / 6)
+    assert stats.expected_max(values, 1) == pytest.approx(2.5)  # one trial: the mean
+    assert stats.expected_max(values, 4) == pytest.approx(4.0)  # every trial: the best
+    assert stats.expected_max([5.0, 5.0, 1.0], 2) == pytest.approx(5.0)  # ties: every pair holds a 5
+    trials, mean, spread = stats.expected_max_curve(values)
+    assert list(trials) == [1, 2, 3, 4] and mean[1] == pytest.approx(20 / 6)
+    # Maxima 2, 3, 4, 3, 4, 4: mean of squares 70 / 6, minus (20 / 6)^2.
+    assert spread[1] == pytest.approx(math.sqrt(70 / 6 - (20 / 6) ** 2))
+    assert spread[-1] == pytest.approx(0.0) and mean[2] == pytest.approx((3 + 4 + 4 + 4) / 4)
+
+
+def test_expected_max_is_the_mean_over_every_subset():
+    import itertools
+
+    values = np.random.default_rng(0).normal(90, 2, size=7)
+    for trials in range(1, 8):
+        maxima = [max(subset) for subset in itertools.combinations(values, trials)]
+        assert stats.expected_max(values, trials) == pytest.approx(np.mean(maxima))
+
+
+def test_expected_max_refuses_more_trials_than_were_run():
+    with pytest.raises(ValueError, match=r"trials=5 must be an integer in \[1, 4\]"):
+        stats.expected_max([1.0, 2.0, 3.0, 4.0], 5)
+    with pytest.raises(ValueError, match="no finite values"):
+        stats.expected_max_curve([math.nan])
+
+
+def test_rank_agreement_names_the_swapped_pairs():
+    tau, p_value, swapped = stats.rank_agreement([3.0, 2.0, 1.0], [2.0, 3.0, 1.0])
+    # Pairs (0,1) discordant, (0,2) and (1,2) concordant: tau = (2 - 1) / 3.
+    assert tau == pytest.approx(1 / 3) and swapped == [(0, 1)]
+    assert p_value == pytest.approx(scipy_stats.kendalltau([3, 2, 1], [2, 3, 1]).pvalue)
+    assert stats.rank_agreement([1.0, 2.0], [1.0, 1.0])[2] == []  # a tie after is no swap
+    assert math.isnan(stats.rank_agreement([1.0], [2.0])[0])

@@ -129,10 +129,16 @@ def test_step_budget_can_end_mid_epoch():
     assert result.train["epochs_fractional"] == pytest.approx(10 / 8)
 
 
-def test_seconds_budget_stops_on_time_with_lr_decayed():
+def test_seconds_budget_stops_on_time_with_lr_decayed(monkeypatch):
+    # An injected clock (10 ms per reading) instead of the machine's: the same steps on any load.
+    import archbench.train.loop as loop
+
+    readings = iter(range(10**9))
+    monkeypatch.setattr(loop.time, "perf_counter", lambda: next(readings) * 0.01)
     train, val, test = loaders()
     result = fit(toy_model(), train, val, test, settings(Budget("seconds", 0.5)))
-    assert 0.5 <= result.train["wall_s"] < 3.0
+    # Stops at the first step boundary past the budget: never early, and no whole extra epoch.
+    assert result.train["wall_s"] >= 0.5 and result.train["budget_consumed"]["seconds"] >= 0.5
     assert result.history[-1]["lr"] < 0.1 * 0.05  # near the end of the cosine
 
 
@@ -211,3 +217,37 @@ def test_ema_weights_are_evaluated():
     train, val, test = loaders()
     result = fit(toy_model(), train, val, test, settings(Budget("epochs", 2), ema_decay=0.9))
     assert result.status == "complete" and result.metrics["val_top1"] is not None
+
+
+def test_sigusr2_saves_a_checkpoint_then_hands_over_to_the_previous_handler(tmp_path):
+    # submitit traps SIGUSR2 to requeue a SLURM job; archbench must save first, then let it requeue.
+    import os
+    import signal
+
+    ckpt = tmp_path / "checkpoint.ckpt"
+    seen = []
+
+    def submitit_like(signum, frame):
+        seen.append((signum, ckpt.exists()))
+
+    previous = signal.signal(signal.SIGUSR2, submitit_like)
+    try:
+        def send_at_batch(epoch, index):
+            if epoch == 0 and index == 3:
+                os.kill(os.getpid(), signal.SIGUSR2)
+
+        train, val, test = loaders(on_batch=send_at_batch)
+        with pytest.raises(TrainingInterrupted):
+            fit(toy_model(), train, val, test, settings(Budget("epochs", 3)), checkpoint_path=ckpt)
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
+    assert seen == [(signal.SIGUSR2, True)]  # handed over once, after the checkpoint was on disk
+    assert signal.getsignal(signal.SIGUSR2) is previous
+
+
+def test_compile_and_warm_up_are_timed_apart_from_training_time():
+    train, val, test = loaders()
+    result = fit(toy_model(), train, val, test, settings(Budget("steps", 6)))
+    assert result.train["warmup_s"] > 0
+    # the first step's images are outside the rate: 5 timed steps of 32 images over wall_s
+    assert result.train["img_per_s"] == pytest.approx(5 * 32 / result.train["wall_s"])

@@ -20,12 +20,21 @@ from archbench.results import (
     RECORD_FILENAME,
     SIGNIFICANCE_LEVEL,
     compare,
+    evaluation,
+    expected_best,
     history,
     load_with_exclusions,
     pareto_front,
     rank,
+    ranking_shift,
+    reliability_curve,
+    shared_counterparts,
+    study_kind,
     summarize,
+    tuning_gain,
+    with_evaluation,
 )
+from archbench.tuning import RECIPE_PATHS, best_trials
 
 from . import figures as plots
 from .document import (
@@ -40,16 +49,29 @@ from .document import (
     render_html,
     render_markdown,
 )
-from .findings import glance_verdict, profile_findings, train_findings
+from .findings import (
+    corruption_method_text,
+    glance_verdict,
+    lead_in,
+    profile_findings,
+    ranking_verdict,
+    train_findings,
+    tuning_findings,
+    tuning_gain_sentence,
+)
 from .labels import count_text, frame_dataset_label
 from .reference import PAPER_RECIPES, load_reference, published_beside_measured
 from .tables import (
     accuracy_table,
+    best_trials_table,
+    evaluation_table,
     excluded_table,
     is_missing,
     relative_path,
     profile_table,
     significance_table,
+    trials_table,
+    tuning_gain_table,
     write_table,
 )
 
@@ -300,12 +322,20 @@ class _ReportWriter:
 
     def __init__(self, report_dir: Path, runs: pd.DataFrame, reference):
         self.report_dir = report_dir
-        self.runs = runs
         self.reference = reference
-        self.summary = summarize(runs)
-        self.pairs = compare(runs)
-        self.ranking = rank(runs)
-        self.curves = history(runs)
+        self.evaluation = evaluation(runs)
+        self.runs = runs = with_evaluation(runs, self.evaluation)
+        self.kinds = ({study: study_kind(group) for study, group in runs.groupby("study")}
+                      if not runs.empty else {})
+        # Tuning trials are for selection: they are summarised in the tuning section, never
+        # ranked against each other as if each candidate were a model.
+        trials = runs.study.map(self.kinds).eq("tuning") if not runs.empty else pd.Series(dtype=bool)
+        self.trials, compared = runs[trials], runs[~trials]
+        self.summary = summarize(compared)
+        self.pairs = compare(compared)
+        self.ranking = rank(compared)
+        self.curves = history(compared)
+        self.counterparts = shared_counterparts(compared)
         self.colors = plots.family_colors(runs.family.fillna("None") if not runs.empty else [])
 
     def table(self, name, caption, display, raw=None) -> Table:
@@ -337,18 +367,157 @@ class _ReportWriter:
                                  f"{count_text(group_runs.model.nunique(), 'model')}, no "
                                  "training, so nothing about which model learns best."))
                 continue
-            verdicts.append(glance_verdict(study, label, hardware,
-                                           _rows_matching(self.summary, keys),
-                                           _rows_matching(self.pairs, keys),
-                                           _rows_matching(self.ranking, keys)))
+            if self.kinds.get(study) == "tuning":
+                verdicts.append((f"{study}, {label} on {hardware}",
+                                 " ".join(self._tuning_findings(group_runs)[:2])))
+                continue
+            title, text = glance_verdict(study, label, hardware, _rows_matching(self.summary, keys),
+                                         _rows_matching(self.pairs, keys),
+                                         _rows_matching(self.ranking, keys))
+            extra = [verdict for _shared, verdict, _gain in self._tuned_comparisons(keys)]
+            corruption = self._corruption_shift(keys, group_runs)
+            if corruption is not None:
+                extra.append(lead_in("Under corruption", ranking_verdict(corruption, "clean", "corrupted")))
+            verdicts.append((title, " ".join([text, *extra])))
         return verdicts or [("No usable runs", "nothing to compare.")]
 
     def study_section(self, study) -> list:
         study_runs = self.runs[self.runs.study == study]
-        blocks = [Heading(f"Study: {study}", 2)]
-        blocks += _recipe_blocks(study_runs[study_runs.task == "train"])
+        kind = self.kinds.get(study)
+        blocks = [Heading(f"Study: {study}" + (" (tuning trials)" if kind == "tuning" else ""), 2)]
+        blocks += _recipe_blocks(study_runs[study_runs.task == "train"],
+                                 tuned=kind in ("tuning", "tuned"))
         for (data, hardware), group_runs in study_runs.groupby(["data", "hardware"], sort=True):
-            blocks += self.comparison_section(study, data, hardware, group_runs)
+            if kind == "tuning":
+                blocks += self.tuning_section(study, data, hardware, group_runs)
+            else:
+                blocks += self.comparison_section(study, data, hardware, group_runs)
+        return blocks
+
+    # ------------------------------------------------------------------------------ tuning
+
+    def tuning_section(self, study, data, hardware, group_runs) -> list:
+        """A tuning study: what each model's search found, never a ranking of the candidates."""
+        label = frame_dataset_label(group_runs, data)
+        stem = f"{slug(study)}--{slug(data)}--{slug(hardware)}"
+        title = f"{study} / {label}\n{hardware}"
+        keys = _tuned_keys(group_runs)
+        curves = expected_best(group_runs)
+        best = best_trials(group_runs)
+        families = dict(zip(group_runs.model, group_runs.family))
+        blocks = [Heading(f"{label} on {hardware}", 3),
+                  Paragraph("Environment:"), BulletList(_environment(group_runs, data)),
+                  Paragraph("These runs choose each model's recipe; they are not a comparison of "
+                            "models. Findings:"),
+                  BulletList(self._tuning_findings(group_runs)),
+                  self.table(f"{stem}--selected", f"{study} / {label}: the trial selected per model "
+                             "(best validation top-1), and the spread over its trials",
+                             best_trials_table(best, group_runs, curves, keys), best),
+                  self.table(f"{stem}--trials", f"{study} / {label}: validation top-1 of every "
+                             "candidate (the same for every model); * the selected trial",
+                             trials_table(group_runs, keys),
+                             group_runs[["model", "trial", *keys, "val_top1", "val_loss", "path"]])]
+        blocks += self.figure(plots.sensitivity(group_runs, title), f"{stem}--sensitivity",
+                              f"Validation top-1 against learning rate per model, {label}; colour: "
+                              "weight decay; ringed: the selected trial")
+        blocks += self.figure(plots.expected_best(curves, title, families, self.colors),
+                              f"{stem}--expected-best",
+                              f"Expected best validation top-1 against trials per model, {label} "
+                              "(Dodge et al. 2019, unbiased estimator of Tang et al. 2020); band: "
+                              "± one std over trial subsets")
+        return blocks
+
+    def _tuning_findings(self, group_runs) -> list[str]:
+        candidates = int(pd.to_numeric(group_runs.trials, errors="coerce").max())
+        return tuning_findings(best_trials(group_runs), expected_best(group_runs), candidates)
+
+    def _tuned_comparisons(self, keys: dict) -> list[tuple[str, str, pd.DataFrame]]:
+        """(shared study, verdict, gain table) for each shared-recipe counterpart of a tuned
+        comparison."""
+        matches = _rows_matching(self.counterparts.rename(columns={"tuned_study": "study"}), keys)
+        compared = []
+        for shared_study in matches.shared_study:
+            tuned = _rows_matching(self.runs, keys)
+            shared = _rows_matching(self.runs, {**keys, "study": shared_study})
+            gain = tuning_gain(shared, tuned)
+            pairs = _rows_matching(self.pairs, keys).assign(
+                label_a=lambda frame: frame.model_a, label_b=lambda frame: frame.model_b)
+            shift = ranking_shift(gain.set_index("model").shared_mean,
+                                  gain.set_index("model").tuned_mean, pairs)
+            verdict = (lead_in(f"Against the shared recipe of {shared_study},",
+                               ranking_verdict(shift, "shared-recipe", "tuned"))
+                       + " " + tuning_gain_sentence(gain))
+            compared.append((shared_study, verdict, gain))
+        return compared
+
+    def _tuned_blocks(self, stem, keys, label, group_runs) -> list:
+        sources = sorted(set(group_runs.tuned_from.dropna()))
+        blocks = [Heading("Tuning", 4),
+                  Paragraph(f"Each model ran with the candidate of its best trial in "
+                            f"{', '.join(sources)} (best validation top-1, ties by lower "
+                            "validation loss); the test set played no part in the choice.")]
+        compared = self._tuned_comparisons(keys)
+        if not compared:
+            return blocks + [Paragraph(
+                "No shared-recipe study with the same data, hardware, budget, training images "
+                "and models is in this report, so the tuned ranking is not set beside a shared "
+                "one.")]
+        for shared_study, verdict, gain in compared:
+            blocks += [Paragraph(verdict), self.table(
+                f"{stem}--vs-{slug(shared_study)}",
+                f"{keys['study']} / {label}: ranking under the shared recipe ({shared_study}) and "
+                "after equal-effort tuning, mean test top-1 over seeds", tuning_gain_table(gain), gain)]
+        return blocks
+
+    # -------------------------------------------------------------- calibration, robustness
+
+    def _corruption_shift(self, keys: dict, group_runs):
+        group = _rows_matching(self.summary, keys)
+        if group.empty or not group.mean_corruption_top1_n.gt(0).any():
+            return None
+        pairs = compare(group_runs, "mean_corruption_top1")
+        return ranking_shift(group.set_index("label").test_top1_mean,
+                             group.set_index("label").mean_corruption_top1_mean, pairs)
+
+    def _evaluation_blocks(self, stem, keys, label, group, group_runs) -> list:
+        display = evaluation_table(group)
+        if display.empty:
+            return []
+        study, hardware = keys["study"], keys["hardware"]
+        evaluated = _rows_matching(self.evaluation.runs, keys)
+        blocks = [Heading("Calibration and corruption robustness", 4)]
+        notes = ["ECE: 15 equal-width bins of top-1 confidence, in percent; NLL in nats per "
+                 "image; Brier summed over classes (0-2). 'After T': after temperature scaling "
+                 "fitted on the validation split, never on test."]
+        method = corruption_method_text(evaluated.corruption_method)
+        if method:
+            notes.append(method)
+        shift = self._corruption_shift(keys, group_runs)
+        if shift is not None:
+            notes.append(lead_in("From clean test top-1 to mean corruption top-1,",
+                                 ranking_verdict(shift, "clean", "corrupted")))
+        blocks += [BulletList(notes), self.table(
+            f"{stem}--evaluation", f"{study} / {label} on {hardware}: calibration on the test set "
+            "and top-1 under corruptions, mean ± std over seeds", display, group)]
+        return blocks
+
+    def _evaluation_figures(self, stem, keys, label, title, families) -> list:
+        bins = _rows_matching(self.evaluation.reliability, keys)
+        curve = reliability_curve(bins[bins.scaling == "uncalibrated"])
+        cells = _rows_matching(self.evaluation.corruptions, keys)
+        group = _rows_matching(self.summary, keys)
+        made = [
+            (plots.reliability_diagram(curve, title, families, self.colors), "reliability",
+             f"Reliability diagram (test set, before temperature scaling, seeds pooled), {label}"),
+            (plots.corruption_by_severity(cells, title, families, self.colors), "corruption-severity",
+             f"Top-1 by corruption severity, mean over corruptions and seeds, {label}"),
+            (plots.clean_vs_corrupted(group, title, self.colors), "clean-vs-corrupted",
+             f"Mean corruption top-1 against clean top-1 on the same images, {label}; bars are "
+             "± std over seeds"),
+        ]
+        blocks = []
+        for figure, kind, caption in made:
+            blocks += self.figure(figure, f"{stem}--{kind}", caption)
         return blocks
 
     def comparison_section(self, study, data, hardware, group_runs) -> list:
@@ -385,6 +554,9 @@ class _ReportWriter:
                 f"{study} / {label} on {hardware}: every pair of models, test top-1 (Welch "
                 "t-tests with Holm's correction; P(better > worse) over seed pairs)",
                 significance_table(pairs), pairs))
+        if self.kinds.get(study) == "tuned":
+            blocks += self._tuned_blocks(stem, keys, label, group_runs)
+        blocks += self._evaluation_blocks(stem, keys, label, group, group_runs)
         blocks += self._published_blocks(stem, group, study, keys["data"], label)
         blocks += self._train_figures(stem, group, on_front, study, label, hardware, device)
         return blocks
@@ -429,11 +601,16 @@ class _ReportWriter:
             (plots.family_dots(group, title, colors), "family-dots",
              f"Test top-1 per model, grouped by family, {label}; bars are ± std over seeds, "
              "hollow dots had 1 seed"),
+            (plots.accuracy_vs(group, "activations", "Activations (M, fvcore count per image)",
+                               title, colors, scale=1e6), "acc-vs-activations",
+             f"Test top-1 vs activations, {label}: activations track memory traffic, which MACs "
+             "miss"),
         ]
         blocks = []
         for figure, kind, caption in made:
             blocks += self.figure(figure, f"{stem}--{kind}", caption)
-        return blocks
+        keys = {"study": study, "data": group.data.iloc[0], "hardware": hardware}
+        return blocks + self._evaluation_figures(stem, keys, label, title, families)
 
     def _profile_blocks(self, stem, label, group, hardware, device) -> list:
         study = group.study.iloc[0]
@@ -449,6 +626,9 @@ class _ReportWriter:
             (plots.speed_vs_macs(group, "throughput_img_s", f"Throughput (img/s, {device})",
                                  title, self.colors), "throughput-vs-macs",
              f"Throughput vs MACs, {label}"),
+            (plots.speed_vs(group, "activations", "Activations (M, fvcore count per image)",
+                            "latency_b1_ms", f"Batch-1 latency (ms, {device})", title, self.colors),
+             "latency-vs-activations", f"Batch-1 latency vs activations, {label}"),
         ]
         for figure, kind, caption in made:
             blocks += self.figure(figure, f"{stem}--{kind}", caption)
@@ -507,20 +687,28 @@ def _plain(value) -> str:
     return str(value)
 
 
-def _recipe_blocks(train_runs: pd.DataFrame) -> list:
+def _recipe_blocks(train_runs: pd.DataFrame, tuned: bool = False) -> list:
     """The recipe and budget, stated once; a loud warning when the models did not share it.
 
     A study whose models each use their own paper's recipe (paper_recipes) is by design not an
-    identical-budget comparison: that is said plainly, and each recipe is stated once.
+    identical-budget comparison: that is said plainly, and each recipe is stated once. In a
+    `tuned` study (tuning trials, or reruns of the selected trials) the tunable values differ by
+    design; the rest of the recipe must still be shared.
     """
     if train_runs.empty:
         return [Paragraph("Profile-only study: complexity and latency, no training.")]
+    if tuned:
+        train_runs = train_runs.assign(recipe_config=[_without_tunable(text) for text
+                                                      in train_runs.recipe_config])
     configs_per_name = train_runs.groupby(train_runs.recipe.fillna("unnamed"))["recipe_config"]
     names = sorted(configs_per_name.groups)
     one_config_each = all(configs.fillna("null").nunique() == 1 for _name, configs in configs_per_name)
     blocks = [Heading("Recipe and budget", 3)]
     if len(names) == 1 and one_config_each:
-        blocks.append(Paragraph("Identical for every model and seed in this study:"))
+        blocks.append(Paragraph(
+            f"Identical for every model and seed in this study, apart from the tuned values "
+            f"({', '.join(RECIPE_PATHS)}: see the tuning tables):" if tuned else
+            "Identical for every model and seed in this study:"))
         return blocks + [_recipe_code(train_runs.recipe_config.iloc[0])]
     if one_config_each and all(name in PAPER_RECIPES for name in names):
         blocks.append(Paragraph(
@@ -536,6 +724,25 @@ def _recipe_blocks(train_runs: pd.DataFrame) -> list:
         "were NOT compared under an identical budget. " + _recipe_differences(train_runs)))
     blocks.append(Paragraph("The most common recipe:"))
     return blocks + [_recipe_code(train_runs.recipe_config.fillna("null").mode().iloc[0])]
+
+
+def _without_tunable(config_text):
+    """A recipe's JSON text without the tunable values, which a tuned study varies on purpose."""
+    if not isinstance(config_text, str):
+        return config_text
+
+    def strip(node):
+        if not isinstance(node, dict):
+            return node
+        return {key: strip(value) for key, value in node.items() if key not in RECIPE_PATHS}
+
+    return json.dumps(strip(json.loads(config_text)), sort_keys=True)
+
+
+def _tuned_keys(trials: pd.DataFrame) -> list[str]:
+    """The tunable values that differ between a tuning study's candidates, e.g. ['lr', 'weight_decay']."""
+    return [key for key in RECIPE_PATHS
+            if key in trials and pd.to_numeric(trials[key], errors="coerce").nunique() > 1]
 
 
 def _recipe_code(config_text) -> Code:

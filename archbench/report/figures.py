@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
+import matplotlib.colors
 import matplotlib.ticker
 
 matplotlib.use("Agg")  # no display on servers; must precede pyplot
@@ -200,14 +201,156 @@ def family_dots(summary: pd.DataFrame, title: str, colors: dict):
 
 def speed_vs_macs(summary: pd.DataFrame, y: str, y_label: str, title: str, colors: dict):
     """Profile-only comparisons: a speed measure against MACs."""
-    points = _plottable(summary, "macs", y)
+    return speed_vs(summary, "macs", "MACs (M, multiply-adds)", y, y_label, title, colors)
+
+
+def speed_vs(summary: pd.DataFrame, x: str, x_label: str, y: str, y_label: str, title: str,
+             colors: dict, scale: float = 1e6):
+    """A speed measure against a size measure (`x` divided by `scale`), e.g. latency against
+    activations: MACs alone mislead about speed, memory traffic shows in the activations."""
+    points = _plottable(summary, x, y)
     if points.empty:
         return None
-    points["macs"] = points["macs"] / 1e6
+    points[x] = points[x] / scale
     figure, axes = _new_axes(title)
-    _scatter_by_family(axes, points, "macs", y, colors)
-    _log_if_wide(axes, points["macs"])
-    axes.set_xlabel("MACs (M, multiply-adds)")
+    _scatter_by_family(axes, points, x, y, colors)
+    _log_if_wide(axes, points[x])
+    axes.set_xlabel(x_label)
     axes.set_ylabel(y_label)
+    axes.legend(fontsize=7)
+    return figure
+
+
+# ------------------------------------------------------------------------------------- tuning
+
+def sensitivity(trials: pd.DataFrame, title: str):
+    """Validation top-1 against learning rate, one panel per model, weight decay as colour.
+
+    Every model received the same candidates, so the panels differ only in how each architecture
+    answers them; the ring marks the trial that was selected (best validation top-1).
+    """
+    points = _plottable(trials, "lr", "val_top1")
+    points = points[points["lr"] > 0]
+    if points.empty:
+        return None
+    models = sorted(points["model"].unique())
+    # Two panels a row keep the figure about as wide as the others, so it is not shrunk unreadable.
+    columns = min(2, len(models))
+    rows = -(-len(models) // columns)
+    figure, grid = plt.subplots(rows, columns, figsize=(3.0 * columns + 1.0, 2.4 * rows + 0.6),
+                                sharex=True, sharey=True, layout="constrained", squeeze=False)
+    figure.suptitle(title, fontsize=10)
+    decay = pd.to_numeric(points.get("weight_decay"), errors="coerce")
+    coloured = decay.notna().all() and (decay > 0).all() and decay.nunique() > 1
+    norm = matplotlib.colors.LogNorm(decay.min(), decay.max()) if coloured else None
+    for axes, model in zip(grid.flat, models):
+        members = points[points["model"] == model]
+        drawn = axes.scatter(members["lr"], members["val_top1"], s=22,
+                             c=decay[members.index] if coloured else "C0",
+                             cmap="viridis" if coloured else None, norm=norm)
+        best = members.loc[members["val_top1"].idxmax()]
+        axes.plot(best["lr"], best["val_top1"], "o", markersize=11, markerfacecolor="none", color="0.2")
+        axes.set_title(model, fontsize=9)
+        axes.set_xscale("log")
+        axes.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda value, _p: f"{value:g}"))
+        axes.grid(True, alpha=0.3)
+    for axes in grid.flat[len(models):]:
+        axes.set_visible(False)
+    # The lowest panel of each column carries the axis, also above an empty slot of the last row.
+    for column in range(columns):
+        lowest = grid[(len(models) - 1 - column) // columns, column]
+        lowest.xaxis.set_tick_params(labelbottom=True)
+        lowest.set_xlabel("Learning rate (log)")
+    for axes in grid[:, 0]:
+        axes.set_ylabel("Val top-1 (%)")
+    if coloured:
+        figure.colorbar(drawn, ax=grid, label="Weight decay", shrink=0.8)
+    return figure
+
+
+def expected_best(curves: pd.DataFrame, title: str, families: dict, colors: dict):
+    """Expected best validation top-1 against the number of trials, one line per model, the band
+    ± one std of the best over random subsets of that size."""
+    if curves.empty:
+        return None
+    figure, axes = _new_axes(title)
+    for model, curve in curves.groupby("model", sort=True):
+        color = colors.get(str(families.get(model)))
+        curve = curve.sort_values("trials")
+        axes.plot(curve["trials"], curve["expected_best"], marker=".", color=color, label=model)
+        axes.fill_between(curve["trials"], curve["expected_best"] - curve["std"],
+                          curve["expected_best"] + curve["std"], color=color, alpha=0.12, linewidth=0)
+    axes.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    axes.set_xlabel("Trials per model")
+    axes.set_ylabel("Expected best val top-1 (%)")
+    axes.legend(fontsize=7)
+    return figure
+
+
+# ----------------------------------------------------------------- calibration and robustness
+
+def reliability_diagram(curve: pd.DataFrame, title: str, families: dict, colors: dict):
+    """Accuracy against confidence per confidence bin, one line per model (seeds pooled); the
+    diagonal is perfect calibration, a line below it is over-confident."""
+    if curve.empty:
+        return None
+    figure, axes = _new_axes(title)
+    axes.plot([0, 100], [0, 100], color="0.5", linestyle="--", linewidth=1, label="perfectly calibrated")
+    styles = ["-", "--", ":", "-."]
+    seen_per_family: dict = {}
+    for label, points in curve.groupby("label", sort=True):
+        family = str(families.get(label))
+        style = styles[seen_per_family.get(family, 0) % len(styles)]
+        seen_per_family[family] = seen_per_family.get(family, 0) + 1
+        points = points.sort_values("bin_lower")
+        axes.plot(points["confidence"], points["accuracy"], style, marker="o", markersize=3,
+                  color=colors.get(family), label=label)
+    axes.set_xlim(0, 100)
+    axes.set_ylim(0, 100)
+    axes.set_xlabel("Confidence (%), top-1, 15 bins")
+    axes.set_ylabel("Accuracy in the bin (%)")
+    axes.legend(fontsize=7)
+    return figure
+
+
+def corruption_by_severity(cells: pd.DataFrame, title: str, families: dict, colors: dict):
+    """Mean top-1 over the corruptions at each severity (0: the same images, clean), one line
+    per model, mean over seeds."""
+    if cells.empty:
+        return None
+    figure, axes = _new_axes(title)
+    styles = ["-", "--", ":", "-."]
+    seen_per_family: dict = {}
+    for label, members in cells.groupby("label", sort=True):
+        family = str(families.get(label))
+        style = styles[seen_per_family.get(family, 0) % len(styles)]
+        seen_per_family[family] = seen_per_family.get(family, 0) + 1
+        # Per seed first (mean over corruptions), then over seeds: each seed weighs the same.
+        per_seed = members.groupby(["seed", "severity"])["top1"].mean().groupby("severity").mean()
+        clean = members.groupby("seed")["clean_top1"].first().mean()
+        line = pd.concat([pd.Series({0: clean}), per_seed]).dropna()
+        axes.plot(line.index, line.values, style, marker="o", color=colors.get(family),
+                  label=f"{label} ({count_text(members['seed'].nunique(), 'seed')})")
+    axes.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    axes.set_xlabel("Corruption severity (0 = clean)")
+    axes.set_ylabel("Top-1 (%), mean over corruptions")
+    axes.legend(fontsize=7)
+    return figure
+
+
+def clean_vs_corrupted(summary: pd.DataFrame, title: str, colors: dict):
+    """Mean corruption top-1 against clean top-1 on the same images, one point per model; the
+    diagonal is no loss at all."""
+    points = _plottable(summary, "corruption_clean_top1_mean", "mean_corruption_top1_mean")
+    if points.empty:
+        return None
+    figure, axes = _new_axes(title)
+    _scatter_by_family(axes, points, "corruption_clean_top1_mean", "mean_corruption_top1_mean", colors,
+                       yerr="mean_corruption_top1_std")
+    low = min(points["mean_corruption_top1_mean"].min(), points["corruption_clean_top1_mean"].min())
+    high = max(points["mean_corruption_top1_mean"].max(), points["corruption_clean_top1_mean"].max())
+    axes.plot([low, high], [low, high], color="0.5", linestyle="--", linewidth=1, label="no loss")
+    axes.set_xlabel("Clean top-1 (%), same test images")
+    axes.set_ylabel("Mean corruption top-1 (%)")
     axes.legend(fontsize=7)
     return figure

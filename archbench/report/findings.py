@@ -224,3 +224,88 @@ def glance_verdict(study: str, dataset: str, hardware: str, group: pd.DataFrame,
     parts.append(f"It says how these models rank {budget_words}; it cannot say how they "
                  "rank at convergence or under another recipe.")
     return title, " ".join(parts)
+
+
+def _swap_text(swap: dict, unit: str = "points") -> str:
+    separated = {True: "the seeds separate the new order",
+                 False: "the new order is within noise: Holm p >= 0.05 or under the test-set noise floor",
+                 None: "too few seeds to test the new order"}[swap["separated"]]
+    return (f"{swap['ahead_after']} over {swap['ahead_before']} (was {swap['gap_before']:.2f} {unit} "
+            f"behind, now {swap['gap_after']:.2f} ahead; {separated})")
+
+
+def lead_in(prefix: str, sentence: str) -> str:
+    """'Under corruption' + 'The ranking holds...' -> 'Under corruption the ranking holds...'."""
+    return f"{prefix} {sentence[:1].lower()}{sentence[1:]}"
+
+
+def ranking_verdict(shift: dict, before: str, after: str) -> str:
+    """Whether the order of the models under `before` holds under `after`, from
+    `archbench.results.ranking_shift`: Kendall tau and every swapped pair, in words."""
+    models, swapped = shift["models"], shift["swapped"]
+    if models < 2:
+        return f"Fewer than two models have both {before} and {after}: no ranking to compare."
+    tau = "undefined" if is_missing(shift["tau"]) else f"{shift['tau']:.2f}"
+    head = f"Kendall tau between the {before} and the {after} ranking of {count_text(models, 'model')}: {tau}"
+    if not swapped:
+        return f"The ranking holds: {head}; no pair of models changes order."
+    pairs = len(swapped)
+    real = [swap for swap in swapped if swap["separated"]]
+    if real:
+        verdict = (f"The ranking changes: {pairs} of {models * (models - 1) // 2} pairs swap order, "
+                   f"{len(real)} of them beyond seed noise")
+    else:
+        verdict = (f"The ranking holds within noise: {pairs} of {models * (models - 1) // 2} pairs swap "
+                   "order, but none of the new orders is beyond noise")
+    return f"{verdict} ({head}). Swapped: " + "; ".join(_swap_text(swap) for swap in swapped) + "."
+
+
+def tuning_gain_sentence(gain: pd.DataFrame) -> str:
+    """Who gained most and least from tuning, and how many gains the seeds can tell from zero."""
+    if gain.empty:
+        return "No model ran both under the shared recipe and tuned."
+    ordered = gain.sort_values("gain", ascending=False)
+    top, bottom = ordered.iloc[0], ordered.iloc[-1]
+    tested = gain[gain.gain_p_holm.notna()]
+    real = tested[tested.gain_p_holm < SIGNIFICANCE_LEVEL]
+    text = f"Tuning changed test top-1 by {bottom.gain:+.2f} ({bottom.model}) to {top.gain:+.2f} points ({top.model})"
+    if tested.empty:
+        return text + "; with one seed on a side, no gain can be told from noise."
+    return (text + f"; {len(real)} of {count_text(len(tested), 'gain')} "
+            f"{'is' if len(real) == 1 else 'are'} beyond seed noise (Holm-adjusted Welch p < "
+            f"{SIGNIFICANCE_LEVEL}).")
+
+
+def tuning_findings(best: pd.DataFrame, curves: pd.DataFrame, candidates: int) -> list[str]:
+    """A tuning study in words: the effort, the best trial per model, and whether more trials
+    would have been likely to help (the expected best at half the trials against all of them)."""
+    if best.empty:
+        return ["No finished trial has a validation accuracy."]
+    findings = [f"{count_text(len(best), 'model')}, each trained with the same "
+                f"{count_text(candidates, 'candidate')}; selection reads validation top-1 only "
+                "(ties: lower validation loss), never the test set."]
+    top = best.sort_values("val_top1", ascending=False).iloc[0]
+    findings.append(f"Best validation top-1: {top.model}, {top.val_top1:.2f}% (trial {int(top.trial)}).")
+    gains = []
+    for model, curve in curves.groupby("model", sort=True):
+        curve = curve.set_index("trials")["expected_best"]
+        full = int(curve.index.max())
+        if full >= 2:
+            gains.append((float(curve[full] - curve[max(1, full // 2)]), model, full))
+    if gains:
+        largest = max(gains)
+        findings.append(f"Doubling the trials from {max(1, largest[2] // 2)} to {largest[2]} raised the "
+                        f"expected best validation top-1 by at most {largest[0]:.2f} points ({largest[1]}); "
+                        "a large rise means the search had not settled and more trials could change "
+                        "the selection.")
+    return findings
+
+
+def corruption_method_text(methods) -> str:
+    """The corruption method as the records state it, once; several are named as mixed."""
+    distinct = sorted({str(method) for method in methods if isinstance(method, str) and method})
+    if not distinct:
+        return ""
+    if len(distinct) == 1:
+        return f"Corruptions: {distinct[0]}."
+    return "Corruptions (MIXED methods, so not comparable between models): " + " | ".join(distinct) + "."

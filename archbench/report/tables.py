@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from .document import markdown_table
+from .labels import count_text
 
 MISSING = "—"
 
@@ -68,19 +69,43 @@ def accuracy_table(group: pd.DataFrame, ranking: pd.DataFrame, on_front: pd.Seri
             "Params (M)": millions(row.params),
             "MACs (M)": millions(row.macs),
             "FLOPs (M)": millions(row.flops_forward),
+            "Activations (M)": millions(row.get("activations")),
             f"Batch-1 latency (ms, {device})": number(row.latency_b1_ms, 2),
             f"Throughput (img/s, {device})": number(row.throughput_img_s, 0),
+            "Training precision": row.get("amp") or MISSING,
+            "ECE (%)": _mean_pm_std_of(row, "ece"),
+            "NLL (nats)": _mean_pm_std_of(row, "nll", 3),
+            "Corrupted top-1 (%)": _mean_pm_std_of(row, "mean_corruption_top1"),
             "Train (img/s)": number(row.train_img_s, 0),
             "Training time (s)": number(row.wall_s, 0),
             "MFU (%)": number(row.mfu, 1, scale=0.01),
             f"Time to {target} (s)": _time_to_target(row),
             "Pareto (MACs)": "yes" if on_front.get(index, False) else "",
         })
-    table = pd.DataFrame(rows)
+    table = _without_empty(pd.DataFrame(rows), OPTIONAL_COLUMNS)
     if is_missing(ttt_target):
         # No target accuracy was set for these runs: "not reached" would be misleading.
         table = table.drop(columns=[f"Time to {target} (s)"], errors="ignore")
     return table
+
+
+# Left out of a table when no model has them (records made before the precision probe or the
+# evaluation stage), so older reports do not grow columns of dashes.
+OPTIONAL_COLUMNS = ["Training precision", "ECE (%)", "NLL (nats)", "Corrupted top-1 (%)"]
+
+
+def _without_empty(table: pd.DataFrame, columns) -> pd.DataFrame:
+    empty = [column for column in columns if column in table and (table[column] == MISSING).all()]
+    return table.drop(columns=empty)
+
+
+def _mean_pm_std_of(row, metric: str, digits: int = 2) -> str:
+    return mean_pm_std(row.get(f"{metric}_mean"), row.get(f"{metric}_std"), digits)
+
+
+def _ci_text(row, metric: str, digits: int = 2) -> str:
+    value = row.get(f"{metric}_ci95")
+    return MISSING if is_missing(value) else f"±{value:.{digits}f}"
 
 
 def _rank_text(ranks: pd.DataFrame, label: str) -> str:
@@ -118,11 +143,103 @@ def profile_table(group: pd.DataFrame, device: str) -> pd.DataFrame:
             "Params (M)": millions(row.params),
             "MACs (M)": millions(row.macs),
             "FLOPs (M)": millions(row.flops_forward),
+            "Activations (M)": millions(row.get("activations")),
             f"Batch-1 latency (ms, {device})": number(row.latency_b1_ms, 2),
             f"Throughput (img/s, {device})": number(row.throughput_img_s, 0),
             "Runs": int(row.seeds),
         })
     return pd.DataFrame(rows)
+
+
+def evaluation_table(group: pd.DataFrame) -> pd.DataFrame:
+    """Calibration and corruption robustness per model, mean ± std over seeds and the 95% CI of
+    the mean; the rows of `group` (one comparison's summary) that have either, best ECE first."""
+    evaluated = group[(group["ece_n"] > 0) | (group["mean_corruption_top1_n"] > 0)]
+    rows = []
+    for _index, row in evaluated.sort_values(["ece_mean", "label"], na_position="last").iterrows():
+        rows.append({
+            "Model": row.label,
+            "Seeds": int(max(row.ece_n, row.mean_corruption_top1_n)),
+            "ECE (%)": _mean_pm_std_of(row, "ece"),
+            "ECE 95% CI": _ci_text(row, "ece"),
+            "ECE after T (%)": _mean_pm_std_of(row, "ece_calibrated"),
+            "NLL (nats)": _mean_pm_std_of(row, "nll", 3),
+            "NLL 95% CI": _ci_text(row, "nll", 3),
+            "NLL after T (nats)": _mean_pm_std_of(row, "nll_calibrated", 3),
+            "Brier (0-2)": _mean_pm_std_of(row, "brier", 3),
+            "Clean top-1, same images (%)": _mean_pm_std_of(row, "corruption_clean_top1"),
+            "Corrupted top-1 (%)": _mean_pm_std_of(row, "mean_corruption_top1"),
+            "Corrupted 95% CI": _ci_text(row, "mean_corruption_top1"),
+            "Relative drop (%)": _mean_pm_std_of(row, "relative_corruption_drop", 1),
+        })
+    table = pd.DataFrame(rows)
+    return _without_empty(table, table.columns[2:]) if len(table) else table
+
+
+def trials_table(trials: pd.DataFrame, tuned_keys) -> pd.DataFrame:
+    """One row per candidate (trial k and its values, identical for every model), one column of
+    validation top-1 per model; '*' marks each model's selected trial."""
+    if trials.empty:
+        return pd.DataFrame()
+    best = trials.loc[trials.groupby("model")["val_top1"].idxmax().dropna()]
+    selected = set(zip(best.model, best.trial))
+    rows = []
+    for trial, members in trials.groupby("trial", sort=True):
+        row = {"Trial": str(int(trial))}
+        for key in tuned_keys:
+            values = pd.to_numeric(members[key], errors="coerce").dropna()
+            row[key] = f"{values.iloc[0]:.3g}" if len(values) else MISSING
+        for entry in members.sort_values("model").itertuples(index=False):
+            mark = " *" if (entry.model, trial) in selected else ""
+            row[entry.model] = MISSING if is_missing(entry.val_top1) else f"{entry.val_top1:.2f}{mark}"
+        rows.append(row)
+    return pd.DataFrame(rows).fillna(MISSING)
+
+
+def best_trials_table(best: pd.DataFrame, trials: pd.DataFrame, curves: pd.DataFrame,
+                      tuned_keys) -> pd.DataFrame:
+    """Per model: the selected trial, its values and validation top-1, the spread over trials, and
+    what half the trials would have been expected to find."""
+    rows = []
+    for entry in best.sort_values(["val_top1", "model"], ascending=[False, True]).itertuples(index=False):
+        scores = trials.loc[trials.model == entry.model, "val_top1"].dropna()
+        curve = curves[curves.model == entry.model].set_index("trials")["expected_best"]
+        half = max(1, len(scores) // 2)
+        row = {"Model": entry.model, "Trials": f"{len(scores)} of {int(entry.trials)}",
+               "Selected trial": str(int(entry.trial))}
+        row.update({key: _value(getattr(entry, key)) for key in tuned_keys})
+        row.update({
+            "Val top-1 (%)": number(entry.val_top1, 2),
+            "Val loss": number(entry.val_loss, 3),
+            "Median trial (%)": number(scores.median(), 2),
+            "Worst trial (%)": number(scores.min(), 2),
+            f"Expected best of {half} (%)": number(curve.get(half), 2),
+        })
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def tuning_gain_table(gain: pd.DataFrame) -> pd.DataFrame:
+    """The shared-recipe and the tuned ranking side by side, tuned rank first."""
+    rows = []
+    for row in gain.itertuples(index=False):
+        rows.append({
+            "Model": row.model,
+            "Rank, shared recipe": str(int(row.shared_rank)),
+            "Test top-1, shared (%)": f"{row.shared_mean:.2f} ({count_text(row.shared_n, 'seed')})",
+            "Rank, tuned": str(int(row.tuned_rank)),
+            "Test top-1, tuned (%)": f"{row.tuned_mean:.2f} ({count_text(row.tuned_n, 'seed')})",
+            "Gain (points)": f"{row.gain:+.2f}",
+            "Holm p (gain)": _p_text(row.gain_p_holm),
+            "lr: shared -> tuned": f"{_value(row.shared_lr)} -> {_value(row.tuned_lr)}",
+            "Weight decay: shared -> tuned": f"{_value(row.shared_weight_decay)} -> "
+                                             f"{_value(row.tuned_weight_decay)}",
+        })
+    return pd.DataFrame(rows)
+
+
+def _value(value) -> str:
+    return MISSING if is_missing(value) else f"{value:.3g}"
 
 
 SIGNIFICANCE_COLUMNS = ["Better", "Worse", "Gap (points)", "Seeds", "Welch p (raw)", "Holm p",

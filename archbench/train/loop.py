@@ -154,23 +154,53 @@ def _all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
 
 @contextlib.contextmanager
 def _interrupt_flag():
-    """SIGTERM/SIGINT set a flag that the loop checks after each step, so it stops at a consistent point."""
-    flag = {"signal": None}
+    """SIGTERM/SIGINT/SIGUSR2 set a flag that the loop checks after each step, so it stops at a consistent point.
+
+    SIGUSR2 is what submitit sends before a SLURM time limit or preemption; its own handler requeues the
+    job. `flag["previous"]` keeps that handler so the loop can hand over to it after saving a checkpoint.
+    """
+    flag = {"signal": None, "previous": {}}
     if threading.current_thread() is not threading.main_thread():
         yield flag  # signal handlers can only be installed from the main thread (joblib threads, tests)
         return
-    previous = {}
+    previous = flag["previous"]
 
     def handler(signum, frame):
         flag["signal"] = signum
 
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        previous[sig] = signal.signal(sig, handler)
+    for sig in (signal.SIGTERM, signal.SIGINT, getattr(signal, "SIGUSR2", None)):
+        if sig is not None:
+            previous[sig] = signal.signal(sig, handler)
     try:
         yield flag
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+def _hand_over(interrupt: dict) -> None:
+    """After the checkpoint is safe: let submitit's SIGUSR2 handler requeue the job, as it would have."""
+    signum = interrupt["signal"]
+    previous = interrupt["previous"].get(signum)
+    if signum == getattr(signal, "SIGUSR2", None) and callable(previous):
+        previous(signum, None)
+
+
+def _collective_decision(interrupt: dict, progress: dict, loss, check_finite: bool, device, rank: int) -> bool:
+    """DDP: every rank takes the same stop decisions, from rank 0's clock; returns True when a loss is not finite.
+
+    One small all-reduce (max) per step of [interrupted anywhere, rank 0's training time, non-finite
+    anywhere], so ranks never leave the loop at different steps (a collective would hang) and a
+    seconds budget's schedule gives every replica the same learning rate.
+    """
+    nonfinite = check_finite and not torch.isfinite(loss).item()
+    state = torch.tensor([float(interrupt["signal"] is not None), progress["train_s"] if rank == 0 else 0.0,
+                          float(nonfinite)], dtype=torch.float64, device=device)
+    torch.distributed.all_reduce(state, op=torch.distributed.ReduceOp.MAX)
+    if state[0].item() > 0 and interrupt["signal"] is None:
+        interrupt["signal"] = signal.SIGTERM  # another rank was signalled: stop here too, at the same step
+    progress["train_s"] = float(state[1].item())
+    return state[2].item() > 0
 
 
 # ---------------------------------------------------------------------------------------------------- fit
@@ -301,13 +331,18 @@ def fit(model: nn.Module, train_loader, val_loader, test_loader, settings: Train
                     tick = time.perf_counter()
                 epoch_s = resume["train_s"] + time.perf_counter() - tick
                 progress["train_s"] = start_train_s + epoch_s
-                if progress["step"] % DIVERGENCE_CHECK_EVERY == 0 and not torch.isfinite(loss).item():
+                check_finite = progress["step"] % DIVERGENCE_CHECK_EVERY == 0
+                if world > 1:
+                    if _collective_decision(interrupt, progress, loss, check_finite, device, rank):
+                        break
+                elif check_finite and not torch.isfinite(loss).item():
                     break
                 if progress["step"] == eta_at_step and rank == 0:
                     _log_eta(progress, settings, planned_steps, eta_from)
                 if interrupt["signal"] is not None:
                     save({"batches": batch_index + 1, "loss_sum": loss_sum.item(), "top1": correct.item(),
                           "count": count, "train_s": epoch_s})
+                    _hand_over(interrupt)
                     raise TrainingInterrupted(f"signal {interrupt['signal']} at epoch {epoch}, step "
                                               f"{progress['step']}; checkpoint saved to {checkpoint_path}")
 

@@ -1,0 +1,196 @@
+"""The report's tuning, calibration and robustness sections, on records written here from one
+hand-written fixture (tests/fixtures/records): numbers chosen so ranks, swaps and means are known."""
+import copy
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from archbench import results
+from archbench.report import build_report
+from archbench.report.reference import REFERENCE_COLUMNS
+
+TEMPLATE = Path(__file__).parent / "fixtures/records/runs/golden/cifar10/resnet20/seed0/record.json"
+FAMILIES = {"resnet20": "resnet_v1", "resnet56": "resnet_v1", "densenet40": "densenet"}
+# Shared recipe: resnet56 > densenet40 > resnet20. Tuned: densenet40 > resnet56 > resnet20, so
+# exactly one pair (densenet40, resnet56) swaps. Test top-1 per seed.
+SHARED = {"resnet56": [93.5, 94.0, 94.5], "densenet40": [91.5, 92.0, 92.5], "resnet20": [89.5, 90.0, 90.5]}
+TUNED = {"densenet40": [94.8, 95.0, 95.2], "resnet56": [94.3, 94.5, 94.7], "resnet20": [90.8, 91.0, 91.2]}
+# The same four candidates for every model; validation top-1 per model and trial.
+CANDIDATES = [(0.01, 1e-4), (0.03, 3e-4), (0.1, 1e-5), (0.3, 5e-4)]
+TRIAL_VAL = {"resnet56": [90.0, 93.0, 92.0, 91.0], "densenet40": [88.0, 90.0, 91.0, 94.0],
+             "resnet20": [86.0, 89.0, 87.0, 88.0]}
+# Calibration and corruption of the shared study: ECE per seed, mean corruption top-1 per seed.
+# Under corruption densenet40 overtakes resnet56 (70 vs 60), while resnet20 stays last.
+ECE = {"resnet56": [2.0, 3.0, 4.0], "densenet40": [1.0, 1.5, 2.0], "resnet20": [5.0, 5.0, 5.0]}
+CORRUPTED = {"resnet56": [59.0, 60.0, 61.0], "densenet40": [69.0, 70.0, 71.0], "resnet20": [49.0, 50.0, 51.0]}
+NO_REFERENCE = pd.DataFrame(columns=REFERENCE_COLUMNS)  # no published numbers to set beside
+METHOD = ("generated with imagecorruptions-imaug 1.1.5: ImageNet-C parameters applied at 32x32; comparable "
+          "between models here, NOT with published CIFAR-10-C results")
+
+
+def _record(study, model, seed, *, test_top1, val_top1, lr=0.1, weight_decay=1e-4, tuning=None,
+            ece=None, corrupted=None) -> dict:
+    record = json.loads(TEMPLATE.read_text())
+    record.update(study=study, model=model, family=FAMILIES[model], seed=seed, tuning=tuning)
+    record["config"].update(study=study, seed=seed, model={"name": model})
+    record["config"]["train"]["optimizer"].update(lr=lr, weight_decay=weight_decay)
+    record["metrics"].update(test_top1=test_top1, val_top1=val_top1)
+    record["train"]["amp"] = "bf16" if model == "resnet20" else "off"
+    if ece is not None:
+        bins = {"lower": [k / 15 for k in range(15)], "confidence": [None] * 15, "accuracy": [None] * 15,
+                "count": [0] * 15}
+        # Two occupied bins, so pooling over seeds has something to weigh.
+        bins["confidence"][12], bins["accuracy"][12], bins["count"][12] = 83.0, 80.0 - seed, 100
+        bins["confidence"][14], bins["accuracy"][14], bins["count"][14] = 97.0, 95.0, 300 + 100 * seed
+        uncalibrated = {"top1": test_top1, "ece": ece, "nll": ece / 10, "brier": ece / 50, "reliability": bins}
+        record["calibration"] = {"split": "test", "images": 10000, "n_bins": 15, "uncalibrated": uncalibrated,
+                                 "temperature": 1.5,
+                                 "temperature_scaled": {**copy.deepcopy(uncalibrated), "ece": ece / 2}}
+    if corrupted is not None:
+        record["robustness"] = {
+            "source": "generated", "method": METHOD, "images": 1000, "corruptions": ["gaussian_noise", "contrast"],
+            "severities": [1, 3], "clean_top1": test_top1,
+            "top1": {"gaussian_noise": {"1": corrupted + 10, "3": corrupted - 10},
+                     "contrast": {"1": corrupted + 5, "3": corrupted - 5}},
+            "mean_corruption_top1": corrupted, "relative_drop": 100 * (test_top1 - corrupted) / test_top1}
+    return record
+
+
+def _write(results_dir: Path, record: dict, variant: str) -> None:
+    path = (results_dir / "runs" / record["study"] / "cifar10" / record["model"] / variant
+            / f"seed{record['seed']}" / "record.json")
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(record))
+
+
+def write_studies(results_dir: Path, *, shared=True, tune=True, tuned=True, evaluate=True) -> Path:
+    for model in FAMILIES:
+        for seed in range(3):
+            if shared:
+                _write(results_dir, _record("shared", model, seed, test_top1=SHARED[model][seed], val_top1=90.0,
+                                            ece=ECE[model][seed] if evaluate else None,
+                                            corrupted=CORRUPTED[model][seed] if evaluate else None), "shared")
+            if tuned:
+                best = max(range(len(CANDIDATES)), key=lambda k: TRIAL_VAL[model][k])
+                lr, decay = CANDIDATES[best]
+                selection = {"tuned_from": "tune", "selected_trial": best, "trials": len(CANDIDATES),
+                             "candidate": {"lr": lr, "weight_decay": decay}}
+                _write(results_dir, _record("tuned", model, seed, test_top1=TUNED[model][seed], val_top1=91.0,
+                                            lr=lr, weight_decay=decay, tuning=selection), "tuned")
+        for trial, (lr, decay) in enumerate(CANDIDATES if tune else []):
+            section = {"study": "tune", "trial": trial, "trials": len(CANDIDATES),
+                       "candidate": {"lr": lr, "weight_decay": decay}}
+            # Test top-1 runs against validation on purpose: the selection must not read it.
+            _write(results_dir, _record("tune", model, 0, test_top1=100.0 - TRIAL_VAL[model][trial],
+                                        val_top1=TRIAL_VAL[model][trial], lr=lr, weight_decay=decay,
+                                        tuning=section), f"trial{trial}")
+    return results_dir
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    return results.load(write_studies(tmp_path_factory.mktemp("records")))
+
+
+@pytest.fixture(scope="module")
+def readme(tmp_path_factory):
+    results_dir = write_studies(tmp_path_factory.mktemp("records"))
+    out = build_report(results_dir, tmp_path_factory.mktemp("built") / "report", reference=NO_REFERENCE)
+    return out, (out / "README.md").read_text(encoding="utf-8")
+
+
+def test_calibration_and_corruption_columns_are_read_back_and_summarised(runs):
+    shared = results.with_evaluation(runs[runs.study == "shared"])
+    summary = results.summarize(shared).set_index("model")
+    assert summary.loc["resnet56", "ece_mean"] == pytest.approx(3.0)
+    assert summary.loc["resnet56", "ece_std"] == pytest.approx(1.0)
+    assert summary.loc["resnet56", "ece_calibrated_mean"] == pytest.approx(1.5)
+    assert summary.loc["densenet40", "mean_corruption_top1_mean"] == pytest.approx(70.0)
+    assert summary.loc["densenet40", "mean_corruption_top1_n"] == 3
+    assert summary.loc["resnet20", "amp"] == "bf16" and summary.loc["resnet56", "amp"] == "off"
+    # Runs without the sections (the tuned study) have NaN, not zeros.
+    tuned = results.summarize(results.with_evaluation(runs[runs.study == "tuned"]))
+    assert tuned.ece_mean.isna().all() and (tuned.ece_n == 0).all()
+
+
+def test_evaluation_long_tables_hold_every_bin_and_cell(runs):
+    table = results.evaluation(runs[(runs.study == "shared") & (runs.model == "resnet56")])
+    assert len(table.corruptions) == 3 * 2 * 2  # seeds x corruptions x severities
+    seed0 = table.corruptions[table.corruptions.seed == 0].set_index(["corruption", "severity"]).top1
+    assert seed0["gaussian_noise", 3] == pytest.approx(49.0) and seed0["contrast", 1] == pytest.approx(64.0)
+    curve = results.reliability_curve(table.reliability[table.reliability.scaling == "uncalibrated"])
+    top = curve[np.isclose(curve.bin_lower, 14 / 15)].iloc[0]
+    assert top["count"] == 300 + 400 + 500 and top.accuracy == pytest.approx(95.0)
+    low = curve[np.isclose(curve.bin_lower, 12 / 15)].iloc[0]
+    assert low.accuracy == pytest.approx((80 + 79 + 78) / 3)  # equal counts: the plain mean
+
+
+def test_tuning_swaps_two_models_side_by_side(runs):
+    assert results.shared_counterparts(runs)[["tuned_study", "shared_study"]].values.tolist() == [["tuned", "shared"]]
+    gain = results.tuning_gain(runs[runs.study == "shared"], runs[runs.study == "tuned"]).set_index("model")
+    assert gain.tuned_rank.to_dict() == {"densenet40": 1, "resnet56": 2, "resnet20": 3}
+    assert gain.shared_rank.to_dict() == {"densenet40": 2, "resnet56": 1, "resnet20": 3}
+    assert gain.loc["densenet40", "gain"] == pytest.approx(3.0)
+    assert gain.loc["resnet56", "gain"] == pytest.approx(0.5)
+    assert gain.loc["densenet40", "tuned_lr"] == pytest.approx(0.3)  # trial 3, best on validation
+    shift = results.ranking_shift(gain.shared_mean, gain.tuned_mean)
+    assert shift["tau"] == pytest.approx(1 / 3)
+    assert [(s["ahead_before"], s["ahead_after"]) for s in shift["swapped"]] == [("resnet56", "densenet40")]
+    assert shift["swapped"][0]["gap_after"] == pytest.approx(0.5)
+
+
+def test_a_study_with_another_budget_is_not_a_counterpart(tmp_path):
+    results_dir = write_studies(tmp_path, tune=False)
+    for path in (results_dir / "runs/shared").glob("**/record.json"):
+        record = json.loads(path.read_text())
+        record["config"]["train"]["budget"] = {"epochs": 30}
+        path.write_text(json.dumps(record))
+    assert results.shared_counterparts(results.load(results_dir)).empty
+
+
+def test_expected_best_curve_ends_at_the_best_trial(runs):
+    curves = results.expected_best(runs[runs.study == "tune"]).set_index(["model", "trials"])
+    assert curves.loc[("densenet40", 4), "expected_best"] == pytest.approx(94.0)
+    assert curves.loc[("densenet40", 1), "expected_best"] == pytest.approx(sum(TRIAL_VAL["densenet40"]) / 4)
+    # Best of 2 of [88, 90, 91, 94]: the 6 pairs' maxima are 90, 91, 94, 91, 94, 94.
+    assert curves.loc[("densenet40", 2), "expected_best"] == pytest.approx(554 / 6)
+
+
+@pytest.mark.slow  # about 10 s on 2 cores: three studies' figures
+def test_report_has_tuning_calibration_and_robustness_sections(readme):
+    out, text = readme
+    tune = text.split("## Study: tune (tuning trials)")[1].split("## Study:")[0]
+    assert "they are not a comparison of models" in tune
+    assert "| 3 | 0.3 | 0.0005 | 94.00 * |" in tune  # trial 3, lr, weight decay, densenet40 selected
+    assert not list((out / "tables").glob("tune--*--summary.*"))  # no ranking of candidates
+    for kind in ("sensitivity", "expected-best"):
+        assert list((out / "figures").glob(f"tune--*--{kind}.png")), kind
+    tuned = text.split("## Study: tuned")[1].split("## Study:")[0]
+    assert "apart from the tuned values" in tuned and "Warning" not in tuned
+    assert "Kendall tau between the shared-recipe and the tuned ranking of 3 models: 0.33" in tuned
+    assert "densenet40 over resnet56 (was 2.00 points behind, now 0.50 ahead" in tuned
+    assert "| densenet40 | 2 | 92.00 (3 seeds) | 1 | 95.00 (3 seeds) | +3.00 |" in tuned
+    shared = text.split("## Study: shared")[1].split("## Study:")[0]
+    assert METHOD in shared
+    assert "From clean test top-1 to mean corruption top-1, the ranking changes: 1 of 3 pairs" in shared
+    assert "densenet40 over resnet56 (was 2.00 points behind, now 10.00 ahead" in shared
+    assert "| resnet56 | 3 | 3.00 ± 1.00 |" in shared  # ECE mean ± std over seeds
+    for kind in ("reliability", "corruption-severity", "clean-vs-corrupted", "acc-vs-activations"):
+        assert list((out / "figures").glob(f"shared--*--{kind}.png")), kind
+    glance = text.split("## At a glance")[1].split("## How to read")[0]
+    assert "Under corruption the ranking changes" in glance
+    assert "Against the shared recipe of shared, the ranking holds within noise" in glance
+
+
+def test_report_without_tuning_or_evaluation_has_neither_section(tmp_path):
+    results_dir = write_studies(tmp_path, tune=False, tuned=False, evaluate=False)
+    out = build_report(results_dir, tmp_path / "report", reference=NO_REFERENCE)
+    text = (out / "README.md").read_text(encoding="utf-8")
+    assert "## Study: shared" in text
+    for absent in ("Tuning", "Calibration and corruption", "Under corruption", "ECE (%)"):
+        assert absent not in text, absent
+    assert "Training precision" in text  # the amp column is shown whenever the records have it
+    assert not list((out / "figures").glob("*reliability*"))
