@@ -157,6 +157,7 @@ def new_record(*, task: str, study: str, model: str, family: str, data: str, see
         "complexity": None,
         "latency": None,
         "train": None,
+        "train_precision": None,  # amp/channels_last=auto: the probe's figures and why (archbench.train.precision)
         "metrics": None,
         "history": None,
         "calibration": None,   # ECE, NLL, Brier on test (temperature fitted on validation): archbench.evaluate

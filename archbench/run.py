@@ -242,7 +242,7 @@ def build(spec: RunSpec) -> Built:
         complexity = profile_complexity(model, input_shape)
     except RuntimeError as err:
         raise ValueError(f"model {spec.model.name!r} cannot run on {input_shape[2]}x{input_shape[3]} inputs from "
-                         f"data={spec.dataset_name!r} ({err}); use a larger data.image_size or model.stem=cifar") from err
+                         f"data={spec.dataset_name!r} ({err}); use a larger data.image_size, or model.stem=cifar (overall stride 8) or cifar16 (stride 16)") from err
     complexity["stem"] = getattr(model, "archbench_info", {}).get("stem")
     return Built(model, family, input_shape, dataset, data_info, complexity, device)
 
@@ -385,7 +385,7 @@ def _train(spec: RunSpec, built: Built, record: dict, tracker=None):
         augment=spec.data.augment, seed=spec.seed, order_seed=spec.data.order_seed, rank=rank, world_size=world)
     reset_peak_memory(device)  # after the loaders: a dataset moved to the GPU is not training memory
     flops_train = built.complexity.get("flops_train")
-    amp, channels_last = _precision(spec, built, device)
+    amp, channels_last = _precision(spec, built, device, record)
     settings = TrainSettings(
         budget=recipe.budget, batch_size=recipe.batch_size, make_optimizer=recipe.make_optimizer(),
         lr=recipe.scaled_lr(world), weight_decay=recipe.weight_decay, schedule=recipe.make_schedule(),
@@ -424,19 +424,20 @@ def _train(spec: RunSpec, built: Built, record: dict, tracker=None):
     return result
 
 
-def _precision(spec: RunSpec, built: Built, device: str) -> tuple[str, bool]:
+def _precision(spec: RunSpec, built: Built, device: str, record: dict) -> tuple[str, bool]:
     """The precision and memory layout that train: explicit values as given; `auto` by a measured probe."""
     recipe = spec.recipe
     amp, channels_last = recipe.amp, recipe.channels_last
     if amp != "auto" and channels_last != "auto":
         return amp, channels_last
-    try:
-        from archbench.train.precision import choose_precision
-    except ImportError:  # no probe available: the safe, comparable default
-        return ("off" if amp == "auto" else amp), (False if channels_last == "auto" else channels_last)
-    choice = choose_precision(built.model, built.input_shape, recipe.batch_size, built.data_info["num_classes"],
-                              device, amp=amp, channels_last=channels_last, model_name=spec.model.name)
+    from archbench.train.precision import choose_precision
+    cache = Path(os.environ.get("ARCHBENCH_CACHE_DIR") or Path.home() / ".cache" / "archbench") / "precision"
+    log.info("precision probe: timing a few training steps of fp32/bf16 x NCHW/channels_last (cached per machine)")
+    choice = choose_precision(built.model, built.input_shape[1:], recipe.batch_size, built.data_info["num_classes"],
+                              device, amp=amp, channels_last=channels_last, cache_dir=cache,
+                              model_name=spec.model.name)
     log.info("precision probe: %s", choice.get("reason"))
+    record["train_precision"] = choice  # what ran, the probe's figures and why
     return choice["amp"], choice["channels_last"]
 
 
@@ -574,21 +575,18 @@ def preflight(spec: RunSpec, timed_steps: int = PREFLIGHT_TIMED_STEPS) -> dict:
             return row
         data_info, n_train, problem = _preflight_data(spec)
         row["problem"] = "; ".join(filter(None, [row["problem"], problem])) or None
-        model, _, input_shape = _create_model(spec, data_info)
         if spec.task == "profile":
             import torch
+            model, _, input_shape = _create_model(spec, data_info)
             with torch.inference_mode():
                 model.eval()(torch.zeros(input_shape))
             return row
-        step_s, batch, note = _time_steps(spec, model, input_shape, data_info["num_classes"], timed_steps)
+        step_s, batch, note, train_macs = _time_steps(spec, data_info, timed_steps)
         if note:
             row["problem"] = "; ".join(filter(None, [row["problem"], note]))
         recipe = spec.recipe
         steps_per_epoch = max(n_train // recipe.batch_size, 1)
-        macs_per_step = None
-        if recipe.budget.kind == "macs":
-            from archbench.measure import profile_complexity
-            macs_per_step = profile_complexity(model, input_shape)["flops_train"] / 2 * recipe.batch_size
+        macs_per_step = train_macs * recipe.batch_size if recipe.budget.kind == "macs" else None
         planned = recipe.budget.planned_steps(steps_per_epoch, macs_per_step)
         row["planned_steps"] = planned
         train_s = recipe.budget.value if planned is None else planned * step_s
@@ -644,36 +642,45 @@ def _preflight_data(spec: RunSpec) -> tuple[dict, int, str | None]:
 _STEP_TIMES: dict[str, tuple] = {}
 
 
-def _time_steps(spec: RunSpec, model, input_shape, num_classes: int, timed_steps: int):
-    """(seconds per step at the batch that fits, that batch, note): one untimed step, then `timed_steps`.
+def _time_steps(spec: RunSpec, data_info: dict, timed_steps: int):
+    """(seconds per step at the batch that fits, that batch, note, training MACs per image).
 
-    Cached per model settings, shape and recipe in this process: a study's seeds are timed once.
-    `ARCHBENCH_PREFLIGHT_BATCH` caps the batch (the test suite checks every study this way on 2 cores).
+    Builds the model, optimizer and schedule, then one untimed step and `timed_steps` timed ones on
+    synthetic values of the real shape. Cached per network, shape and numerics in this process: a study's
+    seeds and tuning trials are timed once. `ARCHBENCH_PREFLIGHT_BATCH` caps the batch (the test suite
+    checks every study this way on 2 cores).
     """
     import torch
 
     from archbench.train.loop import param_groups
 
     recipe = spec.recipe
+    input_shape = (1, data_info["in_chans"], data_info["image_size"], data_info["image_size"])
     # Speed depends on the network, shape, batch and numerics, not on the optimizer's values (trials share it).
-    key = json.dumps([spec.model.identity(), list(input_shape), recipe.batch_size, recipe.amp, recipe.channels_last,
-                      recipe.compile, recipe.optimizer.get("_target_"), spec.device], default=str)
+    key = json.dumps([spec.model.identity(), input_shape, data_info["num_classes"], recipe.batch_size, recipe.amp,
+                      recipe.channels_last, recipe.compile, recipe.optimizer.get("_target_"), spec.device,
+                      recipe.budget.kind == "macs"], default=str)
+    schedule = recipe.make_schedule()
+    [schedule(p) for p in (0.0, 0.5, 1.0)]
     if key in _STEP_TIMES:
         return _STEP_TIMES[key]
+    model, _, _ = _create_model(spec, data_info)
+    train_macs = None
+    if recipe.budget.kind == "macs":
+        from archbench.measure import profile_complexity
+        train_macs = profile_complexity(model, input_shape)["flops_train"] / 2
     device = resolve_device(spec.device)
     batch = min(recipe.batch_size, int(os.environ.get("ARCHBENCH_PREFLIGHT_BATCH", recipe.batch_size)))
     model.to(device).train()
     optimizer = recipe.make_optimizer()(param_groups(model, recipe.weight_decay, recipe.decay_norm_and_bias),
                                         lr=recipe.scaled_lr())
-    schedule = recipe.make_schedule()
-    [schedule(p) for p in (0.0, 0.5, 1.0)]
     note = None
     while True:
         try:
             x = torch.randn(batch, *input_shape[1:], device=device)
-            y = torch.randint(0, num_classes, (batch,), device=device)
+            y = torch.randint(0, data_info["num_classes"], (batch,), device=device)
             times = []
-            for i in range(1 + timed_steps):
+            for _ in range(1 + timed_steps):
                 tick = time.perf_counter()
                 optimizer.zero_grad(set_to_none=True)
                 torch.nn.functional.cross_entropy(model(x), y).backward()
@@ -688,7 +695,7 @@ def _time_steps(spec: RunSpec, model, input_shape, num_classes: int, timed_steps
             batch //= 2
             note = f"batch {recipe.batch_size} does not fit in memory; tried {batch}"
     step_s = (sum(times[1:]) / max(len(times) - 1, 1) if timed_steps else times[0]) * recipe.batch_size / batch
-    _STEP_TIMES[key] = (step_s, batch, note)
+    _STEP_TIMES[key] = (step_s, batch, note, train_macs)
     return _STEP_TIMES[key]
 
 

@@ -36,7 +36,7 @@ def uninterrupted(tmp_path_factory):
 
 def test_kill_9_mid_epoch_then_rerun_matches_uninterrupted(tmp_path, uninterrupted):
     proc = archbench(LONG, tmp_path, wait=False)
-    ckpt = record_path(tmp_path).parent / "checkpoint.ckpt"
+    ckpt = spec_for(LONG, tmp_path).record_dir / "checkpoint.ckpt"
     wait_for(ckpt, proc)  # end of epoch 0: the run is now inside epoch 1
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -53,7 +53,7 @@ def test_kill_9_mid_epoch_then_rerun_matches_uninterrupted(tmp_path, uninterrupt
 
 def test_sigterm_saves_checkpoint_and_exits_75_then_resumes(tmp_path, uninterrupted):
     proc = archbench(LONG, tmp_path, wait=False)
-    ckpt = record_path(tmp_path).parent / "checkpoint.ckpt"
+    ckpt = spec_for(LONG, tmp_path).record_dir / "checkpoint.ckpt"
     wait_for(ckpt, proc)
     first = ckpt.stat().st_mtime_ns
     proc.send_signal(signal.SIGTERM)
