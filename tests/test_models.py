@@ -304,6 +304,10 @@ def test_preact_bottleneck_has_one_3x3_conv_per_unit():
     model = create_model("preact_resnet164", num_classes=10)
     convs_3x3 = [m for m in model.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3)]
     assert len(convs_3x3) == 1 + 3 * 18  # stem + one per unit, 18 units per stage
+    # The authors' code (resnet-1k-layers) strides the first 1x1 of a downsampling unit, not the 3x3.
+    assert all(c.stride == (1, 1) for c in convs_3x3)
+    strided = [m for m in model.modules() if isinstance(m, nn.Conv2d) and m.stride == (2, 2)]
+    assert sorted(m.kernel_size for m in strided) == [(1, 1)] * 4  # conv1 and projection of 2 units
 
 
 def test_wrn_dropout_sits_between_the_convolutions():

@@ -13,14 +13,17 @@ the output width inside. Batch normalization was already in ResNet v1; what v2 c
 order, so that the addition is the last operation of a unit and no ReLU follows it. Two details from the paper's appendix: the first unit takes the
 activation right after the stem convolution, before the split into the two paths, and the
 last unit is followed by an extra BN -> ReLU before pooling. A unit that changes width or
-resolution needs a shortcut that does too; it is applied to the pre-activated input, shared
-with the residual branch.
+resolution needs a shortcut that does too. A 1x1 projection (bottleneck units) sees the
+pre-activated input, shared with the residual branch (paper appendix); the parameter-free
+option-A shortcut of basic units (subsample, zero-pad) sees the unit's raw input, except in the
+network's first unit, whose shortcut also takes the activated stem output.
 
 CIFAR networks (paper section 4, Table 3): 3 stages on 32, 16 and 8 px.
 - basic units (ResNet-20/110): 16, 32, 64 filters, 6n+2 layers, option-A zero-padding
   shortcuts as in the original ResNet-110 the paper compares against;
 - bottleneck units (ResNet-164/1001): 64, 128, 256 output filters (16, 32, 64 inside), 9n+2
-  layers, 1x1 projection shortcuts where the shape changes. The stride sits on the 3x3 conv.
+  layers, 1x1 projection shortcuts where the shape changes. The stride sits on the first 1x1 conv,
+  as in the authors' code (KaimingHe/resnet-1k-layers, resnet-pre-act.lua), not on the 3x3.
 
 ImageNet networks (ResNetV2-18 ... 152) are built by timm (`resnetv2_*`), which follows the
 same unit.
@@ -63,9 +66,9 @@ class PreActBottleneck(nn.Module):
         super().__init__()
         mid_chs = out_chs // self.expansion
         self.bn1 = nn.BatchNorm2d(in_chs)
-        self.conv1 = nn.Conv2d(in_chs, mid_chs, 1, bias=False)
+        self.conv1 = nn.Conv2d(in_chs, mid_chs, 1, stride=stride, bias=False)  # the authors stride here
         self.bn2 = nn.BatchNorm2d(mid_chs)
-        self.conv2 = nn.Conv2d(mid_chs, mid_chs, 3, stride=stride, padding=1, bias=False)
+        self.conv2 = nn.Conv2d(mid_chs, mid_chs, 3, padding=1, bias=False)
         self.bn3 = nn.BatchNorm2d(mid_chs)
         self.conv3 = nn.Conv2d(mid_chs, out_chs, 1, bias=False)
         needs_projection = in_chs != out_chs or stride != 1
