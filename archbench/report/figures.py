@@ -138,6 +138,15 @@ def params_vs_accuracy(summary: pd.DataFrame, title: str, colors: dict):
     return figure
 
 
+def _family_styles(groups, families: dict):
+    """(group, (family, line style)) per model: a family shares a colour, so its models differ in style."""
+    styles, seen = ["-", "--", ":", "-."], {}
+    for label, members in groups:
+        family = str(families.get(label))
+        yield (label, members), (family, styles[seen.get(family, 0) % len(styles)])
+        seen[family] = seen.get(family, 0) + 1
+
+
 def validation_curves(curves: pd.DataFrame, x: str, x_label: str, title: str,
                       families: dict, colors: dict):
     """Validation top-1 per model, averaged over seeds at each epoch; `families` maps each
@@ -148,12 +157,7 @@ def validation_curves(curves: pd.DataFrame, x: str, x_label: str, title: str,
     if curves.empty:
         return None
     figure, axes = _new_axes(title)
-    styles = ["-", "--", ":", "-."]
-    seen_per_family: dict = {}
-    for label, runs in curves.groupby("label", sort=True):
-        family = str(families.get(label))
-        style = styles[seen_per_family.get(family, 0) % len(styles)]
-        seen_per_family[family] = seen_per_family.get(family, 0) + 1
+    for (label, runs), (family, style) in _family_styles(curves.groupby("label", sort=True), families):
         per_epoch = runs.assign(position=runs[x]).groupby("epoch")[["position", "val_top1"]]
         mean = per_epoch.mean().sort_values("position")
         axes.plot(mean["position"], mean["val_top1"], style, marker=".", color=colors.get(family),
@@ -319,12 +323,7 @@ def corruption_by_severity(cells: pd.DataFrame, title: str, families: dict, colo
     if cells.empty:
         return None
     figure, axes = _new_axes(title)
-    styles = ["-", "--", ":", "-."]
-    seen_per_family: dict = {}
-    for label, members in cells.groupby("label", sort=True):
-        family = str(families.get(label))
-        style = styles[seen_per_family.get(family, 0) % len(styles)]
-        seen_per_family[family] = seen_per_family.get(family, 0) + 1
+    for (label, members), (family, style) in _family_styles(cells.groupby("label", sort=True), families):
         # Per seed first (mean over corruptions), then over seeds: each seed weighs the same.
         per_seed = members.groupby(["seed", "severity"])["top1"].mean().groupby("severity").mean()
         clean = members.groupby("seed")["clean_top1"].first().mean()
