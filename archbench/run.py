@@ -196,18 +196,44 @@ def run(spec: RunSpec) -> dict:
         built = build(spec)  # data and model: bad input fails here, before any folder exists
     except (ValueError, TypeError, FileNotFoundError, NotADirectoryError) as err:
         raise InvalidRunError(str(err)) from err
-    if rank != 0:
-        return execute(spec, built, tick)
-    with run_lock(spec.record_dir, spec.on_locked) as held:
-        if not held:
-            log.info("skip %s: another process holds its lock", spec.record_dir)
-            return summary(spec, "locked", None, time.perf_counter() - tick)
-        if not spec.force and (done := finished_record(spec)) is not None:  # finished while we waited
-            return summary(spec, "skipped", done, time.perf_counter() - tick)
-        if spec.force:
+    world = int(os.environ.get("WORLD_SIZE", 1))
+    if world > 1:
+        built.device = _init_distributed(built.device)  # before any decision, so every rank takes rank 0's
+    lock = run_lock(spec.record_dir, spec.on_locked) if rank == 0 else contextlib.nullcontext(True)
+    with lock as held:
+        decision = "run" if held else "locked"
+        if held and rank == 0 and not spec.force and finished_record(spec) is not None:
+            decision = "skipped"  # finished while we waited for the lock
+        if world > 1:
+            decision = _from_rank_0(decision)  # a rank alone would train and hang in the first collective
+        if decision != "run":
+            log.info("skip %s: %s", spec.record_dir, "another process holds its lock" if decision == "locked"
+                     else "record is complete")
+            return summary(spec, decision, finished_record(spec), time.perf_counter() - tick)
+        if spec.force and rank == 0:
             (spec.record_dir / "checkpoint.ckpt").unlink(missing_ok=True)
-        with _log_to_file(spec.record_dir / "run.log"):
+        with _log_to_file(spec.record_dir / "run.log") if rank == 0 else contextlib.nullcontext():
             return execute(spec, built, tick)
+
+
+def _init_distributed(device: str) -> str:
+    """Join the torchrun process group; returns this rank's device (cuda:<LOCAL_RANK> on GPUs)."""
+    import torch
+
+    if not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    if device.startswith("cuda"):
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+        torch.cuda.set_device(device)
+    return device
+
+
+def _from_rank_0(decision: str) -> str:
+    import torch
+
+    box = [decision]
+    torch.distributed.broadcast_object_list(box, src=0)
+    return box[0]
 
 
 @dataclass
@@ -296,7 +322,7 @@ def execute(spec: RunSpec, built: Built, tick: float) -> dict:
                             spec.model.name, top1, built.data_info.get("num_classes"))
         else:
             record["status"] = "complete"
-        if record["status"] == "complete":
+        if record["status"] == "complete" and rank == 0:  # one measurement, on rank 0's own device
             log.info("measuring latency and throughput of %s", spec.model.name)
             record["latency"] = _latency(spec, built, measure_latency)
         if record["status"] == "complete" and spec.task == "train" and rank == 0:
@@ -373,11 +399,8 @@ def _train(spec: RunSpec, built: Built, record: dict, tracker=None):
     world = int(os.environ.get("WORLD_SIZE", 1))
     rank = int(os.environ.get("RANK", 0))
     device = built.device
-    if world > 1 and not torch.distributed.is_initialized():
-        torch.distributed.init_process_group("nccl" if device.startswith("cuda") else "gloo")
-        if device.startswith("cuda"):
-            device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
-            torch.cuda.set_device(device)
+    if world > 1:
+        device = _init_distributed(device)
     if device.startswith("cuda"):
         torch.backends.cudnn.benchmark = not recipe.deterministic  # fastest kernels for fixed shapes
     train_loader, val_loader, test_loader = make_loaders(
@@ -418,7 +441,10 @@ def _train(spec: RunSpec, built: Built, record: dict, tracker=None):
     train["device_peak_flops_per_s"] = peak.get("flops_per_s")
     train["device_peak"] = peak
     if flops_train and train.get("img_per_s"):
-        train.update(training_cost(flops_train, train["img_per_s"], peak.get("flops_per_s")))
+        # img_per_s is the whole job's; MFU compares one device's share with one device's peak.
+        train["img_per_s_per_device"] = train["img_per_s"] / world
+        train.update(training_cost(flops_train, train["img_per_s_per_device"], peak.get("flops_per_s")))
+        train["mfu_basis"] = "per device" if world > 1 else "single device"
     record["dataset"]["selection"] = result.metrics["selection"]
     built.model = result.model
     return result

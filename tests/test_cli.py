@@ -102,6 +102,26 @@ def test_torchrun_two_gloo_processes_write_one_record(tmp_path):
     assert record["train"]["batch_size"] == 64 and record["train"]["steps"] == 4  # global batch = 2 x 32
 
 
+def test_torchrun_seconds_budget_stops_every_rank_at_the_same_step(tmp_path):
+    # Each rank's own clock would end the loop at different steps and hang the next all-reduce; the
+    # stop is decided collectively on rank 0's clock, so the run finishes (a hang fails by timeout).
+    import subprocess
+    import sys
+
+    from helpers import REPO
+
+    args = [a for a in FAST if not a.startswith("train.budget")] + ["train.budget.seconds=2", "threads=1",
+                                                                   "data.synthetic_size=2000"]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "-m", "archbench", *args,
+           f"results_dir={tmp_path}"]
+    out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    record = load(next(tmp_path.glob("runs/**/record.json")))
+    assert record["status"] == "complete" and record["train"]["world_size"] == 2
+    assert record["train"]["wall_s"] >= 2.0
+    assert record["train"].get("mfu_basis") in (None, "per device")
+
+
 def test_any_timm_model_is_recorded_with_its_timm_name(tmp_path):
     out = archbench(["task=profile", "model=timm", "model.name=resnet10t", "data=synthetic", "measure.warmup=1",
                      "measure.min_reps=2", "measure.min_time_s=0.05", "measure.batch_size=2"], tmp_path)
