@@ -10,7 +10,7 @@ needs_fmnist = pytest.mark.skipif(not FMNIST.exists(), reason="needs Debian data
 
 FMNIST_RUN = ["model=resnet20", "data=fashion_mnist", "data.train_size=512", "data.val_size=500",
               "train.batch_size=64", "train.budget.epochs=2", "seed=3", "measure.warmup=1", "measure.min_reps=3",
-              "measure.min_time_s=0.1", "measure.batch_size=8"]
+              "measure.min_time_s=0.1", "measure.batch_size=8", "evaluate.test_subset=300", "evaluate.severities=[1,5]"]
 
 
 @pytest.fixture(scope="module")

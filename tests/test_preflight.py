@@ -43,7 +43,7 @@ def plan(overrides: list[str], results_dir) -> dict:
     """The preflight row of one job, computed once per session (the README and study tests share jobs)."""
     key = tuple(overrides)
     if key not in _PLANS:
-        full = overrides + [f"results_dir={results_dir}"]
+        full = overrides + [f"results_dir={results_dir}", "dry_run=true"]  # as `archbench ... dry_run=true`
         _PLANS[key] = preflight(spec_from_config(compose_job(full), full), timed_steps=0)
     return _PLANS[key]
 
