@@ -35,7 +35,7 @@ def family_colors(families) -> dict:
 def save(figure, figures_dir: Path, stem: str) -> tuple[str, str]:
     """Write `<stem>.png` and `<stem>.svg`; return their paths relative to the report folder."""
     figures_dir.mkdir(parents=True, exist_ok=True)
-    figure.savefig(figures_dir / f"{stem}.png", dpi=120, metadata=_PNG_METADATA)
+    figure.savefig(figures_dir / f"{stem}.png", dpi=90, metadata=_PNG_METADATA)  # keeps index.html under 2 MB
     figure.savefig(figures_dir / f"{stem}.svg", metadata=_SVG_METADATA)
     plt.close(figure)
     return f"{figures_dir.name}/{stem}.png", f"{figures_dir.name}/{stem}.svg"
