@@ -11,7 +11,6 @@ import contextlib
 import functools
 import json
 import logging
-import math
 import os
 import random
 import time
@@ -392,7 +391,7 @@ def _train(spec: RunSpec, built: Built, record: dict, tracker=None):
     import torch
 
     from archbench.data import make_loaders
-    from archbench.measure import device_peak_flops, peak_memory_bytes, reset_peak_memory, training_cost
+    from archbench.measure import peak_memory_bytes, reset_peak_memory, training_cost
     from archbench.train.loop import EXIT_INTERRUPTED, TrainingInterrupted, TrainSettings, fit
 
     recipe = spec.recipe
@@ -532,9 +531,6 @@ def evaluate_run(spec: RunSpec, tick: float) -> dict:
     if not weights.exists():
         raise InvalidRunError(f"task=evaluate: {path.parent} has no saved weights ({WEIGHTS_FILENAME}); runs made "
                               "before archbench saved weights must be retrained (force=true)")
-    from archbench.evaluate import EvaluateSettings
-
-    settings = spec.evaluate or EvaluateSettings()
     dataset = load_data(spec.data)
     model, _, _ = _create_model(spec, record["dataset"])
     model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
