@@ -10,10 +10,11 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import torch
+
+from archbench.files import atomic_write
 
 from .base import DataError, Split
 
@@ -66,22 +67,8 @@ def entry_dir(cache_dir: Path, dataset: str, key: str) -> Path:
     return cache_dir / f"{dataset}-{key[:16]}"
 
 
-def atomic_write_bytes(path: Path, write) -> None:
-    """Call write(file) on a temporary file beside path, then rename it over path in one step."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
 def atomic_write_json(path: Path, obj) -> None:
-    atomic_write_bytes(path, lambda f: f.write(json.dumps(obj, indent=1, sort_keys=True).encode()))
+    atomic_write(path, lambda f: f.write(json.dumps(obj, indent=1, sort_keys=True).encode()))
 
 
 @contextlib.contextmanager
@@ -107,7 +94,7 @@ def save_entry(directory: Path, train: Split, test: Split, class_names: list[str
         "test_images": test.images, "test_labels": test.labels,
         "class_names": list(class_names),
     }
-    atomic_write_bytes(directory / "data.pt", lambda f: torch.save(payload, f))
+    atomic_write(directory / "data.pt", lambda f: torch.save(payload, f))
     atomic_write_json(directory / "meta.json", meta)  # written last: its presence marks a complete entry
 
 

@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from archbench.data.cache import atomic_write_bytes, resolve_cache_dir
+from archbench.data.cache import resolve_cache_dir
+from archbench.files import atomic_write
 
 # The 15 corruptions of the ImageNet-C / CIFAR-10-C benchmark, in the paper's order (noise, blur, weather,
 # digital): "all" means these, so a mean over "all" is the benchmark's mean.
@@ -152,7 +153,7 @@ def cached_corrupt_images(images, corruption: str, severity: int, seed: int, cac
         if cached is not None and cached.shape == images.shape and cached.dtype == np.uint8:
             return cached, True
     corrupted = corrupt_images(images, corruption, severity, seed)
-    atomic_write_bytes(path, lambda f: np.save(f, corrupted, allow_pickle=False))
+    atomic_write(path, lambda f: np.save(f, corrupted, allow_pickle=False))
     return corrupted, False
 
 
