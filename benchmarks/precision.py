@@ -6,20 +6,29 @@ measured here with more steps than the probe takes; then what `choose_precision`
 with its own default few steps) picks, and the speed of that pick by this script's
 measurement, so `auto_vs_fastest` shows what the probe's shortness costs (goal: >= 0.95).
 With --strides, also ShuffleNetV2 and EfficientNetV2 at both small-input strides (stem
-cifar16 and cifar), in the precision `auto` picks. Prints one JSON object. On a CPU without
-native bf16 it says so and measures fp32 only.
+cifar16 and cifar), in the precision `auto` picks. With --accuracy, the test top-1 of the
+same short run (experiment=demo: a 4,000-image Fashion-MNIST subset, 2 epochs) under `auto` and
+under NCHW fp32, 2 seeds each, for the models `auto` runs in low precision: precision may change
+speed, not what is learned. Prints one JSON object. On a CPU without native bf16 it says so and
+measures fp32 only.
 
     python benchmarks/precision.py                 # about 3 minutes on 2 idle CPU cores
     python benchmarks/precision.py --steps 3 --models resnet20 --strides
+    python benchmarks/precision.py --models resnet20 --accuracy   # + about 4 minutes
 Run on an idle machine: the JSON carries the 1-minute load average at start and end.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import statistics
+import subprocess
+import sys
 import tempfile
 import warnings
+from pathlib import Path
 
 import torch
 
@@ -80,6 +89,36 @@ def stride_speeds(name: str, device: torch.device, batch_size: int, warmup: int,
     return rows
 
 
+def short_run_accuracy(name: str, seeds: tuple[int, ...] = (0, 1)) -> dict:
+    """Test top-1 of experiment=demo's run of `name` under auto and under NCHW fp32, per seed."""
+    settings = {"auto": ["train.amp=auto", "train.channels_last=auto"],
+                "fp32_nchw": ["train.amp=off", "train.channels_last=false"]}
+    top1 = {label: [] for label in settings}
+    ran = {}
+    with tempfile.TemporaryDirectory() as results:
+        for label, overrides in settings.items():
+            for seed in seeds:
+                command = [sys.executable, "-m", "archbench", "experiment=demo", f"model={name}", f"seed={seed}",
+                           f"results_dir={results}", f"study=precision_{label}", "evaluate.after_train=false",
+                           "progress_bar=false", *overrides]
+                subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                path, = Path(results).glob(f"runs/precision_{label}/*/{name}/*/seed{seed}/record.json")
+                record = json.loads(path.read_text())
+                if record["status"] != "complete":
+                    raise RuntimeError(f"{path}: status {record['status']}")
+                top1[label].append(round(record["metrics"]["test_top1"], 2))
+                choice = record.get("train_precision") or record["recipe"]
+                ran[label] = candidate_label(choice["amp"], choice["channels_last"])
+                test_images = record["dataset"]["test_size"]
+    mean = {label: statistics.fmean(values) for label, values in top1.items()}
+    # One test set of n images: a difference below ~2 binomial standard errors is noise whatever the seeds.
+    p = mean["fp32_nchw"] / 100
+    noise_floor = 100 * 2 * math.sqrt(2 * p * (1 - p) / test_images)
+    return {"test_top1": top1, "mean": {k: round(v, 2) for k, v in mean.items()}, "ran": ran,
+            "difference": round(mean["auto"] - mean["fp32_nchw"], 2), "noise_floor_2se": round(noise_floor, 2),
+            "within_noise": abs(mean["auto"] - mean["fp32_nchw"]) <= noise_floor}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
@@ -89,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", nargs="*", default=list(SMALL_REPRESENTATIVES.values()))
     parser.add_argument("--strides", action="store_true", help="also time both small-input strides of "
                         + " and ".join(STRIDE_MODELS))
+    parser.add_argument("--accuracy", action="store_true", help="also the test top-1 of a short run under auto "
+                        "and NCHW fp32 (2 seeds) for the models auto runs in low precision")
     args = parser.parse_args(argv)
     device = resolve_device(args.device)
     low_precision, why = native_low_precision(device)
@@ -107,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
             amp = "off" if picked.startswith("fp32") else picked.split("_")[0]
             out["strides"][name] = stride_speeds(name, device, args.batch_size, args.warmup, args.steps, amp,
                                                  picked.endswith("channels_last"))
+    if args.accuracy:
+        out["accuracy"] = {name: short_run_accuracy(name) for name, row in out["models"].items()
+                           if not row["auto"].startswith("fp32")}
     out["load_average_1min_end"] = round(os.getloadavg()[0], 2)
     print(json.dumps(out, indent=1))
     return 0

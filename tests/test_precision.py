@@ -53,6 +53,18 @@ def test_picks_the_fastest_candidate(speeds):
     assert (choice["amp"], choice["channels_last"]) == ("off", True)
 
 
+def test_a_near_tie_keeps_fp32(speeds):
+    """Low precision must beat the fastest fp32 layout by the margin, else the exact reference stays."""
+    table, _ = speeds
+    table.update(fp32_channels_last=197.0, bf16_nchw=150.0, bf16_channels_last=197.0 * 1.04)
+    choice = probe()
+    assert (choice["amp"], choice["channels_last"]) == ("off", True)
+    assert "within 5%" in choice["reason"]
+    table.update(bf16_channels_last=197.0 * 1.06)
+    choice = probe()
+    assert (choice["amp"], choice["channels_last"]) == ("bf16", True)
+
+
 def test_forced_values_are_respected(speeds):
     table, calls = speeds
     choice = probe(amp="off")
