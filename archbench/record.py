@@ -256,6 +256,17 @@ def record_key(record: dict, path: str | os.PathLike) -> dict:
     return key
 
 
+def _order_seed(record: dict, seed):
+    """The seed of the run's data order: identity.settings.data.order_seed (schema 2), else the
+    resolved config's data.order_seed (schema 1); null follows the run's seed."""
+    order_seed = _get(record, "identity", "settings", "data", "order_seed")
+    if order_seed is None:
+        order_seed = _get(record, "config", "data", "order_seed")
+    if isinstance(order_seed, bool) or not isinstance(order_seed, int):
+        return seed
+    return order_seed
+
+
 # Flat columns of one run (what archbench.results.load returns), with units in the names: *_ms
 # milliseconds, *_s seconds, *_bytes bytes, accuracies in percent; MACs count multiply-adds (fvcore).
 def record_columns(record: dict, path: str | os.PathLike) -> dict:
@@ -268,8 +279,12 @@ def record_columns(record: dict, path: str | os.PathLike) -> dict:
     recipe = record.get("recipe") or _get(record, "config", "train") or {}
     threads = _present_or(env.get("threads"), latency.get("threads"))
     _, settings = variant_settings(record)
+    key = record_key(record, path)
     return {
-        **record_key(record, path),
+        **key,
+        # Data order and augmentation draws (data.order_seed); a record without one (null, or made
+        # before the setting existed) drew them from its seed, so the seed is its order seed.
+        "order_seed": _order_seed(record, key["seed"]),
         "variant_settings": json.dumps(settings, sort_keys=True, default=str),
         "family": record.get("family"),
         "status": record.get("status"),

@@ -10,6 +10,7 @@ duplicate) are never dropped silently: `load_with_exclusions` returns them with 
 """
 from __future__ import annotations
 
+import hashlib
 import itertools
 from dataclasses import dataclass
 import json
@@ -20,8 +21,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from archbench.stats import (binomial_se, expected_max_curve, finite, holm, rank_agreement, noise_floor, prob_outperform, prob_outperform_interval,
-                             welch_p_value)
+from archbench.stats import (binomial_se, expected_max_curve, finite, holm, rank_agreement, noise_floor, prob_outperform,
+                             prob_outperform_interval, variance_components, welch_p_value)
 from archbench.record import READABLE_SCHEMAS, RECORD_FILENAME, SCHEMA as SCHEMA_VERSION, record_columns, record_key
 
 # A model is identified within a comparison by these keys; runs from different machines are
@@ -164,8 +165,7 @@ def _label_variants(runs: pd.DataFrame) -> pd.DataFrame:
         if len(variants) < 2:
             continue
         settings = {row.variant: json.loads(row.variant_settings) for row in variants.itertuples()}
-        keys = sorted({k for values in settings.values() for k in values})
-        differing = [k for k in keys if len({json.dumps(v.get(k), sort_keys=True) for v in settings.values()}) > 1]
+        differing = _differing_keys(settings)
         for index, row in group.iterrows():
             values = settings[row["variant"]]
             labels[index] = ", ".join(f"{_short(k)}={values.get(k)}" for k in differing)
@@ -176,6 +176,48 @@ def _short(key: str) -> str:
     """`recipe.optimizer.lr` -> `lr`: the last part, or the last two where one part is ambiguous."""
     parts = key.split(".")
     return parts[-1] if parts[-1] not in ("value", "name", "kind") else ".".join(parts[-2:])
+
+
+ORDER_SEED_KEY = "data.order_seed"
+
+
+def pool_order_seeds(runs: pd.DataFrame) -> pd.DataFrame:
+    """Runs of a model whose variants differ in nothing but `data.order_seed`, pooled as one row.
+
+    Each order seed is its own variant folder (it is part of the data identity), so `load` labels
+    them `order_seed=0`, `order_seed=1`, ... For a study that varies the order seed on purpose
+    (conf/experiment/variance_sources.yaml) the natural reading is one model whose runs vary in
+    weight initialisation and data order: its variants get one `variant`
+    (`<recipe-budget>-pooled-<digest of the shared settings>`), an empty `variant_label`, and
+    `pooled_order_seeds` True; `variant_folder` keeps each run's own folder. Variants that also
+    differ in anything else are left as they are. Calling it twice changes nothing more.
+    """
+    runs = runs.assign(variant_folder=runs["variant_folder"] if "variant_folder" in runs else runs.get("variant"),
+                       pooled_order_seeds=runs["pooled_order_seeds"] if "pooled_order_seeds" in runs else False)
+    if runs.empty or "variant_settings" not in runs:
+        return runs
+    runs = runs.copy()
+    for _, group in runs.groupby(["study", "data", "model"], dropna=False, sort=False):
+        variants = group.drop_duplicates("variant")
+        if len(variants) < 2:
+            continue
+        settings = {row.variant: json.loads(row.variant_settings) for row in variants.itertuples()}
+        if _differing_keys(settings) != [ORDER_SEED_KEY]:
+            continue
+        shared = {key: value for key, value in next(iter(settings.values())).items() if key != ORDER_SEED_KEY}
+        digest = hashlib.sha256(json.dumps(shared, sort_keys=True, default=str).encode()).hexdigest()[:8]
+        prefixes = {str(name).rsplit("-", 1)[0] for name in settings}
+        prefix = prefixes.pop() if len(prefixes) == 1 else "variants"
+        runs.loc[group.index, "variant"] = f"{prefix}-pooled-{digest}"
+        runs.loc[group.index, "variant_label"] = ""
+        runs.loc[group.index, "pooled_order_seeds"] = True
+    return runs
+
+
+def _differing_keys(settings: dict) -> list[str]:
+    """The flattened setting keys whose values differ between variants (variant -> settings)."""
+    keys = sorted({k for values in settings.values() for k in values})
+    return [k for k in keys if len({json.dumps(v.get(k), sort_keys=True) for v in settings.values()}) > 1]
 
 
 def _split_duplicates(runs: pd.DataFrame):
@@ -214,12 +256,12 @@ def history(runs: pd.DataFrame) -> pd.DataFrame:
         if problem is not None or not entries:
             continue
         frame = pd.DataFrame(entries)
-        for key in RUN_KEYS + ["family"]:
+        for key in RUN_KEYS + ["order_seed", "family"]:
             frame[key] = row.get(key)
         frame["label"] = model_label(row.get("model"), row.get("variant_label"))
         frames.append(frame)
     if not frames:
-        return pd.DataFrame(columns=RUN_KEYS + ["family", "label", "epoch", "val_top1",
+        return pd.DataFrame(columns=RUN_KEYS + ["order_seed", "family", "label", "epoch", "val_top1",
                                                 "elapsed_s"])
     return pd.concat(frames, ignore_index=True)
 
@@ -252,7 +294,8 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
     Accuracies, and the calibration and corruption metrics when `runs` carries them (see
     `with_evaluation`), get `<metric>_mean`, `_std` (sample), `_ci95` (half-width, Student t)
     and `_n` (seeds with a value); cost columns get the mean over runs; `amp` lists the
-    training precisions; `seeds` counts runs and
+    training precisions; `dirty_runs` counts runs made from a working tree with uncommitted
+    changes (env.git_dirty); `seeds` counts runs and
     `ttt_reached` counts runs that reached the time-to-target accuracy. `test_top1_se_test`
     is the binomial standard error of the mean test top-1 given `test_size` test images.
     """
@@ -286,11 +329,90 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
         # The precision training ran in (train.amp=auto picks it per model), e.g. 'bf16'.
         row["amp"] = _distinct_text(group.get("amp"))
         row["ttt_reached"] = len(_values(group, "ttt_s"))
+        # Variants that differ only in data.order_seed, pooled as one row (pool_order_seeds).
+        row["pooled_order_seeds"] = bool(group["pooled_order_seeds"].fillna(False).astype(bool).any()) \
+            if "pooled_order_seeds" in group else False
+        row["order_seeds"] = int(group["order_seed"].nunique()) if "order_seed" in group else 0
+        # Runs made from a working tree with uncommitted changes: not reproducible from their commit.
+        row["dirty_runs"] = int(group["git_dirty"].eq(True).sum()) if "git_dirty" in group else 0
         # Runs whose accuracy is within noise of chance: they learned nothing measurable.
         row["near_chance_runs"] = int(group["near_chance"].fillna(False).astype(bool).sum()) \
             if "near_chance" in group else 0
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+VARIANCE_FACTORS = {"seed": "weight initialisation", "order_seed": "data order and augmentation draws"}
+VARIANCE_COLUMNS = MODEL_KEYS + [
+    "label", "family", "metric", "runs", "seeds", "order_seeds", "complete", "missing", "mean", "runs_std",
+    "total_std", "seed_std", "order_std", "residual_std", "seed_share", "order_share", "residual_share",
+    "seed_var_raw", "order_var_raw", "p_seed", "p_order", "dirty_runs"]
+
+
+def variance_sources(runs: pd.DataFrame, metric: str = "test_top1") -> pd.DataFrame:
+    """Where the spread of `metric` over runs comes from, for every model whose runs cross seeds
+    (weight initialisation) with order seeds (data order and augmentation draws).
+
+    One row per study, data, hardware, model and variant (after `pool_order_seeds`) whose train
+    runs have two or more seeds and two or more order seeds, crossed: some seed ran with two
+    order seeds and some order seed with two seeds. (A run without an explicit order seed draws
+    its order from its seed, so an ordinary seeds-only study is never crossed.) When every
+    (seed, order seed) combination ran exactly once (`complete`), `archbench.stats.
+    variance_components` splits the variance of one run into `seed`, `order` and `residual`
+    (interaction and noise) parts: `*_std` is the square root of each part, `total_std` of their
+    sum, `*_share` each part over the sum (0-1), `*_var_raw` the estimate before clipping at 0,
+    and `p_seed` / `p_order` the F test of each factor. `runs_std` is the plain sample std over
+    the runs. An incomplete design gets `complete` False, NaN parts and `missing` naming the gaps.
+    """
+    if runs.empty or "order_seed" not in runs:
+        return pd.DataFrame(columns=VARIANCE_COLUMNS)
+    runs = pool_order_seeds(runs)
+    train = runs[(runs.task == "train") & np.isfinite(pd.to_numeric(runs[metric], errors="coerce"))]
+    rows = []
+    for keys, group in train.groupby(MODEL_KEYS, dropna=False, sort=True):
+        if not _crossed(group):
+            continue
+        seeds, orders = sorted(group.seed.unique()), sorted(group.order_seed.unique())
+        row = {**dict(zip(MODEL_KEYS, keys)), "metric": metric,
+               "label": model_label(keys[MODEL_KEYS.index("model")], _first_present(group.get("variant_label"))),
+               "family": _first_present(group.get("family")), "runs": len(group), "seeds": len(seeds),
+               "order_seeds": len(orders), "mean": float(group[metric].mean()),
+               "runs_std": float(group[metric].std(ddof=1)),
+               "dirty_runs": int(group["git_dirty"].eq(True).sum()) if "git_dirty" in group else 0}
+        missing = _design_gaps(group, seeds, orders)
+        row.update(complete=not missing, missing="; ".join(missing))
+        if missing:
+            rows.append(row)
+            continue
+        parts = variance_components(group, metric, ["seed", "order_seed"])
+        components = parts["components"]
+        row.update(total_std=math.sqrt(parts["total"]),
+                   seed_std=math.sqrt(components["seed"]), order_std=math.sqrt(components["order_seed"]),
+                   residual_std=math.sqrt(components["residual"]),
+                   seed_share=parts["shares"]["seed"], order_share=parts["shares"]["order_seed"],
+                   residual_share=parts["shares"]["residual"], seed_var_raw=parts["raw"]["seed"],
+                   order_var_raw=parts["raw"]["order_seed"], p_seed=parts["p_values"]["seed"],
+                   p_order=parts["p_values"]["order_seed"])
+        rows.append(row)
+    return pd.DataFrame(rows, columns=VARIANCE_COLUMNS)
+
+
+def _crossed(group: pd.DataFrame) -> bool:
+    """Two or more seeds and order seeds, and each varied while the other stayed fixed."""
+    if group.seed.nunique() < 2 or group.order_seed.nunique() < 2:
+        return False
+    return (group.groupby("seed").order_seed.nunique().max() >= 2
+            and group.groupby("order_seed").seed.nunique().max() >= 2)
+
+
+def _design_gaps(group: pd.DataFrame, seeds, orders) -> list[str]:
+    """What keeps a crossed design from being complete: missing and repeated combinations."""
+    counts = group.groupby(["seed", "order_seed"]).size()
+    gaps = [f"seed {seed} with order seed {order} missing" for seed in seeds for order in orders
+            if (seed, order) not in counts.index]
+    gaps += [f"seed {seed} with order seed {order} {count} times" for (seed, order), count in counts.items()
+             if count > 1]
+    return gaps
 
 
 def mean_std_ci95(values) -> tuple[float, float, float]:

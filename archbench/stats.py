@@ -1,8 +1,9 @@
 """Statistics over seeds that never overstate what a few seeds and a finite test set can say.
 
-Plain numpy arrays in, floats out; no pandas, torch or Hydra, so `archbench.results` and the
-report can use them on any machine. Each function names the library that does the work:
-multiple-comparison correction is statsmodels', tests and the bootstrap are scipy's.
+Plain numpy arrays in, floats out (a pandas frame in for the variance components); no torch or
+Hydra, so `archbench.results` and the report can use them on any machine. Each function names the
+library that does the work: multiple-comparison correction and the analysis of variance are
+statsmodels', tests and the bootstrap are scipy's.
 """
 from __future__ import annotations
 
@@ -179,3 +180,77 @@ def rank_agreement(before, after) -> tuple[float, float, list[tuple[int, int]]]:
         return math.nan, math.nan, swapped
     result = stats.kendalltau(before, after)
     return float(result.statistic), float(result.pvalue), swapped
+
+
+def variance_components(frame, value: str, factors) -> dict:
+    """Random-effects variance components of `value` over crossed `factors` (e.g. seed and order
+    seed), from a balanced crossed design without replication: every combination of the factors'
+    levels exactly once.
+
+    The sums of squares come from statsmodels (`ols` with one categorical term per factor, no
+    interaction, then `anova_lm(typ=2)`); the components from the standard ANOVA expected mean
+    squares. With N runs and n_f levels of factor f, E[MS_f] = var_resid + (N / n_f) var_f, so
+
+        var_f = (MS_f - MS_resid) / (N / n_f), clipped at 0;  var_resid = MS_resid,
+
+    where the residual holds the interaction and the noise (one run per cell cannot tell them
+    apart). For two factors N / n_seed = n_order: var_seed = (MS_seed - MS_resid) / n_order.
+
+    `frame` is a pandas DataFrame with the `value` column and one column per factor. Returns a
+    dict: `n` (runs), `mean`, `levels`, `df`, `mean_squares`, `p_values` (the F test of each
+    factor against the residual, statsmodels'), `raw` (components before clipping), `components`
+    (clipped, plus `residual`), `total` (their sum: the variance of one run with every factor
+    drawn anew) and `shares` (each component over `total`, NaN when it is 0).
+    Raises ValueError unless the design is complete, crossed and unreplicated.
+    """
+    import pandas as pd
+    from statsmodels.formula.api import ols
+    from statsmodels.stats.anova import anova_lm
+
+    factors = list(factors)
+    if len(factors) < 2 or len(set(factors)) != len(factors):
+        raise ValueError(f"variance_components: factors={factors!r} must name two or more distinct "
+                         "columns (a one-factor design has no residual to compare with)")
+    missing = [column for column in [value, *factors] if column not in frame]
+    if missing:
+        raise ValueError(f"variance_components: columns {missing} not in the frame; it has "
+                         f"{sorted(map(str, frame.columns))}")
+    data = pd.DataFrame({"y": pd.to_numeric(frame[value], errors="coerce")})
+    for index, factor in enumerate(factors):
+        data[f"f{index}"] = frame[factor].astype(str).to_numpy()
+    if not np.isfinite(data["y"]).all():
+        raise ValueError(f"variance_components: {value} has missing or non-finite values; drop "
+                         "the runs that lack it and pass a complete design")
+    names = [f"f{index}" for index in range(len(factors))]
+    levels = {factor: int(data[name].nunique()) for factor, name in zip(factors, names)}
+    if min(levels.values()) < 2:
+        raise ValueError(f"variance_components: every factor needs two or more levels, got {levels}")
+    cells = data.groupby(names).size()
+    expected = math.prod(levels.values())
+    if (cells > 1).any() or len(cells) != expected:
+        raise ValueError(f"variance_components: the design must hold each combination of "
+                         f"{', '.join(factors)} exactly once ({expected} runs), got {len(data)} runs "
+                         f"in {len(cells)} combinations")
+    table = anova_lm(ols("y ~ " + " + ".join(f"C({name})" for name in names), data=data).fit(), typ=2)
+    n = len(data)
+    df_resid = float(table.loc["Residual", "df"])
+    ms_resid = float(table.loc["Residual", "sum_sq"]) / df_resid
+    result = {"n": n, "mean": float(data["y"].mean()), "levels": levels,
+              "df": {"residual": df_resid}, "mean_squares": {"residual": ms_resid},
+              "p_values": {}, "raw": {}, "components": {}}
+    for factor, name in zip(factors, names):
+        row = table.loc[f"C({name})"]
+        mean_square = float(row["sum_sq"]) / float(row["df"])
+        raw = (mean_square - ms_resid) / (n / levels[factor])
+        p_value = float(row["PR(>F)"])
+        result["df"][factor] = float(row["df"])
+        result["mean_squares"][factor] = mean_square
+        result["p_values"][factor] = p_value if math.isfinite(p_value) else math.nan
+        result["raw"][factor] = raw
+        result["components"][factor] = max(raw, 0.0)
+    result["components"]["residual"] = ms_resid
+    total = float(sum(result["components"].values()))
+    result["total"] = total
+    result["shares"] = {key: (component / total if total > 0 else math.nan)
+                        for key, component in result["components"].items()}
+    return result

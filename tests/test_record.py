@@ -54,3 +54,19 @@ def test_new_record_has_every_top_level_key():
     assert r["schema"] == rec.SCHEMA and r["status"] == "failed"
     assert set(r) >= {"schema", "status", "task", "study", "model", "family", "data", "seed", "synthetic", "config",
                       "env", "dataset", "complexity", "latency", "train", "metrics", "history", "error"}
+
+
+def _identity(order_seed):
+    return {"fingerprint": "f", "variant": "quick-2ep-0a1b2c3d",
+            "settings": {"task": "train", "data": {"name": "cifar10", "order_seed": order_seed}, "seed": 4}}
+
+
+def test_order_seed_column_reads_the_identity_and_a_null_follows_the_seed(tmp_path):
+    path = tmp_path / "runs/s/cifar10/m/quick-2ep-0a1b2c3d/seed4/record.json"
+    base = {"status": "complete", "task": "train", "study": "s", "model": "m", "data": "cifar10", "seed": 4}
+    assert rec.record_columns({**base, "identity": _identity(2)}, path)["order_seed"] == 2
+    assert rec.record_columns({**base, "identity": _identity(None)}, path)["order_seed"] == 4
+    # Schema 1 records have no identity: the resolved config's data section, else the seed.
+    assert rec.record_columns({**base, "config": {"data": {"order_seed": 7}}}, path)["order_seed"] == 7
+    assert rec.record_columns({**base, "config": {"data": {"name": "cifar10"}}}, path)["order_seed"] == 4
+    assert rec.record_columns(base, path)["git_dirty"] is None

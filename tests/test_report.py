@@ -560,3 +560,47 @@ def test_html_tables_sort_with_an_inline_script(report):
     scripts = re.findall(r"<script([^>]*)>(.*?)</script>", html_text, flags=re.S)
     assert len(scripts) == 1 and scripts[0][0] == ""  # inline: no src, no external file
     assert "addEventListener(\"click\"" in scripts[0][1] and "sort" in scripts[0][1]
+
+
+DIRTY_NOTE = ("† made from a working tree with uncommitted changes: not reproducible from its commit "
+              "(resnet20: 1 of 3 runs).")
+
+
+def _table_rows(text: str, caption_start: str) -> list[str]:
+    """The Markdown rows of the table whose caption starts with `caption_start`, and the line
+    after the table."""
+    lines = text.split(caption_start, 1)[1].splitlines()
+    start = next(index for index, line in enumerate(lines) if line.startswith("| "))
+    end = next(index for index in range(start, len(lines)) if not lines[index].startswith("|"))
+    return lines[start:end] + [lines[end + 1] if end + 1 < len(lines) else ""]
+
+
+def test_a_model_with_a_run_from_a_dirty_tree_is_marked_wherever_its_results_are(tmp_path):
+    results_dir = _copy_fixtures(tmp_path, ["resnet20", "resnet56"])
+    path = results_dir / "runs/golden/cifar10/resnet20/seed1/record.json"
+    record = json.loads(path.read_text())
+    record["env"]["git_dirty"] = True
+    path.write_text(json.dumps(record))
+    out = build_report(results_dir, tmp_path / "report", reference=REFERENCE)
+    readme = (out / "README.md").read_text(encoding="utf-8")
+
+    summary = _table_rows(readme, "*golden / CIFAR-10: summary over seeds")
+    resnet20 = next(row for row in summary if "resnet20" in row)
+    resnet56 = next(row for row in summary if "resnet56" in row)
+    assert "| resnet20 † |" in resnet20
+    assert "| resnet56 |" in resnet56 and "†" not in resnet56  # only clean runs: unmarked
+    assert summary[-1] == DIRTY_NOTE  # the sentence right under the table
+    significance = _table_rows(readme, "*golden / CIFAR-10 on cpu")
+    assert significance[2].startswith("| resnet56 | resnet20 † |") and significance[-1] == DIRTY_NOTE
+    stem = f"golden--cifar10--{CPU_STEM}--summary"
+    assert DIRTY_NOTE in (out / "tables" / f"{stem}.md").read_text(encoding="utf-8")
+    assert r"resnet20 \dag{}" in (out / "tables" / f"{stem}.tex").read_text(encoding="utf-8")
+
+    html_text = (out / "index.html").read_text(encoding="utf-8")
+    assert '<td class="text">resnet20 †</td>' in html_text and "resnet56 †" not in html_text
+    assert f'<p class="note">{DIRTY_NOTE}</p>' in html_text
+
+
+def test_a_report_of_clean_runs_marks_nothing(readme):
+    assert "not reproducible from its commit" not in readme
+    assert not [line for line in readme.splitlines() if line.startswith("|") and "†" in line]

@@ -101,3 +101,70 @@ def test_rank_agreement_names_the_swapped_pairs():
     assert p_value == pytest.approx(scipy_stats.kendalltau([3, 2, 1], [2, 3, 1]).pvalue)
     assert stats.rank_agreement([1.0, 2.0], [1.0, 1.0])[2] == []  # a tie after is no swap
     assert math.isnan(stats.rank_agreement([1.0], [2.0])[0])
+
+
+# Two 3 x 3 designs (rows: seed 0-2, columns: order seed 0-2), built as grand mean 93 + seed
+# effect + order effect + a residual whose rows and columns sum to zero, so every sum of squares
+# is a whole number. With N = 9 runs and 3 levels a factor, E[MS_f] = var_resid + 3 var_f.
+#
+# CROSSED: seed effects (-2, -1, +3), order effects (-2, 0, +2), residual [[2,-2,0],[-1,1,0],[-1,1,0]].
+#   SS_seed  = 3 (4 + 1 + 9)  = 42, df 2, MS 21
+#   SS_order = 3 (4 + 0 + 4)  = 24, df 2, MS 12
+#   SS_resid = 4+4+1+1+1+1    = 12, df 4, MS 3      (SS_total = 78)
+#   var_seed = (21 - 3) / 3 = 6, var_order = (12 - 3) / 3 = 3, var_resid = 3; total 12
+#   shares 50% / 25% / 25%; F_seed = 7 and F_order = 4 on (2, 4) degrees of freedom.
+CROSSED = [[91, 89, 93],
+           [89, 93, 94],
+           [93, 97, 98]]
+# CLIPPED: the same seed effects and residual, no order effect at all.
+#   MS_seed 21, MS_order 0, MS_resid 3: var_order = (0 - 3) / 3 = -1, clipped to 0;
+#   var_seed 6, var_resid 3, total 9 (std 3): shares 2/3, 0, 1/3.
+CLIPPED = [[93, 89, 91],
+           [91, 93, 92],
+           [95, 97, 96]]
+
+
+def _design(grid):
+    import pandas as pd
+
+    return pd.DataFrame([{"seed": seed, "order_seed": order, "top1": float(grid[seed][order])}
+                         for seed in range(3) for order in range(3)])
+
+
+def test_variance_components_of_a_crossed_3x3_design_match_the_hand_computed_values():
+    parts = stats.variance_components(_design(CROSSED), "top1", ["seed", "order_seed"])
+    assert parts["n"] == 9 and parts["mean"] == pytest.approx(93.0)
+    assert parts["levels"] == {"seed": 3, "order_seed": 3}
+    assert parts["mean_squares"] == pytest.approx({"seed": 21.0, "order_seed": 12.0, "residual": 3.0})
+    assert parts["df"] == pytest.approx({"seed": 2, "order_seed": 2, "residual": 4})
+    assert parts["components"] == pytest.approx({"seed": 6.0, "order_seed": 3.0, "residual": 3.0})
+    assert parts["total"] == pytest.approx(12.0)
+    assert parts["shares"] == pytest.approx({"seed": 0.5, "order_seed": 0.25, "residual": 0.25})
+    assert parts["p_values"]["seed"] == pytest.approx(scipy_stats.f.sf(7.0, 2, 4))
+    assert parts["p_values"]["order_seed"] == pytest.approx(scipy_stats.f.sf(4.0, 2, 4))
+    # Rows in any order, factors of any type: the same answer.
+    shuffled = _design(CROSSED).sample(frac=1.0, random_state=1).astype({"order_seed": str})
+    assert stats.variance_components(shuffled, "top1", ["seed", "order_seed"])["components"] == \
+        pytest.approx(parts["components"])
+
+
+def test_a_negative_variance_estimate_is_clipped_at_zero_and_kept_raw():
+    parts = stats.variance_components(_design(CLIPPED), "top1", ["seed", "order_seed"])
+    assert parts["raw"]["order_seed"] == pytest.approx(-1.0)
+    assert parts["components"] == pytest.approx({"seed": 6.0, "order_seed": 0.0, "residual": 3.0})
+    assert parts["total"] == pytest.approx(9.0)
+    assert parts["shares"] == pytest.approx({"seed": 2 / 3, "order_seed": 0.0, "residual": 1 / 3})
+
+
+def test_variance_components_refuse_an_incomplete_or_replicated_design():
+    design = _design(CROSSED)
+    with pytest.raises(ValueError, match=r"each combination of seed, order_seed exactly once \(9 runs\), "
+                                         r"got 8 runs"):
+        stats.variance_components(design.iloc[1:], "top1", ["seed", "order_seed"])
+    replicated = design.assign(order_seed=[0, 0, 1, 0, 0, 1, 2, 2, 2])
+    with pytest.raises(ValueError, match="exactly once"):
+        stats.variance_components(replicated, "top1", ["seed", "order_seed"])
+    with pytest.raises(ValueError, match="two or more distinct columns"):
+        stats.variance_components(design, "top1", ["seed"])
+    with pytest.raises(ValueError, match="missing or non-finite"):
+        stats.variance_components(design.assign(top1=[math.nan] + [90.0] * 8), "top1", ["seed", "order_seed"])

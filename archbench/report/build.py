@@ -25,6 +25,7 @@ from archbench.results import (
     history,
     load_with_exclusions,
     pareto_front,
+    pool_order_seeds,
     rank,
     ranking_shift,
     reliability_curve,
@@ -32,6 +33,7 @@ from archbench.results import (
     study_kind,
     summarize,
     tuning_gain,
+    variance_sources,
     with_evaluation,
 )
 from archbench.tuning import RECIPE_PATHS, best_trials
@@ -58,20 +60,26 @@ from .findings import (
     train_findings,
     tuning_findings,
     tuning_gain_sentence,
+    variance_findings,
+    variance_verdict,
 )
 from .labels import count_text, frame_dataset_label
 from .reference import PAPER_RECIPES, load_reference, published_beside_measured
 from .tables import (
     accuracy_table,
     best_trials_table,
+    dirty_note,
     evaluation_table,
     excluded_table,
     is_missing,
     relative_path,
     profile_table,
+    runs_dirty_note,
     significance_table,
+    summary_dirty_note,
     trials_table,
     tuning_gain_table,
+    variance_table,
     write_table,
 )
 
@@ -280,7 +288,13 @@ def _how_to_read(reference_note, include_synthetic):
             "are forward floating-point operations from torch's FlopCounterMode, about 2 × MACs.",
             "Runs on different hardware are never averaged together: each comparison names its "
             "machine, and latency and throughput columns name their device. Runs of one model "
-            "with different settings are separate rows, never averaged as seeds.",
+            "with different settings are separate rows, never averaged as seeds; the one "
+            "exception is settings that differ only in data.order_seed (data order and "
+            "augmentation draws), whose runs are pooled with the seeds and split again under "
+            "'Sources of variance'.",
+            "† after a model's name: at least one of its runs was made from a working tree with "
+            "uncommitted changes (env.git_dirty), so it cannot be rebuilt from its commit; the "
+            "sentence under the table says how many.",
             "Pareto (MACs): no other model is both cheaper in MACs and more accurate. MFU is "
             "achieved training FLOP/s as a share of the device's peak. Training time is the "
             "training loop's wall time, without building, profiling or measuring latency.",
@@ -323,6 +337,9 @@ class _ReportWriter:
     def __init__(self, report_dir: Path, runs: pd.DataFrame, reference):
         self.report_dir = report_dir
         self.reference = reference
+        # Variants that differ only in data.order_seed are one model whose runs vary in seed and
+        # data order (a sources-of-variance study), not separate settings.
+        runs = pool_order_seeds(runs)
         self.evaluation = evaluation(runs)
         self.runs = runs = with_evaluation(runs, self.evaluation)
         self.kinds = ({study: study_kind(group) for study, group in runs.groupby("study")}
@@ -336,11 +353,13 @@ class _ReportWriter:
         self.ranking = rank(compared)
         self.curves = history(compared)
         self.counterparts = shared_counterparts(compared)
+        self.variance = variance_sources(compared)
         self.colors = plots.family_colors(runs.family.fillna("None") if not runs.empty else [])
 
-    def table(self, name, caption, display, raw=None) -> Table:
-        files = write_table(self.report_dir / "tables", name, caption, display, raw)
-        return Table(name, caption, display, files)
+    def table(self, name, caption, display, raw=None, note=None) -> Table:
+        """A table block and its files; `note` is one sentence under it (e.g. what † means)."""
+        files = write_table(self.report_dir / "tables", name, caption, display, raw, note)
+        return Table(name, caption, display, files, note)
 
     def figure(self, figure, stem, caption) -> list:
         if figure is None:
@@ -375,6 +394,9 @@ class _ReportWriter:
                                          _rows_matching(self.pairs, keys),
                                          _rows_matching(self.ranking, keys))
             extra = [verdict for _shared, verdict, _gain in self._tuned_comparisons(keys)]
+            variance = variance_verdict(_rows_matching(self.variance, keys))
+            if variance:
+                extra.append(variance)
             corruption = self._corruption_shift(keys, group_runs)
             if corruption is not None:
                 extra.append(lead_in("Under corruption", ranking_verdict(corruption, "clean", "corrupted")))
@@ -412,7 +434,8 @@ class _ReportWriter:
                   BulletList(self._tuning_findings(group_runs)),
                   self.table(f"{stem}--selected", f"{study} / {label}: the trial selected per model "
                              "(best validation top-1), and the spread over its trials",
-                             best_trials_table(best, group_runs, curves, keys), best),
+                             best_trials_table(best, group_runs, curves, keys), best,
+                             runs_dirty_note(group_runs)),
                   self.table(f"{stem}--trials", f"{study} / {label}: validation top-1 of every "
                              "candidate (the same for every model); * the selected trial",
                              trials_table(group_runs, keys),
@@ -496,9 +519,11 @@ class _ReportWriter:
         if shift is not None:
             notes.append(lead_in("From clean test top-1 to mean corruption top-1,",
                                  ranking_verdict(shift, "clean", "corrupted")))
+        shown = group[(group["ece_n"] > 0) | (group["mean_corruption_top1_n"] > 0)]
         blocks += [BulletList(notes), self.table(
             f"{stem}--evaluation", f"{study} / {label} on {hardware}: calibration on the test set "
-            "and top-1 under corruptions, mean ± std over seeds", display, group)]
+            "and top-1 under corruptions, mean ± std over seeds", display, group,
+            summary_dirty_note(shown))]
         return blocks
 
     def _evaluation_figures(self, stem, keys, label, title, families) -> list:
@@ -546,19 +571,55 @@ class _ReportWriter:
                   BulletList(train_findings(group, pairs, ranking, on_front, hardware)),
                   self.table(f"{stem}--summary",
                              f"{study} / {label}: summary over seeds on {hardware}, best mean "
-                             "first",
-                             display, group.assign(pareto_macs=on_front))]
+                             "first" + _pooled_text(group),
+                             display, group.assign(pareto_macs=on_front), summary_dirty_note(group))]
         if not pairs.empty:
+            dirty = dict(zip(group.label, group.dirty_runs))
+            shown = set(pairs.label_a) | set(pairs.label_b)
             blocks.append(self.table(
                 f"{stem}--significance",
                 f"{study} / {label} on {hardware}: every pair of models, test top-1 (Welch "
                 "t-tests with Holm's correction; P(better > worse) over seed pairs)",
-                significance_table(pairs), pairs))
+                significance_table(pairs, dirty), pairs,
+                summary_dirty_note(group[group.label.isin(shown)])))
+        blocks += self._variance_blocks(stem, keys, label)
         if self.kinds.get(study) == "tuned":
             blocks += self._tuned_blocks(stem, keys, label, group_runs)
         blocks += self._evaluation_blocks(stem, keys, label, group, group_runs)
         blocks += self._published_blocks(stem, group, study, keys["data"], label)
         blocks += self._train_figures(stem, group, on_front, study, label, hardware, device)
+        return blocks
+
+    def _variance_blocks(self, stem, keys, label) -> list:
+        """Sources of variance: for models whose runs cross seeds with data-order seeds, how much
+        of the spread comes from weight initialisation, how much from data order."""
+        variance = _rows_matching(self.variance, keys)
+        if variance.empty:
+            return []
+        study, hardware = keys["study"], keys["hardware"]
+        blocks = [Heading("Sources of variance", 4), Paragraph(
+            "These runs cross weight initialisation (seed) with data order and augmentation draws "
+            "(data.order_seed): each seed ran with each order seed. Per model, a two-way "
+            "random-effects analysis of variance of test top-1 (statsmodels OLS and anova_lm; "
+            "standard expected-mean-squares estimators for a crossed design without replication, "
+            "negative estimates clipped at 0) splits the variance of one run into a part from "
+            "initialisation, a part from data order, and a residual that holds their interaction "
+            "and the noise that neither explains alone." + _degrees_text(variance)),
+            BulletList(variance_findings(variance))]
+        display = variance_table(variance)
+        if display.empty:
+            return blocks
+        complete = variance[variance.complete.astype(bool)]
+        blocks.append(self.table(
+            f"{stem}--variance",
+            f"{study} / {label} on {hardware}: sources of variance of test top-1 per model; total "
+            "std = √(sum of the three parts), the std of one run with seed and order seed both "
+            "drawn anew; shares are of the variance, not of the std",
+            display, variance, dirty_note(zip(complete.label, complete.dirty_runs, complete.runs))))
+        blocks += self.figure(
+            plots.variance_bars(variance, f"{study} / {label}\n{hardware}"), f"{stem}--variance",
+            f"Variance of one run's test top-1 per model, {label}, split into weight initialisation, "
+            "data order and residual (interaction and noise); labels are shares of the variance")
         return blocks
 
     def _published_blocks(self, stem, group, study, data, label) -> list:
@@ -618,7 +679,8 @@ class _ReportWriter:
         blocks = [Paragraph("Findings:"), BulletList(profile_findings(group, hardware)),
                   self.table(f"{stem}--summary",
                              f"{study} / {label}: complexity and speed on {hardware} "
-                             "(profile only, no training)", profile_table(group, device), group)]
+                             "(profile only, no training)", profile_table(group, device), group,
+                             dirty_note(zip(group.model, group.dirty_runs, group.seeds)))]
         made = [
             (plots.speed_vs_macs(group, "latency_b1_ms", f"Batch-1 latency (ms, {device})",
                                  title, self.colors), "latency-vs-macs",
@@ -633,6 +695,32 @@ class _ReportWriter:
         for figure, kind, caption in made:
             blocks += self.figure(figure, f"{stem}--{kind}", caption)
         return blocks
+
+
+def _degrees_text(variance: pd.DataFrame) -> str:
+    """How much the variance split rests on, from the design's size: few levels, rough shares."""
+    designs = {(int(row.seeds), int(row.order_seeds))
+               for row in variance[variance.complete.astype(bool)].itertuples(index=False)}
+    if len(designs) != 1:
+        return " The F-test p says whether a factor's part can be told from zero."
+    seeds, orders = designs.pop()
+    return (f" With {seeds} seeds and {orders} order seeds, the initialisation part rests on "
+            f"{seeds - 1} degrees of freedom, the order part on {orders - 1} and the residual on "
+            f"{(seeds - 1) * (orders - 1)}, so the shares are rough; the F-test p says whether a "
+            "factor's part can be told from zero.")
+
+
+def _pooled_text(group: pd.DataFrame) -> str:
+    """The caption's note on models whose order-seed variants were pooled as seeds; '' when none."""
+    if "pooled_order_seeds" not in group:
+        return ""
+    pooled = group[group.pooled_order_seeds.fillna(False).astype(bool)]
+    if pooled.empty:
+        return ""
+    return (f"; {', '.join(sorted(pooled.label))}: runs that differ in nothing but data.order_seed are "
+            "pooled as one row, so Seeds counts every (seed, order seed) run; runs that share a seed or "
+            "an order seed are not independent, so the 95% CI and the tests are if anything too narrow "
+            "(see Sources of variance)")
 
 
 def _rows_matching(frame: pd.DataFrame, keys: dict) -> pd.DataFrame:

@@ -48,11 +48,13 @@ class Code:
 
 @dataclass
 class Table:
-    """A display table (strings); `name` is also the stem of its files under tables/."""
+    """A display table (strings); `name` is also the stem of its files under tables/. `note`, when
+    given, is one sentence shown under the table (e.g. what a mark in it means)."""
     name: str
     caption: str
     frame: pd.DataFrame
     files: list[str] = field(default_factory=list)
+    note: str | None = None
 
 
 @dataclass
@@ -83,7 +85,8 @@ def _markdown_block(block) -> str:
     if isinstance(block, Table):
         links = " ".join(f"[{Path(file).suffix[1:]}]({file})" for file in block.files)
         caption = f"*{block.caption}*" + (f" ({links})" if links else "")
-        return f"{caption}\n\n{markdown_table(block.frame)}"
+        note = f"\n\n{block.note}" if block.note else ""
+        return f"{caption}\n\n{markdown_table(block.frame)}{note}"
     if isinstance(block, Figure):
         return f"![{block.caption}]({block.png})\n\n*{block.caption}* ([svg]({block.svg}))"
     raise TypeError(f"unknown report block {type(block).__name__}")
@@ -161,6 +164,7 @@ thead th {{ cursor: pointer; }}
 thead th[data-order="asc"]::after {{ content: " ▲"; }}
 thead th[data-order="desc"]::after {{ content: " ▼"; }}
 .glance {{ background: #eef5ee; border-left: 4px solid #2e7d32; padding: 0.2em 1em; }}
+.note {{ font-size: 0.9em; margin-top: -1em; }}
 </style>
 </head>
 <body>
@@ -189,7 +193,8 @@ def _html_block(block, report_dir: Path) -> str:
     if isinstance(block, Code):
         return f"<pre><code>{escape(block.text)}</code></pre>"
     if isinstance(block, Table):
-        return html_table(block.frame, block.name, block.caption)
+        note = f'\n<p class="note">{escape(block.note)}</p>' if block.note else ""
+        return html_table(block.frame, block.name, block.caption) + note
     if isinstance(block, Figure):
         encoded = base64.b64encode((report_dir / block.png).read_bytes()).decode("ascii")
         return (f'<figure><img alt="{escape(block.caption)}" src="data:image/png;base64,'

@@ -161,13 +161,20 @@ def validation_curves(curves: pd.DataFrame, x: str, x_label: str, title: str,
         per_epoch = runs.assign(position=runs[x]).groupby("epoch")[["position", "val_top1"]]
         mean = per_epoch.mean().sort_values("position")
         axes.plot(mean["position"], mean["val_top1"], style, marker=".", color=colors.get(family),
-                  label=f"{label} ({count_text(runs['seed'].nunique(), 'seed')})")
+                  label=f"{label} ({count_text(_run_count(runs), 'seed')})")
     if x == "epoch":
         axes.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     axes.set_xlabel(x_label)
     axes.set_ylabel("Validation top-1 accuracy (%)")
     axes.legend(fontsize=7)
     return figure
+
+
+def _run_count(runs: pd.DataFrame) -> int:
+    """Runs behind a curve: (seed, order seed) pairs when order seeds were pooled as seeds."""
+    if "order_seed" in runs:
+        return len(runs[["seed", "order_seed"]].astype(str).drop_duplicates())
+    return runs["seed"].nunique()
 
 
 def family_dots(summary: pd.DataFrame, title: str, colors: dict):
@@ -352,4 +359,37 @@ def clean_vs_corrupted(summary: pd.DataFrame, title: str, colors: dict):
     axes.set_xlabel("Clean top-1 (%), same test images")
     axes.set_ylabel("Mean corruption top-1 (%)")
     axes.legend(fontsize=7)
+    return figure
+
+
+# ------------------------------------------------------------------------- sources of variance
+
+VARIANCE_PARTS = [("seed", "weight initialisation (seed)", "C0"), ("order", "data order (order_seed)", "C1"),
+                  ("residual", "residual (interaction + noise)", "0.7")]
+
+
+def variance_bars(variance: pd.DataFrame, title: str):
+    """One stacked horizontal bar per model: the variance of one run's test top-1 (points²) split
+    into weight initialisation, data order and the residual, each part labelled with its share.
+    Variances, not stds, are stacked: variances add, stds do not."""
+    if variance.empty or "complete" not in variance:
+        return None
+    done = variance[variance["complete"].astype(bool) & variance["order_share"].notna()].sort_values("label")
+    if done.empty:
+        return None
+    figure, axes = _new_axes(title, size=(6.4, 1.4 + 0.45 * len(done)))
+    positions = list(range(len(done)))
+    left = pd.Series(0.0, index=done.index)
+    for part, name, color in VARIANCE_PARTS:
+        widths = done[f"{part}_std"] ** 2
+        axes.barh(positions, widths, left=left, color=color, label=name, height=0.6)
+        for position, start, width, share in zip(positions, left, widths, done[f"{part}_share"]):
+            if share >= 0.08:
+                axes.text(start + width / 2, position, f"{share:.0%}", ha="center", va="center", fontsize=7)
+        left = left + widths
+    axes.set_yticks(positions, [f"{row.label} ({count_text(row.runs, 'run')})" for row in done.itertuples()],
+                    fontsize=7)
+    axes.invert_yaxis()
+    axes.set_xlabel("Variance of one run's test top-1 (points²)")
+    axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return figure

@@ -24,9 +24,11 @@ def train_findings(group: pd.DataFrame, pairs: pd.DataFrame, ranking: pd.DataFra
         return ["No model has a test accuracy in this comparison."]
     ordered = trained.sort_values(["test_top1_mean", "label"], ascending=[False, True])
     best = ordered.iloc[0]
+    # Order seeds pooled with the seeds (archbench.results.pool_order_seeds): runs, not seeds.
+    unit = "run" if best.get("pooled_order_seeds") in (True,) else "seed"
     findings = [
         f"Most accurate: {best.label} ({best.family}), test top-1 "
-        f"{_accuracy(best)} over {count_text(best.test_top1_n, 'seed')}."
+        f"{_accuracy(best)} over {count_text(best.test_top1_n, unit)}."
     ]
     if len(ordered) > 1:
         findings.append(_top_two_gap(ordered.iloc[0], ordered.iloc[1], pairs))
@@ -191,7 +193,10 @@ def glance_verdict(study: str, dataset: str, hardware: str, group: pd.DataFrame,
         setting.append(" / ".join(budgets))
     seeds = sorted({int(n) for n in trained.test_top1_n})
     seed_range = str(seeds[0]) if len(seeds) == 1 else f"{seeds[0]}–{seeds[-1]}"
-    setting.append(f"{seed_range} {'seed' if seeds == [1] else 'seeds'} per model")
+    if "pooled_order_seeds" in trained and trained.pooled_order_seeds.fillna(False).astype(bool).any():
+        setting.append(f"{seed_range} runs per model, seeds crossed with data-order seeds")
+    else:
+        setting.append(f"{seed_range} {'seed' if seeds == [1] else 'seeds'} per model")
     best = ranking.iloc[0]
     parts = [f"{count_text(len(trained), 'model')} ({', '.join(setting)}); "
              f"{best.label} has the highest mean test top-1 ({best['mean']:.1f}%)."]
@@ -309,3 +314,41 @@ def corruption_method_text(methods) -> str:
     if len(distinct) == 1:
         return f"Corruptions: {distinct[0]}."
     return "Corruptions (MIXED methods, so not comparable between models): " + " | ".join(distinct) + "."
+
+
+def variance_findings(variance: pd.DataFrame) -> list[str]:
+    """One plain-words sentence per model of `archbench.results.variance_sources`: how much of
+    the run-to-run variance comes from data order and how much from weight initialisation."""
+    findings = []
+    for row in variance.sort_values("label").itertuples(index=False):
+        if not row.complete:
+            findings.append(f"{row.label}: not decomposed, because the design is incomplete "
+                            f"({row.missing}); the split needs each seed run with each order seed "
+                            "exactly once.")
+            continue
+        if is_missing(row.order_share):
+            findings.append(f"For {row.label}, all {row.runs} runs scored the same {row.mean:.2f}%: "
+                            "there is no variance to split.")
+            continue
+        text = (f"For {row.label}, data order contributes {row.order_share:.0%} of the variance of "
+                f"test top-1, initialisation {row.seed_share:.0%}, and the residual (their "
+                f"interaction and noise) {row.residual_share:.0%}; one run varies by a std of "
+                f"{row.total_std:.2f} points ({row.order_std:.2f} from order, {row.seed_std:.2f} from "
+                f"initialisation), over {row.runs} runs.")
+        clipped = [name for name, raw in (("initialisation", row.seed_var_raw), ("data order", row.order_var_raw))
+                   if raw < 0]
+        if clipped:
+            text += (f" The {' and '.join(clipped)} estimate fell below zero (its mean square was "
+                     "smaller than the residual's) and counts as 0.")
+        findings.append(text)
+    return findings
+
+
+def variance_verdict(variance: pd.DataFrame) -> str:
+    """The sources of variance in one sentence for 'At a glance'; '' when none was decomposed."""
+    done = variance[variance.complete.astype(bool) & variance.order_share.notna()].sort_values("label")
+    if done.empty:
+        return ""
+    parts = [f"{row.label}: order {row.order_share:.0%}, initialisation {row.seed_share:.0%}, residual "
+             f"{row.residual_share:.0%}" for row in done.itertuples(index=False)]
+    return "Sources of variance of test top-1 (shares of the variance of one run): " + "; ".join(parts) + "."

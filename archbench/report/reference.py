@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from .labels import count_text
-from .tables import MISSING, is_missing, mean_pm_std, number
+from .tables import MISSING, dirty_label, is_missing, mean_pm_std, number
 
 
 @dataclass(frozen=True)
@@ -169,7 +169,7 @@ def published_beside_measured(summary: pd.DataFrame, data, reference: pd.DataFra
         for published in published_rows.itertuples(index=False):
             measured_error = 100.0 - row.test_top1_mean  # NaN stays NaN
             rows.append({
-                "Model": row.label,
+                "Model": dirty_label(row.label, getattr(row, "dirty_runs", 0)),
                 "Recipe": row.recipe,
                 "Seeds": count_text(row.test_top1_n, "seed"),
                 "Paper": _text(getattr(published, "paper", None)),

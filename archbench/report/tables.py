@@ -29,6 +29,40 @@ def number(value, digits: int = 2, scale: float = 1.0) -> str:
     return f"{value / scale:,.{digits}f}"
 
 
+# After a model's name wherever its results are shown, when any of its runs was made from a
+# working tree with uncommitted changes (env.git_dirty): such a result cannot be rebuilt from its commit.
+DIRTY_MARK = "†"
+
+
+def dirty_label(label, dirty_runs) -> str:
+    """`resnet20 †` when any run behind the row was made from a dirty tree, else the label."""
+    return f"{label} {DIRTY_MARK}" if _count(dirty_runs) > 0 else str(label)
+
+
+def dirty_note(rows) -> str | None:
+    """The sentence under a table with marked rows, or None when every run was clean.
+
+    `rows`: (label, dirty runs, runs) for each row of the table.
+    """
+    marked = [(label, _count(dirty), _count(runs)) for label, dirty, runs in rows if _count(dirty) > 0]
+    if not marked:
+        return None
+    listed = ", ".join(f"{label}: {dirty} of {count_text(runs, 'run')}" for label, dirty, runs in marked)
+    return (f"{DIRTY_MARK} made from a working tree with uncommitted changes: not reproducible from "
+            f"its commit ({listed}).")
+
+
+def summary_dirty_note(group: pd.DataFrame) -> str | None:
+    """`dirty_note` of a summary (one row per model and variant, `dirty_runs` and `seeds`)."""
+    if "dirty_runs" not in group:
+        return None
+    return dirty_note(zip(group.label, group.dirty_runs, group.seeds))
+
+
+def _count(value) -> int:
+    return 0 if is_missing(value) else int(value)
+
+
 def mean_pm_std(mean, std, digits: int = 2) -> str:
     if is_missing(mean):
         return MISSING
@@ -57,7 +91,7 @@ def accuracy_table(group: pd.DataFrame, ranking: pd.DataFrame, on_front: pd.Seri
         rows.append({
             "Rank": _rank_text(ranks, row.label),
             "With the best": _with_best_text(ranks, row.label),
-            "Model": row.label,
+            "Model": dirty_label(row.label, row.get("dirty_runs")),
             "Family": row.family or MISSING,
             "Seeds": int(row.seeds),
             "Test top-1 (%)": mean_pm_std(row.test_top1_mean, row.test_top1_std),
@@ -138,7 +172,7 @@ def profile_table(group: pd.DataFrame, device: str) -> pd.DataFrame:
     rows = []
     for _index, row in group.sort_values(["macs", "model"]).iterrows():
         rows.append({
-            "Model": row.model,
+            "Model": dirty_label(row.model, row.get("dirty_runs")),
             "Family": row.family or MISSING,
             "Params (M)": millions(row.params),
             "MACs (M)": millions(row.macs),
@@ -158,7 +192,7 @@ def evaluation_table(group: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for _index, row in evaluated.sort_values(["ece_mean", "label"], na_position="last").iterrows():
         rows.append({
-            "Model": row.label,
+            "Model": dirty_label(row.label, row.get("dirty_runs")),
             "Seeds": int(max(row.ece_n, row.mean_corruption_top1_n)),
             "ECE (%)": _mean_pm_std_of(row, "ece"),
             "ECE 95% CI": _ci_text(row, "ece"),
@@ -199,13 +233,15 @@ def trials_table(trials: pd.DataFrame, tuned_keys) -> pd.DataFrame:
 def best_trials_table(best: pd.DataFrame, trials: pd.DataFrame, curves: pd.DataFrame,
                       tuned_keys) -> pd.DataFrame:
     """Per model: the selected trial, its values and validation top-1, the spread over trials, and
-    what half the trials would have been expected to find."""
+    what half the trials would have been expected to find; † when any trial was made from a
+    working tree with uncommitted changes."""
     rows = []
     for entry in best.sort_values(["val_top1", "model"], ascending=[False, True]).itertuples(index=False):
         scores = trials.loc[trials.model == entry.model, "val_top1"].dropna()
         curve = curves[curves.model == entry.model].set_index("trials")["expected_best"]
         half = max(1, len(scores) // 2)
-        row = {"Model": entry.model, "Trials": f"{len(scores)} of {int(entry.trials)}",
+        row = {"Model": dirty_label(entry.model, _dirty_count(trials[trials.model == entry.model])),
+               "Trials": f"{len(scores)} of {int(entry.trials)}",
                "Selected trial": str(int(entry.trial))}
         row.update({key: _value(getattr(entry, key)) for key in tuned_keys})
         row.update({
@@ -217,6 +253,18 @@ def best_trials_table(best: pd.DataFrame, trials: pd.DataFrame, curves: pd.DataF
         })
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _dirty_count(runs: pd.DataFrame) -> int:
+    return int(runs["git_dirty"].eq(True).sum()) if "git_dirty" in runs else 0
+
+
+def runs_dirty_note(runs: pd.DataFrame, by: str = "model") -> str | None:
+    """`dirty_note` of the runs behind a table whose rows are the values of `by`."""
+    if runs.empty:
+        return None
+    return dirty_note((name, _dirty_count(members), len(members))
+                      for name, members in runs.groupby(by, sort=True))
 
 
 def tuning_gain_table(gain: pd.DataFrame) -> pd.DataFrame:
@@ -238,6 +286,28 @@ def tuning_gain_table(gain: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def variance_table(variance: pd.DataFrame) -> pd.DataFrame:
+    """Per model with a complete crossed design: the std of one run and the part of it from
+    weight initialisation, from data order and the residual; shares of the variance in percent."""
+    rows = []
+    for row in variance[variance.complete.astype(bool)].sort_values("label").itertuples(index=False):
+        rows.append({
+            "Model": dirty_label(row.label, row.dirty_runs),
+            "Runs": f"{row.runs} ({row.seeds} seeds × {row.order_seeds} order seeds)",
+            "Mean test top-1 (%)": number(row.mean, 2),
+            "Total std (points)": number(row.total_std, 3),
+            "Std from init (points)": number(row.seed_std, 3),
+            "Std from order (points)": number(row.order_std, 3),
+            "Residual std (points)": number(row.residual_std, 3),
+            "Init share (%)": number(row.seed_share, 0, scale=0.01),
+            "Order share (%)": number(row.order_share, 0, scale=0.01),
+            "Residual share (%)": number(row.residual_share, 0, scale=0.01),
+            "F-test p (init)": _p_text(row.p_seed),
+            "F-test p (order)": _p_text(row.p_order),
+        })
+    return pd.DataFrame(rows)
+
+
 def _value(value) -> str:
     return MISSING if is_missing(value) else f"{value:.3g}"
 
@@ -246,14 +316,16 @@ SIGNIFICANCE_COLUMNS = ["Better", "Worse", "Gap (points)", "Seeds", "Welch p (ra
                         "P(better > worse)", "Noise floor (points)", "Verdict"]
 
 
-def significance_table(pairs: pd.DataFrame) -> pd.DataFrame:
+def significance_table(pairs: pd.DataFrame, dirty: dict | None = None) -> pd.DataFrame:
     """One row per pair: raw and Holm-adjusted p, P(A > B) with its bootstrap interval, the
-    test-set noise floor, and a verdict that uses the adjusted p and the floor."""
+    test-set noise floor, and a verdict that uses the adjusted p and the floor. `dirty` maps a
+    label to its runs made from a dirty tree (marked †)."""
+    dirty = dirty or {}
     rows = []
     for row in pairs.itertuples(index=False):
         rows.append({
-            "Better": row.label_a,
-            "Worse": row.label_b,
+            "Better": dirty_label(row.label_a, dirty.get(row.label_a)),
+            "Worse": dirty_label(row.label_b, dirty.get(row.label_b)),
             "Gap (points)": f"{row.mean_diff:+.2f}",
             "Seeds": f"{row.n_a} vs {row.n_b}",
             "Welch p (raw)": _p_text(row.p_value),
@@ -309,14 +381,15 @@ def relative_path(path, root: Path) -> str:
 
 
 def write_table(tables_dir: Path, name: str, caption: str, display: pd.DataFrame,
-                raw: pd.DataFrame | None = None) -> list[str]:
-    """Write `<name>.csv` (raw numbers when given), `.md` and `.tex`; return paths relative
-    to the report folder."""
+                raw: pd.DataFrame | None = None, note: str | None = None) -> list[str]:
+    """Write `<name>.csv` (raw numbers when given), `.md` and `.tex`, each `.md` and `.tex` with
+    the `note` under the table when given; return paths relative to the report folder."""
     tables_dir.mkdir(parents=True, exist_ok=True)
     (raw if raw is not None else display).to_csv(tables_dir / f"{name}.csv", index=False)
-    (tables_dir / f"{name}.md").write_text(f"*{caption}*\n\n{markdown_table(display)}\n",
+    below = f"\n{note}\n" if note else ""
+    (tables_dir / f"{name}.md").write_text(f"*{caption}*\n\n{markdown_table(display)}\n{below}",
                                            encoding="utf-8")
-    (tables_dir / f"{name}.tex").write_text(latex_table(display, caption, f"tab:{name}"),
+    (tables_dir / f"{name}.tex").write_text(latex_table(display, caption, f"tab:{name}", note),
                                             encoding="utf-8")
     return [f"{tables_dir.name}/{name}.{suffix}" for suffix in ("csv", "md", "tex")]
 
@@ -324,7 +397,8 @@ def write_table(tables_dir: Path, name: str, caption: str, display: pd.DataFrame
 _LATEX_SPECIALS = {
     "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
     "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-    "±": r"$\pm$", "—": "--", "≥": r"$\geq$", "<": r"$<$", ">": r"$>$",
+    "±": r"$\pm$", "—": "--", "≥": r"$\geq$", "<": r"$<$", ">": r"$>$", "†": r"\dag{}",
+    "×": r"$\times$",
 }
 _LATEX_PATTERN = re.compile("|".join(re.escape(char) for char in _LATEX_SPECIALS))
 
@@ -333,7 +407,7 @@ def latex_escape(text) -> str:
     return _LATEX_PATTERN.sub(lambda match: _LATEX_SPECIALS[match.group()], str(text))
 
 
-def latex_table(frame: pd.DataFrame, caption: str, label: str) -> str:
+def latex_table(frame: pd.DataFrame, caption: str, label: str, note: str | None = None) -> str:
     """A booktabs table (needs \\usepackage{booktabs}); written here so no jinja2 is needed."""
     alignment = "".join("r" if _numeric_column(frame[column]) else "l" for column in frame.columns)
     header = " & ".join(latex_escape(column) for column in frame.columns) + r" \\"
@@ -352,6 +426,7 @@ def latex_table(frame: pd.DataFrame, caption: str, label: str) -> str:
         *rows,
         r"\bottomrule",
         r"\end{tabular}",
+        *([rf"\par\smallskip{{\footnotesize {latex_escape(note)}}}"] if note else []),
         r"\end{table}",
     ]
     return "\n".join(lines) + "\n"
