@@ -1,7 +1,8 @@
 """The training loop: one recipe, one budget, checkpoints at every epoch end, resume that is exact.
 
-Reads top to bottom: settings -> optimizer -> one epoch -> evaluation -> `fit`, which ties them together
-under a budget. Nothing here knows about Hydra; the entry point hands in plain values and callables.
+Reads top to bottom: settings -> optimizer -> evaluation -> signals -> the training state (what a checkpoint
+holds) -> one epoch -> evaluate and select -> `fit`, which ties them together under a budget. Nothing here
+knows about Hydra; the entry point hands in plain values and callables.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import math
 import signal
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Callable
 
@@ -186,7 +187,7 @@ def _hand_over(interrupt: dict) -> None:
         previous(signum, None)
 
 
-def _collective_decision(interrupt: dict, progress: dict, loss, check_finite: bool, device, rank: int) -> bool:
+def _collective_decision(interrupt: dict, state: TrainingState, loss, check_finite: bool, device, rank: int) -> bool:
     """DDP: every rank takes the same stop decisions, from rank 0's clock; returns True when a loss is not finite.
 
     One small all-reduce (max) per step of [interrupted anywhere, rank 0's training time, non-finite
@@ -194,16 +195,49 @@ def _collective_decision(interrupt: dict, progress: dict, loss, check_finite: bo
     seconds budget's schedule gives every replica the same learning rate.
     """
     nonfinite = check_finite and not torch.isfinite(loss).item()
-    state = torch.tensor([float(interrupt["signal"] is not None), progress["train_s"] if rank == 0 else 0.0,
-                          float(nonfinite)], dtype=torch.float64, device=device)
-    torch.distributed.all_reduce(state, op=torch.distributed.ReduceOp.MAX)
-    if state[0].item() > 0 and interrupt["signal"] is None:
+    decision = torch.tensor([float(interrupt["signal"] is not None), state.train_s if rank == 0 else 0.0,
+                             float(nonfinite)], dtype=torch.float64, device=device)
+    torch.distributed.all_reduce(decision, op=torch.distributed.ReduceOp.MAX)
+    if decision[0].item() > 0 and interrupt["signal"] is None:
         interrupt["signal"] = signal.SIGTERM  # another rank was signalled: stop here too, at the same step
-    progress["train_s"] = float(state[1].item())
-    return state[2].item() > 0
+    state.train_s = float(decision[1].item())
+    return decision[2].item() > 0
 
 
-# ---------------------------------------------------------------------------------------------------- fit
+# ------------------------------------------------------------------------------------------ training state
+
+@dataclass
+class TrainingState:
+    """Everything that must survive an interruption; the checkpoint holds it under "progress".
+
+    It goes into the checkpoint as a plain dict (`as_dict`), never as this class: checkpoints are loaded
+    with weights_only=True, which unpickles no classes.
+    """
+    epoch: int = 0  # the epoch being trained, which is also the number of epochs finished
+    step: int = 0
+    train_s: float = 0.0  # training time so far; warm-up steps and evaluation are not in it
+    history: list[dict] = field(default_factory=list)
+    best_top1: float | None = None
+    best_epoch: int | None = None
+    best_state: dict | None = None  # the selected weights, tested once at the end
+    time_to_target: dict | None = None
+    in_epoch: dict | None = None  # where an interrupted epoch stopped: batches done, their sums and time
+    diverged: bool = False
+    diverged_reason: str | None = None
+    warmup_s: float | None = None
+    warmup_images: int | None = None
+
+    def as_dict(self) -> dict:
+        progress = {f.name: getattr(self, f.name) for f in fields(self)}
+        if self.warmup_images is None:
+            del progress["warmup_images"]  # the key has always first appeared with the first warm-up step
+        return progress
+
+    @classmethod
+    def from_dict(cls, progress: dict) -> TrainingState:
+        # Keys an older checkpoint lacks (warmup_s, warmup_images, diverged_reason) keep their defaults.
+        return cls(**{f.name: progress[f.name] for f in fields(cls) if f.name in progress})
+
 
 def _rng_state(device: torch.device) -> dict:
     state = {"torch": torch.get_rng_state()}
@@ -217,6 +251,170 @@ def _set_rng_state(state: dict, device: torch.device) -> None:
     if device.type == "cuda" and "cuda" in state:
         torch.cuda.set_rng_state(state["cuda"], device)
 
+
+# ----------------------------------------------------------------------------------------------- one epoch
+
+@dataclass
+class _Trainer:
+    """What `fit` builds once and every epoch uses. Only `save` puts any of it into the checkpoint."""
+    settings: TrainSettings
+    model: nn.Module
+    train_model: nn.Module  # `model`, wrapped in DDP and/or compiled
+    ema: nn.Module | None
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    criterion: nn.Module
+    device: torch.device
+    rank: int
+    world: int
+    planned_steps: int | None
+    checkpoint_path: str | Path | None
+    bar: Callable
+    eta_from: tuple[int, float]  # (step, train_s) the ETA is measured from: the step after the warm-up step
+    # Per process: a resumed run compiles again, and that is kept out of training time too.
+    warmed_up: bool = False
+
+    @property
+    def eta_at_step(self) -> int:
+        return self.eta_from[0] + ETA_AFTER_STEPS
+
+    def fraction_done(self, state: TrainingState) -> float:
+        return self.settings.budget.progress(state.step, state.train_s, self.planned_steps)
+
+    def save(self, state: TrainingState, in_epoch: dict | None) -> None:
+        """Rank 0 writes the checkpoint; `in_epoch` is None at an epoch's end."""
+        if self.checkpoint_path is None or self.rank != 0:
+            return
+        state.in_epoch = in_epoch
+        save_checkpoint(self.checkpoint_path, {
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(), "ema": self.ema.state_dict() if self.ema is not None else None,
+            "rng": _rng_state(self.device), "progress": state.as_dict(), "step": state.step,
+            "identity": self.settings.identity,
+        })
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimizer step at learning rate `lr`; returns the loss and the logits."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        if self.settings.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with _autocast(self.device, self.settings.amp):
+            logits = self.train_model(x)
+            loss = self.criterion(logits, y)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.settings.grad_clip_norm:
+            self.scaler.unscale_(self.optimizer)  # clip the true gradients, not the fp16-scaled ones
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.settings.grad_clip_norm)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
+        return loss, logits
+
+
+@dataclass
+class EpochTotals:
+    """One epoch's figures, summed over DDP ranks: what its history entry is made of."""
+    epoch: int
+    train_loss: float  # mean over the epoch's images; not finite when the run diverged
+    train_top1: float
+    images: float
+    seconds: float  # the epoch's training time, an interrupted epoch's first part included
+    lr: float  # the last step's
+    num_classes: int | None
+
+
+def train_one_epoch(trainer: _Trainer, state: TrainingState, loader, interrupt: dict) -> EpochTotals:
+    """Train epoch `state.epoch` (the rest of it, after a mid-epoch checkpoint) until it or the budget ends.
+
+    `state.step` and `state.train_s` move with every step. A non-finite loss ends the epoch early (its mean
+    loss is then not finite either); a signal saves a mid-epoch checkpoint and raises TrainingInterrupted.
+    """
+    settings, device = trainer.settings, trainer.device
+    epoch = state.epoch
+    resume = state.in_epoch or {"batches": 0, "loss_sum": 0.0, "top1": 0, "count": 0, "train_s": 0.0}
+    loader.set_epoch(epoch)
+    trainer.train_model.train()
+    # The sums stay on the device: reading them every step would wait for the device every step.
+    loss_sum = torch.tensor(resume["loss_sum"], device=device, dtype=torch.float64)
+    correct = torch.tensor(resume["top1"], device=device, dtype=torch.long)
+    count = resume["count"]
+    epoch_s = resume["train_s"]
+    start_train_s = state.train_s - epoch_s
+    tick = time.perf_counter()
+    lr = settings.lr * settings.schedule(min(trainer.fraction_done(state), 1.0))
+    logits = None
+    for batch_index, (x, y) in enumerate(trainer.bar(loader, epoch)):
+        if batch_index < resume["batches"]:
+            continue  # replay the deterministic order up to where the interrupted epoch stopped
+        if trainer.fraction_done(state) >= 1.0:
+            break
+        lr = settings.lr * settings.schedule(trainer.fraction_done(state))
+        loss, logits = trainer.train_step(x, y, lr)
+        loss_sum += loss.detach().double() * y.numel()
+        correct += logits.detach().argmax(1).eq(y).sum()
+        count += y.numel()
+        state.step += 1
+        if not trainer.warmed_up:
+            # The first step compiles, autotunes and grows allocators: timed apart, outside the
+            # training time, img/s and a seconds budget, so compilation never eats the budget.
+            _synchronize(device)
+            state.warmup_s = (state.warmup_s or 0.0) + time.perf_counter() - tick
+            trainer.warmed_up = True
+            state.warmup_images = (state.warmup_images or 0) + y.numel() * trainer.world
+            tick = time.perf_counter()
+        epoch_s = resume["train_s"] + time.perf_counter() - tick
+        state.train_s = start_train_s + epoch_s
+
+        check_finite = state.step % DIVERGENCE_CHECK_EVERY == 0
+        if trainer.world > 1:
+            nonfinite = _collective_decision(interrupt, state, loss, check_finite, device, trainer.rank)
+        else:
+            nonfinite = check_finite and not torch.isfinite(loss).item()
+        if nonfinite:
+            break
+        if state.step == trainer.eta_at_step and trainer.rank == 0:
+            _log_eta(state, settings, trainer.planned_steps, trainer.eta_from)
+        if interrupt["signal"] is not None:
+            trainer.save(state, {"batches": batch_index + 1, "loss_sum": loss_sum.item(), "top1": correct.item(),
+                                 "count": count, "train_s": epoch_s})
+            _hand_over(interrupt)
+            raise TrainingInterrupted(f"signal {interrupt['signal']} at epoch {epoch}, step "
+                                      f"{state.step}; checkpoint saved to {trainer.checkpoint_path}")
+
+    _synchronize(device)  # the clock reads finished work, not queued kernels
+    epoch_s = resume["train_s"] + time.perf_counter() - tick
+    state.train_s = start_train_s + epoch_s
+    totals = _all_reduce_sum(torch.stack([loss_sum, correct.double(),
+                                          torch.tensor(float(count), device=device, dtype=torch.float64)]))
+    images = totals[2].item()
+    return EpochTotals(epoch=epoch, train_loss=totals[0].item() / max(images, 1),
+                       train_top1=100.0 * totals[1].item() / max(images, 1), images=images, seconds=epoch_s,
+                       lr=lr, num_classes=getattr(trainer.model, "num_classes", None) or _classes(logits))
+
+
+# ------------------------------------------------------------------------------------- evaluate and select
+
+def evaluate_and_select(eval_model: nn.Module, val_loader, state: TrainingState, settings: TrainSettings,
+                        device: torch.device) -> dict:
+    """Validate epoch `state.epoch`; keep its weights when they are the best so far; note a target first met.
+
+    Selection sees the validation split only. Returns the history entry's validation fields.
+    """
+    epoch = state.epoch
+    val = evaluate(eval_model, val_loader, device, settings.amp, settings.channels_last)
+    if state.best_top1 is None or val["top1"] > state.best_top1:  # a tie keeps the earlier epoch
+        state.best_top1, state.best_epoch = val["top1"], epoch
+        state.best_state = copy.deepcopy(eval_model.state_dict())
+    target = settings.target_top1
+    if target is not None and state.time_to_target is None and val["top1"] >= target:
+        state.time_to_target = {"target_top1": target, "seconds": state.train_s, "epoch": epoch}
+    return {"val_loss": val["loss"], "val_top1": val["top1"], "val_top5": val["top5"]}
+
+
+# ---------------------------------------------------------------------------------------------------- fit
 
 def fit(model: nn.Module, train_loader, val_loader, test_loader, settings: TrainSettings,
         device: str | torch.device = "cpu", checkpoint_path: str | Path | None = None) -> TrainResult:
@@ -243,184 +441,110 @@ def fit(model: nn.Module, train_loader, val_loader, test_loader, settings: Train
     macs_per_step = settings.train_macs_per_image * batch_size if settings.train_macs_per_image else None
     planned_steps = settings.budget.planned_steps(steps_per_epoch, macs_per_step)
 
-    # Everything that must survive an interruption lives in `progress` and goes into the checkpoint.
-    progress = {"epoch": 0, "step": 0, "train_s": 0.0, "history": [], "best_top1": None, "best_epoch": None,
-                "best_state": None, "time_to_target": None, "in_epoch": None, "diverged": False,
-                "diverged_reason": None, "warmup_s": None}
-    checkpoint = load_checkpoint(checkpoint_path, settings.identity) if checkpoint_path else None
-    if checkpoint is not None:
-        model.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        scaler.load_state_dict(checkpoint["scaler"])
-        if ema is not None and checkpoint.get("ema") is not None:
-            ema.load_state_dict(checkpoint["ema"])
-        _set_rng_state(checkpoint["rng"], device)
-        progress = checkpoint["progress"]
-        log.info("resuming from %s at epoch %d, step %d", checkpoint_path, progress["epoch"], progress["step"])
-
-    def save(in_epoch: dict | None) -> None:
-        if checkpoint_path is None or rank != 0:
-            return
-        progress["in_epoch"] = in_epoch
-        save_checkpoint(checkpoint_path, {
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
-            "ema": ema.state_dict() if ema is not None else None, "rng": _rng_state(device),
-            "progress": progress, "step": progress["step"], "identity": settings.identity,
-        })
-
-    def fraction_done() -> float:
-        return settings.budget.progress(progress["step"], progress["train_s"], planned_steps)
+    state = _resume(checkpoint_path, settings.identity, model, optimizer, scaler, ema, device)
 
     train_model = nn.parallel.DistributedDataParallel(model) if world > 1 else model
     if settings.compile:
         train_model = torch.compile(train_model)
     eval_model = ema.module if ema is not None else model
-    criterion = nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing)
-    bar = _progress_bar(settings.progress_bar and rank == 0)
+    trainer = _Trainer(settings, model, train_model, ema, optimizer, scaler,
+                       criterion=nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing), device=device,
+                       rank=rank, world=world, planned_steps=planned_steps, checkpoint_path=checkpoint_path,
+                       bar=_progress_bar(settings.progress_bar and rank == 0),
+                       eta_from=(state.step + 1, state.train_s))
 
-    eta_from = (progress["step"] + 1, progress["train_s"])  # the estimate starts after the warm-up step
-    eta_at_step = progress["step"] + 1 + ETA_AFTER_STEPS
-    warmed_up = False  # per process: a resumed run compiles again, and that is kept out of training time too
     with _interrupt_flag() as interrupt:
-        while fraction_done() < 1.0 and not progress["diverged"]:
-            epoch = progress["epoch"]
-            resume = progress["in_epoch"] or {"batches": 0, "loss_sum": 0.0, "top1": 0, "count": 0, "train_s": 0.0}
-            train_loader.set_epoch(epoch)
-            train_model.train()
-            loss_sum = torch.tensor(resume["loss_sum"], device=device, dtype=torch.float64)
-            correct = torch.tensor(resume["top1"], device=device, dtype=torch.long)
-            count = resume["count"]
-            epoch_s = resume["train_s"]
-            start_train_s = progress["train_s"] - epoch_s
-            tick = time.perf_counter()
-            lr = settings.lr * settings.schedule(min(fraction_done(), 1.0))
-            logits = None
-            for batch_index, (x, y) in enumerate(bar(train_loader, epoch)):
-                if batch_index < resume["batches"]:
-                    continue  # replay the deterministic order up to where the interrupted epoch stopped
-                if fraction_done() >= 1.0:
-                    break
-                lr = settings.lr * settings.schedule(fraction_done())
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                if settings.channels_last:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                with _autocast(device, settings.amp):
-                    logits = train_model(x)
-                    loss = criterion(logits, y)
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                if settings.grad_clip_norm:
-                    scaler.unscale_(optimizer)
-                    nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip_norm)
-                scaler.step(optimizer)
-                scaler.update()
-                if ema is not None:
-                    ema.update_parameters(model)
-                loss_sum += loss.detach().double() * y.numel()
-                correct += logits.detach().argmax(1).eq(y).sum()
-                count += y.numel()
-                progress["step"] += 1
-                if not warmed_up:
-                    # The first step compiles, autotunes and grows allocators: timed apart, outside the
-                    # training time, img/s and a seconds budget, so compilation never eats the budget.
-                    _synchronize(device)
-                    progress["warmup_s"] = (progress.get("warmup_s") or 0.0) + time.perf_counter() - tick
-                    warmed_up = True
-                    progress["warmup_images"] = progress.get("warmup_images", 0) + y.numel() * world
-                    tick = time.perf_counter()
-                epoch_s = resume["train_s"] + time.perf_counter() - tick
-                progress["train_s"] = start_train_s + epoch_s
-                check_finite = progress["step"] % DIVERGENCE_CHECK_EVERY == 0
-                if world > 1:
-                    if _collective_decision(interrupt, progress, loss, check_finite, device, rank):
-                        break
-                elif check_finite and not torch.isfinite(loss).item():
-                    break
-                if progress["step"] == eta_at_step and rank == 0:
-                    _log_eta(progress, settings, planned_steps, eta_from)
-                if interrupt["signal"] is not None:
-                    save({"batches": batch_index + 1, "loss_sum": loss_sum.item(), "top1": correct.item(),
-                          "count": count, "train_s": epoch_s})
-                    _hand_over(interrupt)
-                    raise TrainingInterrupted(f"signal {interrupt['signal']} at epoch {epoch}, step "
-                                              f"{progress['step']}; checkpoint saved to {checkpoint_path}")
-
-            _synchronize(device)  # the clock reads finished work, not queued kernels
-            epoch_s = resume["train_s"] + time.perf_counter() - tick
-            progress["train_s"] = start_train_s + epoch_s
-            totals = _all_reduce_sum(torch.stack([loss_sum, correct.double(),
-                                                  torch.tensor(float(count), device=device, dtype=torch.float64)]))
-            train_loss = totals[0].item() / max(totals[2].item(), 1)
-            entry = {"epoch": epoch, "train_loss": _finite_or_none(train_loss),
-                     "train_top1": 100.0 * totals[1].item() / max(totals[2].item(), 1), "val_loss": None,
-                     "val_top1": None, "val_top5": None, "lr": lr, "epoch_s": epoch_s,
-                     "img_per_s": totals[2].item() / epoch_s if epoch_s > 0 else None,
-                     "elapsed_s": progress["train_s"], "step": progress["step"]}
-            reason = divergence(train_loss, num_classes=getattr(model, "num_classes", None) or _classes(logits))
+        while trainer.fraction_done(state) < 1.0 and not state.diverged:
+            totals = train_one_epoch(trainer, state, train_loader, interrupt)
+            entry = _history_entry(totals, state)
+            reason = divergence(totals.train_loss, totals.num_classes)
             if reason is not None:
-                progress["diverged"], progress["diverged_reason"] = True, reason
-                log.warning("%s in epoch %d (lr=%.4g): stopping as diverged", reason, epoch, lr)
+                state.diverged, state.diverged_reason = True, reason
+                log.warning("%s in epoch %d (lr=%.4g): stopping as diverged", reason, totals.epoch, totals.lr)
             elif val_loader is not None:
-                val = evaluate(eval_model, val_loader, device, settings.amp, settings.channels_last)
-                entry.update(val_loss=val["loss"], val_top1=val["top1"], val_top5=val["top5"])
-                if progress["best_top1"] is None or val["top1"] > progress["best_top1"]:
-                    progress["best_top1"], progress["best_epoch"] = val["top1"], epoch
-                    progress["best_state"] = copy.deepcopy(eval_model.state_dict())
-                target = settings.target_top1
-                if target is not None and progress["time_to_target"] is None and val["top1"] >= target:
-                    progress["time_to_target"] = {"target_top1": target, "seconds": progress["train_s"],
-                                                  "epoch": epoch}
-            progress["history"].append(entry)
-            if settings.on_epoch is not None and rank == 0:
-                settings.on_epoch(entry)
-            progress["epoch"] += 1
-            if rank == 0:
-                log.info("epoch %d  train_loss %s  train_top1 %.2f  val_top1 %s  lr %.4g  %.1fs  %.0f img/s",
-                         epoch, _fmt(entry["train_loss"]), entry["train_top1"], _fmt(entry["val_top1"]), lr,
-                         epoch_s, entry["img_per_s"] or 0.0)
-            save(None)
+                entry.update(evaluate_and_select(eval_model, val_loader, state, settings, device))
+            _record_epoch(state, entry, totals, settings, rank)
+            trainer.save(state, in_epoch=None)
 
-    return _finish(model, eval_model, test_loader, val_loader, settings, device, progress, planned_steps,
+    return _finish(model, eval_model, test_loader, val_loader, settings, device, state, planned_steps,
                    steps_per_epoch, batch_size)
 
 
-def _finish(model, eval_model, test_loader, val_loader, settings, device, progress, planned_steps,
+def _resume(checkpoint_path, identity: str | None, model: nn.Module, optimizer, scaler, ema,
+            device: torch.device) -> TrainingState:
+    """A fresh state, or the checkpoint's, with weights, optimizer, scaler, EMA and RNG restored from it."""
+    checkpoint = load_checkpoint(checkpoint_path, identity) if checkpoint_path else None
+    if checkpoint is None:
+        return TrainingState()
+    model.load_state_dict(checkpoint["model"])
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    scaler.load_state_dict(checkpoint["scaler"])
+    if ema is not None and checkpoint.get("ema") is not None:
+        ema.load_state_dict(checkpoint["ema"])
+    _set_rng_state(checkpoint["rng"], device)
+    state = TrainingState.from_dict(checkpoint["progress"])
+    log.info("resuming from %s at epoch %d, step %d", checkpoint_path, state.epoch, state.step)
+    return state
+
+
+def _history_entry(totals: EpochTotals, state: TrainingState) -> dict:
+    """The epoch's line in the history; the validation fields stay None when it diverged or has no validation."""
+    return {"epoch": totals.epoch, "train_loss": _finite_or_none(totals.train_loss),
+            "train_top1": totals.train_top1, "val_loss": None, "val_top1": None, "val_top5": None,
+            "lr": totals.lr, "epoch_s": totals.seconds,
+            "img_per_s": totals.images / totals.seconds if totals.seconds > 0 else None,
+            "elapsed_s": state.train_s, "step": state.step}
+
+
+def _record_epoch(state: TrainingState, entry: dict, totals: EpochTotals, settings: TrainSettings,
+                  rank: int) -> None:
+    """The epoch is over: its entry into the history and to `on_epoch`, one log line, the next epoch's number."""
+    state.history.append(entry)
+    if settings.on_epoch is not None and rank == 0:
+        settings.on_epoch(entry)
+    state.epoch += 1
+    if rank == 0:
+        log.info("epoch %d  train_loss %s  train_top1 %.2f  val_top1 %s  lr %.4g  %.1fs  %.0f img/s",
+                 totals.epoch, _fmt(entry["train_loss"]), entry["train_top1"], _fmt(entry["val_top1"]), totals.lr,
+                 totals.seconds, entry["img_per_s"] or 0.0)
+
+
+def _finish(model, eval_model, test_loader, val_loader, settings, device, state: TrainingState, planned_steps,
             steps_per_epoch, batch_size) -> TrainResult:
-    history = progress["history"]
-    images = progress["step"] * batch_size
+    history = state.history
+    images = state.step * batch_size
     train = {
         "budget": settings.budget.as_dict(),
         "planned_steps": planned_steps,
         "epochs": len(history),
-        "epochs_fractional": progress["step"] / steps_per_epoch,
-        "steps": progress["step"],
+        "epochs_fractional": state.step / steps_per_epoch,
+        "steps": state.step,
         "batch_size": batch_size,
-        "wall_s": progress["train_s"],
+        "wall_s": state.train_s,
         # the warm-up step is outside train_s, so its images are outside the rate too
-        "img_per_s": (images - progress.get("warmup_images", 0)) / progress["train_s"] if progress["train_s"] > 0 else None,
-        "step_ms": 1000.0 * progress["train_s"] / progress["step"] if progress["step"] else None,
+        "img_per_s": (images - (state.warmup_images or 0)) / state.train_s if state.train_s > 0 else None,
+        "step_ms": 1000.0 * state.train_s / state.step if state.step else None,
         "final_lr": history[-1]["lr"] if history else None,
-        "warmup_s": progress.get("warmup_s"),
-        "diverged_reason": progress.get("diverged_reason"),
-        "time_to_target": progress["time_to_target"],
+        "warmup_s": state.warmup_s,
+        "diverged_reason": state.diverged_reason,
+        "time_to_target": state.time_to_target,
     }
     train["budget_consumed"] = {
-        "epochs": train["epochs_fractional"], "steps": progress["step"], "seconds": progress["train_s"],
+        "epochs": train["epochs_fractional"], "steps": state.step, "seconds": state.train_s,
         "macs": settings.train_macs_per_image * images if settings.train_macs_per_image else None,
     }
     selection = "val" if val_loader is not None else "last"
     metrics = {"selection": selection, "best_epoch": None, "val_top1": None, "val_top5": None,
                "test_top1": None, "test_top5": None, "test_top1_last": None, "test_top5_last": None}
-    if progress["diverged"]:
+    if state.diverged:
         return TrainResult("diverged", history, metrics, train, model)
 
     last = evaluate(eval_model, test_loader, device, settings.amp, settings.channels_last)
     metrics.update(test_top1_last=last["top1"], test_top5_last=last["top5"])
-    if selection == "val" and progress["best_state"] is not None:
-        best_epoch = progress["best_epoch"]
+    if selection == "val" and state.best_state is not None:
+        best_epoch = state.best_epoch
         if best_epoch != history[-1]["epoch"]:
-            eval_model.load_state_dict(progress["best_state"])
+            eval_model.load_state_dict(state.best_state)
             best = evaluate(eval_model, test_loader, device, settings.amp, settings.channels_last)
         else:
             best = last
@@ -432,11 +556,11 @@ def _finish(model, eval_model, test_loader, val_loader, settings, device, progre
     return TrainResult("complete", history, metrics, train, eval_model)  # the selected weights
 
 
-def _log_eta(progress: dict, settings: TrainSettings, planned_steps: int | None, start: tuple) -> None:
+def _log_eta(state: TrainingState, settings: TrainSettings, planned_steps: int | None, start: tuple) -> None:
     """One line after the first timed steps: when the run will end, and a hint when that is far off."""
-    step_s = (progress["train_s"] - start[1]) / max(progress["step"] - start[0], 1)
-    remaining = (settings.budget.value - progress["train_s"] if planned_steps is None
-                 else (planned_steps - progress["step"]) * step_s)
+    step_s = (state.train_s - start[1]) / max(state.step - start[0], 1)
+    remaining = (settings.budget.value - state.train_s if planned_steps is None
+                 else (planned_steps - state.step) * step_s)
     end = time.strftime("%H:%M", time.localtime(time.time() + remaining))
     log.info("estimated training time left: %.0f min (%.0f ms per step), ending about %s (evaluation extra)",
              remaining / 60, 1000 * step_s, end)
