@@ -19,7 +19,8 @@ are two per MAC.
                 python, cuda, archbench_version, git_commit, git_dirty, hostname, start_time, end_time
   data, recipe  data_label, recipe (name), recipe_config (JSON of the whole recipe), budget (JSON),
                 batch_size, lr, weight_decay, label_smoothing, amp, train_size, val_size, test_size,
-                num_classes, image_size
+                num_classes, image_size, order_seed (data order and augmentation draws; follows the
+                seed unless a study varies it)
   tuning        tuning_study, trial, trials (a trial k of n of an equal-effort tuning study),
                 tuned_from, selected_trial (the tuning study and trial whose settings a final run
                 used); empty for ordinary runs

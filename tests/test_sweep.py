@@ -1,4 +1,5 @@
 """Multirun sweeps: parallel launcher, idempotent reruns, failing jobs reported, submitit_local."""
+import os
 import time
 
 import pytest
@@ -86,3 +87,53 @@ def test_sigterm_to_a_local_parallel_sweep_stops_its_workers_which_checkpoint(tm
     plan = archbench(["-m", "model=resnet20,preact_resnet20", *FAST, "train.budget.steps=100000", "dry_run=true"],
                      tmp_path)
     assert plan.stdout.count("resume at step") == 2, plan.stdout[-3000:]
+
+
+def _submitit_tasks(folder) -> list[int]:
+    """PIDs of submitit task processes (`python -m submitit.core._submit <folder>`) whose folder is under `folder`."""
+    from pathlib import Path
+
+    pids = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"submitit.core._submit" in cmdline and any(str(folder).encode() in part for part in cmdline):
+            pids.append(int(proc.name))
+    return pids
+
+
+@pytest.mark.slow
+def test_sigusr2_under_submitit_saves_then_requeues_and_the_requeued_task_resumes(tmp_path):
+    # SLURM preemption through submitit's own machinery, on CPU: its local executor runs the task, SIGUSR2
+    # reaches the task as SLURM would send it; archbench checkpoints, hands over to submitit's handler,
+    # which requeues (exit 144); the controller starts the task again and it resumes to completion.
+    import signal
+
+    args = ["-m", "model=resnet20", *FAST, "train.budget.steps=null", "train.budget.epochs=null",
+            "train.budget.seconds=8", "train.amp=off", "train.channels_last=false", "hydra/launcher=submitit_local",
+            "hydra.launcher.timeout_min=5"]
+    parent = archbench(args, tmp_path, wait=False)
+    deadline = time.time() + 240
+    log = None
+    while time.time() < deadline and log is None and parent.poll() is None:  # the task has started training
+        logs = [p for p in tmp_path.glob("runs/default/synthetic/resnet20/*/seed0/run.log") if "plan:" in p.read_text()]
+        log = logs[0] if logs else None
+        time.sleep(0.5)
+    assert log is not None, parent.stdout.read() if parent.poll() is not None else "the task did not start"
+    started = time.time()  # training has begun once the loop logs its estimate (after 10 timed steps)
+    while "estimated training time left" not in log.read_text() and time.time() - started < 5:
+        time.sleep(0.2)
+    tasks = _submitit_tasks(tmp_path)
+    assert len(tasks) == 1, tasks
+    os.kill(tasks[0], signal.SIGUSR2)
+    output = parent.communicate(timeout=600)[0]
+    assert parent.returncode == 0, output[-3000:]
+    record = load(log.parent / "record.json")
+    assert record["status"] == "complete", record.get("error")
+    text = log.read_text()
+    assert "resuming from" in text, text[-3000:]  # the requeued task found the checkpoint the signal wrote
+    task_logs = "".join(p.read_text() for p in tmp_path.glob("sweeps/**/.submitit/**/*_log.*"))
+    assert "Requeued job" in task_logs, task_logs[-3000:]
+    assert record["train"]["wall_s"] >= 8.0  # the budget counts the training time before and after the requeue

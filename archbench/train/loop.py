@@ -283,9 +283,9 @@ class _Trainer:
 
     def save(self, state: TrainingState, in_epoch: dict | None) -> None:
         """Rank 0 writes the checkpoint; `in_epoch` is None at an epoch's end."""
+        state.in_epoch = in_epoch  # on every rank: a resumed epoch's replay point must clear everywhere
         if self.checkpoint_path is None or self.rank != 0:
             return
-        state.in_epoch = in_epoch
         save_checkpoint(self.checkpoint_path, {
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict(), "ema": self.ema.state_dict() if self.ema is not None else None,
