@@ -35,11 +35,13 @@ run: setup data
 report: setup
 	$(PY) -m archbench.report results_dir=results/reference out=report
 
+# Two workers, one test file each at a time: on 2 cores the suite spends much of its time in
+# single-threaded imports and subprocess start-up, which a second worker overlaps.
 test: setup data
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 test-fast: setup data
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -n 2 --dist loadfile -m "not slow"
 
 docs: setup
 	$(PY) scripts/gen_model_docs.py
