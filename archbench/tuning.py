@@ -118,10 +118,10 @@ def best_trials(runs) -> "object":
 
 def select(results_dir, tuning_study: str, data: str, model: str) -> tuple[dict, dict]:
     """(candidate, the final record's tuning section) of `model`'s best trial; refuses an incomplete study."""
-    from archbench.results import load
+    from archbench.results import load_with_exclusions
 
     try:
-        runs = load(results_dir, include_synthetic=True)
+        runs, excluded = load_with_exclusions(results_dir, include_synthetic=True)
     except FileNotFoundError as err:
         raise TuningError(f"tuned_from={tuning_study!r}: {err}") from err
     if not runs.empty and "tuning_study" in runs:
@@ -130,7 +130,10 @@ def select(results_dir, tuning_study: str, data: str, model: str) -> tuple[dict,
         raise TuningError(f"tuned_from={tuning_study!r}: no complete trials of {model} on {data} under "
                           f"{results_dir} (run `archbench -m experiment={tuning_study}` first)")
     expected = int(runs["trials"].max())
-    missing = sorted(set(range(expected)) - {int(t) for t in runs["trial"]})
+    # A diverged trial is finished: its candidate was tried and lost (too high an lr, say), so it counts
+    # towards the equal budget and can never be selected.
+    diverged = _diverged_trials(excluded, tuning_study, data, model)
+    missing = sorted(set(range(expected)) - {int(t) for t in runs["trial"]} - diverged)
     if missing:
         raise TuningError(f"tuned_from={tuning_study!r}: {model} on {data} has {len(missing)} of {expected} trials "
                           f"missing or unfinished (trial {', '.join(map(str, missing))}): rerun "
@@ -141,6 +144,17 @@ def select(results_dir, tuning_study: str, data: str, model: str) -> tuple[dict,
     return candidate, {"tuned_from": tuning_study, "selected_trial": int(best["trial"]), "trials": expected,
                        "candidate": candidate, "selected_val_top1": float(best["val_top1"]),
                        "selection": "best validation top-1, ties by lower validation loss"}
+
+
+def _diverged_trials(excluded, tuning_study: str, data: str, model: str) -> set[int]:
+    """Trial numbers of `model`'s diverged trials in `tuning_study` (records the results loader leaves out)."""
+    trials = set()
+    for row in excluded.itertuples():
+        if str(row.reason).startswith("diverged") and (row.study, row.data, row.model) == (tuning_study, data, model):
+            tuning = _trial_record(row.path).get("tuning") or {}
+            if tuning.get("study") == tuning_study and tuning.get("trial") is not None:
+                trials.add(int(tuning["trial"]))
+    return trials
 
 
 def _trial_record(path) -> dict:

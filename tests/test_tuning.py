@@ -66,3 +66,10 @@ def test_tuning_then_final_stage_end_to_end(tmp_path):
     assert record["recipe"]["lr"] == pytest.approx(record["tuning"]["candidate"]["lr"])
     assert {t["tuning"]["trial"] for t in trials} == {0, 1}
     assert record["tuning"]["selected_val_top1"] == chosen["metrics"]["val_top1"]
+    # A diverged trial is finished (its candidate lost): selection counts it and never picks it.
+    paths = {json.loads(p.read_text())["tuning"]["trial"]: p for p in tmp_path.glob("runs/tune/**/record.json")}
+    diverged = json.loads(paths[chosen["tuning"]["trial"]].read_text())
+    diverged.update(status="diverged", error={"type": "Diverged", "message": "loss 1e20 above 10 x ln(10)"})
+    paths[chosen["tuning"]["trial"]].write_text(json.dumps(diverged))
+    candidate, section = select(tmp_path, "tune", "synthetic", "resnet20")
+    assert section["selected_trial"] == 1 - chosen["tuning"]["trial"] and section["trials"] == 2
