@@ -604,3 +604,19 @@ def test_a_model_with_a_run_from_a_dirty_tree_is_marked_wherever_its_results_are
 def test_a_report_of_clean_runs_marks_nothing(readme):
     assert "not reproducible from its commit" not in readme
     assert not [line for line in readme.splitlines() if line.startswith("|") and "†" in line]
+
+
+def test_at_a_glance_ranking_verdict_names_only_swaps_beyond_noise():
+    from archbench.report.findings import ranking_verdict
+
+    def swap(after, before, separated):
+        return {"ahead_after": after, "ahead_before": before, "gap_before": 1.0, "gap_after": 2.0,
+                "separated": separated}
+
+    shift = {"models": 3, "tau": 0.33, "swapped": [swap("b", "a", False), swap("c", "a", True)]}
+    full = ranking_verdict(shift, "clean", "corrupted")
+    brief = ranking_verdict(shift, "clean", "corrupted", brief=True)
+    assert "b over a" in full and "c over a" in full
+    assert "c over a" in brief and "b over a" not in brief and "1 of them beyond seed noise" in brief
+    quiet = ranking_verdict({**shift, "swapped": [swap("b", "a", False)]}, "clean", "corrupted", brief=True)
+    assert "b over a" not in quiet and "none of the new orders is beyond noise" in quiet

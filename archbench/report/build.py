@@ -393,13 +393,14 @@ class _ReportWriter:
             title, text = glance_verdict(study, label, hardware, _rows_matching(self.summary, keys),
                                          _rows_matching(self.pairs, keys),
                                          _rows_matching(self.ranking, keys))
-            extra = [verdict for _shared, verdict, _gain in self._tuned_comparisons(keys)]
+            extra = [verdict for _shared, verdict, _gain in self._tuned_comparisons(keys, brief=True)]
             variance = variance_verdict(_rows_matching(self.variance, keys))
             if variance:
                 extra.append(variance)
             corruption = self._corruption_shift(keys, group_runs)
             if corruption is not None:
-                extra.append(lead_in("Under corruption", ranking_verdict(corruption, "clean", "corrupted")))
+                extra.append(lead_in("Under corruption", ranking_verdict(corruption, "clean", "corrupted",
+                                                                         brief=True)))
             verdicts.append((title, " ".join([text, *extra])))
         return verdicts or [("No usable runs", "nothing to compare.")]
 
@@ -454,9 +455,9 @@ class _ReportWriter:
         candidates = int(pd.to_numeric(group_runs.trials, errors="coerce").max())
         return tuning_findings(best_trials(group_runs), expected_best(group_runs), candidates)
 
-    def _tuned_comparisons(self, keys: dict) -> list[tuple[str, str, pd.DataFrame]]:
+    def _tuned_comparisons(self, keys: dict, brief: bool = False) -> list[tuple[str, str, pd.DataFrame]]:
         """(shared study, verdict, gain table) for each shared-recipe counterpart of a tuned
-        comparison."""
+        comparison; `brief` for the at-a-glance list."""
         matches = _rows_matching(self.counterparts.rename(columns={"tuned_study": "study"}), keys)
         compared = []
         for shared_study in matches.shared_study:
@@ -468,7 +469,7 @@ class _ReportWriter:
             shift = ranking_shift(gain.set_index("model").shared_mean,
                                   gain.set_index("model").tuned_mean, pairs)
             verdict = (lead_in(f"Against the shared recipe of {shared_study},",
-                               ranking_verdict(shift, "shared-recipe", "tuned"))
+                               ranking_verdict(shift, "shared-recipe", "tuned", brief=brief))
                        + " " + tuning_gain_sentence(gain))
             compared.append((shared_study, verdict, gain))
         return compared

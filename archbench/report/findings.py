@@ -244,9 +244,10 @@ def lead_in(prefix: str, sentence: str) -> str:
     return f"{prefix} {sentence[:1].lower()}{sentence[1:]}"
 
 
-def ranking_verdict(shift: dict, before: str, after: str) -> str:
+def ranking_verdict(shift: dict, before: str, after: str, brief: bool = False) -> str:
     """Whether the order of the models under `before` holds under `after`, from
-    `archbench.results.ranking_shift`: Kendall tau and every swapped pair, in words."""
+    `archbench.results.ranking_shift`: Kendall tau and every swapped pair, in words; `brief` (the
+    at-a-glance list) names only the swaps beyond noise."""
     models, swapped = shift["models"], shift["swapped"]
     if models < 2:
         return f"Fewer than two models have both {before} and {after}: no ranking to compare."
@@ -262,7 +263,10 @@ def ranking_verdict(shift: dict, before: str, after: str) -> str:
     else:
         verdict = (f"The ranking holds within noise: {pairs} of {models * (models - 1) // 2} pairs swap "
                    "order, but none of the new orders is beyond noise")
-    return f"{verdict} ({head}). Swapped: " + "; ".join(_swap_text(swap) for swap in swapped) + "."
+    shown = real if brief else swapped
+    if not shown:
+        return f"{verdict} ({head}); the study's section lists the swaps."
+    return f"{verdict} ({head}). Swapped: " + "; ".join(_swap_text(swap) for swap in shown) + "."
 
 
 def tuning_gain_sentence(gain: pd.DataFrame) -> str:
