@@ -6,11 +6,13 @@ in every figure, so families can be followed across plots.
 """
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import matplotlib
 import matplotlib.colors
 import matplotlib.ticker
+import PIL.Image
 
 matplotlib.use("Agg")  # no display on servers; must precede pyplot
 import matplotlib.pyplot as plt  # noqa: E402
@@ -35,7 +37,13 @@ def family_colors(families) -> dict:
 def save(figure, figures_dir: Path, stem: str) -> tuple[str, str]:
     """Write `<stem>.png` and `<stem>.svg`; return their paths relative to the report folder."""
     figures_dir.mkdir(parents=True, exist_ok=True)
-    figure.savefig(figures_dir / f"{stem}.png", dpi=90, metadata=_PNG_METADATA)  # keeps index.html under 2 MB
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=90, metadata=_PNG_METADATA)
+    # Plots use few colours: a 256-colour palette keeps them sharp at about a third of the bytes, so
+    # index.html (figures inlined) stays small as studies are added. Deterministic: same input, same bytes.
+    buffer.seek(0)
+    with PIL.Image.open(buffer) as image:
+        image.convert("RGB").quantize(colors=256).save(figures_dir / f"{stem}.png", optimize=True)
     figure.savefig(figures_dir / f"{stem}.svg", metadata=_SVG_METADATA)
     plt.close(figure)
     return f"{figures_dir.name}/{stem}.png", f"{figures_dir.name}/{stem}.svg"
