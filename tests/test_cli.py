@@ -1,4 +1,5 @@
 """End to end: the real CLI trains on real Fashion-MNIST and writes a record with the documented fields."""
+import json
 import time
 
 import pytest
@@ -142,3 +143,22 @@ def test_deterministic_mode_gives_identical_histories(tmp_path):
         histories[-1].append(record["metrics"])
     assert histories[0] == histories[1]
     assert len(histories[0]) > 2  # several epochs were compared, not an empty list
+
+
+def test_a_cached_peak_below_what_training_achieves_is_measured_again(tmp_path):
+    """A peak cached while the machine was busy is too low, and MFU against it exceeds 1: the run re-measures it."""
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    args = [*FAST, "train.amp=off", "train.channels_last=false"]
+    first = archbench(args, tmp_path / "a", env=env)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    [entry] = (tmp_path / "cache" / "archbench" / "peak").glob("cpu-fp32-*.json")
+    entry.write_text(json.dumps({**load(entry), "flops_per_s": 1.0, "load_avg_1m": 7.5}))  # as if measured under load
+
+    second = archbench([*args, "seed=1"], tmp_path / "b", env=env)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    train = load(record_path(tmp_path / "b", seed=1))["train"]
+    assert "re-measuring" in second.stdout + second.stderr
+    assert train["device_peak_flops_per_s"] > 1.0 and train["device_peak"]["cached"] is False
+    assert 0 < train["mfu"] < 1 and train["mfu"] == pytest.approx(train["achieved_flops_per_s"]
+                                                                  / train["device_peak_flops_per_s"])
+    assert load(entry)["flops_per_s"] == train["device_peak_flops_per_s"]  # the cache now holds the new figure
