@@ -49,3 +49,24 @@ def spec_for(args, results_dir):
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name="config", overrides=overrides)
     return spec_from_config(cfg, overrides)
+
+
+# One hand-written record (tests/fixtures/records) that the report tests copy and edit into whole studies.
+FIXTURE_RECORD = Path(__file__).parent / "fixtures/records/runs/golden/cifar10/resnet20/seed0/record.json"
+
+
+def fixture_record(study: str, model: str, family: str, seed: int, **metrics) -> dict:
+    """A copy of the fixture record renamed to `study`/`model`/`seed`, with the given metrics."""
+    record = json.loads(FIXTURE_RECORD.read_text())
+    record.update(study=study, model=model, family=family, seed=seed)
+    record["config"].update(study=study, seed=seed, model={"name": model})
+    record["metrics"].update(metrics)
+    return record
+
+
+def write_record(results_dir: Path, record: dict, variant: str) -> None:
+    """Write `record` where a run writes it: runs/<study>/cifar10/<model>/<variant>/seed<k>/record.json."""
+    path = (Path(results_dir) / "runs" / record["study"] / "cifar10" / record["model"] / variant
+            / f"seed{record['seed']}" / "record.json")
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(record))

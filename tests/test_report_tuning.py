@@ -12,7 +12,8 @@ from archbench import results
 from archbench.report import build_report
 from archbench.report.reference import REFERENCE_COLUMNS
 
-TEMPLATE = Path(__file__).parent / "fixtures/records/runs/golden/cifar10/resnet20/seed0/record.json"
+from helpers import fixture_record, write_record
+
 FAMILIES = {"resnet20": "resnet_v1", "resnet56": "resnet_v1", "densenet40": "densenet"}
 # Shared recipe: resnet56 > densenet40 > resnet20. Tuned: densenet40 > resnet56 > resnet20, so
 # exactly one pair (densenet40, resnet56) swaps. Test top-1 per seed.
@@ -33,11 +34,9 @@ METHOD = ("generated with imagecorruptions-imaug 1.1.5: ImageNet-C parameters ap
 
 def _record(study, model, seed, *, test_top1, val_top1, lr=0.1, weight_decay=1e-4, tuning=None,
             ece=None, corrupted=None) -> dict:
-    record = json.loads(TEMPLATE.read_text())
-    record.update(study=study, model=model, family=FAMILIES[model], seed=seed, tuning=tuning)
-    record["config"].update(study=study, seed=seed, model={"name": model})
+    record = fixture_record(study, model, FAMILIES[model], seed, test_top1=test_top1, val_top1=val_top1)
+    record["tuning"] = tuning
     record["config"]["train"]["optimizer"].update(lr=lr, weight_decay=weight_decay)
-    record["metrics"].update(test_top1=test_top1, val_top1=val_top1)
     record["train"]["amp"] = "bf16" if model == "resnet20" else "off"
     if ece is not None:
         bins = {"lower": [k / 15 for k in range(15)], "confidence": [None] * 15, "accuracy": [None] * 15,
@@ -59,18 +58,11 @@ def _record(study, model, seed, *, test_top1, val_top1, lr=0.1, weight_decay=1e-
     return record
 
 
-def _write(results_dir: Path, record: dict, variant: str) -> None:
-    path = (results_dir / "runs" / record["study"] / "cifar10" / record["model"] / variant
-            / f"seed{record['seed']}" / "record.json")
-    path.parent.mkdir(parents=True)
-    path.write_text(json.dumps(record))
-
-
 def write_studies(results_dir: Path, *, shared=True, tune=True, tuned=True, evaluate=True) -> Path:
     for model in FAMILIES:
         for seed in range(3):
             if shared:
-                _write(results_dir, _record("shared", model, seed, test_top1=SHARED[model][seed], val_top1=90.0,
+                write_record(results_dir, _record("shared", model, seed, test_top1=SHARED[model][seed], val_top1=90.0,
                                             ece=ECE[model][seed] if evaluate else None,
                                             corrupted=CORRUPTED[model][seed] if evaluate else None), "shared")
             if tuned:
@@ -78,13 +70,13 @@ def write_studies(results_dir: Path, *, shared=True, tune=True, tuned=True, eval
                 lr, decay = CANDIDATES[best]
                 selection = {"tuned_from": "tune", "selected_trial": best, "trials": len(CANDIDATES),
                              "candidate": {"lr": lr, "weight_decay": decay}}
-                _write(results_dir, _record("tuned", model, seed, test_top1=TUNED[model][seed], val_top1=91.0,
+                write_record(results_dir, _record("tuned", model, seed, test_top1=TUNED[model][seed], val_top1=91.0,
                                             lr=lr, weight_decay=decay, tuning=selection), "tuned")
         for trial, (lr, decay) in enumerate(CANDIDATES if tune else []):
             section = {"study": "tune", "trial": trial, "trials": len(CANDIDATES),
                        "candidate": {"lr": lr, "weight_decay": decay}}
             # Test top-1 runs against validation on purpose: the selection must not read it.
-            _write(results_dir, _record("tune", model, 0, test_top1=100.0 - TRIAL_VAL[model][trial],
+            write_record(results_dir, _record("tune", model, 0, test_top1=100.0 - TRIAL_VAL[model][trial],
                                         val_top1=TRIAL_VAL[model][trial], lr=lr, weight_decay=decay,
                                         tuning=section), f"trial{trial}")
     return results_dir

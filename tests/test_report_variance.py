@@ -13,7 +13,8 @@ from archbench import results
 from archbench.report import build_report
 from archbench.report.reference import REFERENCE_COLUMNS
 
-TEMPLATE = Path(__file__).parent / "fixtures/records/runs/golden/cifar10/resnet20/seed0/record.json"
+from helpers import fixture_record, write_record
+
 FAMILIES = {"resnet20": "resnet_v1", "densenet40": "densenet"}
 # Test top-1 per [seed][order seed]; the same grids as tests/test_stats.py, worked by hand there.
 # resnet20: var_seed 6, var_order 3, var_resid 3 (shares 50 / 25 / 25 %, total std sqrt(12)).
@@ -26,24 +27,18 @@ NO_REFERENCE = pd.DataFrame(columns=REFERENCE_COLUMNS)
 
 
 def _record(study, model, seed, order_seed, test_top1, lr=0.1) -> dict:
-    record = json.loads(TEMPLATE.read_text())
+    record = fixture_record(study, model, FAMILIES[model], seed, test_top1=test_top1)
     settings = {"code": 1, "task": "train", "model": {"name": model},
                 "data": {"name": "cifar10", "train_size": 2000, "order_seed": order_seed},
                 "recipe": {"name": "he2015", "lr": lr, "budget": {"epochs": 3}}, "measure": None}
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
-    record.update(schema=2, study=study, model=model, family=FAMILIES[model], seed=seed,
-                  identity={"fingerprint": digest, "variant": f"he2015-3ep-{digest}",
-                            "settings": {**settings, "seed": seed}})
-    record["config"].update(study=study, seed=seed, model={"name": model})
-    record["metrics"].update(test_top1=test_top1)
+    record.update(schema=2, identity={"fingerprint": digest, "variant": f"he2015-3ep-{digest}",
+                                      "settings": {**settings, "seed": seed}})
     return record
 
 
 def _write(results_dir: Path, record: dict) -> None:
-    path = (results_dir / "runs" / record["study"] / "cifar10" / record["model"]
-            / record["identity"]["variant"] / f"seed{record['seed']}" / "record.json")
-    path.parent.mkdir(parents=True)
-    path.write_text(json.dumps(record))
+    write_record(results_dir, record, record["identity"]["variant"])
 
 
 def write_studies(results_dir: Path) -> Path:
