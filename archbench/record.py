@@ -243,7 +243,7 @@ def hardware_label(device, device_name, cpu_model, threads) -> str:
     if kind == "cpu":
         label = f"cpu: {cpu_model or device_name or 'unknown CPU'}"
         if isinstance(threads, (int, float)) and not isinstance(threads, bool) and math.isfinite(threads):
-            label += f", {int(threads)} threads"
+            label += f", {int(threads)} thread{'' if int(threads) == 1 else 's'}"
         return label
     return f"{kind}: {device_name or 'unknown model'}"
 
