@@ -251,7 +251,8 @@ def _introduction(runs, excluded, results_dir, command):
     return [
         Heading(TITLE, 1),
         Paragraph(f"Generated from {len(runs)} usable run records under {results_dir}; "
-                  f"{len(excluded)} records were excluded and are listed under 'Excluded runs'. "
+                  f"{count_text(len(excluded), 'record')} {'was' if len(excluded) == 1 else 'were'} excluded "
+                  "(listed under 'Excluded runs'). "
                   "This file is generated: regenerate it rather than editing it, with:"),
         Code(command),
     ]
