@@ -528,6 +528,16 @@ def test_epoch_axis_has_integer_ticks():
     assert len(ticks) >= 2 and all(float(tick).is_integer() for tick in ticks)
 
 
+def test_one_evaluated_epoch_draws_no_learning_curve():
+    curves = pd.DataFrame([{"label": m, "seed": seed, "epoch": 0, "elapsed_s": 40.0 + seed, "val_top1": 45.0}
+                           for m in ("m", "n") for seed in range(3)])
+    for x in ("epoch", "elapsed_s"):
+        assert plots.validation_curves(curves, x, x, "t", {"m": "fam", "n": "fam"}, {"fam": "C0"}) is None
+    two_epochs = pd.concat([curves, curves.assign(epoch=1, elapsed_s=80.0)])
+    assert plots.validation_curves(two_epochs, "epoch", "Epoch", "t", {"m": "fam", "n": "fam"},
+                                   {"fam": "C0"}) is not None
+
+
 def test_dataset_labels_name_what_the_data_is():
     assert dataset_label("cifar10_jpg") == "CIFAR-10 (JPEG image folder)"
     assert dataset_label("fashion_mnist") == "Fashion-MNIST"

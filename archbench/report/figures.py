@@ -162,8 +162,8 @@ def validation_curves(curves: pd.DataFrame, x: str, x_label: str, title: str,
     if curves.empty or x not in curves or "val_top1" not in curves:
         return None
     curves = _plottable(curves, x, "val_top1")
-    if curves.empty:
-        return None
+    if curves.empty or curves.groupby("label").epoch.nunique().max() < 2:
+        return None  # a study of one evaluated epoch has points, not curves: the tables already hold them
     figure, axes = _new_axes(title)
     for (label, runs), (family, style) in _family_styles(curves.groupby("label", sort=True), families):
         per_epoch = runs.assign(position=runs[x]).groupby("epoch")[["position", "val_top1"]]

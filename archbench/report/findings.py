@@ -257,12 +257,11 @@ def ranking_verdict(shift: dict, before: str, after: str, brief: bool = False) -
         return f"The ranking holds: {head}; no pair of models changes order."
     pairs = len(swapped)
     real = [swap for swap in swapped if swap["separated"]]
+    swaps = f"{pairs} of {models * (models - 1) // 2} pairs {'swaps' if pairs == 1 else 'swap'} order"
     if real:
-        verdict = (f"The ranking changes: {pairs} of {models * (models - 1) // 2} pairs swap order, "
-                   f"{len(real)} of them beyond seed noise")
+        verdict = f"The ranking changes: {swaps}, {len(real)} of them beyond seed noise"
     else:
-        verdict = (f"The ranking holds within noise: {pairs} of {models * (models - 1) // 2} pairs swap "
-                   "order, but none of the new orders is beyond noise")
+        verdict = f"The ranking holds within noise: {swaps}, but none of the new orders is beyond noise"
     shown = real if brief else swapped
     if not shown:
         return f"{verdict} ({head}); the study's section lists the swaps."
