@@ -219,15 +219,20 @@ def _init_distributed(device: str) -> str:
     """Join the torchrun process group; returns this rank's device (cuda:<LOCAL_RANK> on GPUs)."""
     import torch
 
-    if not torch.distributed.is_initialized():
-        torch.distributed.init_process_group("nccl" if device.startswith("cuda") else "gloo")
     if device.startswith("cuda"):
+        # The device first, then the group bound to it: NCCL otherwise guesses a device per rank.
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
         torch.cuda.set_device(device)
+    if not torch.distributed.is_initialized():
+        if device.startswith("cuda"):
+            torch.distributed.init_process_group("nccl", device_id=torch.device(device))
+        else:
+            torch.distributed.init_process_group("gloo")
     return device
 
 
-def _from_rank_0(decision: str) -> str:
+def _from_rank_0(decision):
+    """Rank 0's value of a decision every rank must share (skip/lock, precision and layout)."""
     import torch
 
     box = [decision]
@@ -391,7 +396,7 @@ def _train(spec: RunSpec, built: Built, record: dict, tracker=None):
     import torch
 
     from archbench.data import make_loaders
-    from archbench.measure import peak_memory_bytes, reset_peak_memory, training_cost
+    from archbench.measure import peak_memory_bytes, reset_peak_memory
     from archbench.train.loop import EXIT_INTERRUPTED, TrainingInterrupted, TrainSettings, fit
 
     recipe = spec.recipe
@@ -436,25 +441,33 @@ def _train(spec: RunSpec, built: Built, record: dict, tracker=None):
     train["amp"], train["channels_last"], train["compile"] = amp, channels_last, recipe.compile
     train["world_size"] = world
     train["peak_mem_bytes"] = peak_memory_bytes(device)
-    peak = _peak(device, amp)
-    train["device_peak_flops_per_s"] = peak.get("flops_per_s")
-    train["device_peak"] = peak
-    if flops_train and train.get("img_per_s"):
-        # img_per_s is the whole job's; MFU compares one device's share with one device's peak.
-        train["img_per_s_per_device"] = train["img_per_s"] / world
-        cost = training_cost(flops_train, train["img_per_s_per_device"], peak.get("flops_per_s"))
-        if (cost["mfu"] or 0) > 1 and peak.get("cached"):
-            # Training just beat the cached ceiling, so that peak was measured on a busy machine: measure again.
-            log.warning("MFU %.2f > 1 against the cached %s peak (%.3g FLOP/s, measured at load %s): re-measuring it",
-                        cost["mfu"], peak.get("precision"), peak["flops_per_s"], peak.get("load_avg_1m"))
-            peak = _peak(device, amp, refresh=True)
-            train["device_peak_flops_per_s"], train["device_peak"] = peak.get("flops_per_s"), peak
-            cost = training_cost(flops_train, train["img_per_s_per_device"], peak.get("flops_per_s"))
-        train.update(cost)
-        train["mfu_basis"] = "per device" if world > 1 else "single device"
+    if rank == 0:  # only rank 0 writes the record: one peak measurement, not one per rank at once
+        _add_utilisation(train, flops_train, device, amp, world)
     record["dataset"]["selection"] = result.metrics["selection"]
     built.model = result.model
     return result
+
+
+def _add_utilisation(train: dict, flops_train, device: str, amp: str, world: int) -> None:
+    """The device's peak in the precision that ran, and MFU against it (one device's share of the job)."""
+    from archbench.measure import training_cost
+
+    peak = _peak(device, amp)
+    train["device_peak_flops_per_s"] = peak.get("flops_per_s")
+    train["device_peak"] = peak
+    if not (flops_train and train.get("img_per_s")):
+        return
+    train["img_per_s_per_device"] = train["img_per_s"] / world
+    cost = training_cost(flops_train, train["img_per_s_per_device"], peak.get("flops_per_s"))
+    if (cost["mfu"] or 0) > 1 and peak.get("cached"):
+        # Training just beat the cached ceiling, so that peak was measured on a busy machine: measure again.
+        log.warning("MFU %.2f > 1 against the cached %s peak (%.3g FLOP/s, measured at load %s): re-measuring it",
+                    cost["mfu"], peak.get("precision"), peak["flops_per_s"], peak.get("load_avg_1m"))
+        peak = _peak(device, amp, refresh=True)
+        train["device_peak_flops_per_s"], train["device_peak"] = peak.get("flops_per_s"), peak
+        cost = training_cost(flops_train, train["img_per_s_per_device"], peak.get("flops_per_s"))
+    train.update(cost)
+    train["mfu_basis"] = "per device" if world > 1 else "single device"
 
 
 def _precision(spec: RunSpec, built: Built, device: str, record: dict) -> tuple[str, bool]:
@@ -465,10 +478,17 @@ def _precision(spec: RunSpec, built: Built, device: str, record: dict) -> tuple[
         return amp, channels_last
     from archbench.train.precision import choose_precision
     cache = Path(os.environ.get("ARCHBENCH_CACHE_DIR") or Path.home() / ".cache" / "archbench") / "precision"
-    log.info("precision probe: timing a few training steps of fp32/bf16 x NCHW/channels_last (cached per machine)")
-    choice = choose_precision(built.model, built.input_shape[1:], recipe.batch_size, built.data_info["num_classes"],
-                              device, amp=amp, channels_last=channels_last, cache_dir=cache,
-                              model_name=spec.model.name)
+    world = int(os.environ.get("WORLD_SIZE", 1))
+    choice = None
+    if int(os.environ.get("RANK", 0)) == 0:
+        log.info("precision probe: timing a few training steps of fp32/bf16 x NCHW/channels_last (cached per machine)")
+        choice = choose_precision(built.model, built.input_shape[1:], recipe.batch_size,
+                                  built.data_info["num_classes"], device, amp=amp, channels_last=channels_last,
+                                  cache_dir=cache, model_name=spec.model.name)
+    if world > 1:
+        # Ranks probing on their own can choose differently under load (fp32 NCHW on one, bf16 channels_last
+        # on another) and DDP then fails on mismatched parameter strides: rank 0 decides for all.
+        choice = _from_rank_0(choice)
     log.info("precision probe: %s", choice.get("reason"))
     record["train_precision"] = choice  # what ran, the probe's figures and why
     return choice["amp"], choice["channels_last"]
