@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
 import uuid
 from dataclasses import dataclass
@@ -291,7 +292,9 @@ def _only(these: dict, others: dict) -> pd.DataFrame:
 
 def _label(group: pd.DataFrame) -> str:
     labels = group.get("variant_label", pd.Series(dtype=str)).dropna()
-    return model_label(group.model.iloc[0], labels.iloc[0] if len(labels) else None)
+    label = model_label(group.model.iloc[0], labels.iloc[0] if len(labels) else None)
+    # Tuned learning rates print with 17 digits; three tell the variants apart.
+    return re.sub(r"\d+\.\d{4,}(?:e-?\d+)?", lambda number: f"{float(number.group()):.3g}", label)
 
 
 def _first(*series):
