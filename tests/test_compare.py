@@ -208,8 +208,11 @@ def test_a_reproduction_inside_the_results_folder_is_compared_with_the_reference
     assert "comparison written to results/compare/README.md" in out.stdout
 
 
+@pytest.mark.slow  # two training runs in subprocesses
 def test_two_deterministic_runs_of_the_same_commit_are_the_same(tmp_path, capsys):
-    args = ["model=resnet20", *FAST, "train.deterministic=true", "seed=3"]
+    # No precision probe and no evaluation: the smallest run that still trains, tests and times.
+    args = ["model=resnet20", *FAST, "train.deterministic=true", "seed=3", "train.amp=off",
+            "train.channels_last=false", "evaluate.after_train=false"]
     for name in ("a", "b"):
         done = archbench(args, tmp_path / name)
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
