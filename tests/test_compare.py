@@ -168,7 +168,8 @@ def test_bad_folders_and_no_match_exit_2(pair, tmp_path, capsys):
     code, _out, err, _rows = run(capsys, base, new, tmp_path / "out", "--study", "nosuch")
     assert code == 2 and "no usable runs of study 'nosuch'" in err and "studies there: demo" in err
 
-    def other_settings(record):  # NEW ran other settings (another variant): nothing matches
+    def other_settings(record):  # NEW ran a longer budget (another variant): nothing matches
+        record["identity"]["settings"]["recipe"]["budget"] = {"epochs": 3}
         record["identity"]["variant"] += "-other"
     edit(new, "*", other_settings)
     code, _out, err, _rows = run(capsys, base, new, tmp_path / "out")
@@ -195,6 +196,11 @@ def test_a_reproduction_inside_the_results_folder_is_compared_with_the_reference
 
     def elsewhere(record):
         record["env"].update(git_commit="0123456789abcdef", hostname="laptop", threads=4)
+        # The demo's default train.amp=auto (the reference ran off): another variant folder, and
+        # on this machine auto chose bf16.
+        record["identity"]["settings"]["recipe"].update(amp="auto", channels_last="auto")
+        record["identity"]["variant"] += "-auto"
+        record["train"]["amp"] = "bf16"
     assert edit(results, "*", elsewhere) == 6  # results/runs only, not results/reference
     env = {**os.environ, "PYTHONPATH": str(REPO), "MPLBACKEND": "Agg"}
     out = subprocess.run([sys.executable, "-m", "archbench.report", "compare", "results/reference", "results",
@@ -202,7 +208,10 @@ def test_a_reproduction_inside_the_results_folder_is_compared_with_the_reference
     assert out.returncode in (0, 1), out.stderr
     rows = pd.read_csv(tmp_path / "results/compare/compare.csv")
     assert len(rows) == 6 and set(rows.seeds_base) == {3} and set(rows.seeds_new) == {1}
-    assert rows.provenance.str.match(r"commit [0-9a-f]{7}(, [0-9a-f]{7})? → 0123456; threads 1 → 4$").all()
+    assert rows.provenance.str.match(
+        r"setting recipe.amp off → auto; setting recipe.channels_last False → auto; commit [0-9a-f]{7}"
+        r"(, [0-9a-f]{7})? → 0123456; threads 1 → 4; training precision off → bf16$").all()
+    assert (rows.variant_new == rows.variant + "-auto").all()
     assert rows.provenance.str.contains("threads 1 → 4").all()
     assert (out.returncode == 1) == (rows.accuracy == compare.WORSE).any()
     assert "comparison written to results/compare/README.md" in out.stdout

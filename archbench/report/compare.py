@@ -2,7 +2,8 @@
 
 Does NEW reproduce BASE within noise? Each side is a results folder (or any folder above its
 record.json files). Runs are matched by study, data, model and settings fingerprint (the variant
-folder: every setting except the seed), so runs from other machines, versions and commits match.
+folder: every setting except the seed), so runs from other machines, versions and commits match;
+a variant left unmatched pairs with one that differs only in the requested precision or layout.
 Per match: the change in test and validation top-1 with a 95% interval from the seeds and the test
 images, the change in ECE, and latency, throughput and training speed as NEW/BASE ratios with each
 side's spread; every difference in provenance (commit, versions, device, precision, layout,
@@ -34,6 +35,8 @@ DEFAULT_OUT = "results/compare"
 MARKER = ".archbench-compare"
 CONFIDENCE = 0.95
 MATCH_KEYS = ["study", "data", "model", "variant"]
+# Settings that ask for a precision or layout; the one chosen is provenance (see _request_pairs).
+PRECISION_REQUESTS = ("recipe.amp", "recipe.channels_last")
 
 SAME, BETTER, WORSE, UNKNOWN = "same within noise", "better", "worse beyond noise", "undetermined"
 FASTER, SLOWER, SAME_SPEED, MIXED = "faster", "slower", "same within spread", "mixed"
@@ -279,12 +282,40 @@ class Comparison:
 def compare_sides(base: Side, new: Side) -> Comparison:
     base_groups = dict(list(base.runs.groupby(MATCH_KEYS, dropna=False, sort=True)))
     new_groups = dict(list(new.runs.groupby(MATCH_KEYS, dropna=False, sort=True)))
-    rows = [_row(key, base_groups[key], new_groups[key]) for key in sorted(base_groups.keys() & new_groups.keys())]
-    return Comparison(pd.DataFrame(rows), _only(base_groups, new_groups), _only(new_groups, base_groups),
+    pairs = [(key, key) for key in sorted(base_groups.keys() & new_groups.keys())]
+    pairs += _request_pairs({k: v for k, v in base_groups.items() if k not in new_groups},
+                            {k: v for k, v in new_groups.items() if k not in base_groups})
+    rows = [_row(base_key, base_groups[base_key], new_groups[new_key]) for base_key, new_key in sorted(pairs)]
+    matched_base, matched_new = {b for b, _ in pairs}, {n for _, n in pairs}
+    return Comparison(pd.DataFrame(rows), _only(base_groups, matched_base), _only(new_groups, matched_new),
                       base, new)
 
 
-def _only(these: dict, others: dict) -> pd.DataFrame:
+def _request_pairs(base_left: dict, new_left: dict) -> list[tuple]:
+    """Unmatched variants that differ only in the requested precision or layout, paired one to one.
+
+    `train.amp=auto` and `off` are different settings (variant folders), yet what matters is the
+    precision a run chose, which is compared as provenance: so a run with the default `auto`
+    still answers whether it reproduces a reference made with `off`. Exact matches come first,
+    and a variant that could pair with two is left unpaired rather than guessed.
+    """
+    def relaxed(groups):
+        keyed = {}
+        for key, group in groups.items():
+            settings = {k: v for k, v in _settings(group).items() if k not in PRECISION_REQUESTS}
+            keyed.setdefault((*key[:3], json.dumps(settings, sort_keys=True, default=str)), []).append(key)
+        return keyed
+    base_keyed, new_keyed = relaxed(base_left), relaxed(new_left)
+    return [(base_keyed[k][0], new_keyed[k][0]) for k in base_keyed.keys() & new_keyed.keys()
+            if len(base_keyed[k]) == 1 and len(new_keyed[k]) == 1]
+
+
+def _settings(group: pd.DataFrame) -> dict:
+    text = group["variant_settings"].dropna()
+    return json.loads(text.iloc[0]) if len(text) else {}
+
+
+def _only(these: dict, others) -> pd.DataFrame:
     rows = [{**dict(zip(MATCH_KEYS, key)), "label": _label(group), "seeds": len(group)}
             for key, group in sorted(these.items()) if key not in others]
     return pd.DataFrame(rows, columns=MATCH_KEYS + ["label", "seeds"])
@@ -306,7 +337,8 @@ def _first(*series):
 
 
 def _row(key, base: pd.DataFrame, new: pd.DataFrame) -> dict:
-    row = {**dict(zip(MATCH_KEYS, key)), "label": _label(base), "seeds_base": len(base), "seeds_new": len(new)}
+    row = {**dict(zip(MATCH_KEYS, key)), "variant_new": new.variant.iloc[0], "label": _label(base),
+           "seeds_base": len(base), "seeds_new": len(new)}
     for metric, size in (("test_top1", "test_size"), ("val_top1", "val_size")):
         change = accuracy_change(base[metric], new[metric], _first(base.get(size), new.get(size)))
         row[f"{metric}_base"] = _mean(base[metric])
@@ -326,7 +358,7 @@ def _row(key, base: pd.DataFrame, new: pd.DataFrame) -> dict:
     row["speed"] = _speed_verdict(speed_verdicts)
     row["speed_detail"] = "; ".join(f"{label} {verdict}" for label, verdict in speed_verdicts.items()
                                     if verdict in (FASTER, SLOWER))
-    differences = _provenance_differences(base, new)
+    differences = _setting_differences(base, new) + _provenance_differences(base, new)
     row["provenance"] = "; ".join(differences)
     row["note"] = _note(row, differences)
     return row
@@ -354,6 +386,12 @@ def _provenance_differences(base: pd.DataFrame, new: pd.DataFrame) -> list[str]:
         if before != after:
             differences.append(f"{name} {', '.join(before)} → {', '.join(after)}")
     return differences
+
+
+def _setting_differences(base: pd.DataFrame, new: pd.DataFrame) -> list[str]:
+    before, after = _settings(base), _settings(new)
+    return [f"setting {key} {before.get(key)} → {after.get(key)}" for key in PRECISION_REQUESTS
+            if before.get(key) != after.get(key)]
 
 
 def _values(series: pd.Series, name: str) -> list[str]:
