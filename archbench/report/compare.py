@@ -407,7 +407,7 @@ def _note(row: dict, differences: list[str]) -> str:
     if len(differences) == 1:
         return f"likely cause: {differences[0]} (the only difference in provenance)"
     if differences:
-        return f"likely cause: one of {len(differences)} provenance differences ({'; '.join(differences)})"
+        return f"likely cause: one of its {len(differences)} provenance differences (listed with the table)"
     return "same code, versions and machine: rerun to tell a change from noise"
 
 
@@ -435,7 +435,9 @@ def overall(comparison: Comparison) -> list[tuple[str, str]]:
             lines.append((f"Speed: {verdict}", ", ".join(f"{name} ({detail})" for name, detail in
                                                        zip(_names(matched), matched.speed_detail))))
     if not any(title.startswith("Speed") for title, _ in lines):
-        lines.append(("Speed", SAME_SPEED if len(rows) and (rows.speed == SAME_SPEED).any() else "not compared"))
+        found = set(rows.speed) if len(rows) else set()
+        lines.append(("Speed", SAME_SPEED if SAME_SPEED in found else
+                      f"{UNKNOWN} (one run a side and no measured range)" if UNKNOWN in found else "not measured"))
     differences = sorted({part for text in rows.get("provenance", []) for part in text.split("; ") if part})
     lines.append(("Provenance", "; ".join(differences) if differences else "no difference"))
     lines.append(("Matched", f"{len(rows)} model settings; {len(comparison.only_base)} only in BASE, "
