@@ -59,8 +59,12 @@ def load(results_dir, include_synthetic: bool = False) -> pd.DataFrame:
     return runs
 
 
-def load_with_exclusions(results_dir, include_synthetic: bool = False):
-    """Return `(runs, excluded)`: usable runs, and every other record with `path` and `reason`."""
+def load_with_exclusions(results_dir, include_synthetic: bool = False, exclude=()):
+    """Return `(runs, excluded)`: usable runs, and every other record with `path` and `reason`.
+
+    `exclude`: folders under `results_dir` whose records are skipped, e.g. the reference records
+    inside `results` when comparing the two (they would otherwise count as duplicates of the runs).
+    """
     results_dir = Path(results_dir)
     if not results_dir.is_dir():
         raise FileNotFoundError(
@@ -68,7 +72,10 @@ def load_with_exclusions(results_dir, include_synthetic: bool = False):
             f"runs/<study>/<data>/<model>/seed<k>/{RECORD_FILENAME} (default: results)"
         )
     rows, excluded = [], []
+    skipped = [Path(folder).resolve() for folder in exclude]
     for path in sorted(results_dir.glob(f"**/{RECORD_FILENAME}")):
+        if any(path.resolve().is_relative_to(folder) for folder in skipped):
+            continue
         record, problem = _read_record(path)
         if problem is None:
             row = record_columns(record, path)

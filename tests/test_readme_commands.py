@@ -41,6 +41,19 @@ def _acceptable(problem: str | None) -> bool:
     return all(part.strip().startswith(("data:", "tuned_from=")) for part in problem.split("; "))
 
 
+def _reference_and_its_rerun(results, args):
+    """For `compare results/reference results --study S`: the committed reference records of S,
+    and their seed 0 under results/runs, standing in for the README's rerun of that study."""
+    study = args[args.index("--study") + 1] if "--study" in args else "demo"
+    for path in (REPO / "results/reference/runs" / study).glob("*/*/*/seed*/record.json"):
+        relative = path.relative_to(REPO / "results")
+        copies = [results / relative] + ([results / relative.relative_to("reference")]
+                                         if path.parent.name == "seed0" else [])
+        for copy in copies:
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, copy)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("command", readme_commands())
 def test_readme_command_runs(command, tmp_path, tmp_path_factory, monkeypatch):
@@ -48,6 +61,8 @@ def test_readme_command_runs(command, tmp_path, tmp_path_factory, monkeypatch):
     env = {**os.environ, "PYTHONPATH": str(REPO), "HYDRA_FULL_ERROR": "1"}
     if command.startswith("archbench-report"):
         shutil.copytree(REPO / "tests/fixtures/records", tmp_path / "results")  # as after some runs
+        if args[:1] == ["compare"]:
+            _reference_and_its_rerun(tmp_path / "results", args)
         out = subprocess.run([sys.executable, "-m", "archbench.report", *args], cwd=tmp_path, env=env,
                              capture_output=True, text=True, timeout=600)
         assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]

@@ -3,7 +3,8 @@
 With no arguments it reports your own runs (results/runs) into results/report, which git
 ignores; the committed report is rebuilt only on request (`make report`). Arguments use Hydra's
 key=value syntax but are parsed here: the report needs no config tree.
-`python -m archbench.report export ...` hands the rest of the line to `archbench.export`.
+`python -m archbench.report export ...` hands the rest of the line to `archbench.export`, and
+`python -m archbench.report compare BASE NEW ...` to `archbench.report.compare`.
 """
 from __future__ import annotations
 
@@ -72,6 +73,10 @@ def main(arguments=None) -> int:
     arguments = sys.argv[1:] if arguments is None else list(arguments)
     if arguments and arguments[0] == "export":
         return _export(arguments[1:])
+    if arguments and arguments[0] == "compare":
+        from .compare import main as compare
+
+        return compare(arguments[1:])
     if any(argument in ("-h", "--help", "help") for argument in arguments):
         print(f"usage: {USAGE}")
         return 0
