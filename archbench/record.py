@@ -322,6 +322,8 @@ def record_columns(record: dict, path: str | os.PathLike) -> dict:
         "trials": _number(_get(record, "tuning", "trials")),
         "tuned_from": _get(record, "tuning", "tuned_from"),
         "selected_trial": _number(_get(record, "tuning", "selected_trial")),
+        # Everything that can change the result, seed included: a tuned run with a trial's fingerprint repeats it.
+        "fingerprint": _get(record, "identity", "fingerprint"),
         "amp": train.get("amp"),
         "train_size": _number(dataset.get("train_size")),
         "val_size": _number(dataset.get("val_size")),

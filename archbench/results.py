@@ -79,8 +79,9 @@ def load_with_exclusions(results_dir, include_synthetic: bool = False):
             excluded.append({"path": str(path), "reason": problem, **record_key(record or {}, path)})
     runs = pd.DataFrame(rows)
     runs, duplicates = _split_duplicates(runs)
+    runs, repeats = _split_repeated_trials(runs)
     runs = _label_variants(runs)
-    excluded_df = pd.DataFrame(excluded + duplicates, columns=EXCLUDED_COLUMNS)
+    excluded_df = pd.DataFrame(excluded + duplicates + repeats, columns=EXCLUDED_COLUMNS)
     return runs, excluded_df
 
 
@@ -237,6 +238,30 @@ def _split_duplicates(runs: pd.DataFrame):
         for index, row in runs[duplicated].iterrows()
     ]
     return runs[~duplicated].reset_index(drop=True), duplicates
+
+
+def _split_repeated_trials(runs: pd.DataFrame):
+    """Leave out every tuned run whose fingerprint (settings and seed) is a tuning trial's.
+
+    Such a run is the selection run again: its candidate won on that very seed, so counting it would
+    bias the tuned mean upwards by exactly the luck that selected it. Only runs on seeds the trials
+    never used estimate how the chosen recipe does.
+    """
+    if runs.empty or "fingerprint" not in runs or "tuned_from" not in runs or "trial" not in runs:
+        return runs, []
+    trials = runs[runs["trial"].notna() & runs["fingerprint"].notna()]
+    trial_of = {row.fingerprint: row for row in trials.itertuples()}
+    repeated = runs["tuned_from"].notna() & runs["fingerprint"].isin(list(trial_of))
+    rows = []
+    for _index, row in runs[repeated].iterrows():
+        trial = trial_of[row["fingerprint"]]
+        rows.append({"path": row["path"],
+                     "reason": f"repeats trial {int(trial.trial)} of {trial.study} (same candidate, same seed "
+                               f"{row['seed']}): a selection run, not a fresh seed; rerun the tuned study on "
+                               "seeds its trials never used",
+                     "study": row["study"], "data": row["data"], "model": row["model"],
+                     "variant": row["variant"], "seed": row["seed"]})
+    return runs[~repeated].reset_index(drop=True), rows
 
 
 def history(runs: pd.DataFrame) -> pd.DataFrame:
