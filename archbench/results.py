@@ -291,6 +291,23 @@ def history(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+def test_outcomes(runs: pd.DataFrame) -> dict:
+    """Per-image test outcomes of the runs in `runs` that saved them (archbench.outcomes), by record path:
+    `{"predicted", "labels", "correct"}` numpy arrays. Runs made before outcomes were saved are absent.
+
+    Raises ValueError naming the file when a record's outcomes are missing or disagree with it.
+    """
+    from archbench.outcomes import read_outcomes
+
+    found = {}
+    for path in runs["path"] if "path" in runs else []:
+        record, _problem = _read_record(Path(path))
+        outcomes = read_outcomes(path, record or {})
+        if outcomes is not None:
+            found[str(path)] = outcomes
+    return found
+
+
 # What tells two rows of one comparison apart: the model, and its variant once the records
 # carry one. Derived from the keys so that a new identity key needs no change here.
 ENTRY_KEYS = [key for key in MODEL_KEYS if key not in GROUP_KEYS]
