@@ -324,6 +324,8 @@ def record_columns(record: dict, path: str | os.PathLike) -> dict:
         "selected_trial": _number(_get(record, "tuning", "selected_trial")),
         # Everything that can change the result, seed included: a tuned run with a trial's fingerprint repeats it.
         "fingerprint": _get(record, "identity", "fingerprint"),
+        # Per-image test outcomes beside the record (archbench.outcomes); None for runs made before them.
+        "outcomes_file": _get(record, "test_outcomes", "file"),
         "amp": train.get("amp"),
         "train_size": _number(dataset.get("train_size")),
         "val_size": _number(dataset.get("val_size")),

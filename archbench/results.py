@@ -21,8 +21,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from archbench.stats import (binomial_se, expected_max_curve, finite, holm, rank_agreement, noise_floor, prob_outperform,
-                             prob_outperform_interval, variance_components, welch_p_value)
+from archbench.stats import (binomial_se, detectable_gap, expected_max_curve, finite, gap_interval, holm,
+                             rank_agreement, rank_distribution, noise_floor, prob_outperform, prob_outperform_interval,
+                             seed_means, seeds_needed, tau_interval, two_level_means, variance_components,
+                             welch_p_value)
 from archbench.record import READABLE_SCHEMAS, RECORD_FILENAME, SCHEMA as SCHEMA_VERSION, record_columns, record_key
 
 # A model is identified within a comparison by these keys; runs from different machines are
@@ -507,12 +509,14 @@ def _entries(group: pd.DataFrame, metric: str) -> list[dict]:
     entries = []
     for keys, entry_runs in group.groupby(ENTRY_KEYS, dropna=False, sort=True):
         keys = keys if isinstance(keys, tuple) else (keys,)
-        values = _values(entry_runs, metric).to_numpy()
+        values = _values(entry_runs, metric)
         if len(values):
             entries.append({
                 "keys": dict(zip(ENTRY_KEYS, keys)),
                 "label": model_label(keys[0], _first_present(entry_runs.get("variant_label"))),
-                "values": values,
+                "values": values.to_numpy(),
+                "paths": [str(path) for path in entry_runs.loc[values.index, "path"]] if "path" in entry_runs
+                else [],
                 "test_size": _first_present(entry_runs.get("test_size")),
             })
     return sorted(entries, key=lambda entry: (-entry["values"].mean(), entry["label"]))
@@ -522,26 +526,45 @@ COMPARE_COLUMNS = (GROUP_KEYS + [f"{key}_a" for key in ENTRY_KEYS]
                    + [f"{key}_b" for key in ENTRY_KEYS]
                    + ["label_a", "label_b", "mean_a", "mean_b", "mean_diff", "n_a", "n_b",
                       "p_value", "p_holm", "tie", "p_a_beats_b", "p_a_beats_b_low",
-                      "p_a_beats_b_high", "noise_floor", "below_noise_floor"])
+                      "p_a_beats_b_high", "noise_floor", "below_noise_floor", "test", "gap_low", "gap_high",
+                      "gap_se", "detectable_gap", "seeds_needed"])
+
+# How a pair was tested: paired over test images where every run saved its outcomes, else the fallback.
+PAIRED_TEST = "paired bootstrap over seeds and test images"
+UNPAIRED_TEST = "Welch over seeds, independent test-set floor (no per-image outcomes)"
 
 
-def compare(runs: pd.DataFrame, metric: str = "test_top1") -> pd.DataFrame:
+def compare(runs: pd.DataFrame, metric: str = "test_top1", outcomes: dict | None = None) -> pd.DataFrame:
     """Every pair of models within each study, data and hardware, `model_a` the higher mean.
 
-    `p_value` is the raw two-sided Welch t-test over seeds; `p_holm` is Holm-adjusted over
-    all pairs of the same comparison, and `tie` (the seeds cannot separate the two) uses it:
-    `p_holm >= 0.05`, or fewer than two seeds on either side. `p_a_beats_b` is P(A > B) over
-    pairs of seeds with its 95% bootstrap interval. `noise_floor` is the smallest gap the
-    test set of `test_size` images can resolve; `below_noise_floor` marks a smaller gap,
-    whatever the seeds say.
+    For test top-1, where every run of both models saved its per-image outcomes (`outcomes`, as from
+    `test_outcomes(runs)`, read here when None), the gap is tested by a two-level bootstrap that draws
+    the test images once for both models (they are paired) and the seeds within each
+    (`archbench.stats.two_level_means`): `gap_low`/`gap_high` its 95% interval, `gap_se` its standard
+    error, `p_value` the normal p from it; test-set sampling is then inside the interval, so there is
+    no separate floor. Otherwise (`test` says which) `p_value` is the two-sided Welch t-test over seeds,
+    `gap_low`/`gap_high` Welch's interval, and `noise_floor` is the smallest gap a test set of
+    `test_size` images can resolve with the two models' errors taken as independent;
+    `below_noise_floor` marks a smaller gap, whatever the seeds say.
+    `p_holm` is Holm-adjusted over all pairs of the same comparison, and `tie` (not separated) uses
+    it: `p_holm >= 0.05`, or fewer than two seeds on either side. `p_a_beats_b` is P(A > B) over
+    pairs of seeds with its 95% bootstrap interval. `detectable_gap` is the gap this pair's seeds
+    would separate with 80% power at Holm's strictest threshold, and `seeds_needed` roughly how many
+    seeds per model would separate the observed gap (inf: more seeds cannot, the test set limits it).
     """
     if runs.empty:
         return pd.DataFrame(columns=COMPARE_COLUMNS)
     _require_columns(runs, MODEL_KEYS + [metric], "compare")
+    if outcomes is None and metric == "test_top1":
+        outcomes = test_outcomes(runs[runs["outcomes_file"].notna()]) if "outcomes_file" in runs else {}
     frames = []
     for keys, group in runs.groupby(GROUP_KEYS, dropna=False, sort=True):
-        rows = [_pair_row(dict(zip(GROUP_KEYS, keys)), better, worse)
-                for better, worse in itertools.combinations(_entries(group, metric), 2)]
+        entries = _entries(group, metric)
+        samples = _paired_samples(entries, outcomes if metric == "test_top1" else None)
+        tests = len(entries) * (len(entries) - 1) // 2
+        rows = [_pair_row(dict(zip(GROUP_KEYS, keys)), entries[i], entries[j],
+                          None if samples is None else (samples[:, i], samples[:, j]), tests)
+                for i, j in itertools.combinations(range(len(entries)), 2)]
         if rows:
             frame = pd.DataFrame(rows)
             # One family of tests per comparison: the pairs a reader scans together.
@@ -553,22 +576,73 @@ def compare(runs: pd.DataFrame, metric: str = "test_top1") -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)[COMPARE_COLUMNS]
 
 
-def _pair_row(group_keys: dict, better: dict, worse: dict) -> dict:
+def _outcome_matrix(entry: dict, outcomes: dict | None):
+    """(seeds, images) 0/1 outcomes of one entry, or None unless every one of its runs saved them."""
+    if not outcomes or not entry["paths"] or any(path not in outcomes for path in entry["paths"]):
+        return None
+    rows = [outcomes[path]["correct"] for path in entry["paths"]]
+    return np.array(rows, dtype=float) if len({len(row) for row in rows}) == 1 else None
+
+
+def _paired_samples(entries: list[dict], outcomes: dict | None):
+    """Two-level bootstrap means (resamples, entries) when every entry has outcomes on one test set."""
+    matrices = [_outcome_matrix(entry, outcomes) for entry in entries]
+    if len(entries) < 2 or any(matrix is None for matrix in matrices) or \
+            len({matrix.shape[1] for matrix in matrices}) != 1:
+        return None
+    # Paired only when every run saw the same labels in the same order: the same test images.
+    labels = [outcomes[path]["labels"] for entry in entries for path in entry["paths"]]
+    if any(not np.array_equal(labels[0], other) for other in labels[1:]):
+        return None
+    return two_level_means(matrices)
+
+
+def _pair_row(group_keys: dict, better: dict, worse: dict, samples, tests: int) -> dict:
     a, b = better["values"], worse["values"]
     low, high = prob_outperform_interval(a, b)
-    floor = noise_floor(a.mean(), b.mean(), _first_of(better["test_size"], worse["test_size"]))
     gap = float(a.mean() - b.mean())
-    return {
+    seed_spread = math.sqrt(np.var(a, ddof=1) + np.var(b, ddof=1)) if min(len(a), len(b)) >= 2 else math.nan
+    seeds = min(len(a), len(b))
+    row = {
         **group_keys,
         **{f"{key}_a": value for key, value in better["keys"].items()},
         **{f"{key}_b": value for key, value in worse["keys"].items()},
         "label_a": better["label"], "label_b": worse["label"],
         "mean_a": float(a.mean()), "mean_b": float(b.mean()), "mean_diff": gap,
         "n_a": len(a), "n_b": len(b),
-        "p_value": welch_p_value(a, b), "p_holm": math.nan, "tie": True,
+        "p_holm": math.nan, "tie": True,
         "p_a_beats_b": prob_outperform(a, b), "p_a_beats_b_low": low, "p_a_beats_b_high": high,
-        "noise_floor": floor, "below_noise_floor": bool(gap < floor),
     }
+    if samples is not None:
+        interval = gap_interval(samples[0], samples[1], gap)
+        # The part of the bootstrap variance more seeds would not shrink: test-set sampling.
+        seed_part = (np.var(a, ddof=1) / len(a) + np.var(b, ddof=1) / len(b)) if seeds >= 2 else 0.0
+        fixed = math.sqrt(max(interval["se"] ** 2 - seed_part, 0.0))
+        row.update(test=PAIRED_TEST, noise_floor=math.nan, below_noise_floor=False,
+                   p_value=interval["p_value"] if seeds >= 2 else math.nan,
+                   gap_low=interval["low"], gap_high=interval["high"], gap_se=interval["se"])
+    else:
+        floor = noise_floor(a.mean(), b.mean(), _first_of(better["test_size"], worse["test_size"]))
+        welch_low, welch_high, se = _welch_interval(a, b)
+        fixed = floor / 1.959964 if np.isfinite(floor) else 0.0
+        row.update(test=UNPAIRED_TEST, noise_floor=floor, below_noise_floor=bool(gap < floor),
+                   p_value=welch_p_value(a, b), gap_low=welch_low, gap_high=welch_high, gap_se=se)
+    row["detectable_gap"] = detectable_gap(seed_spread, seeds, tests, fixed) if np.isfinite(seed_spread) \
+        else math.nan
+    row["seeds_needed"] = seeds_needed(gap, seed_spread, tests, fixed) if np.isfinite(seed_spread) else math.nan
+    return row
+
+
+def _welch_interval(a, b) -> tuple[float, float, float]:
+    """Welch's 95% interval of mean(a) - mean(b) and its standard error; NaN with fewer than two seeds."""
+    if min(len(a), len(b)) < 2:
+        return math.nan, math.nan, math.nan
+    se = math.sqrt(np.var(a, ddof=1) / len(a) + np.var(b, ddof=1) / len(b))
+    if se == 0:
+        gap = float(a.mean() - b.mean())
+        return gap, gap, 0.0
+    interval = stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+    return float(interval.low), float(interval.high), se
 
 
 def _first_of(*values):

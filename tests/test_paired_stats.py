@@ -107,3 +107,37 @@ def test_iqm_and_its_stratified_interval():
     assert point == low == high == 0.5
     point, low, high = stratified_iqm_interval([np.array([0.0, 0.1, 0.2]), np.array([0.8, 0.9, 1.0])])
     assert low <= point <= high and 0 < low and high < 1
+
+
+def _write_handful_study(tmp_path, with_outcomes: bool):
+    import json
+
+    from archbench import results  # noqa: F401 (the layer under test reads these files)
+    from archbench.outcomes import OUTCOMES_FILENAME, write_outcomes
+    from helpers import fixture_record
+
+    a, b = handful_case()
+    labels = np.zeros(IMAGES, dtype=int)
+    for model, rows in (("resnet56", a), ("resnet20", b)):
+        for seed, correct in enumerate(rows):
+            record = fixture_record("handful", model, "resnet_v1", seed, test_top1=100 * correct.mean())
+            record["dataset"] = {**record.get("dataset", {}), "test_size": IMAGES}
+            folder = tmp_path / "runs" / "handful" / "cifar10" / model / "v" / f"seed{seed}"
+            folder.mkdir(parents=True)
+            if with_outcomes:  # predicted = label where correct, another class where not
+                record["test_outcomes"] = write_outcomes(folder / OUTCOMES_FILENAME, np.where(correct, 0, 1), labels)
+            (folder / "record.json").write_text(json.dumps(record))
+
+
+@pytest.mark.parametrize("with_outcomes", [True, False])
+def test_compare_pairs_over_images_where_outcomes_exist_and_says_when_it_cannot(tmp_path, with_outcomes):
+    from archbench import results
+
+    _write_handful_study(tmp_path, with_outcomes)
+    (pair,) = results.compare(results.load(tmp_path)).itertuples()
+    assert pair.label_a == "resnet56" and pair.mean_diff == pytest.approx(0.30, abs=0.02)
+    if with_outcomes:
+        assert pair.test == results.PAIRED_TEST and not pair.tie and pair.gap_low > 0
+    else:  # the labelled fallback: Welch over seeds and the independent floor, which swallows the gap
+        assert pair.test == results.UNPAIRED_TEST and pair.below_noise_floor
+        assert pair.seeds_needed == math.inf  # no number of seeds gets under that floor
