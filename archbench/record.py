@@ -327,6 +327,12 @@ def record_columns(record: dict, path: str | os.PathLike) -> dict:
         # Per-image test outcomes beside the record (archbench.outcomes); None for runs made before them.
         "outcomes_file": _get(record, "test_outcomes", "file"),
         "amp": train.get("amp"),
+        # What the run resolved per model, which can differ between models of one study (a confound).
+        "channels_last": train.get("channels_last"),
+        "batch_size_halved": train.get("batch_size_halved"),
+        "stem": complexity.get("stem"),
+        "final_feature_map": "x".join(map(str, complexity["final_feature_map"]))
+        if isinstance(complexity.get("final_feature_map"), list) else None,
         "train_size": _number(dataset.get("train_size")),
         "val_size": _number(dataset.get("val_size")),
         "test_size": _number(dataset.get("test_size")),

@@ -649,7 +649,8 @@ def _first_of(*values):
     return next((value for value in values if not _is_missing(value)), None)
 
 
-RANK_COLUMNS = MODEL_KEYS + ["label", "mean", "n", "rank", "with_best", "p_holm_vs_best"]
+RANK_COLUMNS = MODEL_KEYS + ["label", "mean", "n", "rank", "with_best", "p_holm_vs_best", "share_first", "rank_low",
+                             "rank_high", "rank_basis"]
 
 
 def rank(runs: pd.DataFrame, metric: str = "test_top1") -> pd.DataFrame:
@@ -657,18 +658,25 @@ def rank(runs: pd.DataFrame, metric: str = "test_top1") -> pd.DataFrame:
 
     `rank` is 1 + the number of models with a strictly higher mean, so a worse mean never gets
     a better rank. `with_best` is True for the best model and for every model the seeds cannot
-    separate from it (Holm-adjusted Welch p >= 0.05 against the best, or fewer than two seeds);
-    `p_holm_vs_best` is that adjusted p-value.
+    separate from it (Holm-adjusted p >= 0.05 against the best, or fewer than two seeds);
+    `p_holm_vs_best` is that adjusted p-value. `share_first` is the share of bootstrap resamples in
+    which the model has the best mean, `rank_low`..`rank_high` its 95% rank interval, and
+    `rank_basis` what was resampled (`bootstrap_means`).
     """
     if runs.empty:
         return pd.DataFrame(columns=RANK_COLUMNS)
-    pairs = compare(runs, metric)
+    outcomes = _outcomes_if_any(runs, metric)
+    pairs = compare(runs, metric, outcomes)
     rows = []
     for keys, group in runs.groupby(GROUP_KEYS, dropna=False, sort=True):
         group_keys = dict(zip(GROUP_KEYS, keys))
         entries = _entries(group, metric)
         group_pairs = _rows_with(pairs, group_keys)
         means = [entry["values"].mean() for entry in entries]
+        if not entries:
+            continue
+        samples, basis = _samples(entries, outcomes)
+        spread = rank_distribution(samples)
         for position, entry in enumerate(entries):
             versus_best = _pair_with(group_pairs, entries[0]["keys"], entry["keys"])
             p_holm = math.nan if versus_best is None else float(versus_best["p_holm"])
@@ -678,8 +686,40 @@ def rank(runs: pd.DataFrame, metric: str = "test_top1") -> pd.DataFrame:
                 "rank": 1 + sum(mean > means[position] for mean in means),
                 "with_best": position == 0 or bool(versus_best["tie"]),
                 "p_holm_vs_best": p_holm,
+                "share_first": float(spread["share_first"][position]),
+                "rank_low": int(spread["rank_low"][position]), "rank_high": int(spread["rank_high"][position]),
+                "rank_basis": basis,
             })
     return pd.DataFrame(rows, columns=RANK_COLUMNS)
+
+
+RESAMPLED_SEEDS = "seeds"
+RESAMPLED_SEEDS_AND_IMAGES = "seeds and test images"
+
+
+def _outcomes_if_any(runs: pd.DataFrame, metric: str) -> dict:
+    if metric != "test_top1" or "outcomes_file" not in runs:
+        return {}
+    return test_outcomes(runs[runs["outcomes_file"].notna()])
+
+
+def _samples(entries: list[dict], outcomes: dict | None):
+    """(bootstrap means (resamples, entries), what was resampled): seeds and test images where every
+    entry saved per-image outcomes of one test set, else seeds only."""
+    samples = _paired_samples(entries, outcomes)
+    if samples is not None:
+        return samples, RESAMPLED_SEEDS_AND_IMAGES
+    return seed_means([entry["values"] for entry in entries]), RESAMPLED_SEEDS
+
+
+def bootstrap_means(runs: pd.DataFrame, metric: str = "test_top1") -> tuple[pd.DataFrame, str]:
+    """Bootstrap means of `metric` per model of ONE comparison: a (resamples, labels) frame, and what
+    was resampled ('seeds and test images' where every run saved per-image outcomes, else 'seeds')."""
+    entries = _entries(runs, metric)
+    if not entries:
+        return pd.DataFrame(), RESAMPLED_SEEDS
+    samples, basis = _samples(entries, _outcomes_if_any(runs, metric))
+    return pd.DataFrame(samples, columns=[entry["label"] for entry in entries]), basis
 
 
 def _rows_with(frame: pd.DataFrame, keys: dict) -> pd.DataFrame:
@@ -850,14 +890,17 @@ def reliability_curve(bins: pd.DataFrame) -> pd.DataFrame:
     return pooled.assign(confidence=pooled.confidence / pooled["count"], accuracy=pooled.accuracy / pooled["count"])
 
 
-def ranking_shift(before: pd.Series, after: pd.Series, after_pairs: pd.DataFrame | None = None) -> dict:
+def ranking_shift(before: pd.Series, after: pd.Series, after_pairs: pd.DataFrame | None = None,
+                  before_samples: pd.DataFrame | None = None, after_samples: pd.DataFrame | None = None) -> dict:
     """How a ranking changes between two scorings of the same models (label -> mean score).
 
     Returns `models`, Kendall `tau` and its `p_value` (scipy), and `swapped`: one dict per pair
     whose order flips (`ahead_before`, `ahead_after`, `gap_before`, `gap_after` in points, and
     `separated`: whether the seeds separate the new order, from `after_pairs` (a `compare()` of
     the after scores; None when not given or the pair is not in it)). Models missing either score
-    are left out.
+    are left out. With bootstrap means of both scorings (`bootstrap_means`, columns = labels), also
+    `tau_low`/`tau_high`, the 95% interval of tau over resamples, and `verdict`: 'holds', 'changes' or
+    'inconclusive' (archbench.stats.tau_interval); None without them.
     """
     both = pd.concat({"before": before, "after": after}, axis=1).dropna().sort_index()
     tau, p_value, swaps = rank_agreement(both["before"].to_numpy(), both["after"].to_numpy())
@@ -870,7 +913,12 @@ def ranking_shift(before: pd.Series, after: pd.Series, after_pairs: pd.DataFrame
                         "gap_after": float(both.after[b] - both.after[a]),
                         "separated": _separated(after_pairs, b, a)})
     swapped.sort(key=lambda swap: -swap["gap_after"])
-    return {"models": len(both), "tau": tau, "p_value": p_value, "swapped": swapped}
+    interval = {"low": math.nan, "high": math.nan, "verdict": None}
+    if before_samples is not None and after_samples is not None and len(labels) >= 2 and \
+            all(label in before_samples and label in after_samples for label in labels):
+        interval = tau_interval(before_samples[labels].to_numpy(), after_samples[labels].to_numpy())
+    return {"models": len(both), "tau": tau, "p_value": p_value, "swapped": swapped,
+            "tau_low": interval["low"], "tau_high": interval["high"], "verdict": interval["verdict"]}
 
 
 def _separated(pairs, label_a, label_b):
@@ -978,3 +1026,64 @@ def tuning_gain(shared: pd.DataFrame, tuned: pd.DataFrame, metric: str = "test_t
     table = pd.DataFrame(rows)
     table["gain_p_holm"] = holm(table.pop("gain_p"))
     return table.sort_values(["tuned_rank", "model"]).reset_index(drop=True)[TUNING_GAIN_COLUMNS]
+
+
+# ------------------------------------------------------------------------------------ confounds
+
+# Settings a run resolves per model, named as a reader knows them; values as shown.
+CONFOUND_SETTINGS = {
+    "precision": ("amp", lambda value: {"off": "fp32"}.get(str(value), str(value))),
+    "memory layout": ("channels_last", lambda value: "channels_last" if value else "NCHW"),
+    "stem": ("stem", str),
+    "final feature map": ("final_feature_map", str),
+    "batch halved to fit memory": ("batch_size_halved", lambda value: f"to {value:g}"),
+}
+
+
+def confounds(runs: pd.DataFrame, ignore: tuple = ()) -> list[tuple[str, dict]]:
+    """Every setting that differs between the models of one study's train runs: `(setting, {value:
+    [labels]})`, the resolved precision and memory layout (train.amp=auto picks them per model), stem,
+    final feature-map size, a batch halved to fit memory, and any identity setting in which the models'
+    variants differ beyond the model itself (`ignore`: flattened keys that differ by design, e.g. a
+    tuned study's tuned values). A setting that varies the same way within every model (an order seed
+    crossed with every model) is no confound. Empty when the models differ in nothing but architecture.
+    """
+    train = runs[runs["task"] == "train"] if "task" in runs else runs
+    if train.empty or train["model"].nunique() < 2:
+        return []
+    labels = [model_label(row.model, getattr(row, "variant_label", None)) for row in train.itertuples()]
+    found = []
+    for name, (column, show) in CONFOUND_SETTINGS.items():
+        if column in train:
+            values = ["not recorded" if _is_missing(value) else show(value) for value in train[column]]
+            if column == "batch_size_halved" and set(values) == {"not recorded"}:
+                continue
+            found += _differing(name, labels, values)
+    if "variant_settings" in train:
+        settings = [json.loads(text) for text in train["variant_settings"]]
+        keys = sorted({key for entry in settings for key in entry})
+        for key in keys:
+            # The architecture differs by definition; its stem is reported above from the built model.
+            if key.startswith("model.") or key in ignore or key == "seed":
+                continue
+            found += _differing(_short(key), labels, [json.dumps(entry.get(key), default=str) for entry in settings])
+    return found
+
+
+def _differing(name: str, labels: list, values: list) -> list:
+    per_label: dict = {}
+    for label, value in zip(labels, values):
+        per_label.setdefault(label, set()).add(value)
+    if len({frozenset(found) for found in per_label.values()}) < 2:
+        return []
+    by_value: dict = {}
+    for label, found in per_label.items():
+        for value in found:
+            by_value.setdefault(value, set()).add(label)
+    return [(name, {value: sorted(models) for value, models in sorted(by_value.items())})]
+
+
+def confounds_text(found: list[tuple[str, dict]]) -> str:
+    """'precision: bf16 (a, b), fp32 (c); stem: ...' from `confounds`."""
+    return "; ".join(f"{name}: " + ", ".join(f"{value} ({', '.join(models)})" for value, models in values.items())
+                     for name, values in found)
