@@ -297,21 +297,31 @@ def two_level_means(correct_by_model, resamples: int = BOOTSTRAP_RESAMPLES, seed
         weights = np.stack([np.bincount(row, minlength=count) for row in draws]) / count
         for column, matrix in enumerate(matrices):
             per_seed = weights @ matrix.T  # (size, seeds): each seed's accuracy on the drawn images
-            picks = rng.integers(0, matrix.shape[0], size=(size, matrix.shape[0]))
-            out[start:start + size, column] = 100.0 * np.take_along_axis(per_seed, picks, axis=1).mean(axis=1)
+            seeds = matrix.shape[0]
+            picks = rng.integers(0, seeds, size=(size, seeds))
+            centre = per_seed.mean(axis=1)
+            drawn = np.take_along_axis(per_seed, picks, axis=1).mean(axis=1)
+            # Resampling n seeds gives the plug-in variance (n-1)/n s^2 / n; sqrt(n / (n-1)) restores s^2 / n,
+            # which matters with the three seeds a study usually has.
+            inflate = math.sqrt(seeds / (seeds - 1)) if seeds > 1 else 1.0
+            out[start:start + size, column] = 100.0 * (centre + (drawn - centre) * inflate)
     return out
 
 
 def seed_means(values_by_model, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED) -> np.ndarray:
-    """Bootstrap means over seeds only, shape (resamples, models): the fallback where no per-image
-    outcomes were saved, so test-set sampling is not in the spread."""
+    """Draws of each model's mean over seeds only, shape (resamples, models): the fallback where no
+    per-image outcomes were saved, so test-set sampling is not in the spread. Parametric, mean +
+    s / sqrt(n) x Student t(n - 1), the same reference as the Welch test: resampling three seeds would
+    show only ten distinct means and understate the spread. One seed: its value, no spread."""
     rng = np.random.default_rng(seed)
     out = np.empty((resamples, len(values_by_model)))
     for column, values in enumerate(values_by_model):
         values = finite(values)
         if len(values) == 0:
             raise ValueError(f"seed_means: model {column} has no finite value")
-        out[:, column] = values[rng.integers(0, len(values), size=(resamples, len(values)))].mean(axis=1)
+        spread = values.std(ddof=1) / math.sqrt(len(values)) if len(values) > 1 else 0.0
+        draws = rng.standard_t(len(values) - 1, resamples) if len(values) > 1 else np.zeros(resamples)
+        out[:, column] = values.mean() + spread * draws
     return out
 
 
@@ -343,29 +353,40 @@ def paired_gap_interval(correct_a, correct_b, confidence: float = 0.95, resample
     return gap_interval(samples[:, 0], samples[:, 1], gap, confidence)
 
 
+def _quantiles(seeds: int, tests: int, alpha: float, power: float) -> float:
+    """t_{1 - alpha / tests / 2} + t_{power}, with the 2 (seeds - 1) degrees of freedom of two models' seeds."""
+    df = 2 * (seeds - 1)
+    return float(stats.t.isf(alpha / max(tests, 1) / 2, df) + stats.t.ppf(power, df))
+
+
 def detectable_gap(se_per_seed: float, seeds: int, tests: int = 1, fixed_se: float = 0.0,
                    alpha: float = 0.05, power: float = POWER) -> float:
     """Smallest gap (points) a two-sided test at `alpha / tests` (Holm's strictest step) separates with
     probability `power`, when the gap's standard error is sqrt(se_per_seed^2 / seeds + fixed_se^2):
     `se_per_seed` the part that averaging seeds shrinks (sqrt(var_a + var_b) of single runs), `fixed_se`
-    the part it does not (test-set sampling, the same images for every seed). Normal quantiles; with a
-    few seeds the true t quantiles are larger, so this is if anything optimistic.
+    the part it does not (test-set sampling, the same images for every seed). Student t quantiles with
+    2 (seeds - 1) degrees of freedom (the usual power approximation), so three seeds pay for their few
+    degrees of freedom.
     """
-    z = stats.norm.isf(alpha / max(tests, 1) / 2) + stats.norm.ppf(power)
-    return float(z * math.sqrt(se_per_seed ** 2 / seeds + fixed_se ** 2))
+    if seeds < 2:
+        return math.nan
+    return float(_quantiles(seeds, tests, alpha, power) * math.sqrt(se_per_seed ** 2 / seeds + fixed_se ** 2))
 
 
 def seeds_needed(gap: float, se_per_seed: float, tests: int = 1, fixed_se: float = 0.0,
                  alpha: float = 0.05, power: float = POWER) -> float:
     """Seeds per model for `detectable_gap` to reach `gap`; inf when no number of seeds can (the fixed,
     test-set part alone is too large), NaN when there is no seed spread to go on."""
-    z = stats.norm.isf(alpha / max(tests, 1) / 2) + stats.norm.ppf(power)
-    room = (abs(gap) / z) ** 2 - fixed_se ** 2
     if not (np.isfinite(se_per_seed) and se_per_seed > 0):
         return math.nan
-    if room <= 0:
+    # The limit of many seeds has normal quantiles: if even that cannot reach the gap, nothing can.
+    z = stats.norm.isf(alpha / max(tests, 1) / 2) + stats.norm.ppf(power)
+    if (abs(gap) / z) ** 2 <= fixed_se ** 2:
         return math.inf
-    return float(math.ceil(se_per_seed ** 2 / room))
+    for seeds in range(2, 10_001):
+        if detectable_gap(se_per_seed, seeds, tests, fixed_se, alpha, power) <= abs(gap):
+            return float(seeds)
+    return math.inf
 
 
 # ------------------------------------------------------------------------------ rankings with intervals

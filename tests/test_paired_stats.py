@@ -61,19 +61,23 @@ def test_one_seed_each_matches_the_closed_form_paired_standard_error():
 
 
 def test_two_level_means_carry_the_seed_variance():
-    # Every image the same within a seed: only the seeds vary, so the bootstrap variance of a mean of
-    # n seeds is the plug-in variance / n (resampling with replacement).
+    # Every image the same within a seed: only the seeds vary, so the variance of a mean of n seeds is
+    # s^2 / n (the resampling's plug-in (n-1)/n is corrected).
     a = np.repeat(np.array([[1.0], [0.0], [1.0], [1.0]]), 50, axis=1)  # seed accuracies 100, 0, 100, 100
     samples = two_level_means([a], resamples=8000)[:, 0]
     assert samples.mean() == pytest.approx(75.0, abs=1.5)
-    assert samples.var() == pytest.approx(np.var([100, 0, 100, 100]) / 4, rel=0.08)
+    assert samples.var() == pytest.approx(np.var([100, 0, 100, 100], ddof=1) / 4, rel=0.08)
     with pytest.raises(ValueError, match="same test images"):
         two_level_means([np.ones((2, 10)), np.ones((2, 11))])
 
 
 def test_detectable_gap_and_seeds_needed_invert_each_other():
-    z = 1.959964 + 0.841621
-    assert detectable_gap(1.0, 4) == pytest.approx(z * 0.5, rel=1e-5)
+    from scipy import stats
+
+    t = stats.t.isf(0.025, 6) + stats.t.ppf(0.8, 6)  # 4 seeds per model: 6 degrees of freedom
+    assert detectable_gap(1.0, 4) == pytest.approx(t * 0.5, rel=1e-9)
+    # Many seeds: the normal quantiles of the textbook formula.
+    assert detectable_gap(1.0, 10_000) == pytest.approx((1.959964 + 0.841621) / 100, rel=1e-3)
     # Holm over 15 pairs: the strictest threshold is 0.05 / 15.
     assert detectable_gap(1.0, 3, tests=15) > detectable_gap(1.0, 3)
     gap = detectable_gap(2.0, 5, tests=15, fixed_se=0.1)

@@ -19,7 +19,10 @@ from archbench.results import (
     GROUP_KEYS,
     RECORD_FILENAME,
     SIGNIFICANCE_LEVEL,
+    bootstrap_means,
     compare,
+    confounds,
+    confounds_text,
     evaluation,
     expected_best,
     history,
@@ -395,6 +398,10 @@ class _ReportWriter:
                                          _rows_matching(self.pairs, keys),
                                          _rows_matching(self.ranking, keys))
             extra = [verdict for _shared, verdict, _gain in self._tuned_comparisons(keys, brief=True)]
+            differ = _study_confounds(_rows_matching(self.runs, keys), self.kinds.get(study))
+            if differ:
+                extra.insert(0, f"Identical except: {', '.join(name for name, _values in differ)} (listed in the "
+                                "study's recipe section).")
             variance = variance_verdict(_rows_matching(self.variance, keys))
             if variance:
                 extra.append(variance)
@@ -411,6 +418,7 @@ class _ReportWriter:
         blocks = [Heading(f"Study: {study}" + (" (tuning trials)" if kind == "tuning" else ""), 2)]
         blocks += _recipe_blocks(study_runs[study_runs.task == "train"],
                                  tuned=kind in ("tuning", "tuned"))
+        blocks += _confound_blocks(study_runs, kind)
         for (data, hardware), group_runs in study_runs.groupby(["data", "hardware"], sort=True):
             if kind == "tuning":
                 blocks += self.tuning_section(study, data, hardware, group_runs)
@@ -468,7 +476,9 @@ class _ReportWriter:
             pairs = _rows_matching(self.pairs, keys).assign(
                 label_a=lambda frame: frame.model_a, label_b=lambda frame: frame.model_b)
             shift = ranking_shift(gain.set_index("model").shared_mean,
-                                  gain.set_index("model").tuned_mean, pairs)
+                                  gain.set_index("model").tuned_mean, pairs,
+                                  bootstrap_means(shared[shared.task == "train"])[0],
+                                  bootstrap_means(tuned[tuned.task == "train"])[0])
             verdict = (lead_in(f"Against the shared recipe of {shared_study},",
                                ranking_verdict(shift, "shared-recipe", "tuned", brief=brief))
                        + " " + tuning_gain_sentence(gain))
@@ -502,7 +512,9 @@ class _ReportWriter:
             return None
         pairs = compare(group_runs, "mean_corruption_top1")
         return ranking_shift(group.set_index("label").test_top1_mean,
-                             group.set_index("label").mean_corruption_top1_mean, pairs)
+                             group.set_index("label").mean_corruption_top1_mean, pairs,
+                             bootstrap_means(group_runs, "test_top1")[0],
+                             bootstrap_means(group_runs, "mean_corruption_top1")[0])
 
     def _evaluation_blocks(self, stem, keys, label, group, group_runs) -> list:
         display = evaluation_table(group)
@@ -580,8 +592,10 @@ class _ReportWriter:
             shown = set(pairs.label_a) | set(pairs.label_b)
             blocks.append(self.table(
                 f"{stem}--significance",
-                f"{study} / {label} on {hardware}: every pair of models, test top-1 (Welch "
-                "t-tests with Holm's correction; P(better > worse) over seed pairs)",
+                f"{study} / {label} on {hardware}: every pair of models, test top-1 (paired bootstrap over "
+                "seeds and test images where every run saved its per-image outcomes, else Welch t-tests over "
+                "seeds with the independent test-set floor; Holm's correction over the pairs; P(better > "
+                "worse) over seed pairs)",
                 significance_table(pairs, dirty), pairs,
                 summary_dirty_note(group[group.label.isin(shown)])))
         blocks += self._variance_blocks(stem, keys, label)
@@ -796,9 +810,10 @@ def _recipe_blocks(train_runs: pd.DataFrame, tuned: bool = False) -> list:
     blocks = [Heading("Recipe and budget", 3)]
     if len(names) == 1 and one_config_each:
         blocks.append(Paragraph(
-            f"Identical for every model and seed in this study, apart from the tuned values "
+            f"As configured, identical for every model and seed in this study, apart from the tuned values "
             f"({', '.join(RECIPE_PATHS)}: see the tuning tables):" if tuned else
-            "Identical for every model and seed in this study:"))
+            "As configured, identical for every model and seed in this study (settings it leaves to each "
+            "model, such as train.amp=auto, may resolve differently: see below):"))
         return blocks + [_recipe_code(train_runs.recipe_config.iloc[0])]
     if one_config_each and all(name in PAPER_RECIPES for name in names):
         blocks.append(Paragraph(
@@ -814,6 +829,23 @@ def _recipe_blocks(train_runs: pd.DataFrame, tuned: bool = False) -> list:
         "were NOT compared under an identical budget. " + _recipe_differences(train_runs)))
     blocks.append(Paragraph("The most common recipe:"))
     return blocks + [_recipe_code(train_runs.recipe_config.fillna("null").mode().iloc[0])]
+
+
+def _study_confounds(study_runs: pd.DataFrame, kind) -> list:
+    """Settings that differ between the study's models; a tuned study's tuned values differ by design."""
+    ignore = tuple(f"recipe.{'.'.join(path)}" for path in RECIPE_PATHS.values()) if kind in ("tuning", "tuned") else ()
+    return confounds(study_runs[study_runs.task == "train"], ignore=ignore)
+
+
+def _confound_blocks(study_runs: pd.DataFrame, kind) -> list:
+    """What each model actually got where the models differ beyond their architecture."""
+    found = _study_confounds(study_runs, kind)
+    if not found:
+        return []
+    return [Paragraph("Settings that differ between models (the recipe above is what was configured; these are "
+                      "what each model resolved to or was built with, and any gap between models includes their "
+                      "effect):"),
+            BulletList([confounds_text([item]) + "." for item in found])]
 
 
 def _without_tunable(config_text):
