@@ -1087,3 +1087,75 @@ def confounds_text(found: list[tuple[str, dict]]) -> str:
     """'precision: bf16 (a, b), fp32 (c); stem: ...' from `confounds`."""
     return "; ".join(f"{name}: " + ", ".join(f"{value} ({', '.join(models)})" for value, models in values.items())
                      for name, values in found)
+
+
+# ------------------------------------------------------------------------------- across studies
+
+ACROSS_COLUMNS = ["protocol", "model", "family", "studies", "runs", "iqm", "iqm_low", "iqm_high"]
+PROFILE_COLUMNS = ["protocol", "model", "comparison", "distance"]
+
+
+def across_studies(runs: pd.DataFrame, metric: str = "test_top1") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Where the same models ran in several comparable comparisons (the same protocol: shared recipe, or
+    tuned; different data or budget), `(aggregate, profile)`:
+
+    `aggregate`, one row per protocol and model: the interquartile mean of each run's normalised score,
+    (accuracy - chance) / (best model's mean - chance) within its comparison, so chance is 0 and the
+    comparison's best mean is 1, with a stratified bootstrap interval (runs resampled within each
+    comparison; Agarwal et al. 2021). `profile`: per protocol, model and comparison, the model's
+    `distance` from that comparison's best mean in points, from which the performance profile (share of
+    comparisons within a given distance of the best) is drawn. Only models present in every chosen
+    comparison are aggregated, so no model's score leans on easier studies. Empty frames when fewer than
+    two comparisons share two or more models.
+    """
+    from archbench.stats import stratified_iqm_interval
+
+    empty = pd.DataFrame(columns=ACROSS_COLUMNS), pd.DataFrame(columns=PROFILE_COLUMNS)
+    if runs.empty or metric not in runs:
+        return empty
+    train = runs[(runs["task"] == "train") & np.isfinite(pd.to_numeric(runs[metric], errors="coerce"))]
+    train = train[train.groupby(GROUP_KEYS + ["model"])["variant"].transform("nunique") == 1] if len(train) else train
+    aggregate, profile = [], []
+    for protocol in ("plain", "tuned"):
+        kinds = {keys: study_kind(group) for keys, group in train.groupby(GROUP_KEYS, sort=True)}
+        comparisons = {keys: set(train.loc[group.index, "model"]) for keys, group in train.groupby(GROUP_KEYS, sort=True)
+                       if kinds[keys] == protocol}
+        chosen, models = _shared_models(comparisons)
+        if len(chosen) < 2 or len(models) < 2:
+            continue
+        strata: dict = {model: [] for model in models}
+        for keys in chosen:
+            group = _rows_with(train, dict(zip(GROUP_KEYS, keys)))
+            group = group[group["model"].isin(models)]
+            means = group.groupby("model")[metric].mean()
+            classes = _first_present(group.get("num_classes"))
+            chance = 100.0 / classes if not _is_missing(classes) and classes else 0.0
+            scale = means.max() - chance
+            for model in models:
+                values = pd.to_numeric(group.loc[group["model"] == model, metric])
+                strata[model].append(((values - chance) / scale).to_numpy() if scale > 0 else np.full(len(values), 1.0))
+                profile.append({"protocol": protocol, "model": model, "comparison": " / ".join(map(str, keys[:2])),
+                                "distance": float(means.max() - means[model])})
+        for model in models:
+            point, low, high = stratified_iqm_interval(strata[model])
+            family = _first_present(train.loc[train["model"] == model, "family"])
+            aggregate.append({"protocol": protocol, "model": model, "family": family, "studies": len(chosen),
+                              "runs": int(sum(len(values) for values in strata[model])),
+                              "iqm": point, "iqm_low": low, "iqm_high": high})
+    if not aggregate:
+        return empty
+    return (pd.DataFrame(aggregate, columns=ACROSS_COLUMNS).sort_values(["protocol", "iqm"], ascending=[True, False])
+            .reset_index(drop=True), pd.DataFrame(profile, columns=PROFILE_COLUMNS))
+
+
+def _shared_models(comparisons: dict) -> tuple[list, list]:
+    """The comparisons that hold every model seen in two or more of them; when fewer than two do, the
+    rarest model is dropped and the search repeated."""
+    counts = pd.Series([model for models in comparisons.values() for model in models], dtype=object).value_counts()
+    models = set(counts[counts >= 2].index)
+    while len(models) >= 2:
+        chosen = sorted(keys for keys, present in comparisons.items() if models <= present)
+        if len(chosen) >= 2:
+            return chosen, sorted(models)
+        models.discard(min(models, key=lambda model: (counts[model], model)))
+    return [], []

@@ -19,6 +19,7 @@ from archbench.results import (
     GROUP_KEYS,
     RECORD_FILENAME,
     SIGNIFICANCE_LEVEL,
+    across_studies,
     bootstrap_means,
     compare,
     confounds,
@@ -236,6 +237,7 @@ def write_report(report_dir: Path, runs, excluded, results_dir: Path, reference,
     blocks += _how_to_read(reference_note, include_synthetic)
     for study in studies:
         blocks += writer.study_section(study)
+    blocks += writer.across_studies_section()
     blocks += _excluded_section(writer, excluded, results_dir)
 
     (report_dir / "README.md").write_text(render_markdown(blocks), encoding="utf-8")
@@ -424,6 +426,36 @@ class _ReportWriter:
                 blocks += self.tuning_section(study, data, hardware, group_runs)
             else:
                 blocks += self.comparison_section(study, data, hardware, group_runs)
+        return blocks
+
+    def across_studies_section(self) -> list:
+        """The same models over several comparable comparisons: an aggregate with its interval and a
+        performance profile, one figure per protocol (shared recipe, tuned)."""
+        aggregate, profile = across_studies(self.runs)
+        if aggregate.empty:
+            return []
+        blocks = [Heading("Across studies", 2)]
+        names = {"plain": "shared recipe", "tuned": "after equal-effort tuning"}
+        for protocol, rows in aggregate.groupby("protocol", sort=True):
+            shown = profile[profile.protocol == protocol]
+            comparisons = sorted(shown.comparison.unique())
+            best = rows.iloc[0]
+            blocks.append(Paragraph(
+                f"{names.get(protocol, protocol).capitalize()}: {count_text(len(rows), 'model')} in all of "
+                f"{', '.join(comparisons)}. Each run's test top-1 is normalised within its comparison (0 = chance, "
+                "1 = the best model's mean) and summarised by the interquartile mean with a stratified bootstrap "
+                f"interval (runs resampled within each comparison). Highest: {best.model}, "
+                f"{best.iqm:.2f} [{best.iqm_low:.2f}, {best.iqm_high:.2f}]; "
+                + "; ".join(f"{row.model} {row.iqm:.2f} [{row.iqm_low:.2f}, {row.iqm_high:.2f}]"
+                            for row in rows.iloc[1:].itertuples(index=False))
+                + f". With {count_text(len(comparisons), 'comparison')}, this says how consistent a ranking is "
+                "across these data and budgets, not how the models rank elsewhere."))
+            blocks += self.figure(plots.across_studies(rows, shown, f"Across studies, {names.get(protocol, protocol)}",
+                                                       self.colors),
+                                  f"across-studies--{protocol}",
+                                  f"Across studies ({names.get(protocol, protocol)}): IQM of the normalised score "
+                                  "with its 95% stratified bootstrap interval, and the performance profile (share "
+                                  "of comparisons within a given distance of the best)")
         return blocks
 
     # ------------------------------------------------------------------------------ tuning
