@@ -144,8 +144,8 @@ def select(results_dir, tuning_study: str, data: str, model: str, seed: int | No
     trial_seeds = sorted({int(value) for value in runs["seed"].dropna()} | _diverged_seeds(excluded, tuning_study,
                                                                                            data, model))
     if seed is not None and seed in trial_seeds:
-        raise TuningError(f"seed={seed}: the trials of {model} in {tuning_study!r} ran on seed "
-                          f"{', '.join(map(str, trial_seeds))}, so a tuned run on it would repeat or share a "
+        raise TuningError(f"tuned_from={tuning_study!r}: seed={seed} is a seed the trials of {model} ran on (seed "
+                          f"{', '.join(map(str, trial_seeds))}), so a tuned run on it would repeat or share a "
                           f"selection run and overstate the tuned accuracy; run the tuned stage on seeds the "
                           f"trials never used (e.g. seed={max(trial_seeds) + 1}; conf/experiment/tuned_*.yaml "
                           f"use 1,2,3)")

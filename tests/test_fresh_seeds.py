@@ -46,7 +46,7 @@ def test_a_tuned_run_repeating_a_trial_is_excluded_with_its_reason(tmp_path):
 
 def test_the_final_stage_refuses_a_trial_seed(tmp_path):
     _studies(tmp_path)
-    with pytest.raises(TuningError, match=r"seed=0: the trials of resnet20 in 'tune' ran on seed 0.*seed=1"):
+    with pytest.raises(TuningError, match=r"tuned_from='tune': seed=0 is a seed the trials of resnet20 ran on \(seed 0\).*seed=1"):
         select(tmp_path, "tune", "cifar10", "resnet20", seed=0)
     candidate, section = select(tmp_path, "tune", "cifar10", "resnet20", seed=3)
     assert candidate == CANDIDATES[1] and section["selected_trial"] == 1
