@@ -270,10 +270,16 @@ def _how_to_read(reference_note, include_synthetic):
             "Accuracies are percentages. 'mean ± std' is over seeds (sample standard "
             "deviation); '95% CI' is the Student-t half-width of the mean. One seed has an "
             "unknown spread, shown as '—', and no error bar in the figures.",
-            "Pairwise tests are Welch t-tests over seeds. Because a study tests many pairs at "
+            "Pairwise tests: where every run of both models saved its per-image test outcomes, a "
+            "two-level bootstrap that draws the test images once for both models (they are scored on "
+            "the same images, so their errors are paired) and the seeds within each; otherwise (runs "
+            "made before outcomes were saved; the 'Test' column says which) Welch t-tests over seeds "
+            "with the independent test-set floor below. Because a study tests many pairs at "
             "once, every verdict uses the Holm-adjusted p-value (over all pairs of the same "
-            f"comparison), not the raw one: 'significant' means Holm p < {SIGNIFICANCE_LEVEL}. "
-            "Both p-values are shown.",
+            f"comparison), not the raw one: 'separated' means Holm p < {SIGNIFICANCE_LEVEL}; 'not "
+            "separated by these seeds' says only that: each study states the gap its seeds separate "
+            "at 80% power and, per pair not separated, roughly how many seeds would. Both p-values "
+            "are shown.",
             "Rank orders models by mean test top-1: a worse mean never gets a better rank. "
             "'With the best' says whether the seeds can separate a model from the most "
             "accurate one (Holm-adjusted); a model with one seed cannot be separated from "
@@ -285,8 +291,13 @@ def _how_to_read(reference_note, include_synthetic):
             "uncertainty then.",
             "Test-set SE is the binomial standard error of an accuracy measured on n test "
             "images; more seeds do not shrink it, since every seed is scored on the same "
-            "images. A gap smaller than the noise floor (1.96 × the standard error of the "
-            "difference) is called test-set noise whatever the seeds say.",
+            "images. Without per-image outcomes, a gap smaller than the noise floor (1.96 × the "
+            "standard error of the difference, the two models' errors taken as independent, which "
+            "overstates it for similar models) is called test-set noise whatever the seeds say.",
+            "Rank intervals and 'first in' come from the same bootstrap (seeds only where no per-image "
+            "outcomes were saved). A ranking 'holds' under another scoring when the 95% bootstrap "
+            "interval of Kendall tau lies at or above 0.6 (at most 1 pair in 5 swapped), 'changes' "
+            "when it lies below, and is 'inconclusive' otherwise.",
             "Published numbers appear only beside runs that repeated the paper's experiment: "
             "its recipe unchanged, its full budget and the full training set with no "
             "validation hold-out; otherwise the report says why they are left out.",
