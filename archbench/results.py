@@ -1118,7 +1118,7 @@ def across_studies(runs: pd.DataFrame, metric: str = "test_top1") -> tuple[pd.Da
     aggregate, profile = [], []
     for protocol in ("plain", "tuned"):
         kinds = {keys: study_kind(group) for keys, group in train.groupby(GROUP_KEYS, sort=True)}
-        comparisons = {keys: set(train.loc[group.index, "model"]) for keys, group in train.groupby(GROUP_KEYS, sort=True)
+        comparisons = {keys: set(group["model"]) for keys, group in train.groupby(GROUP_KEYS, sort=True)
                        if kinds[keys] == protocol}
         chosen, models = _shared_models(comparisons)
         if len(chosen) < 2 or len(models) < 2:

@@ -24,7 +24,8 @@ def _runs(study="s", data="d", models=("a", "b", "c"), means=(90.0, 80.0, 70.0),
 
 def test_confounds_name_each_setting_with_what_each_model_got():
     runs = _runs(amp={"a": "bf16", "b": "bf16", "c": "off"}, channels_last=True,
-                 stem={"a": "native", "b": "native", "c": "cifar16"}, final_feature_map={"a": "8x8", "b": "8x8", "c": "2x2"},
+                 stem={"a": "native", "b": "native", "c": "cifar16"},
+                 final_feature_map={"a": "8x8", "b": "8x8", "c": "2x2"},
                  batch_size_halved=None)
     found = dict(results.confounds(runs))
     assert found == {"precision": {"bf16": ["a", "b"], "fp32": ["c"]}, "stem": {"cifar16": ["c"], "native": ["a", "b"]},

@@ -361,7 +361,8 @@ def tuning_gain_sentence(gain: pd.DataFrame) -> str:
     top, bottom = ordered.iloc[0], ordered.iloc[-1]
     tested = gain[gain.gain_p_holm.notna()]
     separated = tested[tested.gain_p_holm < SIGNIFICANCE_LEVEL]
-    text = (f"Tuning changed test top-1 by {bottom.gain:+.2f} ({bottom.model}) to {top.gain:+.2f} points ({top.model}), "
+    text = (f"Tuning changed test top-1 by {bottom.gain:+.2f} ({bottom.model}) to {top.gain:+.2f} points "
+            f"({top.model}), "
             "tuned runs on fresh seeds only (a rerun of a selection trial on its own seed is excluded)")
     if tested.empty:
         return text + "; with one seed on a side, these seeds cannot separate any gain from zero."
