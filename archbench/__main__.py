@@ -82,7 +82,7 @@ def spec_from_config(cfg: DictConfig, overrides: list[str]) -> RunSpec:
     elif config.get("tuned_from"):  # the final stage: each model's best trial, chosen on validation only
         try:
             candidate, tuning = select_trial(os.path.abspath(cfg.results_dir), config["tuned_from"],
-                                             config["data"]["name"], config["model"]["name"])
+                                             config["data"]["name"], config["model"]["name"], seed=cfg.seed)
             config["train"] = apply_candidate(config["train"], candidate)
         except TuningError as err:
             if not cfg.dry_run:

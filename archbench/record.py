@@ -322,7 +322,17 @@ def record_columns(record: dict, path: str | os.PathLike) -> dict:
         "trials": _number(_get(record, "tuning", "trials")),
         "tuned_from": _get(record, "tuning", "tuned_from"),
         "selected_trial": _number(_get(record, "tuning", "selected_trial")),
+        # Everything that can change the result, seed included: a tuned run with a trial's fingerprint repeats it.
+        "fingerprint": _get(record, "identity", "fingerprint"),
+        # Per-image test outcomes beside the record (archbench.outcomes); None for runs made before them.
+        "outcomes_file": _get(record, "test_outcomes", "file"),
         "amp": train.get("amp"),
+        # What the run resolved per model, which can differ between models of one study (a confound).
+        "channels_last": train.get("channels_last"),
+        "batch_size_halved": train.get("batch_size_halved"),
+        "stem": complexity.get("stem"),
+        "final_feature_map": "x".join(map(str, complexity["final_feature_map"]))
+        if isinstance(complexity.get("final_feature_map"), list) else None,
         "train_size": _number(dataset.get("train_size")),
         "val_size": _number(dataset.get("val_size")),
         "test_size": _number(dataset.get("test_size")),

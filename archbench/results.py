@@ -21,8 +21,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from archbench.stats import (binomial_se, expected_max_curve, finite, holm, rank_agreement, noise_floor, prob_outperform,
-                             prob_outperform_interval, variance_components, welch_p_value)
+from archbench.stats import (binomial_se, detectable_gap, expected_max_curve, finite, gap_interval, holm,
+                             rank_agreement, rank_distribution, noise_floor, prob_outperform, prob_outperform_interval,
+                             seed_means, seeds_needed, tau_interval, two_level_means, variance_components,
+                             welch_p_value)
 from archbench.record import READABLE_SCHEMAS, RECORD_FILENAME, SCHEMA as SCHEMA_VERSION, record_columns, record_key
 
 # A model is identified within a comparison by these keys; runs from different machines are
@@ -86,8 +88,9 @@ def load_with_exclusions(results_dir, include_synthetic: bool = False, exclude=(
             excluded.append({"path": str(path), "reason": problem, **record_key(record or {}, path)})
     runs = pd.DataFrame(rows)
     runs, duplicates = _split_duplicates(runs)
+    runs, repeats = _split_repeated_trials(runs)
     runs = _label_variants(runs)
-    excluded_df = pd.DataFrame(excluded + duplicates, columns=EXCLUDED_COLUMNS)
+    excluded_df = pd.DataFrame(excluded + duplicates + repeats, columns=EXCLUDED_COLUMNS)
     return runs, excluded_df
 
 
@@ -246,6 +249,30 @@ def _split_duplicates(runs: pd.DataFrame):
     return runs[~duplicated].reset_index(drop=True), duplicates
 
 
+def _split_repeated_trials(runs: pd.DataFrame):
+    """Leave out every tuned run whose fingerprint (settings and seed) is a tuning trial's.
+
+    Such a run is the selection run again: its candidate won on that very seed, so counting it would
+    bias the tuned mean upwards by exactly the luck that selected it. Only runs on seeds the trials
+    never used estimate how the chosen recipe does.
+    """
+    if runs.empty or "fingerprint" not in runs or "tuned_from" not in runs or "trial" not in runs:
+        return runs, []
+    trials = runs[runs["trial"].notna() & runs["fingerprint"].notna()]
+    trial_of = {row.fingerprint: row for row in trials.itertuples()}
+    repeated = runs["tuned_from"].notna() & runs["fingerprint"].isin(list(trial_of))
+    rows = []
+    for _index, row in runs[repeated].iterrows():
+        trial = trial_of[row["fingerprint"]]
+        rows.append({"path": row["path"],
+                     "reason": f"repeats trial {int(trial.trial)} of {trial.study} (same candidate, same seed "
+                               f"{row['seed']}): a selection run, not a fresh seed; rerun the tuned study on "
+                               "seeds its trials never used",
+                     "study": row["study"], "data": row["data"], "model": row["model"],
+                     "variant": row["variant"], "seed": row["seed"]})
+    return runs[~repeated].reset_index(drop=True), rows
+
+
 def history(runs: pd.DataFrame) -> pd.DataFrame:
     """Per-epoch history of every train run in `runs` (long format, one row per run and epoch).
 
@@ -271,6 +298,23 @@ def history(runs: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=RUN_KEYS + ["order_seed", "family", "label", "epoch", "val_top1",
                                                 "elapsed_s"])
     return pd.concat(frames, ignore_index=True)
+
+
+def test_outcomes(runs: pd.DataFrame) -> dict:
+    """Per-image test outcomes of the runs in `runs` that saved them (archbench.outcomes), by record path:
+    `{"predicted", "labels", "correct"}` numpy arrays. Runs made before outcomes were saved are absent.
+
+    Raises ValueError naming the file when a record's outcomes are missing or disagree with it.
+    """
+    from archbench.outcomes import read_outcomes
+
+    found = {}
+    for path in runs["path"] if "path" in runs else []:
+        record, _problem = _read_record(Path(path))
+        outcomes = read_outcomes(path, record or {})
+        if outcomes is not None:
+            found[str(path)] = outcomes
+    return found
 
 
 # What tells two rows of one comparison apart: the model, and its variant once the records
@@ -472,12 +516,14 @@ def _entries(group: pd.DataFrame, metric: str) -> list[dict]:
     entries = []
     for keys, entry_runs in group.groupby(ENTRY_KEYS, dropna=False, sort=True):
         keys = keys if isinstance(keys, tuple) else (keys,)
-        values = _values(entry_runs, metric).to_numpy()
+        values = _values(entry_runs, metric)
         if len(values):
             entries.append({
                 "keys": dict(zip(ENTRY_KEYS, keys)),
                 "label": model_label(keys[0], _first_present(entry_runs.get("variant_label"))),
-                "values": values,
+                "values": values.to_numpy(),
+                "paths": [str(path) for path in entry_runs.loc[values.index, "path"]] if "path" in entry_runs
+                else [],
                 "test_size": _first_present(entry_runs.get("test_size")),
             })
     return sorted(entries, key=lambda entry: (-entry["values"].mean(), entry["label"]))
@@ -487,26 +533,45 @@ COMPARE_COLUMNS = (GROUP_KEYS + [f"{key}_a" for key in ENTRY_KEYS]
                    + [f"{key}_b" for key in ENTRY_KEYS]
                    + ["label_a", "label_b", "mean_a", "mean_b", "mean_diff", "n_a", "n_b",
                       "p_value", "p_holm", "tie", "p_a_beats_b", "p_a_beats_b_low",
-                      "p_a_beats_b_high", "noise_floor", "below_noise_floor"])
+                      "p_a_beats_b_high", "noise_floor", "below_noise_floor", "test", "gap_low", "gap_high",
+                      "gap_se", "detectable_gap", "seeds_needed"])
+
+# How a pair was tested: paired over test images where every run saved its outcomes, else the fallback.
+PAIRED_TEST = "paired bootstrap over seeds and test images"
+UNPAIRED_TEST = "Welch over seeds, independent test-set floor (no per-image outcomes)"
 
 
-def compare(runs: pd.DataFrame, metric: str = "test_top1") -> pd.DataFrame:
+def compare(runs: pd.DataFrame, metric: str = "test_top1", outcomes: dict | None = None) -> pd.DataFrame:
     """Every pair of models within each study, data and hardware, `model_a` the higher mean.
 
-    `p_value` is the raw two-sided Welch t-test over seeds; `p_holm` is Holm-adjusted over
-    all pairs of the same comparison, and `tie` (the seeds cannot separate the two) uses it:
-    `p_holm >= 0.05`, or fewer than two seeds on either side. `p_a_beats_b` is P(A > B) over
-    pairs of seeds with its 95% bootstrap interval. `noise_floor` is the smallest gap the
-    test set of `test_size` images can resolve; `below_noise_floor` marks a smaller gap,
-    whatever the seeds say.
+    For test top-1, where every run of both models saved its per-image outcomes (`outcomes`, as from
+    `test_outcomes(runs)`, read here when None), the gap is tested by a two-level bootstrap that draws
+    the test images once for both models (they are paired) and the seeds within each
+    (`archbench.stats.two_level_means`): `gap_low`/`gap_high` its 95% interval, `gap_se` its standard
+    error, `p_value` the normal p from it; test-set sampling is then inside the interval, so there is
+    no separate floor. Otherwise (`test` says which) `p_value` is the two-sided Welch t-test over seeds,
+    `gap_low`/`gap_high` Welch's interval, and `noise_floor` is the smallest gap a test set of
+    `test_size` images can resolve with the two models' errors taken as independent;
+    `below_noise_floor` marks a smaller gap, whatever the seeds say.
+    `p_holm` is Holm-adjusted over all pairs of the same comparison, and `tie` (not separated) uses
+    it: `p_holm >= 0.05`, or fewer than two seeds on either side. `p_a_beats_b` is P(A > B) over
+    pairs of seeds with its 95% bootstrap interval. `detectable_gap` is the gap this pair's seeds
+    would separate with 80% power at Holm's strictest threshold, and `seeds_needed` roughly how many
+    seeds per model would separate the observed gap (inf: more seeds cannot, the test set limits it).
     """
     if runs.empty:
         return pd.DataFrame(columns=COMPARE_COLUMNS)
     _require_columns(runs, MODEL_KEYS + [metric], "compare")
+    if outcomes is None and metric == "test_top1":
+        outcomes = test_outcomes(runs[runs["outcomes_file"].notna()]) if "outcomes_file" in runs else {}
     frames = []
     for keys, group in runs.groupby(GROUP_KEYS, dropna=False, sort=True):
-        rows = [_pair_row(dict(zip(GROUP_KEYS, keys)), better, worse)
-                for better, worse in itertools.combinations(_entries(group, metric), 2)]
+        entries = _entries(group, metric)
+        samples = _paired_samples(entries, outcomes if metric == "test_top1" else None)
+        tests = len(entries) * (len(entries) - 1) // 2
+        rows = [_pair_row(dict(zip(GROUP_KEYS, keys)), entries[i], entries[j],
+                          None if samples is None else (samples[:, i], samples[:, j]), tests)
+                for i, j in itertools.combinations(range(len(entries)), 2)]
         if rows:
             frame = pd.DataFrame(rows)
             # One family of tests per comparison: the pairs a reader scans together.
@@ -518,29 +583,81 @@ def compare(runs: pd.DataFrame, metric: str = "test_top1") -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)[COMPARE_COLUMNS]
 
 
-def _pair_row(group_keys: dict, better: dict, worse: dict) -> dict:
+def _outcome_matrix(entry: dict, outcomes: dict | None):
+    """(seeds, images) 0/1 outcomes of one entry, or None unless every one of its runs saved them."""
+    if not outcomes or not entry["paths"] or any(path not in outcomes for path in entry["paths"]):
+        return None
+    rows = [outcomes[path]["correct"] for path in entry["paths"]]
+    return np.array(rows, dtype=float) if len({len(row) for row in rows}) == 1 else None
+
+
+def _paired_samples(entries: list[dict], outcomes: dict | None):
+    """Two-level bootstrap means (resamples, entries) when every entry has outcomes on one test set."""
+    matrices = [_outcome_matrix(entry, outcomes) for entry in entries]
+    if len(entries) < 2 or any(matrix is None for matrix in matrices) or \
+            len({matrix.shape[1] for matrix in matrices}) != 1:
+        return None
+    # Paired only when every run saw the same labels in the same order: the same test images.
+    labels = [outcomes[path]["labels"] for entry in entries for path in entry["paths"]]
+    if any(not np.array_equal(labels[0], other) for other in labels[1:]):
+        return None
+    return two_level_means(matrices)
+
+
+def _pair_row(group_keys: dict, better: dict, worse: dict, samples, tests: int) -> dict:
     a, b = better["values"], worse["values"]
     low, high = prob_outperform_interval(a, b)
-    floor = noise_floor(a.mean(), b.mean(), _first_of(better["test_size"], worse["test_size"]))
     gap = float(a.mean() - b.mean())
-    return {
+    seed_spread = math.sqrt(np.var(a, ddof=1) + np.var(b, ddof=1)) if min(len(a), len(b)) >= 2 else math.nan
+    seeds = min(len(a), len(b))
+    row = {
         **group_keys,
         **{f"{key}_a": value for key, value in better["keys"].items()},
         **{f"{key}_b": value for key, value in worse["keys"].items()},
         "label_a": better["label"], "label_b": worse["label"],
         "mean_a": float(a.mean()), "mean_b": float(b.mean()), "mean_diff": gap,
         "n_a": len(a), "n_b": len(b),
-        "p_value": welch_p_value(a, b), "p_holm": math.nan, "tie": True,
+        "p_holm": math.nan, "tie": True,
         "p_a_beats_b": prob_outperform(a, b), "p_a_beats_b_low": low, "p_a_beats_b_high": high,
-        "noise_floor": floor, "below_noise_floor": bool(gap < floor),
     }
+    if samples is not None:
+        interval = gap_interval(samples[0], samples[1], gap)
+        # The part of the bootstrap variance more seeds would not shrink: test-set sampling.
+        seed_part = (np.var(a, ddof=1) / len(a) + np.var(b, ddof=1) / len(b)) if seeds >= 2 else 0.0
+        fixed = math.sqrt(max(interval["se"] ** 2 - seed_part, 0.0))
+        row.update(test=PAIRED_TEST, noise_floor=math.nan, below_noise_floor=False,
+                   p_value=interval["p_value"] if seeds >= 2 else math.nan,
+                   gap_low=interval["low"], gap_high=interval["high"], gap_se=interval["se"])
+    else:
+        floor = noise_floor(a.mean(), b.mean(), _first_of(better["test_size"], worse["test_size"]))
+        welch_low, welch_high, se = _welch_interval(a, b)
+        fixed = floor / 1.959964 if np.isfinite(floor) else 0.0
+        row.update(test=UNPAIRED_TEST, noise_floor=floor, below_noise_floor=bool(gap < floor),
+                   p_value=welch_p_value(a, b), gap_low=welch_low, gap_high=welch_high, gap_se=se)
+    row["detectable_gap"] = detectable_gap(seed_spread, seeds, tests, fixed) if np.isfinite(seed_spread) \
+        else math.nan
+    row["seeds_needed"] = seeds_needed(gap, seed_spread, tests, fixed) if np.isfinite(seed_spread) else math.nan
+    return row
+
+
+def _welch_interval(a, b) -> tuple[float, float, float]:
+    """Welch's 95% interval of mean(a) - mean(b) and its standard error; NaN with fewer than two seeds."""
+    if min(len(a), len(b)) < 2:
+        return math.nan, math.nan, math.nan
+    se = math.sqrt(np.var(a, ddof=1) / len(a) + np.var(b, ddof=1) / len(b))
+    if se == 0:
+        gap = float(a.mean() - b.mean())
+        return gap, gap, 0.0
+    interval = stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+    return float(interval.low), float(interval.high), se
 
 
 def _first_of(*values):
     return next((value for value in values if not _is_missing(value)), None)
 
 
-RANK_COLUMNS = MODEL_KEYS + ["label", "mean", "n", "rank", "with_best", "p_holm_vs_best"]
+RANK_COLUMNS = MODEL_KEYS + ["label", "mean", "n", "rank", "with_best", "p_holm_vs_best", "share_first", "rank_low",
+                             "rank_high", "rank_basis"]
 
 
 def rank(runs: pd.DataFrame, metric: str = "test_top1") -> pd.DataFrame:
@@ -548,18 +665,25 @@ def rank(runs: pd.DataFrame, metric: str = "test_top1") -> pd.DataFrame:
 
     `rank` is 1 + the number of models with a strictly higher mean, so a worse mean never gets
     a better rank. `with_best` is True for the best model and for every model the seeds cannot
-    separate from it (Holm-adjusted Welch p >= 0.05 against the best, or fewer than two seeds);
-    `p_holm_vs_best` is that adjusted p-value.
+    separate from it (Holm-adjusted p >= 0.05 against the best, or fewer than two seeds);
+    `p_holm_vs_best` is that adjusted p-value. `share_first` is the share of bootstrap resamples in
+    which the model has the best mean, `rank_low`..`rank_high` its 95% rank interval, and
+    `rank_basis` what was resampled (`bootstrap_means`).
     """
     if runs.empty:
         return pd.DataFrame(columns=RANK_COLUMNS)
-    pairs = compare(runs, metric)
+    outcomes = _outcomes_if_any(runs, metric)
+    pairs = compare(runs, metric, outcomes)
     rows = []
     for keys, group in runs.groupby(GROUP_KEYS, dropna=False, sort=True):
         group_keys = dict(zip(GROUP_KEYS, keys))
         entries = _entries(group, metric)
         group_pairs = _rows_with(pairs, group_keys)
         means = [entry["values"].mean() for entry in entries]
+        if not entries:
+            continue
+        samples, basis = _samples(entries, outcomes)
+        spread = rank_distribution(samples)
         for position, entry in enumerate(entries):
             versus_best = _pair_with(group_pairs, entries[0]["keys"], entry["keys"])
             p_holm = math.nan if versus_best is None else float(versus_best["p_holm"])
@@ -569,8 +693,40 @@ def rank(runs: pd.DataFrame, metric: str = "test_top1") -> pd.DataFrame:
                 "rank": 1 + sum(mean > means[position] for mean in means),
                 "with_best": position == 0 or bool(versus_best["tie"]),
                 "p_holm_vs_best": p_holm,
+                "share_first": float(spread["share_first"][position]),
+                "rank_low": int(spread["rank_low"][position]), "rank_high": int(spread["rank_high"][position]),
+                "rank_basis": basis,
             })
     return pd.DataFrame(rows, columns=RANK_COLUMNS)
+
+
+RESAMPLED_SEEDS = "seeds"
+RESAMPLED_SEEDS_AND_IMAGES = "seeds and test images"
+
+
+def _outcomes_if_any(runs: pd.DataFrame, metric: str) -> dict:
+    if metric != "test_top1" or "outcomes_file" not in runs:
+        return {}
+    return test_outcomes(runs[runs["outcomes_file"].notna()])
+
+
+def _samples(entries: list[dict], outcomes: dict | None):
+    """(bootstrap means (resamples, entries), what was resampled): seeds and test images where every
+    entry saved per-image outcomes of one test set, else seeds only."""
+    samples = _paired_samples(entries, outcomes)
+    if samples is not None:
+        return samples, RESAMPLED_SEEDS_AND_IMAGES
+    return seed_means([entry["values"] for entry in entries]), RESAMPLED_SEEDS
+
+
+def bootstrap_means(runs: pd.DataFrame, metric: str = "test_top1") -> tuple[pd.DataFrame, str]:
+    """Bootstrap means of `metric` per model of ONE comparison: a (resamples, labels) frame, and what
+    was resampled ('seeds and test images' where every run saved per-image outcomes, else 'seeds')."""
+    entries = _entries(runs, metric)
+    if not entries:
+        return pd.DataFrame(), RESAMPLED_SEEDS
+    samples, basis = _samples(entries, _outcomes_if_any(runs, metric))
+    return pd.DataFrame(samples, columns=[entry["label"] for entry in entries]), basis
 
 
 def _rows_with(frame: pd.DataFrame, keys: dict) -> pd.DataFrame:
@@ -741,14 +897,17 @@ def reliability_curve(bins: pd.DataFrame) -> pd.DataFrame:
     return pooled.assign(confidence=pooled.confidence / pooled["count"], accuracy=pooled.accuracy / pooled["count"])
 
 
-def ranking_shift(before: pd.Series, after: pd.Series, after_pairs: pd.DataFrame | None = None) -> dict:
+def ranking_shift(before: pd.Series, after: pd.Series, after_pairs: pd.DataFrame | None = None,
+                  before_samples: pd.DataFrame | None = None, after_samples: pd.DataFrame | None = None) -> dict:
     """How a ranking changes between two scorings of the same models (label -> mean score).
 
     Returns `models`, Kendall `tau` and its `p_value` (scipy), and `swapped`: one dict per pair
     whose order flips (`ahead_before`, `ahead_after`, `gap_before`, `gap_after` in points, and
     `separated`: whether the seeds separate the new order, from `after_pairs` (a `compare()` of
     the after scores; None when not given or the pair is not in it)). Models missing either score
-    are left out.
+    are left out. With bootstrap means of both scorings (`bootstrap_means`, columns = labels), also
+    `tau_low`/`tau_high`, the 95% interval of tau over resamples, and `verdict`: 'holds', 'changes' or
+    'inconclusive' (archbench.stats.tau_interval); None without them.
     """
     both = pd.concat({"before": before, "after": after}, axis=1).dropna().sort_index()
     tau, p_value, swaps = rank_agreement(both["before"].to_numpy(), both["after"].to_numpy())
@@ -761,7 +920,12 @@ def ranking_shift(before: pd.Series, after: pd.Series, after_pairs: pd.DataFrame
                         "gap_after": float(both.after[b] - both.after[a]),
                         "separated": _separated(after_pairs, b, a)})
     swapped.sort(key=lambda swap: -swap["gap_after"])
-    return {"models": len(both), "tau": tau, "p_value": p_value, "swapped": swapped}
+    interval = {"low": math.nan, "high": math.nan, "verdict": None}
+    if before_samples is not None and after_samples is not None and len(labels) >= 2 and \
+            all(label in before_samples and label in after_samples for label in labels):
+        interval = tau_interval(before_samples[labels].to_numpy(), after_samples[labels].to_numpy())
+    return {"models": len(both), "tau": tau, "p_value": p_value, "swapped": swapped,
+            "tau_low": interval["low"], "tau_high": interval["high"], "verdict": interval["verdict"]}
 
 
 def _separated(pairs, label_a, label_b):
@@ -869,3 +1033,136 @@ def tuning_gain(shared: pd.DataFrame, tuned: pd.DataFrame, metric: str = "test_t
     table = pd.DataFrame(rows)
     table["gain_p_holm"] = holm(table.pop("gain_p"))
     return table.sort_values(["tuned_rank", "model"]).reset_index(drop=True)[TUNING_GAIN_COLUMNS]
+
+
+# ------------------------------------------------------------------------------------ confounds
+
+# Settings a run resolves per model, named as a reader knows them; values as shown.
+CONFOUND_SETTINGS = {
+    "precision": ("amp", lambda value: {"off": "fp32"}.get(str(value), str(value))),
+    "memory layout": ("channels_last", lambda value: "channels_last" if value else "NCHW"),
+    "stem": ("stem", str),
+    "final feature map": ("final_feature_map", str),
+    "batch halved to fit memory": ("batch_size_halved", lambda value: f"to {value:g}"),
+}
+
+
+def confounds(runs: pd.DataFrame, ignore: tuple = ()) -> list[tuple[str, dict]]:
+    """Every setting that differs between the models of one study's train runs: `(setting, {value:
+    [labels]})`, the resolved precision and memory layout (train.amp=auto picks them per model), stem,
+    final feature-map size, a batch halved to fit memory, and any identity setting in which the models'
+    variants differ beyond the model itself (`ignore`: flattened keys that differ by design, e.g. a
+    tuned study's tuned values). A setting that varies the same way within every model (an order seed
+    crossed with every model) is no confound. Empty when the models differ in nothing but architecture.
+    """
+    train = runs[runs["task"] == "train"] if "task" in runs else runs
+    if train.empty or train["model"].nunique() < 2:
+        return []
+    labels = [model_label(row.model, getattr(row, "variant_label", None)) for row in train.itertuples()]
+    found = []
+    for name, (column, show) in CONFOUND_SETTINGS.items():
+        if column in train:
+            values = ["not recorded" if _is_missing(value) else show(value) for value in train[column]]
+            if column == "batch_size_halved" and set(values) == {"not recorded"}:
+                continue
+            found += _differing(name, labels, values)
+    if "variant_settings" in train:
+        settings = [json.loads(text) for text in train["variant_settings"]]
+        keys = sorted({key for entry in settings for key in entry})
+        for key in keys:
+            # The architecture differs by definition; its stem is reported above from the built model.
+            if key.startswith("model.") or key in ignore or key == "seed":
+                continue
+            found += _differing(_short(key), labels, [json.dumps(entry.get(key), default=str) for entry in settings])
+    return found
+
+
+def _differing(name: str, labels: list, values: list) -> list:
+    per_label: dict = {}
+    for label, value in zip(labels, values):
+        per_label.setdefault(label, set()).add(value)
+    if len({frozenset(found) for found in per_label.values()}) < 2:
+        return []
+    by_value: dict = {}
+    for label, found in per_label.items():
+        for value in found:
+            by_value.setdefault(value, set()).add(label)
+    return [(name, {value: sorted(models) for value, models in sorted(by_value.items())})]
+
+
+def confounds_text(found: list[tuple[str, dict]]) -> str:
+    """'precision: bf16 (a, b), fp32 (c); stem: ...' from `confounds`."""
+    return "; ".join(f"{name}: " + ", ".join(f"{value} ({', '.join(models)})" for value, models in values.items())
+                     for name, values in found)
+
+
+# ------------------------------------------------------------------------------- across studies
+
+ACROSS_COLUMNS = ["protocol", "model", "family", "studies", "runs", "iqm", "iqm_low", "iqm_high"]
+PROFILE_COLUMNS = ["protocol", "model", "comparison", "distance"]
+
+
+def across_studies(runs: pd.DataFrame, metric: str = "test_top1") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Where the same models ran in several comparable comparisons (the same protocol: shared recipe, or
+    tuned; different data or budget), `(aggregate, profile)`:
+
+    `aggregate`, one row per protocol and model: the interquartile mean of each run's normalised score,
+    (accuracy - chance) / (best model's mean - chance) within its comparison, so chance is 0 and the
+    comparison's best mean is 1, with a stratified bootstrap interval (runs resampled within each
+    comparison; Agarwal et al. 2021). `profile`: per protocol, model and comparison, the model's
+    `distance` from that comparison's best mean in points, from which the performance profile (share of
+    comparisons within a given distance of the best) is drawn. Only models present in every chosen
+    comparison are aggregated, so no model's score leans on easier studies. Empty frames when fewer than
+    two comparisons share two or more models.
+    """
+    from archbench.stats import stratified_iqm_interval
+
+    empty = pd.DataFrame(columns=ACROSS_COLUMNS), pd.DataFrame(columns=PROFILE_COLUMNS)
+    if runs.empty or metric not in runs:
+        return empty
+    train = runs[(runs["task"] == "train") & np.isfinite(pd.to_numeric(runs[metric], errors="coerce"))]
+    train = train[train.groupby(GROUP_KEYS + ["model"])["variant"].transform("nunique") == 1] if len(train) else train
+    aggregate, profile = [], []
+    for protocol in ("plain", "tuned"):
+        kinds = {keys: study_kind(group) for keys, group in train.groupby(GROUP_KEYS, sort=True)}
+        comparisons = {keys: set(group["model"]) for keys, group in train.groupby(GROUP_KEYS, sort=True)
+                       if kinds[keys] == protocol}
+        chosen, models = _shared_models(comparisons)
+        if len(chosen) < 2 or len(models) < 2:
+            continue
+        strata: dict = {model: [] for model in models}
+        for keys in chosen:
+            group = _rows_with(train, dict(zip(GROUP_KEYS, keys)))
+            group = group[group["model"].isin(models)]
+            means = group.groupby("model")[metric].mean()
+            classes = _first_present(group.get("num_classes"))
+            chance = 100.0 / classes if not _is_missing(classes) and classes else 0.0
+            scale = means.max() - chance
+            for model in models:
+                values = pd.to_numeric(group.loc[group["model"] == model, metric])
+                strata[model].append(((values - chance) / scale).to_numpy() if scale > 0 else np.full(len(values), 1.0))
+                profile.append({"protocol": protocol, "model": model, "comparison": " / ".join(map(str, keys[:2])),
+                                "distance": float(means.max() - means[model])})
+        for model in models:
+            point, low, high = stratified_iqm_interval(strata[model])
+            family = _first_present(train.loc[train["model"] == model, "family"])
+            aggregate.append({"protocol": protocol, "model": model, "family": family, "studies": len(chosen),
+                              "runs": int(sum(len(values) for values in strata[model])),
+                              "iqm": point, "iqm_low": low, "iqm_high": high})
+    if not aggregate:
+        return empty
+    return (pd.DataFrame(aggregate, columns=ACROSS_COLUMNS).sort_values(["protocol", "iqm"], ascending=[True, False])
+            .reset_index(drop=True), pd.DataFrame(profile, columns=PROFILE_COLUMNS))
+
+
+def _shared_models(comparisons: dict) -> tuple[list, list]:
+    """The comparisons that hold every model seen in two or more of them; when fewer than two do, the
+    rarest model is dropped and the search repeated."""
+    counts = pd.Series([model for models in comparisons.values() for model in models], dtype=object).value_counts()
+    models = set(counts[counts >= 2].index)
+    while len(models) >= 2:
+        chosen = sorted(keys for keys, present in comparisons.items() if models <= present)
+        if len(chosen) >= 2:
+            return chosen, sorted(models)
+        models.discard(min(models, key=lambda model: (counts[model], model)))
+    return [], []

@@ -331,6 +331,9 @@ def execute(spec: RunSpec, built: Built, tick: float) -> dict:
             record["latency"] = _latency(spec, built, measure_latency)
         if record["status"] == "complete" and spec.task == "train" and rank == 0:
             _save_weights(spec.record_dir / WEIGHTS_FILENAME, built.model)
+            if result.test_outcomes is not None:  # which test images it got right, so comparisons can pair them
+                from archbench.outcomes import OUTCOMES_FILENAME, write_outcomes
+                record["test_outcomes"] = write_outcomes(spec.record_dir / OUTCOMES_FILENAME, *result.test_outcomes)
             if spec.evaluate is not None and spec.evaluate.after_train:
                 record.update(_evaluate(spec, built.model, built.dataset, built.device))
     except SystemExit:

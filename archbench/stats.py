@@ -254,3 +254,202 @@ def variance_components(frame, value: str, factors) -> dict:
     result["shares"] = {key: (component / total if total > 0 else math.nan)
                         for key, component in result["components"].items()}
     return result
+
+
+# ----------------------------------------------------------------- paired comparisons over images
+
+# Holm's first step tests the smallest p at alpha / m; the power statements use it, so a gap they
+# call separable would survive the correction whichever pair it belongs to.
+POWER = 0.8
+
+
+def _correct_matrix(correct, name: str) -> np.ndarray:
+    matrix = np.asarray(correct, dtype=float)
+    if matrix.ndim == 1:
+        matrix = matrix[None, :]
+    if matrix.ndim != 2 or matrix.shape[0] < 1 or matrix.shape[1] < 1:
+        raise ValueError(f"{name}: expected a (seeds, test images) array of 0/1 outcomes, got shape {matrix.shape}")
+    return matrix
+
+
+def two_level_means(correct_by_model, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED,
+                    chunk: int = 250) -> np.ndarray:
+    """Bootstrap accuracies (percent), shape (resamples, models): each resample draws the test images
+    with replacement ONCE for all models (they are scored on the same images, so the draw pairs them)
+    and each model's seeds with replacement, then averages that model's resampled seeds on those images.
+
+    `correct_by_model`: one (seeds, images) 0/1 array per model, the same images in the same order.
+    The spread of a difference of two columns holds both sources of noise, seeds and test-set sampling,
+    with the images' pairing (a two-level bootstrap; Davison and Hinkley 1997, section 3.8).
+    """
+    matrices = [_correct_matrix(correct, f"model {index}") for index, correct in enumerate(correct_by_model)]
+    images = {matrix.shape[1] for matrix in matrices}
+    if len(images) != 1:
+        raise ValueError(f"two_level_means: every model must be scored on the same test images, got "
+                         f"{sorted(images)} images: pass the outcomes of one test set")
+    count = images.pop()
+    rng = np.random.default_rng(seed)
+    out = np.empty((resamples, len(matrices)))
+    for start in range(0, resamples, chunk):
+        size = min(chunk, resamples - start)
+        # How often each image is drawn in `count` draws with replacement (bincount: faster than multinomial).
+        draws = rng.integers(0, count, size=(size, count))
+        weights = np.stack([np.bincount(row, minlength=count) for row in draws]) / count
+        for column, matrix in enumerate(matrices):
+            per_seed = weights @ matrix.T  # (size, seeds): each seed's accuracy on the drawn images
+            seeds = matrix.shape[0]
+            picks = rng.integers(0, seeds, size=(size, seeds))
+            centre = per_seed.mean(axis=1)
+            drawn = np.take_along_axis(per_seed, picks, axis=1).mean(axis=1)
+            # Resampling n seeds gives the plug-in variance (n-1)/n s^2 / n; sqrt(n / (n-1)) restores s^2 / n,
+            # which matters with the three seeds a study usually has.
+            inflate = math.sqrt(seeds / (seeds - 1)) if seeds > 1 else 1.0
+            out[start:start + size, column] = 100.0 * (centre + (drawn - centre) * inflate)
+    return out
+
+
+def seed_means(values_by_model, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED) -> np.ndarray:
+    """Draws of each model's mean over seeds only, shape (resamples, models): the fallback where no
+    per-image outcomes were saved, so test-set sampling is not in the spread. Parametric, mean +
+    s / sqrt(n) x Student t(n - 1), the same reference as the Welch test: resampling three seeds would
+    show only ten distinct means and understate the spread. One seed: its value, no spread."""
+    rng = np.random.default_rng(seed)
+    out = np.empty((resamples, len(values_by_model)))
+    for column, values in enumerate(values_by_model):
+        values = finite(values)
+        if len(values) == 0:
+            raise ValueError(f"seed_means: model {column} has no finite value")
+        spread = values.std(ddof=1) / math.sqrt(len(values)) if len(values) > 1 else 0.0
+        draws = rng.standard_t(len(values) - 1, resamples) if len(values) > 1 else np.zeros(resamples)
+        out[:, column] = values.mean() + spread * draws
+    return out
+
+
+def gap_interval(samples_a, samples_b, gap: float, confidence: float = 0.95) -> dict:
+    """`gap`'s percentile interval, bootstrap standard error and two-sided p-value (normal, from that
+    standard error) from aligned bootstrap samples of the two means."""
+    differences = np.asarray(samples_a, dtype=float) - np.asarray(samples_b, dtype=float)
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(differences, [tail, 1 - tail])
+    se = float(differences.std(ddof=1))
+    if se == 0:
+        p_value = 1.0 if gap == 0 else 0.0
+    else:
+        p_value = float(2 * stats.norm.sf(abs(gap) / se))
+    return {"gap": float(gap), "low": float(low), "high": float(high), "se": se, "p_value": p_value}
+
+
+def paired_gap_interval(correct_a, correct_b, confidence: float = 0.95, resamples: int = BOOTSTRAP_RESAMPLES,
+                        seed: int = BOOTSTRAP_SEED) -> dict:
+    """The gap A - B in mean test top-1 (points) with its two-level paired bootstrap interval, standard
+    error and p-value. `correct_a`, `correct_b`: (seeds, images) 0/1 outcomes on the same test images.
+
+    With one seed each it reduces to the paired (McNemar-like) difference of two proportions, whose
+    standard error is 100 sqrt((b + c - (b - c)^2 / n) / n^2), b and c the images only A or only B gets right.
+    """
+    a, b = _correct_matrix(correct_a, "correct_a"), _correct_matrix(correct_b, "correct_b")
+    samples = two_level_means([a, b], resamples, seed)
+    gap = 100.0 * (a.mean() - b.mean())
+    return gap_interval(samples[:, 0], samples[:, 1], gap, confidence)
+
+
+def _quantiles(seeds: int, tests: int, alpha: float, power: float) -> float:
+    """t_{1 - alpha / tests / 2} + t_{power}, with the 2 (seeds - 1) degrees of freedom of two models' seeds."""
+    df = 2 * (seeds - 1)
+    return float(stats.t.isf(alpha / max(tests, 1) / 2, df) + stats.t.ppf(power, df))
+
+
+def detectable_gap(se_per_seed: float, seeds: int, tests: int = 1, fixed_se: float = 0.0,
+                   alpha: float = 0.05, power: float = POWER) -> float:
+    """Smallest gap (points) a two-sided test at `alpha / tests` (Holm's strictest step) separates with
+    probability `power`, when the gap's standard error is sqrt(se_per_seed^2 / seeds + fixed_se^2):
+    `se_per_seed` the part that averaging seeds shrinks (sqrt(var_a + var_b) of single runs), `fixed_se`
+    the part it does not (test-set sampling, the same images for every seed). Student t quantiles with
+    2 (seeds - 1) degrees of freedom (the usual power approximation), so three seeds pay for their few
+    degrees of freedom.
+    """
+    if seeds < 2:
+        return math.nan
+    return float(_quantiles(seeds, tests, alpha, power) * math.sqrt(se_per_seed ** 2 / seeds + fixed_se ** 2))
+
+
+def seeds_needed(gap: float, se_per_seed: float, tests: int = 1, fixed_se: float = 0.0,
+                 alpha: float = 0.05, power: float = POWER) -> float:
+    """Seeds per model for `detectable_gap` to reach `gap`; inf when no number of seeds can (the fixed,
+    test-set part alone is too large), NaN when there is no seed spread to go on."""
+    if not (np.isfinite(se_per_seed) and se_per_seed > 0):
+        return math.nan
+    # The limit of many seeds has normal quantiles: if even that cannot reach the gap, nothing can.
+    z = stats.norm.isf(alpha / max(tests, 1) / 2) + stats.norm.ppf(power)
+    if (abs(gap) / z) ** 2 <= fixed_se ** 2:
+        return math.inf
+    for seeds in range(2, 10_001):
+        if detectable_gap(se_per_seed, seeds, tests, fixed_se, alpha, power) <= abs(gap):
+            return float(seeds)
+    return math.inf
+
+
+# ------------------------------------------------------------------------------ rankings with intervals
+
+def rank_distribution(samples, confidence: float = 0.95) -> dict:
+    """From bootstrap means (resamples, models), higher is better: each model's `share_first` (share of
+    resamples in which it is best, ties shared), and its rank interval `rank_low`..`rank_high` (percentile,
+    1 = best), as arrays over models."""
+    samples = np.asarray(samples, dtype=float)
+    ranks = stats.rankdata(-samples, method="min", axis=1)
+    best = samples == samples.max(axis=1, keepdims=True)
+    share_first = (best / best.sum(axis=1, keepdims=True)).mean(axis=0)
+    tail = (1 - confidence) / 2
+    low = np.floor(np.quantile(ranks, tail, axis=0, method="lower"))
+    high = np.ceil(np.quantile(ranks, 1 - tail, axis=0, method="higher"))
+    return {"share_first": share_first, "rank_low": low.astype(int), "rank_high": high.astype(int)}
+
+
+# A ranking "holds" when at most 20% of the pairs can swap order: Kendall tau = 1 - 2 x (share of
+# discordant pairs) >= 0.6 over the whole interval; "changes" when the interval lies below that.
+TAU_HOLDS = 0.6
+
+
+def tau_interval(samples_before, samples_after, confidence: float = 0.95) -> dict:
+    """Kendall tau-b between two rankings of the same models, per bootstrap resample (rows of the two
+    (resamples, models) arrays, resampled independently), with its percentile interval and the verdict:
+    `holds` (interval >= TAU_HOLDS), `changes` (interval < TAU_HOLDS) or `inconclusive`."""
+    before, after = np.asarray(samples_before, dtype=float), np.asarray(samples_after, dtype=float)
+    if before.shape != after.shape or before.ndim != 2 or before.shape[1] < 2:
+        raise ValueError(f"tau_interval: two (resamples, models) arrays of the same shape with two or more "
+                         f"models, got {before.shape} and {after.shape}")
+    taus = np.array([stats.kendalltau(x, y).statistic for x, y in zip(before, after)])
+    taus = taus[np.isfinite(taus)]
+    if len(taus) == 0:
+        return {"low": math.nan, "high": math.nan, "verdict": "inconclusive"}
+    tail = (1 - confidence) / 2
+    low, high = (float(v) for v in np.quantile(taus, [tail, 1 - tail]))
+    verdict = "holds" if low >= TAU_HOLDS else "changes" if high < TAU_HOLDS else "inconclusive"
+    return {"low": low, "high": high, "verdict": verdict}
+
+
+# --------------------------------------------------------------------------------- across studies
+
+def iqm(values) -> float:
+    """Interquartile mean: the mean of the middle 50% (scipy.stats.trim_mean at 25%), robust to a few
+    outlying runs yet less noisy than the median (Agarwal et al. 2021, rliable)."""
+    values = finite(values)
+    return float(stats.trim_mean(values, 0.25)) if len(values) else math.nan
+
+
+def stratified_iqm_interval(strata, confidence: float = 0.95, resamples: int = BOOTSTRAP_RESAMPLES,
+                            seed: int = BOOTSTRAP_SEED) -> tuple[float, float, float]:
+    """`(IQM, low, high)` of the values pooled over `strata` (one array per study), with a stratified
+    bootstrap interval: runs resampled within each study, so every study keeps its weight."""
+    strata = [finite(values) for values in strata]
+    strata = [values for values in strata if len(values)]
+    if not strata:
+        return math.nan, math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    point = iqm(np.concatenate(strata))
+    draws = np.concatenate([values[rng.integers(0, len(values), size=(resamples, len(values)))]
+                            for values in strata], axis=1)
+    boot = stats.trim_mean(draws, 0.25, axis=1)
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(boot, [tail, 1 - tail])
+    return point, float(low), float(high)

@@ -5,7 +5,9 @@ The protocol of the Deep Learning Tuning Playbook and MLCommons AlgoPerf, as two
    declared space (scipy.stats.qmc, fixed seed), so every model receives identical candidates;
 2. a final study (`tuned_from=<tuning study>`): each model reruns, over the study's seeds, with the
    candidate of its best trial by validation accuracy (ties: lower validation loss). Test accuracy is
-   never read for the choice, and the final stage refuses to start while any trial is missing.
+   never read for the choice, and the final stage refuses to start while any trial is missing, and on
+   a seed any trial of the model used: a rerun of the winning trial on its own seed is the selection run
+   again (its luck is why it won), so the tuned mean is taken over fresh seeds only.
 Each trial and each final run is a normal record with its own identity plus a `tuning` section.
 """
 from __future__ import annotations
@@ -116,8 +118,9 @@ def best_trials(runs) -> "object":
     return ordered.groupby(keys, sort=True, dropna=False).head(1).drop(columns="_loss").reset_index(drop=True)
 
 
-def select(results_dir, tuning_study: str, data: str, model: str) -> tuple[dict, dict]:
-    """(candidate, the final record's tuning section) of `model`'s best trial; refuses an incomplete study."""
+def select(results_dir, tuning_study: str, data: str, model: str, seed: int | None = None) -> tuple[dict, dict]:
+    """(candidate, the final record's tuning section) of `model`'s best trial; refuses an incomplete study,
+    and a `seed` that a trial of `model` ran on (the final stage's seeds must be fresh)."""
     from archbench.results import load_with_exclusions
 
     try:
@@ -138,6 +141,14 @@ def select(results_dir, tuning_study: str, data: str, model: str) -> tuple[dict,
         raise TuningError(f"tuned_from={tuning_study!r}: {model} on {data} has {len(missing)} of {expected} trials "
                           f"missing or unfinished (trial {', '.join(map(str, missing))}): rerun "
                           f"`archbench -m experiment={tuning_study}` to finish them")
+    trial_seeds = sorted({int(value) for value in runs["seed"].dropna()} | _diverged_seeds(excluded, tuning_study,
+                                                                                           data, model))
+    if seed is not None and seed in trial_seeds:
+        raise TuningError(f"tuned_from={tuning_study!r}: seed={seed} is a seed the trials of {model} ran on (seed "
+                          f"{', '.join(map(str, trial_seeds))}), so a tuned run on it would repeat or share a "
+                          f"selection run and overstate the tuned accuracy; run the tuned stage on seeds the "
+                          f"trials never used (e.g. seed={max(trial_seeds) + 1}; conf/experiment/tuned_*.yaml "
+                          f"use 1,2,3)")
     best = best_trials(runs).iloc[0]
     record = _trial_record(best["path"])
     candidate = (record.get("tuning") or {}).get("candidate") or {}
@@ -155,6 +166,12 @@ def _diverged_trials(excluded, tuning_study: str, data: str, model: str) -> set[
             if tuning.get("study") == tuning_study and tuning.get("trial") is not None:
                 trials.add(int(tuning["trial"]))
     return trials
+
+
+def _diverged_seeds(excluded, tuning_study: str, data: str, model: str) -> set[int]:
+    return {int(row.seed) for row in excluded.itertuples()
+            if str(row.reason).startswith("diverged") and (row.study, row.data, row.model) == (tuning_study, data, model)
+            and isinstance(row.seed, (int, np.integer))}
 
 
 def _trial_record(path) -> dict:

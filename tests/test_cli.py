@@ -162,3 +162,14 @@ def test_a_cached_peak_below_what_training_achieves_is_measured_again(tmp_path):
     assert 0 < train["mfu"] < 1 and train["mfu"] == pytest.approx(train["achieved_flops_per_s"]
                                                                   / train["device_peak_flops_per_s"])
     assert load(entry)["flops_per_s"] == train["device_peak_flops_per_s"]  # the cache now holds the new figure
+
+
+@needs_fmnist
+def test_per_image_outcomes_are_written_beside_the_record(fmnist_run):
+    from archbench.outcomes import read_outcomes
+
+    results, _out = fmnist_run
+    path = record_path(results, "resnet20", "fashion_mnist", seed=3)
+    record = load(path)
+    outcomes = read_outcomes(path, record)  # also checks that they reproduce the record's test top-1
+    assert record["test_outcomes"]["images"] == record["dataset"]["test_size"] == len(outcomes["correct"])

@@ -124,10 +124,11 @@ def test_readme_groups_by_hardware_and_latency_columns_name_the_device(readme):
 
 def test_findings_come_from_the_data(readme):
     assert "Most accurate: resnet56 (resnet_v1)" in readme
-    assert ("resnet56 leads densenet40 by 1.50 points: not separated by the seeds "
-            "(Holm p = 0.29 ≥ 0.05; raw Welch p = 0.14)") in readme
+    assert ("resnet56 leads densenet40 by 1.50 points: not separated by these seeds (95% interval of the "
+            "gap ") in readme
+    assert "Welch over seeds; Holm p = 0.29 ≥ 0.05; raw Welch p = 0.14)" in readme
     assert "resnet56 beats densenet40 in 100% of 6 pairs of seeds" in readme
-    assert "Below the best beyond doubt (Holm p < 0.05): resnet20." in readme
+    assert "Separated from the best, below it (Holm p < 0.05): resnet20." in readme
     assert "Pareto-optimal in accuracy vs MACs (no model is both cheaper and more accurate): " \
            "shufflenet_v2_x0_5, resnet20, resnet56." in readme
     assert "Fastest at batch 1: shufflenet_v2_x0_5" in readme
@@ -554,7 +555,7 @@ def test_at_a_glance_opens_the_report_with_a_verdict_per_comparison(readme):
     cpu = next(line for line in verdicts
                if line.startswith("- **golden, CIFAR-10 on cpu: Fixture CPU"))
     assert "resnet56 has the highest mean test top-1 (94.0%)" in cpu
-    assert "1 of 6 pairwise gaps is real at 95% confidence" in cpu
+    assert "1 of 6 pairwise gaps is separated at 95% confidence" in cpu
     assert "cannot separate densenet40, shufflenet_v2_x0_5 from resnet56" in cpu
     assert "after 3 epochs" in cpu
     assert "profile only" in next(line for line in verdicts if line.startswith("- **latency"))
@@ -627,6 +628,6 @@ def test_at_a_glance_ranking_verdict_names_only_swaps_beyond_noise():
     full = ranking_verdict(shift, "clean", "corrupted")
     brief = ranking_verdict(shift, "clean", "corrupted", brief=True)
     assert "b over a" in full and "c over a" in full
-    assert "c over a" in brief and "b over a" not in brief and "1 of them beyond seed noise" in brief
+    assert "c over a" in brief and "b over a" not in brief and "1 of them separated by the seeds" in brief
     quiet = ranking_verdict({**shift, "swapped": [swap("b", "a", False)]}, "clean", "corrupted", brief=True)
-    assert "b over a" not in quiet and "none of the new orders is beyond noise" in quiet
+    assert "b over a" not in quiet and "inconclusive: 1 of 3 pairs swaps order, 0 of them separated" in quiet

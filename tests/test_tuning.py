@@ -50,16 +50,20 @@ def test_selection_reads_validation_not_test():
 @pytest.mark.slow
 def test_tuning_then_final_stage_end_to_end(tmp_path):
     tuning = ["tuning={trials:2,seed:0,space:{lr:{low:0.01,high:0.5,log:true}}}"]
-    early = archbench([*FAST, "study=final", "tuned_from=tune"], tmp_path)
+    early = archbench([*FAST, "study=final", "tuned_from=tune", "seed=1"], tmp_path)
     assert early.returncode == 2 and "no complete trials of resnet20" in early.stderr, early.stderr[-2000:]
     out = archbench(["-m", *FAST, "study=tune", "trial=0", *tuning], tmp_path)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
-    missing = archbench([*FAST, "study=final", "tuned_from=tune"], tmp_path)
+    missing = archbench([*FAST, "study=final", "tuned_from=tune", "seed=1"], tmp_path)
     assert missing.returncode == 2 and "trial 1" in missing.stderr, missing.stderr[-2000:]
     archbench(["-m", *FAST, "study=tune", "trial=1", *tuning], tmp_path)
-    final = archbench([*FAST, "study=final", "tuned_from=tune"], tmp_path)
+    # Seed 0 is the trials' seed: a final run on it would repeat the selection run.
+    reused = archbench([*FAST, "study=final", "tuned_from=tune"], tmp_path)
+    assert reused.returncode == 2 and "seeds the trials never used" in reused.stderr, reused.stderr[-2000:]
+    final = archbench([*FAST, "study=final", "tuned_from=tune", "seed=1"], tmp_path)
     assert final.returncode == 0, final.stdout[-2000:] + final.stderr[-2000:]
     record = json.loads(next(tmp_path.glob("runs/final/**/record.json")).read_text())
+    assert record["seed"] == 1
     trials = [json.loads(p.read_text()) for p in tmp_path.glob("runs/tune/**/record.json")]
     chosen = max(trials, key=lambda r: r["metrics"]["val_top1"])
     assert record["tuning"]["tuned_from"] == "tune" and record["tuning"]["trials"] == 2

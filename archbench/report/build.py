@@ -19,7 +19,11 @@ from archbench.results import (
     GROUP_KEYS,
     RECORD_FILENAME,
     SIGNIFICANCE_LEVEL,
+    across_studies,
+    bootstrap_means,
     compare,
+    confounds,
+    confounds_text,
     evaluation,
     expected_best,
     history,
@@ -233,6 +237,7 @@ def write_report(report_dir: Path, runs, excluded, results_dir: Path, reference,
     blocks += _how_to_read(reference_note, include_synthetic)
     for study in studies:
         blocks += writer.study_section(study)
+    blocks += writer.across_studies_section()
     blocks += _excluded_section(writer, excluded, results_dir)
 
     (report_dir / "README.md").write_text(render_markdown(blocks), encoding="utf-8")
@@ -265,10 +270,16 @@ def _how_to_read(reference_note, include_synthetic):
             "Accuracies are percentages. 'mean ± std' is over seeds (sample standard "
             "deviation); '95% CI' is the Student-t half-width of the mean. One seed has an "
             "unknown spread, shown as '—', and no error bar in the figures.",
-            "Pairwise tests are Welch t-tests over seeds. Because a study tests many pairs at "
+            "Pairwise tests: where every run of both models saved its per-image test outcomes, a "
+            "two-level bootstrap that draws the test images once for both models (they are scored on "
+            "the same images, so their errors are paired) and the seeds within each; otherwise (runs "
+            "made before outcomes were saved; the 'Test' column says which) Welch t-tests over seeds "
+            "with the independent test-set floor below. Because a study tests many pairs at "
             "once, every verdict uses the Holm-adjusted p-value (over all pairs of the same "
-            f"comparison), not the raw one: 'significant' means Holm p < {SIGNIFICANCE_LEVEL}. "
-            "Both p-values are shown.",
+            f"comparison), not the raw one: 'separated' means Holm p < {SIGNIFICANCE_LEVEL}; 'not "
+            "separated by these seeds' says only that: each study states the gap its seeds separate "
+            "at 80% power and, per pair not separated, roughly how many seeds would. Both p-values "
+            "are shown.",
             "Rank orders models by mean test top-1: a worse mean never gets a better rank. "
             "'With the best' says whether the seeds can separate a model from the most "
             "accurate one (Holm-adjusted); a model with one seed cannot be separated from "
@@ -280,8 +291,13 @@ def _how_to_read(reference_note, include_synthetic):
             "uncertainty then.",
             "Test-set SE is the binomial standard error of an accuracy measured on n test "
             "images; more seeds do not shrink it, since every seed is scored on the same "
-            "images. A gap smaller than the noise floor (1.96 × the standard error of the "
-            "difference) is called test-set noise whatever the seeds say.",
+            "images. Without per-image outcomes, a gap smaller than the noise floor (1.96 × the "
+            "standard error of the difference, the two models' errors taken as independent, which "
+            "overstates it for similar models) is called test-set noise whatever the seeds say.",
+            "Rank intervals and 'first in' come from the same bootstrap (seeds only where no per-image "
+            "outcomes were saved). A ranking 'holds' under another scoring when the 95% bootstrap "
+            "interval of Kendall tau lies at or above 0.6 (at most 1 pair in 5 swapped), 'changes' "
+            "when it lies below, and is 'inconclusive' otherwise.",
             "Published numbers appear only beside runs that repeated the paper's experiment: "
             "its recipe unchanged, its full budget and the full training set with no "
             "validation hold-out; otherwise the report says why they are left out.",
@@ -395,6 +411,10 @@ class _ReportWriter:
                                          _rows_matching(self.pairs, keys),
                                          _rows_matching(self.ranking, keys))
             extra = [verdict for _shared, verdict, _gain in self._tuned_comparisons(keys, brief=True)]
+            differ = _study_confounds(_rows_matching(self.runs, keys), self.kinds.get(study))
+            if differ:
+                extra.insert(0, f"Identical except: {', '.join(name for name, _values in differ)} (listed in the "
+                                "study's recipe section).")
             variance = variance_verdict(_rows_matching(self.variance, keys))
             if variance:
                 extra.append(variance)
@@ -411,11 +431,42 @@ class _ReportWriter:
         blocks = [Heading(f"Study: {study}" + (" (tuning trials)" if kind == "tuning" else ""), 2)]
         blocks += _recipe_blocks(study_runs[study_runs.task == "train"],
                                  tuned=kind in ("tuning", "tuned"))
+        blocks += _confound_blocks(study_runs, kind)
         for (data, hardware), group_runs in study_runs.groupby(["data", "hardware"], sort=True):
             if kind == "tuning":
                 blocks += self.tuning_section(study, data, hardware, group_runs)
             else:
                 blocks += self.comparison_section(study, data, hardware, group_runs)
+        return blocks
+
+    def across_studies_section(self) -> list:
+        """The same models over several comparable comparisons: an aggregate with its interval and a
+        performance profile, one figure per protocol (shared recipe, tuned)."""
+        aggregate, profile = across_studies(self.runs)
+        if aggregate.empty:
+            return []
+        blocks = [Heading("Across studies", 2)]
+        names = {"plain": "shared recipe", "tuned": "after equal-effort tuning"}
+        for protocol, rows in aggregate.groupby("protocol", sort=True):
+            shown = profile[profile.protocol == protocol]
+            comparisons = sorted(shown.comparison.unique())
+            best = rows.iloc[0]
+            blocks.append(Paragraph(
+                f"{names.get(protocol, protocol).capitalize()}: {count_text(len(rows), 'model')} in all of "
+                f"{', '.join(comparisons)}. Each run's test top-1 is normalised within its comparison (0 = chance, "
+                "1 = the best model's mean) and summarised by the interquartile mean with a stratified bootstrap "
+                f"interval (runs resampled within each comparison). Highest: {best.model}, "
+                f"{best.iqm:.2f} [{best.iqm_low:.2f}, {best.iqm_high:.2f}]; "
+                + "; ".join(f"{row.model} {row.iqm:.2f} [{row.iqm_low:.2f}, {row.iqm_high:.2f}]"
+                            for row in rows.iloc[1:].itertuples(index=False))
+                + f". With {count_text(len(comparisons), 'comparison')}, this says how consistent a ranking is "
+                "across these data and budgets, not how the models rank elsewhere."))
+            blocks += self.figure(plots.across_studies(rows, shown, f"Across studies, {names.get(protocol, protocol)}",
+                                                       self.colors),
+                                  f"across-studies--{protocol}",
+                                  f"Across studies ({names.get(protocol, protocol)}): IQM of the normalised score "
+                                  "with its 95% stratified bootstrap interval, and the performance profile (share "
+                                  "of comparisons within a given distance of the best)")
         return blocks
 
     # ------------------------------------------------------------------------------ tuning
@@ -468,7 +519,9 @@ class _ReportWriter:
             pairs = _rows_matching(self.pairs, keys).assign(
                 label_a=lambda frame: frame.model_a, label_b=lambda frame: frame.model_b)
             shift = ranking_shift(gain.set_index("model").shared_mean,
-                                  gain.set_index("model").tuned_mean, pairs)
+                                  gain.set_index("model").tuned_mean, pairs,
+                                  bootstrap_means(shared[shared.task == "train"])[0],
+                                  bootstrap_means(tuned[tuned.task == "train"])[0])
             verdict = (lead_in(f"Against the shared recipe of {shared_study},",
                                ranking_verdict(shift, "shared-recipe", "tuned", brief=brief))
                        + " " + tuning_gain_sentence(gain))
@@ -502,7 +555,9 @@ class _ReportWriter:
             return None
         pairs = compare(group_runs, "mean_corruption_top1")
         return ranking_shift(group.set_index("label").test_top1_mean,
-                             group.set_index("label").mean_corruption_top1_mean, pairs)
+                             group.set_index("label").mean_corruption_top1_mean, pairs,
+                             bootstrap_means(group_runs, "test_top1")[0],
+                             bootstrap_means(group_runs, "mean_corruption_top1")[0])
 
     def _evaluation_blocks(self, stem, keys, label, group, group_runs) -> list:
         display = evaluation_table(group)
@@ -580,8 +635,10 @@ class _ReportWriter:
             shown = set(pairs.label_a) | set(pairs.label_b)
             blocks.append(self.table(
                 f"{stem}--significance",
-                f"{study} / {label} on {hardware}: every pair of models, test top-1 (Welch "
-                "t-tests with Holm's correction; P(better > worse) over seed pairs)",
+                f"{study} / {label} on {hardware}: every pair of models, test top-1 (paired bootstrap over "
+                "seeds and test images where every run saved its per-image outcomes, else Welch t-tests over "
+                "seeds with the independent test-set floor; Holm's correction over the pairs; P(better > "
+                "worse) over seed pairs)",
                 significance_table(pairs, dirty), pairs,
                 summary_dirty_note(group[group.label.isin(shown)])))
         blocks += self._variance_blocks(stem, keys, label)
@@ -796,9 +853,10 @@ def _recipe_blocks(train_runs: pd.DataFrame, tuned: bool = False) -> list:
     blocks = [Heading("Recipe and budget", 3)]
     if len(names) == 1 and one_config_each:
         blocks.append(Paragraph(
-            f"Identical for every model and seed in this study, apart from the tuned values "
+            f"As configured, identical for every model and seed in this study, apart from the tuned values "
             f"({', '.join(RECIPE_PATHS)}: see the tuning tables):" if tuned else
-            "Identical for every model and seed in this study:"))
+            "As configured, identical for every model and seed in this study (settings it leaves to each "
+            "model, such as train.amp=auto, may resolve differently: see below):"))
         return blocks + [_recipe_code(train_runs.recipe_config.iloc[0])]
     if one_config_each and all(name in PAPER_RECIPES for name in names):
         blocks.append(Paragraph(
@@ -814,6 +872,23 @@ def _recipe_blocks(train_runs: pd.DataFrame, tuned: bool = False) -> list:
         "were NOT compared under an identical budget. " + _recipe_differences(train_runs)))
     blocks.append(Paragraph("The most common recipe:"))
     return blocks + [_recipe_code(train_runs.recipe_config.fillna("null").mode().iloc[0])]
+
+
+def _study_confounds(study_runs: pd.DataFrame, kind) -> list:
+    """Settings that differ between the study's models; a tuned study's tuned values differ by design."""
+    ignore = tuple(f"recipe.{'.'.join(path)}" for path in RECIPE_PATHS.values()) if kind in ("tuning", "tuned") else ()
+    return confounds(study_runs[study_runs.task == "train"], ignore=ignore)
+
+
+def _confound_blocks(study_runs: pd.DataFrame, kind) -> list:
+    """What each model actually got where the models differ beyond their architecture."""
+    found = _study_confounds(study_runs, kind)
+    if not found:
+        return []
+    return [Paragraph("Settings that differ between models (the recipe above is what was configured; these are "
+                      "what each model resolved to or was built with, and any gap between models includes their "
+                      "effect):"),
+            BulletList([confounds_text([item]) + "." for item in found])]
 
 
 def _without_tunable(config_text):

@@ -401,3 +401,39 @@ def variance_bars(variance: pd.DataFrame, title: str):
     axes.set_xlabel("Variance of one run's test top-1 (points²)")
     axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return figure
+
+
+def across_studies(aggregate: pd.DataFrame, profile: pd.DataFrame, title: str, colors: dict):
+    """Left: each model's interquartile mean of the normalised score (0 chance, 1 the comparison's best
+    mean) with its stratified bootstrap interval; right: its performance profile, the share of
+    comparisons in which it is within a given distance (points) of the best. None when empty."""
+    if aggregate.empty:
+        return None
+    import numpy as np
+
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.4))
+    ordered = aggregate.sort_values("iqm")
+    positions = range(len(ordered))
+    for position, row in zip(positions, ordered.itertuples(index=False)):
+        color = colors.get(str(row.family), "0.3")
+        left.errorbar(row.iqm, position, xerr=[[row.iqm - row.iqm_low], [row.iqm_high - row.iqm]], fmt="o",
+                      capsize=3, color=color)
+    left.set_yticks(list(positions), list(ordered.model), fontsize=8)
+    left.set_xlabel("IQM of normalised test top-1 (0 = chance, 1 = best mean)")
+    left.axvline(1.0, color="0.7", linewidth=0.8, linestyle=":")
+    left.set_title("Aggregate, 95% stratified bootstrap interval", fontsize=9)
+    largest = max(float(profile.distance.max()), 1.0)
+    grid = np.linspace(0.0, largest * 1.05, 200)
+    families = dict(zip(aggregate.model, aggregate.family))
+    for model, rows in profile.groupby("model", sort=True):
+        distances = rows.distance.to_numpy()
+        share = [(distances <= tau).mean() for tau in grid]
+        right.step(grid, share, where="post", color=colors.get(str(families.get(model)), "0.3"), label=model)
+    right.set_xlabel("Distance from the comparison's best mean (points)")
+    right.set_ylabel("Share of comparisons within that distance")
+    right.set_ylim(-0.02, 1.05)
+    right.set_title("Performance profile", fontsize=9)
+    right.legend(fontsize=7, loc="lower right")
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    return figure

@@ -1,9 +1,11 @@
 """Short findings written from the numbers of one comparison (study, data, hardware), and the
 plain-words verdict per study that opens the report.
 
-Each sentence states what the data support and no more: verdicts use Holm-adjusted p-values, a
-gap smaller than the test set can resolve is called noise whatever the seeds say, and a model
-with one seed is said to have an unknown spread.
+Each sentence states what the data support and no more: verdicts use Holm-adjusted p-values; a
+gap is "separated" or "not separated by these seeds", never "real" (an unseparated gap is not shown
+absent, and the power sentence says how large a gap these seeds could separate); where no per-image
+outcomes were saved, a gap smaller than the test set can resolve is called noise whatever the seeds
+say; a model with one seed is said to have an unknown spread.
 """
 from __future__ import annotations
 
@@ -11,7 +13,8 @@ import json
 
 import pandas as pd
 
-from archbench.results import SIGNIFICANCE_LEVEL
+from archbench.results import PAIRED_TEST, RESAMPLED_SEEDS_AND_IMAGES, SIGNIFICANCE_LEVEL
+from archbench.stats import TAU_HOLDS
 
 from .labels import count_text
 from .tables import is_missing, probability_text
@@ -33,7 +36,9 @@ def train_findings(group: pd.DataFrame, pairs: pd.DataFrame, ranking: pd.DataFra
     if len(ordered) > 1:
         findings.append(_top_two_gap(ordered.iloc[0], ordered.iloc[1], pairs))
         findings += _with_best(ranking)
+        findings += rank_interval_findings(ranking)
         findings += _noise(pairs)
+        findings += power_findings(pairs)
     findings += variant_notes(trained)
     findings += _efficiency(trained, on_front)
     findings += _speed(group, hardware)
@@ -65,16 +70,23 @@ def _pair(pairs: pd.DataFrame, label_a: str, label_b: str):
 
 def gap_sentence(pair) -> str:
     """What the seeds and the test set say about one gap, in words; `pair` is a compare() row."""
+    paired = getattr(pair, "test", None) == PAIRED_TEST
     if pair.below_noise_floor:
-        return (f"within the test-set noise floor of {pair.noise_floor:.2f} points, so it is "
-                "not a measurable difference whatever the seeds say")
+        return (f"within the test-set noise floor of {pair.noise_floor:.2f} points (the two models' "
+                "errors taken as independent: no per-image outcomes were saved), so not separated "
+                "whatever the seeds say")
     if is_missing(pair.p_value):
-        return "fewer than two seeds on one side, so the seeds cannot tell whether it is real"
+        return "fewer than two seeds on one side, so these seeds cannot separate it"
     odds = f"{pair.label_a} beats {pair.label_b} in {probability_text(pair)} of seeds"
+    interval = ""
+    if not is_missing(getattr(pair, "gap_low", None)):
+        interval = (f"95% interval of the gap {pair.gap_low:+.2f} to {pair.gap_high:+.2f} points, "
+                    + ("paired over test images and seeds; " if paired else "Welch over seeds; "))
+    test = "paired bootstrap" if paired else "Welch"
     if pair.tie:
-        return (f"not separated by the seeds (Holm p = {pair.p_holm:.2g} ≥ {SIGNIFICANCE_LEVEL}; "
-                f"raw Welch p = {pair.p_value:.2g}); {odds}")
-    return f"significant (Holm p = {pair.p_holm:.2g} < {SIGNIFICANCE_LEVEL}); {odds}"
+        return (f"not separated by these seeds ({interval}Holm p = {pair.p_holm:.2g} ≥ {SIGNIFICANCE_LEVEL}; "
+                f"raw {test} p = {pair.p_value:.2g}); {odds}")
+    return f"separated ({interval}Holm p = {pair.p_holm:.2g} < {SIGNIFICANCE_LEVEL}); {odds}"
 
 
 def _top_two_gap(first, second, pairs: pd.DataFrame) -> str:
@@ -82,7 +94,7 @@ def _top_two_gap(first, second, pairs: pd.DataFrame) -> str:
     lead = f"Top-2 gap: {first.label} leads {second.label} by {gap:.2f} points"
     pair = _pair(pairs, first.label, second.label)
     if pair is None:
-        return f"{lead}; the seeds cannot tell whether it is real."
+        return f"{lead}; these seeds cannot separate it."
     return f"{lead}: {gap_sentence(pair)}."
 
 
@@ -97,9 +109,63 @@ def _with_best(ranking: pd.DataFrame) -> list[str]:
         findings.append(f"The seeds cannot separate these from the best, {ranking.iloc[0].label} "
                         f"(Holm-adjusted): {', '.join(together)}.")
     if apart:
-        findings.append(f"Below the best beyond doubt (Holm p < {SIGNIFICANCE_LEVEL}): "
+        findings.append(f"Separated from the best, below it (Holm p < {SIGNIFICANCE_LEVEL}): "
                         f"{', '.join(apart)}.")
     return findings
+
+
+def rank_interval_findings(ranking: pd.DataFrame) -> list[str]:
+    """Each model's rank with its bootstrap interval and how often it comes first."""
+    if ranking.empty or "rank_low" not in ranking or ranking.rank_low.isna().all():
+        return []
+    basis = ranking.rank_basis.iloc[0]
+    parts = [f"{row.label} {_rank_range(row)} (first in {row.share_first:.0%})"
+             for row in ranking.itertuples(index=False)]
+    return [f"Rank with its 95% bootstrap interval (resampling {basis}"
+            + ("" if basis == RESAMPLED_SEEDS_AND_IMAGES else "; test-set sampling not included")
+            + "), and the share of resamples in which each model is first: " + "; ".join(parts) + "."]
+
+
+def _rank_range(row) -> str:
+    low, high = int(row.rank_low), int(row.rank_high)
+    return f"rank {low}" if low == high else f"rank {low}–{high}"
+
+
+def power_findings(pairs: pd.DataFrame) -> list[str]:
+    """The smallest gap these seeds separate at 80% power, and for pairs not separated, roughly how
+    many seeds per model would separate their observed gap."""
+    if pairs.empty or "detectable_gap" not in pairs:
+        return []
+    tested = pairs[pairs.detectable_gap.notna()]
+    if tested.empty:
+        return []
+    seeds = int(min(tested.n_a.min(), tested.n_b.min()))
+    paired = (tested.test == PAIRED_TEST).all()
+    gaps = tested.detectable_gap
+    spread = "" if len(tested) == 1 else f" (median over {len(tested)} pairs; {gaps.min():.2f} to {gaps.max():.2f} " \
+                                          "by the pair's seed spread)"
+    findings = [f"Power: with {count_text(seeds, 'seed')} per model, the smallest gap these seeds separate at 80% "
+                f"power is about {gaps.median():.2f} points{spread}, two-sided at Holm's strictest threshold "
+                f"({SIGNIFICANCE_LEVEL}/{len(pairs)}), from the observed seed variances"
+                + ("; test-set sampling included (paired over images)." if paired else
+                   "; with no per-image outcomes, the independent test-set floor applies on top.")]
+    apart = tested[tested.tie.astype(bool) | tested.below_noise_floor.astype(bool)]
+    if len(apart):
+        listed = "; ".join(f"{row.label_a} vs {row.label_b} ({row.mean_diff:.2f} points): {_seeds_text(row, paired)}"
+                           for row in apart.sort_values("mean_diff", ascending=False).itertuples(index=False))
+        findings.append(f"Not separated by these seeds, with roughly the seeds per model that would separate the "
+                        f"observed gap at 80% power: {listed}.")
+    return findings
+
+
+def _seeds_text(row, paired: bool) -> str:
+    needed = row.seeds_needed
+    if is_missing(needed):
+        return "no seed spread to go on"
+    if needed == float("inf"):
+        return ("no number of seeds (the test set limits it)" if paired else
+                "no number of seeds while the test set counts as unpaired (per-image outcomes would pair it)")
+    return f"about {int(needed)}"
 
 
 def _noise(pairs: pd.DataFrame) -> list[str]:
@@ -109,8 +175,8 @@ def _noise(pairs: pd.DataFrame) -> list[str]:
         return []
     listed = "; ".join(f"{row.label_a} vs {row.label_b} ({row.mean_diff:.2f} < "
                        f"{row.noise_floor:.2f})" for row in small.itertuples(index=False))
-    return [f"Within the test-set noise floor (points), so not differences this test set can "
-            f"measure: {listed}."]
+    return [f"Within the test-set noise floor (points; the two models' errors taken as independent, as no "
+            f"per-image outcomes were saved to pair them), so not separated by this test set: {listed}."]
 
 
 def variant_notes(summary: pd.DataFrame) -> list[str]:
@@ -204,23 +270,31 @@ def glance_verdict(study: str, dataset: str, hardware: str, group: pd.DataFrame,
         return title, parts[0]
     together = list(ranking.iloc[1:].label[ranking.iloc[1:].with_best])
     if seeds[-1] < 2:
-        parts.append("With one seed per model it cannot say whether any gap is real.")
+        parts.append("With one seed per model these seeds cannot separate any gap.")
     else:
         tested = pairs[pairs.p_holm.notna()]
-        real = tested[~tested.tie & ~tested.below_noise_floor.astype(bool)]
+        separated = tested[~tested.tie & ~tested.below_noise_floor.astype(bool)]
         untested = len(pairs) - len(tested)
-        parts.append(f"{len(real)} of {count_text(len(pairs), 'pairwise gap')} "
-                     f"{'is' if len(real) == 1 else 'are'} real at 95% confidence "
-                     "(Holm-adjusted Welch tests, and larger than the test-set noise floor"
+        paired = "test" in tested and len(tested) and (tested.test == PAIRED_TEST).all()
+        method = ("Holm-adjusted paired bootstrap over seeds and test images" if paired else
+                  "Holm-adjusted Welch tests, and larger than the test-set noise floor")
+        parts.append(f"{len(separated)} of {count_text(len(pairs), 'pairwise gap')} "
+                     f"{'is' if len(separated) == 1 else 'are'} separated at 95% confidence "
+                     f"({method}"
                      + (f"; {untested} involve a model with one seed and cannot be tested)"
                         if untested else ")")
-                     + (f", e.g. {real.iloc[0].label_a} over {real.iloc[0].label_b} by "
-                        f"{real.iloc[0].mean_diff:.1f} points." if len(real) else "."))
+                     + (f", e.g. {separated.iloc[0].label_a} over {separated.iloc[0].label_b} by "
+                        f"{separated.iloc[0].mean_diff:.1f} points" if len(separated) else ""))
+        if "detectable_gap" in tested and tested.detectable_gap.notna().any():
+            parts[-1] += (f"; these seeds separate gaps of about {tested.detectable_gap.median():.1f} points at "
+                          "80% power, and a gap they do not separate is not shown to be absent.")
+        else:
+            parts[-1] += "."
         if together:
             parts.append(f"The seeds cannot separate {', '.join(together)} from "
                          f"{best.label}.")
         else:
-            parts.append(f"{best.label} is ahead of every other model beyond doubt.")
+            parts.append(f"{best.label} is separated from every other model.")
     noise = pairs[pairs.below_noise_floor.astype(bool)]
     if len(noise):
         parts.append(f"{count_text(len(noise), 'gap')} {'is' if len(noise) == 1 else 'are'} "
@@ -233,7 +307,8 @@ def glance_verdict(study: str, dataset: str, hardware: str, group: pd.DataFrame,
 
 def _swap_text(swap: dict, unit: str = "points") -> str:
     separated = {True: "the seeds separate the new order",
-                 False: "the new order is within noise: Holm p >= 0.05 or under the test-set noise floor",
+                 False: "the new order is not separated by these seeds: Holm p >= 0.05 or under the test-set "
+                        "noise floor",
                  None: "too few seeds to test the new order"}[swap["separated"]]
     return (f"{swap['ahead_after']} over {swap['ahead_before']} (was {swap['gap_before']:.2f} {unit} "
             f"behind, now {swap['gap_after']:.2f} ahead; {separated})")
@@ -253,16 +328,26 @@ def ranking_verdict(shift: dict, before: str, after: str, brief: bool = False) -
         return f"Fewer than two models have both {before} and {after}: no ranking to compare."
     tau = "undefined" if is_missing(shift["tau"]) else f"{shift['tau']:.2f}"
     head = f"Kendall tau between the {before} and the {after} ranking of {count_text(models, 'model')}: {tau}"
-    if not swapped:
-        return f"The ranking holds: {head}; no pair of models changes order."
+    interval = shift.get("verdict")
+    if interval is not None:
+        head += (f" (95% bootstrap interval {shift['tau_low']:.2f} to {shift['tau_high']:.2f}; it holds when the "
+                 f"whole interval is at least {TAU_HOLDS}, at most 1 pair in 5 swapped, and changes when the "
+                 "whole interval is below)")
     pairs = len(swapped)
-    real = [swap for swap in swapped if swap["separated"]]
+    separated = [swap for swap in swapped if swap["separated"]]
     swaps = f"{pairs} of {models * (models - 1) // 2} pairs {'swaps' if pairs == 1 else 'swap'} order"
-    if real:
-        verdict = f"The ranking changes: {swaps}, {len(real)} of them beyond seed noise"
+    if interval == "holds" or (interval is None and not swapped):
+        if not swapped:
+            return f"The ranking holds: {head}; no pair of models changes order."
+        verdict = f"The ranking holds: {swaps}"
+    elif interval == "changes" or (interval is None and separated):
+        verdict = f"The ranking changes: {swaps}, {len(separated)} of them separated by the seeds"
     else:
-        verdict = f"The ranking holds within noise: {swaps}, but none of the new orders is beyond noise"
-    shown = real if brief else swapped
+        verdict = (f"Whether the ranking holds is inconclusive: {swaps}, {len(separated)} of them separated by "
+                   "the seeds")
+    if not swapped:
+        return f"{verdict} ({head}); no pair of models changes order in the means."
+    shown = separated if brief else swapped
     if not shown:
         return f"{verdict} ({head}); the study's section lists the swaps."
     return f"{verdict} ({head}). Swapped: " + "; ".join(_swap_text(swap) for swap in shown) + "."
@@ -275,12 +360,14 @@ def tuning_gain_sentence(gain: pd.DataFrame) -> str:
     ordered = gain.sort_values("gain", ascending=False)
     top, bottom = ordered.iloc[0], ordered.iloc[-1]
     tested = gain[gain.gain_p_holm.notna()]
-    real = tested[tested.gain_p_holm < SIGNIFICANCE_LEVEL]
-    text = f"Tuning changed test top-1 by {bottom.gain:+.2f} ({bottom.model}) to {top.gain:+.2f} points ({top.model})"
+    separated = tested[tested.gain_p_holm < SIGNIFICANCE_LEVEL]
+    text = (f"Tuning changed test top-1 by {bottom.gain:+.2f} ({bottom.model}) to {top.gain:+.2f} points "
+            f"({top.model}), "
+            "tuned runs on fresh seeds only (a rerun of a selection trial on its own seed is excluded)")
     if tested.empty:
-        return text + "; with one seed on a side, no gain can be told from noise."
-    return (text + f"; {len(real)} of {count_text(len(tested), 'gain')} "
-            f"{'is' if len(real) == 1 else 'are'} beyond seed noise (Holm-adjusted Welch p < "
+        return text + "; with one seed on a side, these seeds cannot separate any gain from zero."
+    return (text + f"; {len(separated)} of {count_text(len(tested), 'gain')} "
+            f"{'is' if len(separated) == 1 else 'are'} separated from zero by the seeds (Holm-adjusted Welch p < "
             f"{SIGNIFICANCE_LEVEL}).")
 
 

@@ -312,8 +312,9 @@ def _value(value) -> str:
     return MISSING if is_missing(value) else f"{value:.3g}"
 
 
-SIGNIFICANCE_COLUMNS = ["Better", "Worse", "Gap (points)", "Seeds", "Welch p (raw)", "Holm p",
-                        "P(better > worse)", "Noise floor (points)", "Verdict"]
+SIGNIFICANCE_COLUMNS = ["Better", "Worse", "Gap (points)", "95% interval of the gap", "Seeds", "Test", "p (raw)",
+                        "Holm p", "P(better > worse)", "Noise floor (points)", "Separable gap at 80% power",
+                        "Verdict"]
 
 
 def significance_table(pairs: pd.DataFrame, dirty: dict | None = None) -> pd.DataFrame:
@@ -327,11 +328,15 @@ def significance_table(pairs: pd.DataFrame, dirty: dict | None = None) -> pd.Dat
             "Better": dirty_label(row.label_a, dirty.get(row.label_a)),
             "Worse": dirty_label(row.label_b, dirty.get(row.label_b)),
             "Gap (points)": f"{row.mean_diff:+.2f}",
+            "95% interval of the gap": MISSING if is_missing(getattr(row, "gap_low", None))
+            else f"{row.gap_low:+.2f} to {row.gap_high:+.2f}",
             "Seeds": f"{row.n_a} vs {row.n_b}",
-            "Welch p (raw)": _p_text(row.p_value),
+            "Test": "paired (seeds x images)" if str(getattr(row, "test", "")).startswith("paired") else "Welch",
+            "p (raw)": _p_text(row.p_value),
             "Holm p": _p_text(row.p_holm),
             "P(better > worse)": probability_text(row),
             "Noise floor (points)": number(row.noise_floor, 2),
+            "Separable gap at 80% power": number(getattr(row, "detectable_gap", None), 2),
             "Verdict": pair_verdict(row),
         })
     return pd.DataFrame(rows, columns=SIGNIFICANCE_COLUMNS)
@@ -342,7 +347,7 @@ def pair_verdict(pair) -> str:
         return "cannot tell (fewer than 2 seeds)"
     if pair.below_noise_floor:
         return "within test-set noise"
-    return "not separated" if pair.tie else "significant (Holm p < 0.05)"
+    return "not separated by these seeds" if pair.tie else "separated (Holm p < 0.05)"
 
 
 def probability_text(pair) -> str:

@@ -78,6 +78,8 @@ class TrainResult:
     metrics: dict
     train: dict
     model: nn.Module = field(repr=False)
+    # (predicted class, label) per test image of the selected weights, for paired comparisons.
+    test_outcomes: tuple | None = field(default=None, repr=False)
 
 
 # ------------------------------------------------------------------------------------------- optimizer
@@ -107,8 +109,12 @@ def _topk_correct(logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, 
 # ---------------------------------------------------------------------------------------------- evaluate
 
 @torch.inference_mode()
-def evaluate(model: nn.Module, loader, device: torch.device, amp: str = "off", channels_last: bool = False) -> dict:
-    """Loss, top-1 and top-5 (percent) over a whole loader; sums stay on the device until the end."""
+def evaluate(model: nn.Module, loader, device: torch.device, amp: str = "off", channels_last: bool = False,
+             outcomes: list | None = None) -> dict:
+    """Loss, top-1 and top-5 (percent) over a whole loader; sums stay on the device until the end.
+
+    `outcomes`, when given, receives (predicted class, label) per batch.
+    """
     was_training = model.training
     model.eval()
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)
@@ -122,6 +128,8 @@ def evaluate(model: nn.Module, loader, device: torch.device, amp: str = "off", c
             logits = model(x)
         loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").double()
         c1, c5 = _topk_correct(logits, y)
+        if outcomes is not None:
+            outcomes.append((logits.argmax(1).cpu(), y.cpu()))
         top1 += c1
         top5 += c5
         count += y.numel()
@@ -539,13 +547,15 @@ def _finish(model, eval_model, test_loader, val_loader, settings, device, state:
     if state.diverged:
         return TrainResult("diverged", history, metrics, train, model)
 
-    last = evaluate(eval_model, test_loader, device, settings.amp, settings.channels_last)
+    outcomes = []
+    last = evaluate(eval_model, test_loader, device, settings.amp, settings.channels_last, outcomes)
     metrics.update(test_top1_last=last["top1"], test_top5_last=last["top5"])
     if selection == "val" and state.best_state is not None:
         best_epoch = state.best_epoch
         if best_epoch != history[-1]["epoch"]:
             eval_model.load_state_dict(state.best_state)
-            best = evaluate(eval_model, test_loader, device, settings.amp, settings.channels_last)
+            outcomes = []
+            best = evaluate(eval_model, test_loader, device, settings.amp, settings.channels_last, outcomes)
         else:
             best = last
         best_entry = next(h for h in history if h["epoch"] == best_epoch)
@@ -553,7 +563,8 @@ def _finish(model, eval_model, test_loader, val_loader, settings, device, state:
                        test_top1=best["top1"], test_top5=best["top5"])
     else:
         metrics.update(best_epoch=history[-1]["epoch"], test_top1=last["top1"], test_top5=last["top5"])
-    return TrainResult("complete", history, metrics, train, eval_model)  # the selected weights
+    test_outcomes = tuple(torch.cat(part).numpy() for part in zip(*outcomes))
+    return TrainResult("complete", history, metrics, train, eval_model, test_outcomes)  # the selected weights
 
 
 def _log_eta(state: TrainingState, settings: TrainSettings, planned_steps: int | None, start: tuple) -> None:

@@ -1,0 +1,87 @@
+"""Findings that never overclaim: confounds named, power stated, rank and tau intervals in words, and the
+cross-study aggregate; constructed tables whose answers are known."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from archbench import results
+from archbench.report.findings import power_findings, rank_interval_findings, ranking_verdict
+
+
+def _runs(study="s", data="d", models=("a", "b", "c"), means=(90.0, 80.0, 70.0), seeds=3, **columns):
+    rows = []
+    for model, mean in zip(models, means):
+        for seed in range(seeds):
+            rows.append({"study": study, "data": data, "hardware": "h", "model": model, "variant": "v",
+                         "variant_label": "", "seed": seed, "task": "train", "family": model,
+                         "test_top1": mean + seed - 1.0, "test_size": 10_000, "num_classes": 10,
+                         "path": f"{study}/{data}/{model}/{seed}", "variant_settings": json.dumps({"data.name": data}),
+                         **{key: value[model] if isinstance(value, dict) else value for key, value in columns.items()}})
+    return pd.DataFrame(rows)
+
+
+def test_confounds_name_each_setting_with_what_each_model_got():
+    runs = _runs(amp={"a": "bf16", "b": "bf16", "c": "off"}, channels_last=True,
+                 stem={"a": "native", "b": "native", "c": "cifar16"},
+                 final_feature_map={"a": "8x8", "b": "8x8", "c": "2x2"},
+                 batch_size_halved=None)
+    found = dict(results.confounds(runs))
+    assert found == {"precision": {"bf16": ["a", "b"], "fp32": ["c"]}, "stem": {"cifar16": ["c"], "native": ["a", "b"]},
+                     "final feature map": {"2x2": ["c"], "8x8": ["a", "b"]}}
+    assert results.confounds_text(results.confounds(runs)).startswith("precision: bf16 (a, b), fp32 (c); stem:")
+    same = _runs(amp="bf16", channels_last=True, stem="native", final_feature_map="8x8", batch_size_halved=None)
+    assert results.confounds(same) == []
+
+
+def test_a_setting_varied_within_every_model_is_no_confound_but_one_between_models_is():
+    runs = _runs(amp="bf16")
+    runs["variant_settings"] = [json.dumps({"data.order_seed": seed % 2, "recipe.optimizer.lr": lr})
+                                for seed, lr in zip(runs.seed, runs.model.map({"a": 0.1, "b": 0.1, "c": 0.05}))]
+    assert dict(results.confounds(runs)) == {"lr": {"0.05": ["c"], "0.1": ["a", "b"]}}
+    assert results.confounds(runs, ignore=("recipe.optimizer.lr",)) == []
+
+
+def test_power_sentence_and_seeds_needed_for_pairs_not_separated():
+    import re
+
+    pairs = results.compare(_runs(means=(90.0, 88.0, 70.0)))
+    text = " ".join(power_findings(pairs))
+    assert "Power: with 3 seeds per model, the smallest gap these seeds separate at 80% power is about" in text
+    assert re.search(r"a vs b \(2\.00 points\): about \d+", text)  # not separated; a seed count is given
+    # A gap under the independent floor (~0.8 points on 10,000 images): more seeds cannot help unpaired.
+    close = " ".join(power_findings(results.compare(_runs(means=(90.0, 89.5, 70.0)))))
+    assert "a vs b (0.50 points): no number of seeds while the test set counts as unpaired" in close
+    assert "real" not in text
+
+
+def test_rank_intervals_in_words():
+    ranking = results.rank(_runs(means=(90.0, 89.9, 70.0)))
+    (text,) = rank_interval_findings(ranking)
+    assert "resampling seeds; test-set sampling not included" in text
+    assert "c rank 3 (first in 0%)" in text and "a rank 1–2" in text
+
+
+@pytest.mark.parametrize("low, high, word", [(0.7, 0.9, "The ranking holds"), (-0.2, 0.4, "The ranking changes"),
+                                             (0.2, 0.9, "inconclusive")])
+def test_ranking_verdict_follows_the_tau_interval(low, high, word):
+    swap = {"ahead_after": "b", "ahead_before": "a", "gap_before": 1.0, "gap_after": 2.0, "separated": False}
+    verdict = {0.7: "holds", -0.2: "changes", 0.2: "inconclusive"}[low]
+    shift = {"models": 6, "tau": 0.87, "swapped": [swap], "tau_low": low, "tau_high": high, "verdict": verdict}
+    text = ranking_verdict(shift, "clean", "corrupted")
+    assert word in text and f"95% bootstrap interval {low:.2f} to {high:.2f}" in text
+    assert "holds within noise" not in text
+
+
+def test_across_studies_aggregates_only_models_in_every_comparison():
+    runs = pd.concat([_runs("s1", "d1", ("a", "b", "c"), (90.0, 80.0, 60.0)),
+                      _runs("s2", "d2", ("a", "b", "c", "x"), (70.0, 75.0, 40.0, 99.0))], ignore_index=True)
+    aggregate, profile = results.across_studies(runs)
+    assert list(aggregate.model) == ["a", "b", "c"] and set(profile.model) == {"a", "b", "c"}  # x ran once
+    # a: best in s1 (1 at its mean), (70 - 10) / (75 - 10) in s2; b: 70/80 in s1, best in s2.
+    a = aggregate.set_index("model").loc["a"]
+    assert a.studies == 2 and a.runs == 6 and a.iqm_low <= a.iqm <= a.iqm_high
+    assert a.iqm == pytest.approx(np.mean([79 / 80, 80 / 80, 61 / 65, 60 / 65]))  # the middle four of six
+    assert profile.set_index(["model", "comparison"]).distance[("a", "s2 / d2")] == pytest.approx(5.0)
+    assert results.across_studies(_runs())[0].empty  # one comparison: nothing to aggregate

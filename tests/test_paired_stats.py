@@ -1,0 +1,147 @@
+"""Paired comparisons over test images, power, rank intervals, tau intervals and the cross-study IQM:
+constructed cases whose answers are known, and closed forms."""
+import math
+
+import numpy as np
+import pytest
+
+from archbench.stats import (TAU_HOLDS, detectable_gap, iqm, noise_floor, paired_gap_interval, rank_distribution,
+                             seeds_needed, stratified_iqm_interval, tau_interval, two_level_means)
+
+IMAGES = 10_000
+
+
+def handful_case(handful=30):
+    """Two models that share every outcome except `handful` images, which A gets right and B wrong in
+    every seed; each seed also misses a different 15-25 random images (seed noise)."""
+    rng = np.random.default_rng(1)
+    base = rng.random(IMAGES) < 0.9
+    wrong = np.flatnonzero(~base)[:handful]
+
+    def seeds(extra_wrong, gets_handful):
+        rows = []
+        for extra in extra_wrong:
+            row = base.copy()
+            row[rng.choice(np.flatnonzero(base), extra, replace=False)] = False
+            if gets_handful:
+                row[wrong] = True
+            rows.append(row)
+        return np.array(rows)
+
+    return seeds((15, 20, 25), True), seeds((15, 20, 25), False)
+
+
+def test_paired_bootstrap_separates_a_handful_of_images_the_unpaired_floor_cannot():
+    a, b = handful_case()
+    result = paired_gap_interval(a, b)
+    assert result["gap"] == pytest.approx(0.30, abs=0.02)
+    floor = noise_floor(100 * a.mean(), 100 * b.mean(), IMAGES)
+    assert result["gap"] < floor  # the independent floor (~0.8 points) calls it noise
+    assert result["low"] > 0 and result["p_value"] < 0.05  # the pairing shows it is not
+    # The same models with the handful removed: no gap, and the paired interval says so.
+    a0, b0 = handful_case(handful=0)
+    null = paired_gap_interval(a0, b0)
+    assert null["low"] < 0 < null["high"] or null["gap"] == 0
+
+
+def test_one_seed_each_matches_the_closed_form_paired_standard_error():
+    rng = np.random.default_rng(2)
+    a = rng.random(IMAGES) < 0.8
+    b = np.where(rng.random(IMAGES) < 0.9, a, rng.random(IMAGES) < 0.75)  # correlated, as on one test set
+    only_a, only_b = int((a & ~b).sum()), int((~a & b).sum())
+    gap = 100 * (only_a - only_b) / IMAGES
+    se = 100 * math.sqrt(only_a + only_b - (only_a - only_b) ** 2 / IMAGES) / IMAGES
+    result = paired_gap_interval(a, b, resamples=4000)
+    assert result["gap"] == pytest.approx(gap)
+    assert result["se"] == pytest.approx(se, rel=0.05)
+    assert result["low"] == pytest.approx(gap - 1.96 * se, abs=0.15 * se)
+    assert result["high"] == pytest.approx(gap + 1.96 * se, abs=0.15 * se)
+    # Far narrower than the unpaired floor, which treats the two models' errors as independent.
+    assert 1.96 * se < 0.7 * noise_floor(100 * a.mean(), 100 * b.mean(), IMAGES)
+
+
+def test_two_level_means_carry_the_seed_variance():
+    # Every image the same within a seed: only the seeds vary, so the variance of a mean of n seeds is
+    # s^2 / n (the resampling's plug-in (n-1)/n is corrected).
+    a = np.repeat(np.array([[1.0], [0.0], [1.0], [1.0]]), 50, axis=1)  # seed accuracies 100, 0, 100, 100
+    samples = two_level_means([a], resamples=8000)[:, 0]
+    assert samples.mean() == pytest.approx(75.0, abs=1.5)
+    assert samples.var() == pytest.approx(np.var([100, 0, 100, 100], ddof=1) / 4, rel=0.08)
+    with pytest.raises(ValueError, match="same test images"):
+        two_level_means([np.ones((2, 10)), np.ones((2, 11))])
+
+
+def test_detectable_gap_and_seeds_needed_invert_each_other():
+    from scipy import stats
+
+    t = stats.t.isf(0.025, 6) + stats.t.ppf(0.8, 6)  # 4 seeds per model: 6 degrees of freedom
+    assert detectable_gap(1.0, 4) == pytest.approx(t * 0.5, rel=1e-9)
+    # Many seeds: the normal quantiles of the textbook formula.
+    assert detectable_gap(1.0, 10_000) == pytest.approx((1.959964 + 0.841621) / 100, rel=1e-3)
+    # Holm over 15 pairs: the strictest threshold is 0.05 / 15.
+    assert detectable_gap(1.0, 3, tests=15) > detectable_gap(1.0, 3)
+    gap = detectable_gap(2.0, 5, tests=15, fixed_se=0.1)
+    assert seeds_needed(gap, 2.0, tests=15, fixed_se=0.1) == 5
+    # The test-set part does not shrink with seeds: a gap below it needs more than any number of seeds.
+    assert seeds_needed(0.1, 2.0, fixed_se=0.1) == math.inf
+
+
+def test_rank_distribution_gives_share_first_and_rank_intervals():
+    rng = np.random.default_rng(0)
+    samples = np.column_stack([10 + rng.normal(0, 0.1, 2000), 5 + rng.normal(0, 1, 2000),
+                               5 + rng.normal(0, 1, 2000)])
+    ranks = rank_distribution(samples)
+    assert ranks["share_first"][0] == pytest.approx(1.0)
+    assert list(ranks["rank_low"]) == [1, 2, 2] and list(ranks["rank_high"]) == [1, 3, 3]
+
+
+def test_tau_interval_says_holds_changes_or_inconclusive():
+    rng = np.random.default_rng(0)
+    means = np.arange(6.0)
+    tight = means + rng.normal(0, 0.01, (500, 6))
+    assert tau_interval(tight, means + rng.normal(0, 0.01, (500, 6)))["verdict"] == "holds"
+    assert tau_interval(tight, -means + rng.normal(0, 0.01, (500, 6)))["verdict"] == "changes"
+    noisy = tau_interval(tight, means + rng.normal(0, 3, (500, 6)))
+    assert noisy["verdict"] == "inconclusive" and noisy["low"] < TAU_HOLDS <= noisy["high"]
+
+
+def test_iqm_and_its_stratified_interval():
+    assert iqm(np.arange(1.0, 9.0)) == pytest.approx(4.5)  # the mean of 3, 4, 5, 6
+    point, low, high = stratified_iqm_interval([np.full(3, 0.5), np.full(3, 0.5)])
+    assert point == low == high == 0.5
+    point, low, high = stratified_iqm_interval([np.array([0.0, 0.1, 0.2]), np.array([0.8, 0.9, 1.0])])
+    assert low <= point <= high and 0 < low and high < 1
+
+
+def _write_handful_study(tmp_path, with_outcomes: bool):
+    import json
+
+    from archbench import results  # noqa: F401 (the layer under test reads these files)
+    from archbench.outcomes import OUTCOMES_FILENAME, write_outcomes
+    from helpers import fixture_record
+
+    a, b = handful_case()
+    labels = np.zeros(IMAGES, dtype=int)
+    for model, rows in (("resnet56", a), ("resnet20", b)):
+        for seed, correct in enumerate(rows):
+            record = fixture_record("handful", model, "resnet_v1", seed, test_top1=100 * correct.mean())
+            record["dataset"] = {**record.get("dataset", {}), "test_size": IMAGES}
+            folder = tmp_path / "runs" / "handful" / "cifar10" / model / "v" / f"seed{seed}"
+            folder.mkdir(parents=True)
+            if with_outcomes:  # predicted = label where correct, another class where not
+                record["test_outcomes"] = write_outcomes(folder / OUTCOMES_FILENAME, np.where(correct, 0, 1), labels)
+            (folder / "record.json").write_text(json.dumps(record))
+
+
+@pytest.mark.parametrize("with_outcomes", [True, False])
+def test_compare_pairs_over_images_where_outcomes_exist_and_says_when_it_cannot(tmp_path, with_outcomes):
+    from archbench import results
+
+    _write_handful_study(tmp_path, with_outcomes)
+    (pair,) = results.compare(results.load(tmp_path)).itertuples()
+    assert pair.label_a == "resnet56" and pair.mean_diff == pytest.approx(0.30, abs=0.02)
+    if with_outcomes:
+        assert pair.test == results.PAIRED_TEST and not pair.tie and pair.gap_low > 0
+    else:  # the labelled fallback: Welch over seeds and the independent floor, which swallows the gap
+        assert pair.test == results.UNPAIRED_TEST and pair.below_noise_floor
+        assert pair.seeds_needed == math.inf  # no number of seeds gets under that floor
