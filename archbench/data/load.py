@@ -132,6 +132,7 @@ def decoded(reader: registry.Reader, request: registry.Request, cache_dir) -> tu
         "in_chans": None if request.in_chans == native_chans else request.in_chans,
         "extra": None,  # present for every reader, so caches built before the registry keep their keys
         **{key: getattr(request, key) for key in reader.cache_options},
+        **({"decoder": reader.decoder_version} if reader.decoder_version is not None else {}),
     }
     key = cache.cache_key(name, cache.source_fingerprint(sources, tree_root), options)
     entry = cache.entry_dir(cache.resolve_cache_dir(cache_dir), name, key)
