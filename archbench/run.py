@@ -160,6 +160,13 @@ def note_other_variants(spec: RunSpec) -> None:
             settings = (json.loads(other.read_text()).get("identity") or {}).get("settings")
             if settings:
                 diff = differences(settings, spec.identity)
+                if any(d.startswith("data.content:") for d in diff):
+                    log.info("the data changed since the record at %s was made: files under data.root=%s were "
+                             "added, removed or rewritten, so this run is a new variant (%s), not a skip",
+                             other.parent.parent.name, spec.data.load.get("root"), spec.variant)
+                    diff = [d for d in diff if not d.startswith("data.content:")]
+                    if not diff:
+                        continue
                 log.info("a record of other settings exists at %s; this run is a separate variant (%s): %s",
                          other.parent.parent.name, spec.variant, "; ".join(diff[:6]) or "no difference")
 

@@ -129,7 +129,38 @@ class DataSettings:
         what = {k: v for k, v in sorted(self.load.items()) if k not in DATA_LOCATION_KEYS}
         if self.name == "imagefolder" and self.load.get("root"):
             what["folder"] = os.path.basename(os.path.normpath(self.load["root"]))  # which images, not where
+            # what is in it: a folder changed since a record was made is a new variant, never a stale skip.
+            # Only your own folders: the presets (cifar10_jpg) are fixed archives whose records keep their identity.
+            what["content"] = content_fingerprint(self.load["root"])
         return {**what, "augment": check_augment(self.augment), "order_seed": self.order_seed}
+
+
+def content_fingerprint(root: str) -> str:
+    """A short hash of an image folder's contents, as its decode cache sees them: a folder by its image
+    files' relative paths, sizes and modification times (cheap: no image is read), an archive by content."""
+    from pathlib import Path
+
+    path = Path(root).expanduser().resolve()
+    if path.is_file():
+        stat = path.stat()
+        return _archive_fingerprint(str(path), stat.st_size, stat.st_mtime_ns)
+    return _tree_fingerprint(path)  # a listing is cheap, and must be fresh: never cached
+
+
+@functools.lru_cache(maxsize=16)
+def _archive_fingerprint(path: str, size: int, mtime_ns: int) -> str:
+    """Hashed once per process (per sweep), again only when the archive changes on disk."""
+    from pathlib import Path
+
+    return _tree_fingerprint(Path(path))
+
+
+def _tree_fingerprint(path) -> str:
+    from archbench.data.cache import source_fingerprint
+    from archbench.data.imagefolder import find_sources
+
+    sources, tree_root = find_sources(path)
+    return hashlib.sha256(json.dumps(source_fingerprint(sources, tree_root)).encode()).hexdigest()[:16]
 
 
 # ------------------------------------------------------------------------------------------------ recipe
