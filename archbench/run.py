@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from archbench.files import exclusive_lock
+from archbench.files import WriteError, check_free_space, check_writable, exclusive_lock
 from archbench.record import (FINISHED, CorruptFileError, atomic_write_json, environment, near_chance, new_record,
                               now_iso, read_record, record_dir)
 from archbench.settings import (DataSettings, MeasureSettings, ModelSettings, Recipe, SettingsError, differences,
@@ -190,10 +190,13 @@ def run(spec: RunSpec) -> dict:
         raise InvalidRunError(str(err)) from err
     rank = int(os.environ.get("RANK", 0))
     if spec.task == "evaluate":
+        _check_writable(spec)
         return evaluate_run(spec, tick)
     if not spec.force and (done := finished_record(spec)) is not None:
         log.info("skip %s: record is %s (force=true reruns it)", spec.record_dir, done["status"])
         return summary(spec, "skipped", done, time.perf_counter() - tick)
+    if rank == 0:
+        _check_writable(spec)  # before anything is built: a read-only results_dir costs nothing
     note_other_variants(spec)
 
     log.info("building %s on %s: data, model, complexity count (and latency after training)",
@@ -202,6 +205,11 @@ def run(spec: RunSpec) -> dict:
         built = build(spec)  # data and model: bad input fails here, before any folder exists
     except (ValueError, TypeError, FileNotFoundError, NotADirectoryError) as err:
         raise InvalidRunError(str(err)) from err
+    if rank == 0 and spec.task == "train":
+        try:
+            check_free_space(spec.results_dir, *expected_write_bytes(spec, built))
+        except WriteError as err:
+            raise InvalidRunError(str(err)) from err
     world = int(os.environ.get("WORLD_SIZE", 1))
     if world > 1:
         built.device = _init_distributed(built.device)  # before any decision, so every rank takes rank 0's
@@ -220,6 +228,26 @@ def run(spec: RunSpec) -> dict:
             (spec.record_dir / "checkpoint.ckpt").unlink(missing_ok=True)
         with _log_to_file(spec.record_dir / "run.log") if rank == 0 else contextlib.nullcontext():
             return execute(spec, built, tick)
+
+
+def _check_writable(spec: RunSpec) -> None:
+    try:
+        check_writable(spec.results_dir)
+    except WriteError as err:
+        raise InvalidRunError(str(err)) from err
+
+
+def expected_write_bytes(spec: RunSpec, built: "Built") -> tuple[int, str]:
+    """(bytes, how they add up) a training run writes at its peak: the checkpoint twice (the new one is written
+    beside the old before replacing it), the selected weights, the record and log."""
+    params = int(built.complexity.get("params") or sum(p.numel() for p in built.model.parameters()))
+    # fp32 weights, plus the optimizer's per-weight state (up to two for Adam) and an EMA copy when kept
+    copies = 1 + 2 + (1 if spec.recipe.ema_decay else 0)
+    checkpoint = 4 * params * copies
+    slack = 8 << 20  # record, run log, loggers' files, file-system blocks
+    need = 2 * checkpoint + 4 * params + slack
+    return need, (f"a checkpoint of about {checkpoint / 2**20:.1f} MiB, twice while it is replaced, "
+                  f"{4 * params / 2**20:.1f} MiB of weights, the record and log")
 
 
 def _init_distributed(device: str) -> str:
@@ -342,8 +370,11 @@ def execute(spec: RunSpec, built: Built, tick: float) -> dict:
         record["error"] = {"type": type(err).__name__, "message": str(err), "traceback": traceback.format_exc()}
         record["env"]["end_time"] = now_iso()
         if rank == 0:
-            atomic_write_json(path, record)
-            log.error("run failed; wrote %s", path)
+            try:
+                atomic_write_json(path, record)
+                log.error("run failed; wrote %s", path)
+            except OSError as write_err:  # a full disk fails this write too: the first error is the one to see
+                log.error("run failed, and its failed record could not be written either (%s)", write_err)
         raise
     finally:
         if tracker is not None:
@@ -548,7 +579,14 @@ def evaluate_run(spec: RunSpec, tick: float) -> dict:
                               "before archbench saved weights must be retrained (force=true)")
     dataset = load_data(spec.data)
     model, _, _ = _create_model(spec, record["dataset"])
-    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    try:
+        model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    except Exception as err:  # truncated, garbled or another model's: torch raises many types
+        raise InvalidRunError(
+            f"task=evaluate: the saved weights {weights} cannot be loaded ({type(err).__name__}: "
+            f"{str(err).splitlines()[0] if str(err) else 'no detail'}); the record {path} was left unchanged. "
+            f"Rebuild the weights by training again: the same command with task=train force=true (it replaces "
+            f"the record with a new run of the same settings), then task=evaluate") from err
     device = resolve_device(spec.device)
     model.to(device).eval()
     record.update(_evaluate(spec, model, dataset, device))
