@@ -54,6 +54,50 @@ def check_group_choices(argv: list[str], conf_dir: Path = CONF_DIR) -> str | Non
     return None
 
 
+_ABSENT = object()
+
+
+def check_override_keys(argv: list[str], conf_dir: Path = CONF_DIR) -> str | None:
+    """archbench's own message for `key=value` naming no key of the config (Hydra's would suggest `+key`).
+
+    Composes the config with the command line's group choices (the first of a swept list) and looks each
+    plain override up in it, exactly the keys Hydra would accept; on any trouble it says nothing and
+    leaves the command to Hydra.
+    """
+    plain = [a for a in argv if "=" in a and not a.startswith(("-", "+", "~"))]
+    keys = [a.partition("=")[0] for a in plain]
+    if not [k for k in keys if k not in GROUPS and not k.startswith("hydra")]:
+        return None
+    try:
+        from hydra import compose, initialize_config_dir
+
+        choices = [f"{k}={a.partition('=')[2].split(',')[0]}" for k, a in zip(keys, plain)
+                   if (k in GROUPS or "/" in k) and not k.startswith("hydra")]
+        with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
+            cfg = compose(config_name="config", overrides=choices)
+    except Exception:
+        return None
+    known = sorted(_leaf_keys(OmegaConf.to_container(cfg, resolve=False)))
+    for key in keys:
+        if key in GROUPS or key.startswith("hydra") or "/" in key:
+            continue
+        if OmegaConf.select(cfg, key, default=_ABSENT) is _ABSENT:
+            try:
+                check_keys("", {key: None}, known)
+            except SettingsError as err:
+                return str(err)
+    return None
+
+
+def _leaf_keys(mapping: dict, prefix: str = "") -> list[str]:
+    keys = []
+    for key, value in mapping.items():
+        keys.append(f"{prefix}{key}")
+        if isinstance(value, dict):
+            keys += _leaf_keys(value, f"{prefix}{key}.")
+    return keys
+
+
 def budget_from_overrides(budget: dict, overrides: list[str]) -> dict:
     """`train.budget.steps=100` on the command line replaces the recipe's budget instead of adding to it."""
     named = [k for k in BUDGET_KEYS if any(o.lstrip("+").startswith(f"train.budget.{k}=") for o in overrides)]
@@ -207,7 +251,7 @@ DRY_RUN_INTERRUPTED = ("archbench: dry run interrupted; a dry run writes nothing
 
 def cli() -> None:
     sys.argv[1:] = local_dry_run(sys.argv[1:])
-    message = check_group_choices(sys.argv[1:])
+    message = check_group_choices(sys.argv[1:]) or check_override_keys(sys.argv[1:])
     if message:
         print(f"archbench: error: {message}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)

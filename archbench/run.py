@@ -199,8 +199,9 @@ def run(spec: RunSpec) -> dict:
         _check_writable(spec)  # before anything is built: a read-only results_dir costs nothing
     note_other_variants(spec)
 
-    log.info("building %s on %s: data, model, complexity count (and latency after training)",
-             spec.model.name, spec.dataset_name)
+    log.info("building %s on %s: %s", spec.model.name, spec.dataset_name,
+             "model and complexity count, then latency" if spec.task == "profile"
+             else "data, model, complexity count (and latency after training)")
     try:
         built = build(spec)  # data and model: bad input fails here, before any folder exists
     except (ValueError, TypeError, FileNotFoundError, NotADirectoryError) as err:
@@ -295,8 +296,7 @@ def build(spec: RunSpec) -> Built:
                      "in_chans": dataset.in_chans, "mean": list(dataset.mean), "std": list(dataset.std),
                      "class_names": list(dataset.class_names), **dataset.info}
         if len(dataset.train.labels) < spec.recipe.batch_size:
-            raise ValueError(f"train.batch_size={spec.recipe.batch_size} is larger than the training split "
-                             f"({len(dataset.train.labels)} images): lower it or raise data.train_size")
+            raise ValueError(batch_too_large(spec, len(dataset.train.labels)))
     model, family, input_shape = _create_model(spec, data_info)
     try:
         complexity = profile_complexity(model, input_shape)
@@ -305,6 +305,15 @@ def build(spec: RunSpec) -> Built:
                          f"data={spec.dataset_name!r} ({err}); use a larger data.image_size, or model.stem=cifar (overall stride 8) or cifar16 (stride 16)") from err
     complexity["stem"] = getattr(model, "archbench_info", {}).get("stem")
     return Built(model, family, input_shape, dataset, data_info, complexity, device)
+
+
+def batch_too_large(spec: RunSpec, n_train: int) -> str:
+    """The batch-size error, with the fix that is possible: a subset can grow, the full split cannot."""
+    text = f"train.batch_size={spec.recipe.batch_size} is larger than the training split ({n_train} images): "
+    if spec.data.load.get("train_size") is not None:
+        return text + "lower it or raise data.train_size"
+    return text + ("lower it (every training image is already used; a smaller data.val_size moves some back "
+                   "into training, or use a larger dataset)")
 
 
 def load_data(data: DataSettings):
@@ -709,8 +718,7 @@ def _preflight_data(spec: RunSpec) -> tuple[dict, int, str | None]:
                 val_size=len(dataset.val.labels) if dataset.val is not None else 0, test_size=len(dataset.test.labels))
     n_train = len(dataset.train.labels)
     if n_train < spec.recipe.batch_size:
-        raise ValueError(f"train.batch_size={spec.recipe.batch_size} is larger than the training split "
-                         f"({n_train} images): lower it or raise data.train_size")
+        raise ValueError(batch_too_large(spec, n_train))
     return info, n_train, None
 
 

@@ -31,6 +31,10 @@ ONE_CHANNEL_MODES = ("1", "L", "LA", "La", "I", "F", *SIXTEEN_BIT_MODES)
 EIGHT_BIT_MODES = ("1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr")
 TEST_FOLDERS = ("test", "val")  # test/ wins when both exist: our validation split is carved from train/
 LAYOUT_HINT = "Expected <root>/train/<class>/<image> beside <root>/test/<class>/<image> (or val/)."
+# How to get the files a preset's default root names: archbench downloads none of them.
+GET_ARCHIVE = {"cifar10_jpg": "cifar10_jpg reads CIFAR-10 as JPEG files: a .tar.gz of train/<class>/*.jpg beside "
+                              "test/<class>/*.jpg (archbench does not download it). Copy or link that archive to the "
+                              "default place, ../shared/data/cifar10-jpg.tar.gz from the launch folder, or point to it."}
 SET_ROOT = "Set data.root=/path/to/folder (a folder like that, or a .tar, .tar.gz or .zip archive of one)."
 MAX_DECODED_BYTES = 8 << 30  # beyond this the decoded set will not sit comfortably in memory: stream it instead
 DECODE_CHUNK = 2048  # images handed to the decoding threads at a time; bounds the undecoded bytes held
@@ -52,10 +56,13 @@ def is_image(name: str) -> bool:
     return name.lower().endswith(IMAGE_EXTENSIONS)
 
 
-def find_sources(root: Path) -> tuple[list[Path], Path | None]:
+def find_sources(root: Path, name: str = "imagefolder") -> tuple[list[Path], Path | None]:
     """(files to fingerprint, tree root or None): an archive is hashed by content, a folder by its listing."""
     if not root.exists():
-        raise DataNotFoundError(f"imagefolder: data.root={root} does not exist.\n{LAYOUT_HINT}\n{SET_ROOT}")
+        where = (f"A relative data.root is taken from the folder the command is launched in (here {Path.cwd()}), "
+                 f"so launch from the repository root or give an absolute path.")
+        raise DataNotFoundError(f"{name}: data.root={root} does not exist.\n{where}\n"
+                                f"{GET_ARCHIVE.get(name, LAYOUT_HINT)}\n{SET_ROOT}")
     if root.is_file():
         if not is_archive(root):
             raise DataError(f"imagefolder: data.root={root} is a file but not a .tar, .tar.gz, .tgz or .zip archive."
@@ -285,7 +292,7 @@ def read(root: Path, image_size: int | None, in_chans: int | None, on_bad_image:
 
 @registry.register("imagefolder", label=None, default_root=None,  # your own data: no default place to look
                    decoder_version=2,  # 2: 16-bit, 32-bit and float images scaled, not clipped to white
-                   sources=lambda request: find_sources(request.root))
+                   sources=lambda request: find_sources(request.root, request.name))
 def read_folder(request: registry.Request, files: list[Path]) -> RawData:
     return read(request.root, request.image_size, request.in_chans, request.on_bad_image)
 
