@@ -95,3 +95,17 @@ def test_the_progress_bar_appears_on_a_pseudo_terminal(tmp_path):
     text = run_in_pty([*FAST, "evaluate.after_train=false", "progress_bar=true", f"results_dir={tmp_path}"])
     assert "wrote " in text, text[-3000:]
     assert "epoch 0: " in text and "%|" in text and "it/s]" in text, text[-3000:]
+
+
+def test_a_dry_run_times_each_network_once_whatever_the_class_count(tmp_path, monkeypatch):
+    import archbench.run as run_module
+    from helpers import spec_for
+
+    monkeypatch.setattr(run_module, "_STEP_TIMES", {})
+    built = []
+    real = run_module._create_model
+    monkeypatch.setattr(run_module, "_create_model", lambda *a, **k: built.append(1) or real(*a, **k))
+    spec = spec_for([*FAST, "device=cpu"], tmp_path)
+    for classes in (10, 100, 10):
+        run_module._time_steps(spec, {"in_chans": 3, "image_size": 16, "num_classes": classes}, timed_steps=1)
+    assert len(built) == 1
