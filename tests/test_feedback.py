@@ -109,3 +109,22 @@ def test_a_dry_run_times_each_network_once_whatever_the_class_count(tmp_path, mo
     for classes in (10, 100, 10):
         run_module._time_steps(spec, {"in_chans": 3, "image_size": 16, "num_classes": classes}, timed_steps=1)
     assert len(built) == 1
+
+
+@pytest.mark.slow  # a dry-run sweep, interrupted after its first job
+def test_an_interrupted_dry_run_says_nothing_was_written(tmp_path):
+    import signal
+
+    proc = archbench(["-m", "model=resnet20", "seed=0,1,2,3", *FAST, "dry_run=true"], tmp_path, wait=False)
+    seen = ""
+    for line in proc.stdout:
+        seen += line
+        if "planned 1 of 4" in line:
+            proc.send_signal(signal.SIGINT)
+            break
+    rest, _ = proc.communicate(timeout=300)
+    text = seen + rest
+    assert proc.returncode == 75, text[-3000:]
+    assert "dry run interrupted; a dry run writes nothing under results_dir" in text
+    assert "checkpoint" not in text.lower()
+    assert not (tmp_path / "runs").exists()
