@@ -657,6 +657,10 @@ def preflight(spec: RunSpec, timed_steps: int = PREFLIGHT_TIMED_STEPS) -> dict:
         row["problem"] = (spec.tuning or {}).get("problem")
         if row["action"] == "skip (complete)":
             return row
+        try:
+            check_writable(spec.results_dir)  # the real run would stop here; the plan says so
+        except WriteError as err:
+            row["problem"] = "; ".join(filter(None, [row["problem"], str(err)]))
         data_info, n_train, problem = _preflight_data(spec)
         row["problem"] = "; ".join(filter(None, [row["problem"], problem])) or None
         if spec.task == "profile":
