@@ -23,9 +23,10 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from archbench import sweep
+from archbench.files import STORAGE_ERRNOS, WriteError, write_error
 from archbench.run import InvalidRunError, RunSpec, format_plan, preflight, run, summary
 from archbench.loggers import LoggerSettings, require_libraries
-from archbench.settings import SettingsError, check_keys
+from archbench.settings import SettingsError, check_keys, parse_bool
 from archbench.tuning import TuningError, apply_candidate, select as select_trial, trial_settings
 from archbench.train.loop import EXIT_INTERRUPTED
 
@@ -33,6 +34,7 @@ CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 GROUPS = ("model", "data", "train", "measure", "experiment", "logger", "evaluate", "paper")
 BUDGET_KEYS = ("epochs", "steps", "seconds", "macs")
 EXIT_BAD_INPUT = 2
+EXIT_WRITE_FAILED = 74  # BSD EX_IOERR: the disk refused a write; what was written before is intact
 log = logging.getLogger("archbench")
 
 
@@ -50,6 +52,50 @@ def check_group_choices(argv: list[str], conf_dir: Path = CONF_DIR) -> str | Non
                 return (f"unknown {key} {choice!r} ({hint}). Every {key} is a file in conf/{key}/; "
                         f"`ls conf/{key}` lists all {len(choices)}.")
     return None
+
+
+_ABSENT = object()
+
+
+def check_override_keys(argv: list[str], conf_dir: Path = CONF_DIR) -> str | None:
+    """archbench's own message for `key=value` naming no key of the config (Hydra's would suggest `+key`).
+
+    Composes the config with the command line's group choices (the first of a swept list) and looks each
+    plain override up in it, exactly the keys Hydra would accept; on any trouble it says nothing and
+    leaves the command to Hydra.
+    """
+    plain = [a for a in argv if "=" in a and not a.startswith(("-", "+", "~"))]
+    keys = [a.partition("=")[0] for a in plain]
+    if not [k for k in keys if k not in GROUPS and not k.startswith("hydra")]:
+        return None
+    try:
+        from hydra import compose, initialize_config_dir
+
+        choices = [f"{k}={a.partition('=')[2].split(',')[0]}" for k, a in zip(keys, plain)
+                   if (k in GROUPS or "/" in k) and not k.startswith("hydra")]
+        with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
+            cfg = compose(config_name="config", overrides=choices)
+    except Exception:
+        return None
+    known = sorted(_leaf_keys(OmegaConf.to_container(cfg, resolve=False)))
+    for key in keys:
+        if key in GROUPS or key.startswith("hydra") or "/" in key:
+            continue
+        if OmegaConf.select(cfg, key, default=_ABSENT) is _ABSENT:
+            try:
+                check_keys("", {key: None}, known)
+            except SettingsError as err:
+                return str(err)
+    return None
+
+
+def _leaf_keys(mapping: dict, prefix: str = "") -> list[str]:
+    keys = []
+    for key, value in mapping.items():
+        keys.append(f"{prefix}{key}")
+        if isinstance(value, dict):
+            keys += _leaf_keys(value, f"{prefix}{key}.")
+    return keys
 
 
 def budget_from_overrides(budget: dict, overrides: list[str]) -> dict:
@@ -85,16 +131,16 @@ def spec_from_config(cfg: DictConfig, overrides: list[str]) -> RunSpec:
                                              config["data"]["name"], config["model"]["name"], seed=cfg.seed)
             config["train"] = apply_candidate(config["train"], candidate)
         except TuningError as err:
-            if not cfg.dry_run:
+            if not _is_dry_run(cfg.dry_run):
                 raise
             tuning = {"problem": str(err)}  # the plan still times the job, with the recipe's own values
-    progress = cfg.progress_bar
+    progress = parse_bool(cfg.progress_bar, "progress_bar", ("auto",))
     return RunSpec.from_configs(
         model=config["model"], data=config["data"], train=config["train"], measure=config["measure"],
         task=cfg.task, study=cfg.study, seed=cfg.seed, device=cfg.device, results_dir=os.path.abspath(cfg.results_dir),
-        force=cfg.force, on_locked=cfg.on_locked, config=config, tuning=tuning,
+        force=parse_bool(cfg.force, "force"), on_locked=cfg.on_locked, config=config, tuning=tuning,
         evaluate=_evaluate_settings(config.get("evaluate")), logger=_logger_settings(config.get("logger")),
-        progress_bar=sys.stderr.isatty() if progress == "auto" else bool(progress))
+        progress_bar=sys.stderr.isatty() if progress == "auto" else progress)
 
 
 def _logger_settings(values: dict | None):
@@ -122,8 +168,9 @@ def main(cfg: DictConfig) -> dict:
         torch.set_num_threads(int(cfg.threads))  # parallel jobs must not oversubscribe the cores
     spec = None
     try:
+        dry_run = parse_bool(cfg.dry_run, "dry_run")
         spec = spec_from_config(cfg, overrides)
-        if cfg.dry_run:
+        if dry_run:
             result = {**preflight(spec), "dry_run": True}
             result["status"] = "failed" if result["problem"] else "planned"
         else:
@@ -134,7 +181,13 @@ def main(cfg: DictConfig) -> dict:
             sys.exit(EXIT_BAD_INPUT)
         log.error("job %s: bad input: %s", overrides, err)
         result = {"model": cfg.model.get("name"), "data": cfg.data.get("name"), "seed": cfg.get("seed"),
-                  "status": "failed", "error": str(err), "problem": str(err), "dry_run": bool(cfg.dry_run)}
+                  "status": "failed", "error": str(err), "problem": str(err), "dry_run": _is_dry_run(cfg.dry_run)}
+    except WriteError as err:
+        if not multirun:
+            print(f"archbench: error: {err}", file=sys.stderr)
+            sys.exit(EXIT_WRITE_FAILED)
+        log.error("job %s: %s", overrides, err)
+        result = {**(summary(spec, "failed") if spec else {}), "status": "failed", "error": str(err)}
     except Exception as err:
         if not multirun or spec is None:
             raise
@@ -142,8 +195,9 @@ def main(cfg: DictConfig) -> dict:
         log.exception("job %s failed", overrides)
         result = {**summary(spec, "failed"), "error": f"{type(err).__name__}: {err}"}
     if multirun:
-        sweep.write_job_summary(hydra_cfg.sweep.dir, hydra_cfg.job.num, {**result, "overrides": overrides})
-    elif cfg.dry_run:
+        sweep.write_job_summary(hydra_cfg.sweep.dir, hydra_cfg.job.num,
+                                {**result, "overrides": overrides, "job_num": hydra_cfg.job.num})
+    elif _is_dry_run(cfg.dry_run):
         print(format_plan([result]))
         if result["problem"]:
             sys.exit(1)
@@ -153,7 +207,7 @@ def main(cfg: DictConfig) -> dict:
 def _sweep_dir(results_dir: str, study: str, dry_run) -> str:
     """A sweep's bookkeeping folder; a dry run writes nothing under results_dir, so its goes to /tmp."""
     sweep_id = os.environ.get("ARCHBENCH_SWEEP_ID", "manual")
-    if str(dry_run).lower() == "true":
+    if _is_dry_run(dry_run):
         return os.path.join(tempfile.gettempdir(), "archbench-dry-run", sweep_id)
     return os.path.join(results_dir, "sweeps", study, sweep_id)
 
@@ -175,9 +229,14 @@ def _forward_interrupts() -> None:
         signal.signal(sig, forward)
 
 
+def _is_dry_run(value) -> bool:
+    return sweep.is_dry_run(value)  # a non-boolean is reported where the job reads it; never a dry run here
+
+
 def local_dry_run(argv: list[str]) -> list[str]:
     """A dry run plans on this machine: a SLURM or joblib launcher is dropped, never submitted to."""
-    if "dry_run=true" not in argv:
+    values = [a.partition("=")[2] for a in argv if a.lstrip("+~").partition("=")[0] == "dry_run"]
+    if not values or not _is_dry_run(values[-1]):  # every spelling Hydra takes: True, TRUE, true, yes...
         return argv
     kept = [a for a in argv if not a.lstrip("+~").startswith(("hydra/launcher=", "hydra.launcher."))]
     if len(kept) != len(argv):
@@ -186,9 +245,13 @@ def local_dry_run(argv: list[str]) -> list[str]:
     return kept
 
 
+DRY_RUN_INTERRUPTED = ("archbench: dry run interrupted; a dry run writes nothing under results_dir, so there is "
+                       "nothing to resume or clean up: run it again for the whole plan")
+
+
 def cli() -> None:
     sys.argv[1:] = local_dry_run(sys.argv[1:])
-    message = check_group_choices(sys.argv[1:])
+    message = check_group_choices(sys.argv[1:]) or check_override_keys(sys.argv[1:])
     if message:
         print(f"archbench: error: {message}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
@@ -198,15 +261,27 @@ def cli() -> None:
         with contextlib.suppress(OSError):
             os.setpgid(0, 0)  # own process group: an interrupt forwarded to it reaches only this sweep
         _forward_interrupts()
+    dry_values = [a.partition("=")[2] for a in sys.argv[1:] if a.lstrip("+~").partition("=")[0] == "dry_run"]
+    dry_run = bool(dry_values) and _is_dry_run(dry_values[-1])
     try:
         main()
-    except (KeyboardInterrupt, Exception):
+    except (KeyboardInterrupt, Exception) as err:
+        if dry_run and (sweep.INTERRUPTED or isinstance(err, KeyboardInterrupt)):
+            print(DRY_RUN_INTERRUPTED, file=sys.stderr)
+            sys.exit(EXIT_INTERRUPTED)
+        if isinstance(err, OSError) and err.errno in STORAGE_ERRNOS:  # e.g. the sweep folder on a read-only disk
+            if not isinstance(err, WriteError):
+                err = write_error(Path(err.filename or "."), err)
+            print(f"archbench: error: {err}", file=sys.stderr)
+            sys.exit(EXIT_WRITE_FAILED)
         if sweep.INTERRUPTED:
             print(f"archbench: interrupted by signal {sweep.INTERRUPTED[0]}; workers saved their checkpoints, "
                   f"the same command resumes them", file=sys.stderr)
             sys.exit(EXIT_INTERRUPTED)
         raise
     if sweep.INTERRUPTED:
+        if dry_run:
+            print(DRY_RUN_INTERRUPTED, file=sys.stderr)
         sys.exit(EXIT_INTERRUPTED)
     sys.exit(1 if sweep.FAILED_JOBS else 0)
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from archbench.files import exclusive_lock
+from archbench.files import WriteError, check_free_space, check_writable, exclusive_lock
 from archbench.record import (FINISHED, CorruptFileError, atomic_write_json, environment, near_chance, new_record,
                               now_iso, read_record, record_dir)
 from archbench.settings import (DataSettings, MeasureSettings, ModelSettings, Recipe, SettingsError, differences,
@@ -160,6 +160,13 @@ def note_other_variants(spec: RunSpec) -> None:
             settings = (json.loads(other.read_text()).get("identity") or {}).get("settings")
             if settings:
                 diff = differences(settings, spec.identity)
+                if any(d.startswith("data.content:") for d in diff):
+                    log.info("the data changed since the record at %s was made: files under data.root=%s were "
+                             "added, removed or rewritten, so this run is a new variant (%s), not a skip",
+                             other.parent.parent.name, spec.data.load.get("root"), spec.variant)
+                    diff = [d for d in diff if not d.startswith("data.content:")]
+                    if not diff:
+                        continue
                 log.info("a record of other settings exists at %s; this run is a separate variant (%s): %s",
                          other.parent.parent.name, spec.variant, "; ".join(diff[:6]) or "no difference")
 
@@ -183,18 +190,27 @@ def run(spec: RunSpec) -> dict:
         raise InvalidRunError(str(err)) from err
     rank = int(os.environ.get("RANK", 0))
     if spec.task == "evaluate":
+        _check_writable(spec)
         return evaluate_run(spec, tick)
     if not spec.force and (done := finished_record(spec)) is not None:
         log.info("skip %s: record is %s (force=true reruns it)", spec.record_dir, done["status"])
         return summary(spec, "skipped", done, time.perf_counter() - tick)
+    if rank == 0:
+        _check_writable(spec)  # before anything is built: a read-only results_dir costs nothing
     note_other_variants(spec)
 
-    log.info("building %s on %s: data, model, complexity count (and latency after training)",
-             spec.model.name, spec.dataset_name)
+    log.info("building %s on %s: %s", spec.model.name, spec.dataset_name,
+             "model and complexity count, then latency" if spec.task == "profile"
+             else "data, model, complexity count (and latency after training)")
     try:
         built = build(spec)  # data and model: bad input fails here, before any folder exists
     except (ValueError, TypeError, FileNotFoundError, NotADirectoryError) as err:
         raise InvalidRunError(str(err)) from err
+    if rank == 0 and spec.task == "train":
+        try:
+            check_free_space(spec.results_dir, *expected_write_bytes(spec, built))
+        except WriteError as err:
+            raise InvalidRunError(str(err)) from err
     world = int(os.environ.get("WORLD_SIZE", 1))
     if world > 1:
         built.device = _init_distributed(built.device)  # before any decision, so every rank takes rank 0's
@@ -213,6 +229,26 @@ def run(spec: RunSpec) -> dict:
             (spec.record_dir / "checkpoint.ckpt").unlink(missing_ok=True)
         with _log_to_file(spec.record_dir / "run.log") if rank == 0 else contextlib.nullcontext():
             return execute(spec, built, tick)
+
+
+def _check_writable(spec: RunSpec) -> None:
+    try:
+        check_writable(spec.results_dir)
+    except WriteError as err:
+        raise InvalidRunError(str(err)) from err
+
+
+def expected_write_bytes(spec: RunSpec, built: "Built") -> tuple[int, str]:
+    """(bytes, how they add up) a training run writes at its peak: the checkpoint twice (the new one is written
+    beside the old before replacing it), the selected weights, the record and log."""
+    params = int(built.complexity.get("params") or sum(p.numel() for p in built.model.parameters()))
+    # fp32 weights, plus the optimizer's per-weight state (up to two for Adam) and an EMA copy when kept
+    copies = 1 + 2 + (1 if spec.recipe.ema_decay else 0)
+    checkpoint = 4 * params * copies
+    slack = 8 << 20  # record, run log, loggers' files, file-system blocks
+    need = 2 * checkpoint + 4 * params + slack
+    return need, (f"a checkpoint of about {checkpoint / 2**20:.1f} MiB, twice while it is replaced, "
+                  f"{4 * params / 2**20:.1f} MiB of weights, the record and log")
 
 
 def _init_distributed(device: str) -> str:
@@ -265,8 +301,7 @@ def build(spec: RunSpec) -> Built:
                      "in_chans": dataset.in_chans, "mean": list(dataset.mean), "std": list(dataset.std),
                      "class_names": list(dataset.class_names), **dataset.info}
         if len(dataset.train.labels) < spec.recipe.batch_size:
-            raise ValueError(f"train.batch_size={spec.recipe.batch_size} is larger than the training split "
-                             f"({len(dataset.train.labels)} images): lower it or raise data.train_size")
+            raise ValueError(batch_too_large(spec, len(dataset.train.labels)))
     model, family, input_shape = _create_model(spec, data_info)
     try:
         complexity = profile_complexity(model, input_shape)
@@ -275,6 +310,15 @@ def build(spec: RunSpec) -> Built:
                          f"data={spec.dataset_name!r} ({err}); use a larger data.image_size, or model.stem=cifar (overall stride 8) or cifar16 (stride 16)") from err
     complexity["stem"] = getattr(model, "archbench_info", {}).get("stem")
     return Built(model, family, input_shape, dataset, data_info, complexity, device)
+
+
+def batch_too_large(spec: RunSpec, n_train: int) -> str:
+    """The batch-size error, with the fix that is possible: a subset can grow, the full split cannot."""
+    text = f"train.batch_size={spec.recipe.batch_size} is larger than the training split ({n_train} images): "
+    if spec.data.load.get("train_size") is not None:
+        return text + "lower it or raise data.train_size"
+    return text + ("lower it (every training image is already used; a smaller data.val_size moves some back "
+                   "into training, or use a larger dataset)")
 
 
 def load_data(data: DataSettings):
@@ -343,8 +387,11 @@ def execute(spec: RunSpec, built: Built, tick: float) -> dict:
         record["error"] = {"type": type(err).__name__, "message": str(err), "traceback": traceback.format_exc()}
         record["env"]["end_time"] = now_iso()
         if rank == 0:
-            atomic_write_json(path, record)
-            log.error("run failed; wrote %s", path)
+            try:
+                atomic_write_json(path, record)
+                log.error("run failed; wrote %s", path)
+            except OSError as write_err:  # a full disk fails this write too: the first error is the one to see
+                log.error("run failed, and its failed record could not be written either (%s)", write_err)
         raise
     finally:
         if tracker is not None:
@@ -564,7 +611,14 @@ def evaluate_run(spec: RunSpec, tick: float) -> dict:
                               "before archbench saved weights must be retrained (force=true)")
     dataset = load_data(spec.data)
     model, _, _ = _create_model(spec, record["dataset"])
-    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    try:
+        model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    except Exception as err:  # truncated, garbled or another model's: torch raises many types
+        raise InvalidRunError(
+            f"task=evaluate: the saved weights {weights} cannot be loaded ({type(err).__name__}: "
+            f"{str(err).splitlines()[0] if str(err) else 'no detail'}); the record {path} was left unchanged. "
+            f"Rebuild the weights by training again: the same command with task=train force=true (it replaces "
+            f"the record with a new run of the same settings), then task=evaluate") from err
     device = resolve_device(spec.device)
     model.to(device).eval()
     record.update(_evaluate(spec, model, dataset, device))
@@ -626,6 +680,10 @@ def preflight(spec: RunSpec, timed_steps: int = PREFLIGHT_TIMED_STEPS) -> dict:
         row["problem"] = (spec.tuning or {}).get("problem")
         if row["action"] == "skip (complete)":
             return row
+        try:
+            check_writable(spec.results_dir)  # the real run would stop here; the plan says so
+        except WriteError as err:
+            row["problem"] = "; ".join(filter(None, [row["problem"], str(err)]))
         data_info, n_train, problem = _preflight_data(spec)
         row["problem"] = "; ".join(filter(None, [row["problem"], problem])) or None
         if spec.task == "profile":
@@ -687,8 +745,7 @@ def _preflight_data(spec: RunSpec) -> tuple[dict, int, str | None]:
                 val_size=len(dataset.val.labels) if dataset.val is not None else 0, test_size=len(dataset.test.labels))
     n_train = len(dataset.train.labels)
     if n_train < spec.recipe.batch_size:
-        raise ValueError(f"train.batch_size={spec.recipe.batch_size} is larger than the training split "
-                         f"({n_train} images): lower it or raise data.train_size")
+        raise ValueError(batch_too_large(spec, n_train))
     return info, n_train, None
 
 
@@ -709,8 +766,9 @@ def _time_steps(spec: RunSpec, data_info: dict, timed_steps: int):
 
     recipe = spec.recipe
     input_shape = (1, data_info["in_chans"], data_info["image_size"], data_info["image_size"])
-    # Speed depends on the network, shape, batch and numerics, not on the optimizer's values (trials share it).
-    key = json.dumps([spec.model.identity(), input_shape, data_info["num_classes"], recipe.batch_size, recipe.amp,
+    # Speed depends on the network, shape, batch and numerics, not on the optimizer's values (trials share it),
+    # nor measurably on the class count (one linear layer): CIFAR-10 and CIFAR-100 jobs share one timing.
+    key = json.dumps([spec.model.identity(), input_shape, recipe.batch_size, recipe.amp,
                       recipe.channels_last, recipe.compile, recipe.optimizer.get("_target_"), spec.device,
                       recipe.budget.kind == "macs"], default=str)
     schedule = recipe.make_schedule()

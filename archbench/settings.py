@@ -44,6 +44,27 @@ def check_keys(group: str, given: dict, known: list[str]) -> None:
                         "Config keys are listed in conf/ (python -m archbench --cfg job prints them all)")
 
 
+# Hydra parses true/false in any case as booleans; OmegaConf's typed fields also take these words. A string
+# such as "no" must never pass for True by being non-empty, so every boolean setting goes through parse_bool.
+TRUE_WORDS, FALSE_WORDS = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+
+
+def parse_bool(value, key: str, also: tuple = ()):
+    """A boolean setting as a bool, from any spelling Hydra or OmegaConf accepts; `also`: extra allowed words."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in also:
+            return word
+        if word in TRUE_WORDS or word in FALSE_WORDS:
+            return word in TRUE_WORDS
+    allowed = ", ".join((*also, "true", "false"))
+    raise SettingsError(f"{key}={value!r} is not a boolean: use {allowed} (any case; yes/no, on/off and 1/0 work too)")
+
+
 def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
@@ -115,6 +136,9 @@ class DataSettings:
         check_keys("data", config, known)
         augment = dict(config.pop("augment", None) or {})
         label, order_seed = config.pop("label", None), config.pop("order_seed", None)
+        for key in ("download", "extra"):
+            if key in config:
+                config[key] = parse_bool(config[key], f"data.{key}")
         for key in ("root", "cache_dir"):
             if isinstance(config.get(key), str) and config[key]:
                 # relative to where the command was launched, whatever the launcher's working folder
@@ -129,7 +153,38 @@ class DataSettings:
         what = {k: v for k, v in sorted(self.load.items()) if k not in DATA_LOCATION_KEYS}
         if self.name == "imagefolder" and self.load.get("root"):
             what["folder"] = os.path.basename(os.path.normpath(self.load["root"]))  # which images, not where
+            # what is in it: a folder changed since a record was made is a new variant, never a stale skip.
+            # Only your own folders: the presets (cifar10_jpg) are fixed archives whose records keep their identity.
+            what["content"] = content_fingerprint(self.load["root"])
         return {**what, "augment": check_augment(self.augment), "order_seed": self.order_seed}
+
+
+def content_fingerprint(root: str) -> str:
+    """A short hash of an image folder's contents, as its decode cache sees them: a folder by its image
+    files' relative paths, sizes and modification times (cheap: no image is read), an archive by content."""
+    from pathlib import Path
+
+    path = Path(root).expanduser().resolve()
+    if path.is_file():
+        stat = path.stat()
+        return _archive_fingerprint(str(path), stat.st_size, stat.st_mtime_ns)
+    return _tree_fingerprint(path)  # a listing is cheap, and must be fresh: never cached
+
+
+@functools.lru_cache(maxsize=16)
+def _archive_fingerprint(path: str, size: int, mtime_ns: int) -> str:
+    """Hashed once per process (per sweep), again only when the archive changes on disk."""
+    from pathlib import Path
+
+    return _tree_fingerprint(Path(path))
+
+
+def _tree_fingerprint(path) -> str:
+    from archbench.data.cache import source_fingerprint
+    from archbench.data.imagefolder import find_sources
+
+    sources, tree_root = find_sources(path)
+    return hashlib.sha256(json.dumps(source_fingerprint(sources, tree_root)).encode()).hexdigest()[:16]
 
 
 # ------------------------------------------------------------------------------------------------ recipe
@@ -171,6 +226,9 @@ class Recipe:
             if not isinstance(config.get(part), dict) or "_target_" not in config[part]:
                 raise SettingsError(f"train.{part} needs a _target_ (see conf/train/standard.yaml)")
             config[part] = {k: v for k, v in config[part].items() if k != "_partial_"}
+        for key in ("decay_norm_and_bias", "compile", "deterministic", "channels_last"):
+            if key in config:
+                config[key] = parse_bool(config[key], f"train.{key}", ("auto",) if key == "channels_last" else ())
         recipe = cls(**config)
         recipe.validate()
         return recipe
@@ -252,7 +310,7 @@ class MeasureSettings:
         known = _signature_keys(measure_latency, skip=("model", "input_shape", "device")) + ["isolate"]
         check_keys("measure", config, known)
         config = dict(config)
-        return cls(options=config, isolate=bool(config.pop("isolate", False)))
+        return cls(options=config, isolate=parse_bool(config.pop("isolate", False), "measure.isolate"))
 
     def identity(self) -> dict:
         return dict(sorted(self.options.items()))

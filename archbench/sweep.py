@@ -5,13 +5,16 @@ JSON files in the sweep folder rather than through memory.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import time
 from pathlib import Path
 
 from hydra.experimental.callback import Callback
 
 from archbench.files import atomic_write_bytes, atomic_write_json
+from archbench.timefmt import duration
 
 log = logging.getLogger("archbench")
 # Set at the end of a multirun; the entry point exits non-zero when any job failed.
@@ -53,8 +56,73 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def is_dry_run(value) -> bool:
+    from archbench.settings import SettingsError, parse_bool
+
+    try:
+        return bool(parse_bool(value, "dry_run"))
+    except SettingsError:
+        return False
+
+
+def count_jobs(config) -> int | None:
+    """How many jobs the basic sweeper makes of the sweep's parameters and command line; None when unknown."""
+    try:
+        from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        params = [f"{k}={v}" for k, v in (config.hydra.sweeper.get("params") or {}).items()]
+        overrides = OverridesParser.create().parse_overrides(params + list(config.hydra.overrides.task))
+        return sum(len(batch) for batch in BasicSweeper.split_arguments(overrides, None))
+    except Exception:  # another sweeper, or a grammar this count does not follow: no estimate, no failure
+        return None
+
+
+def progress_line(done: list[dict], total: int | None, elapsed_s: float, now: float | None = None) -> str:
+    """`sweep: 3 of 12 jobs done in 4 min 10 s; about 12 min left, ending about 18:42`, from the jobs so far.
+
+    The rate is the sweep's own wall time per finished job, so parallel workers and skipped jobs count
+    as they really went; a dry run's estimate is the sum of its planned jobs' estimates instead.
+    """
+    count = len(done)
+    text = f"sweep: {count} of {total if total else '?'} jobs done in {duration(elapsed_s)}"
+    if not total or not count or count >= total:
+        return text
+    left = elapsed_s / count * (total - count)
+    end = time.strftime("%H:%M", time.localtime((now or time.time()) + left))
+    return f"{text}; about {duration(left)} left, ending about {end} (from the jobs finished so far)"
+
+
 class SweepSummary(Callback):
-    """Hydra callback: at the end of a multirun, print and save the table of jobs."""
+    """Hydra callback: the sweep's size at its start, an estimate as each job ends, the table of jobs at the end."""
+
+    def on_multirun_start(self, config, **kwargs) -> None:
+        total = count_jobs(config)
+        dry = is_dry_run(config.get("dry_run"))
+        with contextlib.suppress(OSError):  # a read-only results_dir is reported by the jobs, one paragraph each
+            atomic_write_json(Path(config.hydra.sweep.dir) / "plan.json", {"total": total, "started": time.time()})
+        if total:
+            log.info("sweep: %d job(s)%s; %s", total, " to plan (dry run: nothing is written)" if dry else "",
+                     "each job's plan follows as it is made" if dry else
+                     "an estimate for the whole sweep follows as jobs finish (dry_run=true plans it ahead)")
+
+    def on_job_end(self, config, job_return=None, **kwargs) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        try:
+            plan = json.loads((sweep_dir / "plan.json").read_text())
+        except (OSError, ValueError):
+            return
+        rows = read_job_summaries(sweep_dir)
+        if is_dry_run(config.get("dry_run")):
+            from archbench.run import format_plan
+            num = config.hydra.job.num
+            mine = [r for r in rows if r.get("job_num") == num] or rows[-1:]
+            line = format_plan(mine).splitlines()[2].replace("| 0 |", f"| {num} |", 1) if mine else "-"
+            planned = sum(r.get("est_s") or 0 for r in rows if (r.get("action") or "").startswith(("run", "resume")))
+            log.info("planned %d of %s: %s\n  estimated training time so far: %s", len(rows),
+                     plan.get("total") or "?", line, duration(planned))
+            return
+        log.info("%s", progress_line(rows, plan.get("total"), time.time() - plan["started"]))
 
     def on_multirun_end(self, config, **kwargs) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)

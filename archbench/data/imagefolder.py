@@ -24,9 +24,17 @@ from .base import DataError, DataNotFoundError, RawData, Split
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".pgm", ".pbm", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".zip")
-ONE_CHANNEL_MODES = ("1", "L", "LA", "I", "I;16", "F")
+SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
+ONE_CHANNEL_MODES = ("1", "L", "LA", "La", "I", "F", *SIXTEEN_BIT_MODES)
+# Modes Pillow's own convert() turns into 8-bit L or RGB correctly (alpha is dropped, as torchvision's loader
+# does); the deeper one-channel modes are scaled here first, and any other mode is refused by name.
+EIGHT_BIT_MODES = ("1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr")
 TEST_FOLDERS = ("test", "val")  # test/ wins when both exist: our validation split is carved from train/
 LAYOUT_HINT = "Expected <root>/train/<class>/<image> beside <root>/test/<class>/<image> (or val/)."
+# How to get the files a preset's default root names: archbench downloads none of them.
+GET_ARCHIVE = {"cifar10_jpg": "cifar10_jpg reads CIFAR-10 as JPEG files: a .tar.gz of train/<class>/*.jpg beside "
+                              "test/<class>/*.jpg (archbench does not download it). Copy or link that archive to the "
+                              "default place, ../shared/data/cifar10-jpg.tar.gz from the launch folder, or point to it."}
 SET_ROOT = "Set data.root=/path/to/folder (a folder like that, or a .tar, .tar.gz or .zip archive of one)."
 MAX_DECODED_BYTES = 8 << 30  # beyond this the decoded set will not sit comfortably in memory: stream it instead
 DECODE_CHUNK = 2048  # images handed to the decoding threads at a time; bounds the undecoded bytes held
@@ -34,6 +42,10 @@ DECODE_CHUNK = 2048  # images handed to the decoding threads at a time; bounds t
 
 class BadImageError(DataError):
     """An image file that cannot be decoded, with data.on_bad_image=error."""
+
+
+class UnsupportedModeError(DataError):
+    """An image that decodes, but in a pixel format with no faithful 8-bit conversion: refused, never guessed."""
 
 
 def is_archive(path: Path) -> bool:
@@ -44,10 +56,13 @@ def is_image(name: str) -> bool:
     return name.lower().endswith(IMAGE_EXTENSIONS)
 
 
-def find_sources(root: Path) -> tuple[list[Path], Path | None]:
+def find_sources(root: Path, name: str = "imagefolder") -> tuple[list[Path], Path | None]:
     """(files to fingerprint, tree root or None): an archive is hashed by content, a folder by its listing."""
     if not root.exists():
-        raise DataNotFoundError(f"imagefolder: data.root={root} does not exist.\n{LAYOUT_HINT}\n{SET_ROOT}")
+        where = (f"A relative data.root is taken from the folder the command is launched in (here {Path.cwd()}), "
+                 f"so launch from the repository root or give an absolute path.")
+        raise DataNotFoundError(f"{name}: data.root={root} does not exist.\n{where}\n"
+                                f"{GET_ARCHIVE.get(name, LAYOUT_HINT)}\n{SET_ROOT}")
     if root.is_file():
         if not is_archive(root):
             raise DataError(f"imagefolder: data.root={root} is a file but not a .tar, .tar.gz, .tgz or .zip archive."
@@ -150,7 +165,7 @@ def decode(data: bytes, mode: str, size: int) -> np.ndarray:
     """One image as (C, size, size) uint8: shorter side resized to size, then center-cropped."""
     with Image.open(io.BytesIO(data)) as image:
         image.draft(mode, (size, size))  # JPEG: let the decoder downscale by a power of two first, much faster
-        image = image.convert(mode)
+        image = to_eight_bit(image).convert(mode)
     width, height = image.size
     if (width, height) != (size, size):
         scale = size / min(width, height)
@@ -160,6 +175,36 @@ def decode(data: bytes, mode: str, size: int) -> np.ndarray:
         image = image.crop((left, top, left + size, top + size))
     array = np.asarray(image, dtype=np.uint8)
     return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+
+
+def to_eight_bit(image: Image.Image) -> Image.Image:
+    """An image Pillow's convert() can take to 8-bit L or RGB without losing its range.
+
+    Pillow clips deeper grayscale to 255 (a 16-bit PNG turns white), so it is scaled here instead:
+    16-bit modes (I;16*) by their bit depth, 65535 -> 255; 32-bit integer (I) by the depth its values
+    fit in (0..255 as is, 0..65535 as 16-bit: older Pillow opens 16-bit PNGs as I); float (F) as the
+    0..1 convention when it lies in [0, 1], else as 0..255 when it lies there. The rule depends only on
+    the bit depth or the convention, never on one image's own min and max, so brightness stays
+    comparable across images. Values outside those ranges have no known scale and are refused.
+    """
+    mode = image.mode
+    if mode in EIGHT_BIT_MODES:
+        return image
+    if mode not in (*SIXTEEN_BIT_MODES, "I", "F"):
+        raise UnsupportedModeError(f"pixel mode {mode!r} has no 8-bit conversion here (supported: "
+                                   f"{', '.join((*EIGHT_BIT_MODES, *SIXTEEN_BIT_MODES, 'I', 'F'))})")
+    values = np.asarray(image).astype(np.float64)
+    low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+    if mode in SIXTEEN_BIT_MODES or (mode == "I" and low >= 0 and high > 255 and high <= 65535):
+        scale = 255 / 65535
+    elif low >= 0 and high <= 1 and mode == "F":
+        scale = 255.0
+    elif low >= 0 and high <= 255:
+        scale = 1.0
+    else:
+        raise UnsupportedModeError(f"pixel mode {mode!r} with values {low:g} to {high:g} has no known scale "
+                                   f"({'0..65535' if mode == 'I' else '0..1 or 0..255'} expected)")
+    return Image.fromarray(np.clip(np.rint(values * scale), 0, 255).astype(np.uint8))  # uint8 2-D: mode L
 
 
 def probe(data: bytes, image_size: int | None, in_chans: int | None) -> tuple[str, int]:
@@ -209,6 +254,10 @@ def read(root: Path, image_size: int | None, in_chans: int | None, on_bad_image:
                 if mode is None:
                     mode, size = first_good_probe(chunk, image_size, in_chans)
                 for name, result in pool.map(decode_or_none, chunk):
+                    if isinstance(result, UnsupportedModeError):  # not a broken file: skipping would hide it
+                        raise UnsupportedModeError(
+                            f"imagefolder: {root}/{name}: {result}; convert the images to 8-bit RGB or grayscale "
+                            f"(e.g. PNG or JPEG) and run again") from result
                     if isinstance(result, Exception):
                         if on_bad_image == "error":
                             raise BadImageError(
@@ -242,7 +291,8 @@ def read(root: Path, image_size: int | None, in_chans: int | None, on_bad_image:
 
 
 @registry.register("imagefolder", label=None, default_root=None,  # your own data: no default place to look
-                   sources=lambda request: find_sources(request.root))
+                   decoder_version=2,  # 2: 16-bit, 32-bit and float images scaled, not clipped to white
+                   sources=lambda request: find_sources(request.root, request.name))
 def read_folder(request: registry.Request, files: list[Path]) -> RawData:
     return read(request.root, request.image_size, request.in_chans, request.on_bad_image)
 

@@ -50,7 +50,7 @@ def load_dataset(name: str, root=None, download: bool = False, image_size: int |
     val_count = default_val_count(reader, len(raw.train)) if val_size is None else \
         resolve_count(val_size, len(raw.train), "val_size")
     train_count = None if train_size is None else resolve_count(train_size, len(raw.train) - val_count, "train_size")
-    train_idx, val_idx = split_indices(raw.train.labels, val_count, train_count, split_seed)
+    train_idx, val_idx = split_indices(raw.train.labels, val_count, train_count, split_seed, class_names)
     train, val = raw.train.subset(train_idx), raw.train.subset(val_idx)
     mean, std = statistics(reader, train, entry, f"seed{split_seed}-val{val_count}-train{len(train_idx)}")
 
@@ -132,6 +132,7 @@ def decoded(reader: registry.Reader, request: registry.Request, cache_dir) -> tu
         "in_chans": None if request.in_chans == native_chans else request.in_chans,
         "extra": None,  # present for every reader, so caches built before the registry keep their keys
         **{key: getattr(request, key) for key in reader.cache_options},
+        **({"decoder": reader.decoder_version} if reader.decoder_version is not None else {}),
     }
     key = cache.cache_key(name, cache.source_fingerprint(sources, tree_root), options)
     entry = cache.entry_dir(cache.resolve_cache_dir(cache_dir), name, key)

@@ -58,6 +58,8 @@ class Reader:
     val_cap: int | None = None  # the default hold-out is DEFAULT_VAL_FRACTION of training, at most this
     cache_options: tuple[str, ...] = ()  # Request fields besides size and channels that change the decoded data
     fixed_stats: tuple[tuple[float, ...], tuple[float, ...]] | None = None  # (mean, std) not computed from the data
+    # bumped when the reader decodes the same files differently, so its old cache entries are not reused
+    decoder_version: int | None = None
 
     def needs_root(self) -> bool:
         return not self.synthetic and self.default_root is None

@@ -6,6 +6,7 @@ same validation images; changing the training seed changes only the training ran
 from __future__ import annotations
 
 import hashlib
+import warnings
 
 import torch
 
@@ -61,21 +62,61 @@ def stratified_pick(labels: torch.Tensor, count: int, generator: torch.Generator
     return picked, torch.nonzero(keep).flatten()
 
 
-def split_indices(labels: torch.Tensor, val_size: int, train_size: int | None, split_seed: int
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(train_indices, val_indices) into the official training set; disjoint, stratified, f(split_seed) only."""
+def split_indices(labels: torch.Tensor, val_size: int, train_size: int | None, split_seed: int,
+                  class_names: list[str] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(train_indices, val_indices) into the official training set; disjoint, stratified, f(split_seed) only.
+
+    A split too small for the classes is said out loud: a class left out of validation, or a split
+    that cannot hold every class, warns (naming what the split did); a training split with fewer
+    images than classes is refused, since some class could never be learned.
+    """
     total = len(labels)
+    classes = len(class_names) if class_names else (int(labels.max()) + 1 if total else 0)
     if val_size >= total:
         raise DataError(f"val_size={val_size} leaves no training images: the training set has only {total}; "
                         f"use a smaller data.val_size (or 0 to train on all of it)")
     val_idx, train_idx = stratified_pick(labels, val_size, seeded_generator(split_seed, "val"))
+    if val_size:
+        _say_unstratified(labels, labels[val_idx], classes, class_names, f"data.val_size={val_size}",
+                          "validation", "they are trained on but not validated")
     if train_size is not None and train_size != len(train_idx):
         if not 0 < train_size <= len(train_idx):
             raise DataError(f"train_size={train_size} is out of range: {len(train_idx)} training images remain "
                             f"after holding out {val_size} for validation; use 1..{len(train_idx)} or null for all")
-        sub, _ = stratified_pick(labels[train_idx], train_size, seeded_generator(split_seed, "train_subset"))
+        if train_size < classes:
+            raise DataError(f"data.train_size={train_size} is fewer than the {classes} classes: some classes would "
+                            f"have no training image at all; use at least data.train_size={classes} "
+                            f"(or null for all {len(train_idx)})")
+        pool = labels[train_idx]
+        sub, _ = stratified_pick(pool, train_size, seeded_generator(split_seed, "train_subset"))
         train_idx = train_idx[sub]
+    if len(train_idx) < classes:
+        raise DataError(f"the training split has {len(train_idx)} images for {classes} classes (after holding out "
+                        f"data.val_size={val_size} of {total}): some classes would have no training image; use a "
+                        f"smaller data.val_size or more images per class")
+    _say_unstratified(labels, labels[train_idx], classes, class_names,
+                      f"the training split ({len(train_idx)} images)", "training",
+                      "the model cannot learn them; add images to them, or lower data.val_size or raise data.train_size")
     return train_idx, val_idx
+
+
+def _say_unstratified(labels, picked_labels, classes: int, class_names, what: str, part: str, effect: str) -> None:
+    """Warn when a stratified pick left out some class that has images: say which, and what the split did."""
+    sizes = torch.bincount(labels, minlength=classes)
+    got = torch.bincount(picked_labels, minlength=classes)
+    missing = [c for c in range(classes) if sizes[c] > 0 and got[c] == 0]
+    if not missing:
+        return
+    named = [f"{(class_names[c] if class_names else c)!r} ({int(sizes[c])} image{'s' if sizes[c] != 1 else ''})"
+             for c in missing[:5]]
+    more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+    if len(picked_labels) < classes:
+        why = (f"{what} is fewer than the {classes} classes, so it cannot be stratified (one image of each class "
+               f"at least)")
+    else:
+        why = f"{what} is split in proportion to class sizes, and these classes are too small for a share of it"
+    warnings.warn(f"{why}: {len(missing)} class(es) have no {part} images: {', '.join(named)}{more}; {effect}",
+                  stacklevel=3)
 
 
 def channel_stats(images: torch.Tensor, chunk: int = 4096) -> tuple[tuple[float, ...], tuple[float, ...]]:

@@ -573,8 +573,10 @@ def _log_eta(state: TrainingState, settings: TrainSettings, planned_steps: int |
     remaining = (settings.budget.value - state.train_s if planned_steps is None
                  else (planned_steps - state.step) * step_s)
     end = time.strftime("%H:%M", time.localtime(time.time() + remaining))
-    log.info("estimated training time left: %.0f min (%.0f ms per step), ending about %s (evaluation extra)",
-             remaining / 60, 1000 * step_s, end)
+    from archbench.timefmt import duration  # seconds below a minute: "0 min" said nothing
+
+    log.info("estimated training time left: %s (%.0f ms per step), ending about %s (evaluation extra)",
+             duration(remaining), 1000 * step_s, end)
     if remaining > 3600:
         log.info("over an hour: train=quick or a smaller train.budget.* gives a run sized for this machine")
 
@@ -606,5 +608,15 @@ def _progress_bar(enabled: bool):
     """A tqdm bar per epoch on a terminal; plain iteration (and one log line per epoch) otherwise."""
     if not enabled:
         return lambda loader, epoch: loader
+    import os
+    import sys
+
     from tqdm import tqdm
-    return lambda loader, epoch: tqdm(loader, desc=f"epoch {epoch}", leave=False, dynamic_ncols=True)
+    try:
+        size = os.get_terminal_size(sys.stderr.fileno())
+        sized = size.columns > 0 and size.lines > 0
+    except (OSError, ValueError):
+        sized = False
+    # A terminal that reports no size (a fresh pseudo-terminal, some consoles) makes tqdm draw nothing at all
+    fixed = {} if sized else {"ncols": 80, "nrows": 24}
+    return lambda loader, epoch: tqdm(loader, desc=f"epoch {epoch}", leave=False, dynamic_ncols=sized, **fixed)

@@ -1,0 +1,130 @@
+"""Feedback while it runs: a progress bar on a (pseudo-)terminal, an estimate for the whole sweep, readable ETAs."""
+import logging
+import os
+import pty
+import select
+import subprocess
+import sys
+import time
+from types import SimpleNamespace
+
+import pytest
+from omegaconf import OmegaConf
+
+from archbench.sweep import count_jobs, progress_line
+from archbench.timefmt import duration
+from archbench.train.loop import _log_eta
+
+from helpers import FAST, REPO, archbench
+
+
+def test_durations_below_a_minute_are_seconds():
+    assert [duration(s) for s in (0.4, 42, 59.4, 75, 250, 1800, 9000)] == \
+        ["0 s", "42 s", "59 s", "1 min 15 s", "4 min 10 s", "30 min", "2.5 h"]
+
+
+def test_a_training_eta_of_tens_of_seconds_is_said_in_seconds(caplog):
+    state = SimpleNamespace(train_s=11.0, step=11)
+    with caplog.at_level(logging.INFO, logger="archbench"):
+        _log_eta(state, SimpleNamespace(budget=None), planned_steps=41, start=(1, 1.0))  # 1 s a step, 30 left
+    assert "estimated training time left: 30 s (1000 ms per step)" in caplog.text
+
+
+def test_the_number_of_jobs_is_counted_from_sweeper_params_and_command_line():
+    config = OmegaConf.create({"hydra": {"sweeper": {"params": {"model": "a,b,c", "seed": "0,1"}},
+                                         "overrides": {"task": ["data=x,y", "train.budget.steps=3"]}}})
+    assert count_jobs(config) == 12
+    config = OmegaConf.create({"hydra": {"sweeper": {"params": None}, "overrides": {"task": ["seed=range(0,5)"]}}})
+    assert count_jobs(config) == 5
+
+
+def test_the_sweep_estimate_follows_the_jobs_finished_so_far():
+    line = progress_line([{}] * 3, 12, 90.0, now=0)
+    assert line.startswith("sweep: 3 of 12 jobs done in 1 min 30 s; about 4 min 30 s left, ending about ")
+    assert progress_line([{}] * 12, 12, 900.0) == "sweep: 12 of 12 jobs done in 15 min"
+
+
+@pytest.mark.slow  # a two-job sweep
+def test_a_sweep_says_its_size_at_the_start_and_an_estimate_as_jobs_finish(tmp_path):
+    out = archbench(["-m", "model=resnet20", "seed=0,1", *FAST, "evaluate.after_train=false"], tmp_path)
+    text = out.stdout + out.stderr
+    assert out.returncode == 0, text[-3000:]
+    assert "sweep: 2 job(s); an estimate for the whole sweep follows as jobs finish" in text
+    assert "sweep: 1 of 2 jobs done in " in text and " left, ending about " in text
+    assert "sweep: 2 of 2 jobs done in " in text
+    assert text.index("sweep: 1 of 2 jobs done") < text.index("sweep summary")
+
+
+@pytest.mark.slow  # a two-job dry run
+def test_a_dry_run_sweep_prints_each_job_as_it_is_planned(tmp_path):
+    out = archbench(["-m", "model=resnet20", "seed=0,1", *FAST, "dry_run=true"], tmp_path)
+    text = out.stdout + out.stderr
+    assert out.returncode == 0, text[-3000:]
+    assert "to plan (dry run: nothing is written)" in text
+    assert "planned 1 of 2: | 0 | resnet20 | synthetic | 0 |" in text
+    assert "planned 2 of 2: | 1 | resnet20 | synthetic | 1 |" in text
+    assert text.index("planned 1 of 2") < text.index("planned 2 of 2") < text.index("dry run (nothing written")
+    assert not (tmp_path / "runs").exists()
+
+
+def run_in_pty(args, timeout=600) -> str:
+    """`python -m archbench args` with stdin, stdout and stderr on a pseudo-terminal (isatty() is true there)."""
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: exec at once, nothing else
+        os.chdir(REPO)
+        os.execv(sys.executable, [sys.executable, "-m", "archbench", *args])
+    output, deadline = b"", time.time() + timeout
+    while time.time() < deadline:
+        ready, _, _ = select.select([fd], [], [], 5)
+        if not ready:
+            continue
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        output += chunk
+    os.waitpid(pid, 0)
+    os.close(fd)
+    return output.decode(errors="replace")
+
+
+@pytest.mark.slow  # one real run on a terminal
+def test_the_progress_bar_appears_on_a_pseudo_terminal(tmp_path):
+    text = run_in_pty([*FAST, "evaluate.after_train=false", "progress_bar=true", f"results_dir={tmp_path}"])
+    assert "wrote " in text, text[-3000:]
+    assert "epoch 0: " in text and "%|" in text and "it/s]" in text, text[-3000:]
+
+
+def test_a_dry_run_times_each_network_once_whatever_the_class_count(tmp_path, monkeypatch):
+    import archbench.run as run_module
+    from helpers import spec_for
+
+    monkeypatch.setattr(run_module, "_STEP_TIMES", {})
+    built = []
+    real = run_module._create_model
+    monkeypatch.setattr(run_module, "_create_model", lambda *a, **k: built.append(1) or real(*a, **k))
+    spec = spec_for([*FAST, "device=cpu"], tmp_path)
+    for classes in (10, 100, 10):
+        run_module._time_steps(spec, {"in_chans": 3, "image_size": 16, "num_classes": classes}, timed_steps=1)
+    assert len(built) == 1
+
+
+@pytest.mark.slow  # a dry-run sweep, interrupted after its first job
+def test_an_interrupted_dry_run_says_nothing_was_written(tmp_path):
+    import signal
+
+    proc = archbench(["-m", "model=resnet20", "seed=0,1,2,3", *FAST, "dry_run=true"], tmp_path, wait=False)
+    seen = ""
+    for line in proc.stdout:
+        seen += line
+        if "planned 1 of 4" in line:
+            proc.send_signal(signal.SIGINT)
+            break
+    rest, _ = proc.communicate(timeout=300)
+    text = seen + rest
+    assert proc.returncode == 75, text[-3000:]
+    assert "dry run interrupted; a dry run writes nothing under results_dir" in text
+    assert "checkpoint" not in text.lower()
+    assert not (tmp_path / "runs").exists()
