@@ -57,3 +57,17 @@ def test_a_profile_run_does_not_promise_latency_after_training(tmp_path, caplog)
         run(spec)
     assert "building resnet20 on synthetic: model and complexity count, then latency" in caplog.text
     assert "after training" not in caplog.text
+
+
+def test_report_help_lists_every_subcommand():
+    import subprocess
+    import sys
+
+    from helpers import REPO
+
+    out = subprocess.run([sys.executable, "-m", "archbench.report", "--help"], cwd=REPO, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0 and "export" in out.stdout and "compare" in out.stdout
+    out = subprocess.run([sys.executable, "-m", "archbench.report", "export", "--help"], cwd=REPO,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "out=runs.parquet" in out.stdout

@@ -13,6 +13,11 @@ import sys
 from .build import DEFAULT_OUT, DEFAULT_RESULTS_DIR
 
 USAGE = __doc__.splitlines()[0].strip("`")
+HELP = f"""usage: {USAGE}
+       python -m archbench.report export [results_dir=results/runs] out=runs.parquet|runs.csv [include_synthetic=true]
+       python -m archbench.report compare BASE NEW [--study NAME] ...   (does NEW reproduce BASE within noise?)
+
+Builds the report from run records; `export` writes them as one table, `compare` checks two results folders."""
 DEFAULTS = {"results_dir": DEFAULT_RESULTS_DIR, "out": DEFAULT_OUT, "study": None,
             "include_synthetic": False}
 TRUE_WORDS, FALSE_WORDS = {"true", "yes", "1", "on"}, {"false", "no", "0", "off"}
@@ -66,6 +71,9 @@ def _export(arguments: list[str]) -> int:
         return _error("the export subcommand needs archbench/export.py, which this installation "
                       "lacks: update archbench (git pull; pip install -e .), or build the report "
                       "without 'export'")
+    if any(argument in ("-h", "--help", "help") for argument in arguments):
+        print(f"usage: {export.USAGE}")
+        return 0
     return export.main(arguments)
 
 
@@ -78,7 +86,7 @@ def main(arguments=None) -> int:
 
         return compare(arguments[1:])
     if any(argument in ("-h", "--help", "help") for argument in arguments):
-        print(f"usage: {USAGE}")
+        print(HELP)
         return 0
     try:
         options = parse_arguments(arguments)
