@@ -10,6 +10,7 @@ modules' docstrings, so the prose and the code cannot drift apart.
 from __future__ import annotations
 
 import argparse
+import importlib
 import inspect
 import math
 import sys
@@ -28,24 +29,13 @@ from archbench.models import (
     CIFAR_STEM_MAX_SIZE,
     SMALL_REPRESENTATIVES,
     create_model,
-    densenet,
-    efficientnet,
+    declared_families,
     list_models,
     load_reference,
-    preact_resnet,
-    resnet,
-    shufflenet,
-    wide_resnet,
 )
 
-FAMILY_MODULES = {
-    "resnet_v1": resnet,
-    "resnet_v2": preact_resnet,
-    "wide_resnet": wide_resnet,
-    "densenet": densenet,
-    "shufflenet_v2": shufflenet,
-    "efficientnet_v2": efficientnet,
-}
+# Each family's section is its declaring module's docstring, in publication order.
+FAMILY_MODULES = {family.name: importlib.import_module(family.module) for family in declared_families()}
 CLASSES_BY_DATASET = {"CIFAR-10": 10, "CIFAR-100": 100, "ImageNet": 1000}
 SMALL_INPUT = 32
 # Shown at both small-input strides: the two small representatives, and ShuffleNetV2 1.0x, the

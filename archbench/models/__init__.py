@@ -11,15 +11,29 @@ name, the timm arguments and what the CIFAR stem changed.
 """
 from __future__ import annotations
 
+import importlib
 import inspect
+import pkgutil
 from importlib import resources
 
 import pandas as pd
 from torch import nn
 
-from . import densenet, efficientnet, preact_resnet, resnet, shufflenet, wide_resnet  # noqa: F401  (registers)
-from .registry import FAMILIES, TIMM_PREFIX, get_entry, register, registered_names
+from .registry import TIMM_PREFIX, declared_families, family_names, get_entry, register, registered_names
 from .timm_adapter import create_timm_model
+
+
+def import_package_modules(package_name: str, package_path) -> None:
+    """Import every public module of a package, so each family module declares itself.
+
+    A new family is then its module alone: nothing here lists the family modules.
+    """
+    for module in pkgutil.iter_modules(package_path):
+        if not module.name.startswith("_"):
+            importlib.import_module(f"{package_name}.{module.name}")
+
+
+import_package_modules(__name__, __path__)
 
 __all__ = [
     "AUTO_SMALL_INPUT_STEM",
@@ -28,6 +42,7 @@ __all__ = [
     "STEMS",
     "STRIDE16_FAMILIES",
     "create_model",
+    "declared_families",
     "list_models",
     "load_reference",
     "model_family",
@@ -35,30 +50,22 @@ __all__ = [
     "resolve_stem",
 ]
 
+# Read from the family declarations (registry.Family), in publication order; "timm" last.
+FAMILIES = family_names()
 # Small-input stems: "cifar" brings an ImageNet topology (overall stride 32) to overall stride 8,
 # so a 32 px input ends on a 4x4 map; "cifar16" un-strides the stem convolution only (stride 16,
-# 2x2), offered by the families whose ImageNet stem downsamples only 2x or that pay too much
-# for stride 8 (STRIDE16_FAMILIES).
+# 2x2), offered by the families that declare it (STRIDE16_FAMILIES).
 STEMS = ("auto", "imagenet", "cifar", "cifar16")
-STRIDE16_FAMILIES = ("shufflenet_v2", "efficientnet_v2")
+STRIDE16_FAMILIES = tuple(f.name for f in declared_families() if "cifar16" in f.small_input_stems)
 # `auto` switches to a small-input stem at or below this input size (px).
 CIFAR_STEM_MAX_SIZE = 64
-# Which small-input stem `auto` picks per family ("cifar" where not listed). ShuffleNetV2 and
-# EfficientNetV2 stay at stride 16: at stride 8 they cost 3-4x the MACs (above the 150 M band
-# of the small representatives) and, measured, 3x the training time without gaining accuracy
-# at CPU-scale budgets; docs/models.md gives the measurement.
-AUTO_SMALL_INPUT_STEM = {"shufflenet_v2": "cifar16", "efficientnet_v2": "cifar16"}
+# Which small-input stem `auto` picks per family ("cifar" where not listed): the first the family declares.
+AUTO_SMALL_INPUT_STEM = {f.name: f.small_input_stems[0] for f in declared_families()
+                         if f.small_input_stems[0] != "cifar"}
 
 # One model per family for CPU-scale studies: each costs 20-150 M MACs on a 3x32x32 input
 # (tests/test_models.py measures it). See docs/models.md for the numbers.
-SMALL_REPRESENTATIVES = {
-    "resnet_v1": "resnet20",
-    "resnet_v2": "preact_resnet20",
-    "wide_resnet": "wrn_16_2",
-    "densenet": "densenet_bc_40_12",
-    "shufflenet_v2": "shufflenet_v2_x2_0",
-    "efficientnet_v2": "efficientnetv2_b0",
-}
+SMALL_REPRESENTATIVES = {f.name: f.small_representative for f in declared_families()}
 
 
 def create_model(

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .registry import register
+from .registry import Family, ModelSpec, declare_family
 from .resnet import init_weights
 from .timm_adapter import create_timm_model
 
@@ -114,8 +114,7 @@ def _dropout(p: float) -> nn.Module:
     return nn.Dropout(p) if p > 0 else nn.Identity()
 
 
-def _register_cifar_densenet(name: str, depth: int, growth_rate: int, bc: bool) -> None:
-    @register(name, "densenet", cifar_native=True)
+def _cifar_densenet(name: str, depth: int, growth_rate: int, bc: bool) -> ModelSpec:
     def build(num_classes: int, in_chans: int = 3, stem: str = "cifar", dropout: float = 0.0) -> nn.Module:
         return CifarDenseNet(
             depth,
@@ -127,18 +126,26 @@ def _register_cifar_densenet(name: str, depth: int, growth_rate: int, bc: bool) 
             dropout=dropout,
         )
 
+    return ModelSpec(name, build, cifar_native=True)
 
-def _register_timm_densenet(name: str) -> None:
-    @register(name, "densenet", builder_lib="timm")
+
+def _timm_densenet(name: str) -> ModelSpec:
     def build(num_classes: int, in_chans: int = 3, stem: str = "imagenet", **kwargs) -> nn.Module:
         return create_timm_model(name, num_classes, in_chans, stem, **kwargs)
 
+    return ModelSpec(name, build, builder_lib="timm")
 
-_register_cifar_densenet("densenet_40_12", 40, 12, bc=False)
-# Not in the paper's tables: the family's CPU-scale representative (about 74 M MACs at 32x32;
-# DenseNet-BC-100-12 already needs about 300 M). Same depth as DenseNet-40, 6 bottleneck layers per block.
-_register_cifar_densenet("densenet_bc_40_12", 40, 12, bc=True)
-_register_cifar_densenet("densenet_bc_100_12", 100, 12, bc=True)
-_register_cifar_densenet("densenet_bc_190_40", 190, 40, bc=True)
-for _name in ("densenet121", "densenet169", "densenet201"):
-    _register_timm_densenet(_name)
+
+FAMILY = declare_family(Family(
+    name="densenet",
+    arxiv="1608.06993",
+    module=__name__,
+    models=(_cifar_densenet("densenet_40_12", 40, 12, bc=False),
+            _cifar_densenet("densenet_bc_40_12", 40, 12, bc=True),
+            _cifar_densenet("densenet_bc_100_12", 100, 12, bc=True),
+            _cifar_densenet("densenet_bc_190_40", 190, 40, bc=True),
+            *map(_timm_densenet, ("densenet121", "densenet169", "densenet201"))),
+    # Not in the paper's tables: the family's CPU-scale representative (about 74 M MACs at 32x32;
+    # DenseNet-BC-100-12 already needs about 300 M). Same depth as DenseNet-40, 6 bottleneck layers per block.
+    small_representative="densenet_bc_40_12",
+))

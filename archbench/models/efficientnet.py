@@ -27,16 +27,15 @@ from __future__ import annotations
 
 from torch import nn
 
-from .registry import register
+from .registry import Family, ModelSpec, declare_family
 from .timm_adapter import create_timm_model, describe_conv
 
 SYMMETRIC_PADDING = ""
 
 
-def _register_efficientnetv2(variant: str) -> None:
+def _efficientnetv2(variant: str) -> ModelSpec:
     timm_name = f"tf_efficientnetv2_{variant}"
 
-    @register(f"efficientnetv2_{variant}", "efficientnet_v2", builder_lib="timm")
     def build(num_classes: int, in_chans: int = 3, stem: str = "imagenet", **kwargs) -> nn.Module:
         kwargs.setdefault("pad_type", SYMMETRIC_PADDING)
         model = create_timm_model(timm_name, num_classes, in_chans, "imagenet" if stem == "imagenet" else "cifar",
@@ -44,6 +43,8 @@ def _register_efficientnetv2(variant: str) -> None:
         if stem == "cifar":
             model.archbench_info["stem_changes"].append(_unstride_first_stage(model))
         return model
+
+    return ModelSpec(f"efficientnetv2_{variant}", build, builder_lib="timm")
 
 
 def _unstride_first_stage(model: nn.Module) -> str:
@@ -62,5 +63,13 @@ def _unstride_first_stage(model: nn.Module) -> str:
     raise ValueError("EfficientNetV2 has no strided block to un-stride for stem='cifar'; use stem='cifar16'.")
 
 
-for _variant in ("s", "m", "l", "b0", "b1", "b2", "b3"):
-    _register_efficientnetv2(_variant)
+FAMILY = declare_family(Family(
+    name="efficientnet_v2",
+    arxiv="2104.00298",
+    module=__name__,
+    models=tuple(map(_efficientnetv2, ("s", "m", "l", "b0", "b1", "b2", "b3"))),
+    small_representative="efficientnetv2_b0",
+    # Stride 16 for small inputs, as for ShuffleNetV2: at stride 8 B0 leaves the 150 M MAC band of
+    # the small representatives and trains at about half the speed; docs/models.md gives the measurement.
+    small_input_stems=("cifar16", "cifar"),
+))

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .registry import register
+from .registry import Family, ModelSpec, declare_family
 from .resnet import init_weights, shortcut_option_a
 from .timm_adapter import create_timm_model
 
@@ -135,19 +135,26 @@ class PreActResNet(PreActNetwork):
         self._finish(stages, in_chs, num_classes)
 
 
-def _register_cifar_preact(depth: int, bottleneck: bool) -> None:
-    @register(f"preact_resnet{depth}", "resnet_v2", cifar_native=True)
+def _cifar_preact(depth: int, bottleneck: bool) -> ModelSpec:
     def build(num_classes: int, in_chans: int = 3, stem: str = "cifar") -> nn.Module:
         return PreActResNet(depth, bottleneck, num_classes=num_classes, in_chans=in_chans)
 
+    return ModelSpec(f"preact_resnet{depth}", build, cifar_native=True)
 
-def _register_timm_resnetv2(name: str) -> None:
-    @register(name, "resnet_v2", builder_lib="timm")
+
+def _timm_resnetv2(name: str) -> ModelSpec:
     def build(num_classes: int, in_chans: int = 3, stem: str = "imagenet", **kwargs) -> nn.Module:
         return create_timm_model(name, num_classes, in_chans, stem, **kwargs)
 
+    return ModelSpec(name, build, builder_lib="timm")
 
-for _depth, _bottleneck in ((20, False), (110, False), (164, True), (1001, True)):
-    _register_cifar_preact(_depth, _bottleneck)
-for _name in ("resnetv2_18", "resnetv2_34", "resnetv2_50", "resnetv2_101", "resnetv2_152"):
-    _register_timm_resnetv2(_name)
+
+FAMILY = declare_family(Family(
+    name="resnet_v2",
+    arxiv="1603.05027",
+    module=__name__,
+    models=(*(_cifar_preact(depth, bottleneck)
+              for depth, bottleneck in ((20, False), (110, False), (164, True), (1001, True))),
+            *map(_timm_resnetv2, ("resnetv2_18", "resnetv2_34", "resnetv2_50", "resnetv2_101", "resnetv2_152"))),
+    small_representative="preact_resnet20",
+))

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .registry import register
+from .registry import Family, ModelSpec, declare_family
 from .timm_adapter import create_timm_model
 
 
@@ -109,19 +109,25 @@ def init_weights(model: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
-def _register_cifar_resnet(depth: int) -> None:
-    @register(f"resnet{depth}", "resnet_v1", cifar_native=True)
+def _cifar_resnet(depth: int) -> ModelSpec:
     def build(num_classes: int, in_chans: int = 3, stem: str = "cifar") -> nn.Module:
         return CifarResNet(depth, num_classes=num_classes, in_chans=in_chans)
 
+    return ModelSpec(f"resnet{depth}", build, cifar_native=True)
 
-def _register_timm_resnet(name: str) -> None:
-    @register(name, "resnet_v1", builder_lib="timm")
+
+def _timm_resnet(name: str) -> ModelSpec:
     def build(num_classes: int, in_chans: int = 3, stem: str = "imagenet", **kwargs) -> nn.Module:
         return create_timm_model(name, num_classes, in_chans, stem, **kwargs)
 
+    return ModelSpec(name, build, builder_lib="timm")
 
-for _depth in (20, 32, 44, 56, 110):
-    _register_cifar_resnet(_depth)
-for _name in ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152"):
-    _register_timm_resnet(_name)
+
+FAMILY = declare_family(Family(
+    name="resnet_v1",
+    arxiv="1512.03385",
+    module=__name__,
+    models=(*map(_cifar_resnet, (20, 32, 44, 56, 110)),
+            *map(_timm_resnet, ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152"))),
+    small_representative="resnet20",
+))

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .registry import register
+from .registry import Family, ModelSpec, declare_family
 from .preact_resnet import PreActNetwork
 from .timm_adapter import create_timm_model
 
@@ -74,21 +74,27 @@ class WideResNet(PreActNetwork):
         self._finish(stages, in_chs, num_classes)
 
 
-def _register_wrn(depth: int, widen_factor: int) -> None:
-    @register(f"wrn_{depth}_{widen_factor}", "wide_resnet", cifar_native=True)
+def _wrn(depth: int, widen_factor: int) -> ModelSpec:
     def build(num_classes: int, in_chans: int = 3, stem: str = "cifar", dropout: float = PAPER_DROPOUT) -> nn.Module:
         return WideResNet(depth, widen_factor, num_classes=num_classes, in_chans=in_chans, dropout=dropout)
 
+    return ModelSpec(f"wrn_{depth}_{widen_factor}", build, cifar_native=True)
 
-def _register_timm_wide(name: str) -> None:
-    @register(name, "wide_resnet", builder_lib="timm")
+
+def _timm_wide(name: str) -> ModelSpec:
     def build(num_classes: int, in_chans: int = 3, stem: str = "imagenet", **kwargs) -> nn.Module:
         return create_timm_model(name, num_classes, in_chans, stem, **kwargs)
 
+    return ModelSpec(name, build, builder_lib="timm")
 
-# wrn_16_2 is not one of the paper's CIFAR table entries; it is the family's CPU-scale
-# representative (about 100 M MACs at 32x32; WRN-16-4 already needs about 400 M).
-for _depth, _k in ((16, 2), (16, 4), (16, 8), (28, 10), (40, 4)):
-    _register_wrn(_depth, _k)
-for _name in ("wide_resnet50_2", "wide_resnet101_2"):
-    _register_timm_wide(_name)
+
+FAMILY = declare_family(Family(
+    name="wide_resnet",
+    arxiv="1605.07146",
+    module=__name__,
+    models=(*(_wrn(depth, k) for depth, k in ((16, 2), (16, 4), (16, 8), (28, 10), (40, 4))),
+            *map(_timm_wide, ("wide_resnet50_2", "wide_resnet101_2"))),
+    # wrn_16_2 is not one of the paper's CIFAR table entries; it is the family's CPU-scale
+    # representative (about 100 M MACs at 32x32; WRN-16-4 already needs about 400 M).
+    small_representative="wrn_16_2",
+))
