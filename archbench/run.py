@@ -379,9 +379,15 @@ def _tracker(spec: RunSpec, record: dict):
     """The experiment loggers the user asked for (none by default); a failing one warns once, never fails the run."""
     if spec.logger is None or not spec.logger.names:
         return None
-    from archbench.loggers import make_logger
+    from archbench.loggers import make_logger, unavailable
 
-    tracker = make_logger(spec.logger.names, spec.record_dir, spec.logger.mlflow_uri)
+    missing = unavailable(spec.logger.names)
+    if missing:  # an optional package: the record says which logger is left out and why
+        record["logger"] = {"skipped": missing}
+        for why in missing.values():
+            log.warning("%s; the run goes on without that logger", why)
+    tracker = make_logger([n for n in spec.logger.names if n not in missing], spec.record_dir,
+                          spec.logger.mlflow_uri)
     tracker.log_hparams({"study": spec.study, "model": spec.model.name, "data": spec.dataset_name,
                          "seed": spec.seed, "variant": spec.variant, **record["identity"]["settings"]})
     return tracker
