@@ -420,6 +420,7 @@ def _train(spec: RunSpec, built: Built, record: dict, tracker=None):
         decay_norm_and_bias=recipe.decay_norm_and_bias, label_smoothing=recipe.label_smoothing,
         grad_clip_norm=recipe.grad_clip_norm, ema_decay=recipe.ema_decay, amp=amp, channels_last=channels_last,
         compile=recipe.compile, target_top1=recipe.target_top1, identity=spec.fingerprint,
+        checkpoint_every_s=recipe.checkpoint_every_s,
         on_epoch=tracker.log_epoch if tracker is not None else None,
         # Training MACs per image = FlopCounterMode's forward+backward FLOPs / 2 (one MAC = two FLOPs).
         train_macs_per_image=flops_train / 2 if flops_train else None, progress_bar=spec.progress_bar)

@@ -156,6 +156,7 @@ class Recipe:
     compile: bool = False
     deterministic: bool = False
     target_top1: float | None = None
+    checkpoint_every_s: float = 60.0  # how often an epoch's end may write a checkpoint; not part of the result
 
     @classmethod
     def from_config(cls, config: dict) -> "Recipe":
@@ -200,6 +201,10 @@ class Recipe:
             raise SettingsError(f"train.grad_clip_norm={self.grad_clip_norm!r} must be null or a positive number")
         if self.target_top1 is not None and not (_is_number(self.target_top1) and 0 < self.target_top1 <= 100):
             raise SettingsError(f"train.target_top1={self.target_top1!r} must be null or a percentage in (0, 100]")
+        every = self.checkpoint_every_s
+        if not _is_number(every) or every < 0:
+            raise SettingsError(f"train.checkpoint_every_s={every!r} must be a number of seconds >= 0 "
+                                "(0 = at every epoch's end; the last epoch and a signal always write one)")
         if self.amp not in AMP_CHOICES:
             raise SettingsError(f"train.amp={self.amp!r} is not one of: {', '.join(AMP_CHOICES)}")
         if self.channels_last not in (True, False, "auto"):
@@ -226,9 +231,10 @@ class Recipe:
         return self.lr * self.batch_size * world_size / self.lr_reference_batch
 
     def identity(self) -> dict:
-        # eval_batch_size and target_top1 change how a run is measured, not what it learns.
+        # eval_batch_size and target_top1 change how a run is measured, checkpoint_every_s how it is
+        # saved; none changes what it learns.
         fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-                  if f.name not in ("eval_batch_size", "target_top1", "budget")}
+                  if f.name not in ("eval_batch_size", "target_top1", "budget", "checkpoint_every_s")}
         return {**fields, "budget": self.budget.as_dict()}
 
     def describe(self) -> dict:
