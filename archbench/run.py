@@ -682,8 +682,10 @@ _STEP_TIMES: dict[str, tuple] = {}
 def _time_steps(spec: RunSpec, data_info: dict, timed_steps: int):
     """(seconds per step at the batch that fits, that batch, note, training MACs per image).
 
-    Builds the model, optimizer and schedule, then one untimed step and `timed_steps` timed ones on
-    synthetic values of the real shape. Cached per network, shape and numerics in this process: a study's
+    Builds the model, optimizer and schedule, then one untimed step (compilation, autotuning) and
+    `timed_steps` timed ones on synthetic values of the real shape, in the run's precision, layout and
+    compile mode: an explicit train.amp/channels_last as given; `auto` (chosen by a probe when the run
+    starts) is timed as bf16 + channels_last on a GPU with bf16 tensor cores, else fp32 NCHW. Cached per network, shape and numerics in this process: a study's
     seeds and tuning trials are timed once. `ARCHBENCH_PREFLIGHT_BATCH` caps the batch (the test suite
     checks every study this way on 2 cores).
     """
@@ -708,19 +710,31 @@ def _time_steps(spec: RunSpec, data_info: dict, timed_steps: int):
         train_macs = profile_complexity(model, input_shape)["flops_train"] / 2
     device = resolve_device(spec.device)
     batch = min(recipe.batch_size, int(os.environ.get("ARCHBENCH_PREFLIGHT_BATCH", recipe.batch_size)))
+    amp, channels_last = _planned_precision(recipe, device)
     model.to(device).train()
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
     optimizer = recipe.make_optimizer()(param_groups(model, recipe.weight_decay, recipe.decay_norm_and_bias),
                                         lr=recipe.scaled_lr())
+    step_model = model
+    if recipe.compile != "off":
+        step_model = torch.compile(model, mode=None if recipe.compile == "default" else recipe.compile)
+    autocast = (torch.autocast(torch.device(device).type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
+                if amp in ("bf16", "fp16") else contextlib.nullcontext())
     note = None
     while True:
         try:
             x = torch.randn(batch, *input_shape[1:], device=device)
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
             y = torch.randint(0, data_info["num_classes"], (batch,), device=device)
             times = []
             for _ in range(1 + timed_steps):
                 tick = time.perf_counter()
                 optimizer.zero_grad(set_to_none=True)
-                torch.nn.functional.cross_entropy(model(x), y).backward()
+                with autocast:
+                    loss = torch.nn.functional.cross_entropy(step_model(x), y)
+                loss.backward()  # fp16 loss scaling changes no step time worth planning for
                 optimizer.step()
                 if device.startswith("cuda"):
                     torch.cuda.synchronize()
@@ -734,6 +748,17 @@ def _time_steps(spec: RunSpec, data_info: dict, timed_steps: int):
     step_s = (sum(times[1:]) / max(len(times) - 1, 1) if timed_steps else times[0]) * recipe.batch_size / batch
     _STEP_TIMES[key] = (step_s, batch, note, train_macs)
     return _STEP_TIMES[key]
+
+
+def _planned_precision(recipe, device: str) -> tuple[str, bool]:
+    """(amp, channels_last) that the preflight times: the run's, with `auto` resolved by the stated rule."""
+    amp, channels_last = recipe.amp, recipe.channels_last
+    if "auto" in (amp, channels_last):
+        import torch
+        bf16_gpu = device.startswith("cuda") and torch.cuda.is_bf16_supported()
+        amp = ("bf16" if bf16_gpu else "off") if amp == "auto" else amp
+        channels_last = bf16_gpu if channels_last == "auto" else channels_last
+    return amp, bool(channels_last)
 
 
 def format_plan(rows: list[dict]) -> str:

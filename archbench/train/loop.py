@@ -61,7 +61,7 @@ class TrainSettings:
     ema_decay: float | None = None
     amp: str = "off"  # off | bf16 | fp16
     channels_last: bool = False
-    compile: bool = False
+    compile: bool | str = "off"  # a mode of archbench.settings.COMPILE_MODES; true/false mean default/off
     target_top1: float | None = None
     on_epoch: Callable[[dict], None] | None = None  # each history entry, e.g. to an experiment logger
     identity: str | None = None  # the run's fingerprint: a checkpoint of another identity is never resumed
@@ -75,6 +75,8 @@ class TrainSettings:
     def __post_init__(self):
         if self.amp not in ("off", "bf16", "fp16"):
             raise ValueError(f"train.amp={self.amp!r} is not one of: off, bf16, fp16")
+        from archbench.settings import compile_mode
+        self.compile = compile_mode(self.compile)
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"learning rate {self.lr!r} must be a positive number (train.optimizer.lr)")
         every = self.checkpoint_every_s
@@ -468,8 +470,8 @@ def fit(model: nn.Module, train_loader, val_loader, test_loader, settings: Train
     state = _resume(checkpoint_path, settings.identity, model, optimizer, scaler, ema, device)
 
     train_model = nn.parallel.DistributedDataParallel(model) if world > 1 else model
-    if settings.compile:
-        train_model = torch.compile(train_model)
+    if settings.compile != "off":
+        train_model = torch.compile(train_model, mode=None if settings.compile == "default" else settings.compile)
     eval_model = ema.module if ema is not None else model
     trainer = _Trainer(settings, model, train_model, ema, optimizer, scaler,
                        criterion=nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing), device=device,
