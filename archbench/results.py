@@ -46,6 +46,8 @@ COST_METRICS = [
     "train_img_s",
     "wall_s",
     "mfu",
+    "train_j_per_image",
+    "inference_j_per_image",
     "ttt_s",
 ]
 SIGNIFICANCE_LEVEL = 0.05

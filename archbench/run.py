@@ -398,6 +398,8 @@ def _train(spec: RunSpec, built: Built, record: dict, tracker=None):
 
     from archbench.data import make_loaders
     from archbench.measure import peak_memory_bytes, reset_peak_memory, training_cost
+    from archbench.measure.energy import EnergyMeter, inference_window, measure_energy
+    from archbench.measure.peak import PEAK_INCLUDES_CPU, PEAK_INCLUDES_CUDA, allocated_bytes
     from archbench.train.loop import EXIT_INTERRUPTED, TrainingInterrupted, TrainSettings, fit
 
     recipe = spec.recipe
@@ -411,7 +413,11 @@ def _train(spec: RunSpec, built: Built, record: dict, tracker=None):
     train_loader, val_loader, test_loader = make_loaders(
         built.dataset, batch_size=recipe.batch_size, eval_batch_size=recipe.eval_batch_size, device=device,
         augment=spec.data.augment, seed=spec.seed, order_seed=spec.data.order_seed, rank=rank, world_size=world)
-    reset_peak_memory(device)  # after the loaders: a dataset moved to the GPU is not training memory
+    reset_peak_memory(device)  # after the loaders: a dataset moved to the GPU is not training memory...
+    resident = allocated_bytes(device)  # ...and is subtracted, since it stays allocated under the peak
+    meter = EnergyMeter(device) if rank == 0 else None
+    if meter is not None and meter.skipped and device.startswith("cuda"):
+        log.warning("energy left out of the record: %s", meter.skipped)
     flops_train = built.complexity.get("flops_train")
     amp, channels_last = _precision(spec, built, device, record)
     settings = TrainSettings(
@@ -433,8 +439,10 @@ def _train(spec: RunSpec, built: Built, record: dict, tracker=None):
              planned if planned is not None else "as many", recipe.batch_size, settings.lr,
              f"precision {amp}, channels_last {channels_last}", device)
     try:
+        window_start = meter.read() if meter is not None else None
         result = fit(built.model, train_loader, val_loader, test_loader, settings, device=device,
                      checkpoint_path=spec.record_dir / "checkpoint.ckpt")
+        train_window = (window_start, meter.read()) if meter is not None else None
     except TrainingInterrupted as err:
         log.warning("%s; exiting with code %d so a requeue resumes it", err, EXIT_INTERRUPTED)
         raise SystemExit(EXIT_INTERRUPTED) from err
@@ -442,7 +450,15 @@ def _train(spec: RunSpec, built: Built, record: dict, tracker=None):
     train["lr_scaled"] = settings.lr
     train["amp"], train["channels_last"], train["compile"] = amp, channels_last, recipe.compile
     train["world_size"] = world
-    train["peak_mem_bytes"] = peak_memory_bytes(device)
+    train["peak_mem_bytes"] = peak_memory_bytes(device) - (resident or 0)
+    train["dataset_resident_bytes"] = resident
+    train["peak_mem_includes"] = PEAK_INCLUDES_CUDA if device.startswith("cuda") else PEAK_INCLUDES_CPU
+    if meter is not None:
+        inference = inference_window(result.model, built.input_shape, device, recipe.eval_batch_size, amp,
+                                     channels_last) if not meter.skipped else None
+        # images this device trained (a DDP rank's share), the warm-up step's included: it is in the window
+        record["energy"] = measure_energy(meter, train_window, result.train["steps"] * recipe.batch_size,
+                                          inference)
     peak = _peak(device, amp)
     train["device_peak_flops_per_s"] = peak.get("flops_per_s")
     train["device_peak"] = peak

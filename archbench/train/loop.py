@@ -380,6 +380,9 @@ def train_one_epoch(trainer: _Trainer, state: TrainingState, loader, interrupt: 
             state.warmup_s = (state.warmup_s or 0.0) + time.perf_counter() - tick
             trainer.warmed_up = True
             state.warmup_images = (state.warmup_images or 0) + y.numel() * trainer.world
+            if device.type == "cuda":
+                # the first step's autotuning workspace is not the model's memory: the peak starts here
+                torch.cuda.reset_peak_memory_stats(device)
             tick = time.perf_counter()
         epoch_s = resume["train_s"] + time.perf_counter() - tick
         check_finite = state.step % DIVERGENCE_CHECK_EVERY == 0
