@@ -69,7 +69,7 @@ def test_pack_writes_few_flat_files_without_weights(tmp_path):
     assert rows[0]["test top-1"] == 88.0 and rows[1]["status"] == "failed" and rows[3]["status"] == "missing"
 
 
-@pytest.mark.slow  # six short CPU trainings, then a 2-job study: minutes on 2 busy cores
+@pytest.mark.slow  # two short CPU trainings, then a 2-job study of four: minutes on 2 busy cores
 @pytest.mark.skipif(DATA is None, reason="no cifar10-jpg.tar.gz in vendor/data or ../shared/data")
 def test_cpu_dry_run_with_optional_modules_hidden(tmp_path):
     hide = tmp_path / "hide"
@@ -77,11 +77,13 @@ def test_cpu_dry_run_with_optional_modules_hidden(tmp_path):
     # Every Python the script starts (joblib workers too) finds these optional packages missing.
     (hide / "sitecustomize.py").write_text(
         "import sys\nfor name in ('imagecorruptions', 'pynvml'):\n    sys.modules[name] = None\n")
-    env = {**os.environ, "PY": sys.executable, "DATA": str(DATA), "TMPDIR": str(tmp_path),
+    # The script's own time limits are for the GPU window; here the path must finish however busy the machine.
+    env = {**os.environ, "PY": sys.executable, "DATA": str(DATA), "TMPDIR": str(tmp_path), "LIMIT_S": "3000",
+           "SMOKE_S": "1200",
            "PYTHONPATH": os.pathsep.join([str(hide), str(REPO), os.environ.get("PYTHONPATH", "")])}
     out = tmp_path / "out"
     result = subprocess.run(["bash", str(SCRIPT), "--cpu-dry", "--out", str(out)], cwd=REPO, env=env,
-                            capture_output=True, text=True, timeout=1500)
+                            capture_output=True, text=True, timeout=3600)
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-4000:]
     files = out_files(out)
@@ -91,7 +93,7 @@ def test_cpu_dry_run_with_optional_modules_hidden(tmp_path):
     assert "4 of 4 jobs complete" in summary, summary
     versions = json.loads((out / "versions.json").read_text())
     assert versions["torch"] and set(versions["peak_flops_per_s"]) >= {"fp32", "bf16"}
-    assert [r["status"] for r in versions["smoke"]] == ["complete"] * 6
+    assert [r["status"] for r in versions["smoke"]] == ["complete"] * 2
     with tarfile.open(out / "records.tar.gz") as tar:
         names = tar.getnames()
         assert not any(n.endswith((".pt", ".ckpt")) for n in names)
