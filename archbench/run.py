@@ -31,6 +31,8 @@ TASKS = ("train", "profile", "evaluate")
 LOCK_POLICIES = ("skip", "wait")
 # The selected (best-validation) weights, beside the record: task=evaluate re-evaluates from them.
 WEIGHTS_FILENAME = "weights.pt"
+# Held while a job measures latency and throughput, so parallel jobs of one results folder take turns.
+MEASURE_LOCK = ".measure.lock"
 # A CPU run planned longer than this gets a hint to use a smaller budget before it starts.
 LONG_RUN_S = 3600
 
@@ -323,7 +325,9 @@ def execute(spec: RunSpec, built: Built, tick: float) -> dict:
             record["status"] = "complete"
         if record["status"] == "complete" and rank == 0:  # one measurement, on rank 0's own device
             log.info("measuring latency and throughput of %s", spec.model.name)
-            record["latency"] = _latency(spec, built, measure_latency)
+            # Jobs sharing a machine (several on one GPU) measure one at a time, never two at once.
+            with exclusive_lock(Path(spec.results_dir) / MEASURE_LOCK, wait=True):
+                record["latency"] = _latency(spec, built, measure_latency)
         if record["status"] == "complete" and spec.task == "train" and rank == 0:
             _save_weights(spec.record_dir / WEIGHTS_FILENAME, built.model)
             if spec.evaluate is not None and spec.evaluate.after_train:

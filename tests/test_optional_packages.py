@@ -48,3 +48,24 @@ def test_report_names_why_robustness_is_missing():
     columns = _robustness_columns({"skipped": "package imagecorruptions-imaug is not installed"})
     assert columns["corruption_method"] == "not measured (package imagecorruptions-imaug is not installed)"
     assert columns["mean_corruption_top1"] != columns["mean_corruption_top1"]  # NaN: no number invented
+
+
+def test_latency_is_measured_under_the_shared_measurement_lock(tmp_path, monkeypatch):
+    import fcntl
+
+    import archbench.run as run_module
+
+    held = []
+
+    def latency(spec, built, measure_latency):
+        with open(tmp_path / run_module.MEASURE_LOCK) as handle:  # another job's attempt must not get it
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                held.append(False)
+            except BlockingIOError:
+                held.append(True)
+        return {}
+
+    monkeypatch.setattr(run_module, "_latency", latency)
+    spec = tiny_spec(tmp_path, measure=MEASURE)
+    assert run(spec)["status"] == "complete" and held == [True]
