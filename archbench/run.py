@@ -775,7 +775,7 @@ def _planned_precision(recipe, device: str) -> tuple[str, bool]:
     amp, channels_last = recipe.amp, recipe.channels_last
     if "auto" in (amp, channels_last):
         import torch
-        bf16_gpu = device.startswith("cuda") and torch.cuda.is_bf16_supported()
+        bf16_gpu = device.startswith("cuda") and torch.cuda.is_bf16_supported(including_emulation=False)
         amp = ("bf16" if bf16_gpu else "off") if amp == "auto" else amp
         channels_last = bf16_gpu if channels_last == "auto" else channels_last
     return amp, bool(channels_last)

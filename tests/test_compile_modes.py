@@ -94,3 +94,16 @@ def test_auto_precision_is_planned_by_the_stated_rule():
     assert run_module._planned_precision(recipe, "cpu") == ("off", False)  # no bf16 tensor cores on a CPU
     explicit = Recipe.from_config({**RECIPE, "amp": "bf16", "channels_last": True})
     assert run_module._planned_precision(explicit, "cpu") == ("bf16", True)
+
+
+@pytest.mark.parametrize("channels_last, layout", [("auto", True), (False, False)])
+def test_auto_precision_on_a_bf16_gpu_is_the_stated_rule_not_a_probe(monkeypatch, channels_last, layout):
+    import archbench.train.precision as precision
+
+    monkeypatch.setattr(precision, "resolve_device", lambda device: torch.device("cuda", 0))
+    monkeypatch.setattr(precision, "native_low_precision", lambda device: ("bf16", "H200 supports bf16"))
+    monkeypatch.setattr(precision, "measure_training_speed", lambda *a, **k: pytest.fail("probed"))
+    choice = precision.choose_precision(lambda: nn.Linear(3, 10), (3, 8, 8), 8, 10, "cuda",
+                                        channels_last=channels_last)
+    assert (choice["amp"], choice["channels_last"]) == ("bf16", layout)
+    assert choice["reason"].startswith("rule, not measured") and choice["probe"] == {}
