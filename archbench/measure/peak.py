@@ -233,9 +233,10 @@ def allocated_bytes(device: str | torch.device) -> int | None:
 
 
 PEAK_INCLUDES_CUDA = ("CUDA tensors at their peak during training steps after the first (weights, optimizer "
-                      "state, gradients, activations) and the validation and test passes; excludes the "
-                      "resident dataset (dataset_resident_bytes) and the first step's compilation and cuDNN "
-                      "autotuning workspace")
+                      "state, gradients, activations, and the epoch's augmented copy of the training images "
+                      "that the GPU input path prepares) and the validation and test passes; excludes the "
+                      "resident uint8 dataset (dataset_resident_bytes) and the first step's compilation and "
+                      "cuDNN autotuning workspace")
 PEAK_INCLUDES_CPU = "the process's peak resident set over its whole life (not resettable): dataset and runtime included"
 
 
