@@ -25,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from archbench import sweep
 from archbench.files import STORAGE_ERRNOS, WriteError, write_error
 from archbench.run import InvalidRunError, RunSpec, format_plan, preflight, run, summary
-from archbench.loggers import LoggerSettings, require_libraries
+from archbench.loggers import LoggerSettings, unavailable
 from archbench.settings import SettingsError, check_keys, parse_bool
 from archbench.tuning import TuningError, apply_candidate, select as select_trial, trial_settings
 from archbench.train.loop import EXIT_INTERRUPTED
@@ -145,7 +145,9 @@ def spec_from_config(cfg: DictConfig, overrides: list[str]) -> RunSpec:
 
 def _logger_settings(values: dict | None):
     settings = LoggerSettings.from_config(values)
-    require_libraries(settings.names)  # a missing tracker library refuses the run before anything starts
+    for why in unavailable(settings.names).values():
+        # optional: the run goes on and its record says which logger was left out and why
+        log.warning("%s; the run goes on without that logger", why)
     return settings
 
 

@@ -84,6 +84,20 @@ def require_libraries(names) -> None:
                                     f"pip install 'archbench[{extra}]' (or choose logger=csv)")
 
 
+def unavailable(names) -> dict[str, str]:
+    """{name: why} for each chosen logger whose library is missing: the run goes on without those."""
+    missing = {}
+    for name in names:
+        try:
+            require_libraries([name])
+        except LoggerUnavailable as err:
+            if name in LOGGER_NAMES:
+                missing[name] = str(err)
+            else:
+                raise  # a misspelt name is bad input, not a missing package
+    return missing
+
+
 class RunLogger:
     """Forwards each call to every chosen backend; a backend that raises is warned about once and dropped.
 

@@ -162,6 +162,7 @@ def new_record(*, task: str, study: str, model: str, family: str, data: str, see
         "history": None,
         "calibration": None,   # ECE, NLL, Brier on test (temperature fitted on validation): archbench.evaluate
         "robustness": None,    # top-1 under corruptions, per corruption and severity
+        "energy": None,        # joules per training and inference image (NVML), or why not: archbench.measure.energy
         "error": None,
     }
 
@@ -357,6 +358,8 @@ def record_columns(record: dict, path: str | os.PathLike) -> dict:
         "steps": _number(train.get("steps")),
         "mfu": _number(train.get("mfu")),
         "peak_mem_bytes": _number(train.get("peak_mem_bytes")),
+        "train_j_per_image": _number(_get(record, "energy", "train_j_per_image")),  # NVML; absent off NVIDIA
+        "inference_j_per_image": _number(_get(record, "energy", "inference_j_per_image")),
         "ttt_target": _number(_get(train, "time_to_target", "target_top1")),
         "ttt_s": _number(_get(train, "time_to_target", "seconds")),
         "ttt_epoch": _number(_get(train, "time_to_target", "epoch")),

@@ -48,6 +48,8 @@ COST_METRICS = [
     "train_img_s",
     "wall_s",
     "mfu",
+    "train_j_per_image",
+    "inference_j_per_image",
     "ttt_s",
 ]
 SIGNIFICANCE_LEVEL = 0.05
@@ -854,7 +856,9 @@ def _robustness_columns(section: dict) -> dict:
         "relative_corruption_drop": _number_or_nan(section.get("relative_drop")),
         "corruption_images": _number_or_nan(section.get("images")),
         "corruption_source": section.get("source"),
-        "corruption_method": section.get("method"),
+        # A run without the optional corruptions package says why instead of a method.
+        "corruption_method": section.get("method") or (f"not measured ({section['skipped']})"
+                                                         if section.get("skipped") else None),
     }
 
 

@@ -31,6 +31,8 @@ TASKS = ("train", "profile", "evaluate")
 LOCK_POLICIES = ("skip", "wait")
 # The selected (best-validation) weights, beside the record: task=evaluate re-evaluates from them.
 WEIGHTS_FILENAME = "weights.pt"
+# Held while a job measures latency and throughput, so parallel jobs of one results folder take turns.
+MEASURE_LOCK = ".measure.lock"
 # A CPU run planned longer than this gets a hint to use a smaller budget before it starts.
 LONG_RUN_S = 3600
 
@@ -372,7 +374,9 @@ def execute(spec: RunSpec, built: Built, tick: float) -> dict:
             record["status"] = "complete"
         if record["status"] == "complete" and rank == 0:  # one measurement, on rank 0's own device
             log.info("measuring latency and throughput of %s", spec.model.name)
-            record["latency"] = _latency(spec, built, measure_latency)
+            # Jobs sharing a machine (several on one GPU) measure one at a time, never two at once.
+            with exclusive_lock(Path(spec.results_dir) / MEASURE_LOCK, wait=True):
+                record["latency"] = _latency(spec, built, measure_latency)
         if record["status"] == "complete" and spec.task == "train" and rank == 0:
             _save_weights(spec.record_dir / WEIGHTS_FILENAME, built.model)
             if result.test_outcomes is not None:  # which test images it got right, so comparisons can pair them
@@ -434,9 +438,15 @@ def _tracker(spec: RunSpec, record: dict):
     """The experiment loggers the user asked for (none by default); a failing one warns once, never fails the run."""
     if spec.logger is None or not spec.logger.names:
         return None
-    from archbench.loggers import make_logger
+    from archbench.loggers import make_logger, unavailable
 
-    tracker = make_logger(spec.logger.names, spec.record_dir, spec.logger.mlflow_uri)
+    missing = unavailable(spec.logger.names)
+    if missing:  # an optional package: the record says which logger is left out and why
+        record["logger"] = {"skipped": missing}
+        for why in missing.values():
+            log.warning("%s; the run goes on without that logger", why)
+    tracker = make_logger([n for n in spec.logger.names if n not in missing], spec.record_dir,
+                          spec.logger.mlflow_uri)
     tracker.log_hparams({"study": spec.study, "model": spec.model.name, "data": spec.dataset_name,
                          "seed": spec.seed, "variant": spec.variant, **record["identity"]["settings"]})
     return tracker
@@ -447,6 +457,8 @@ def _train(spec: RunSpec, built: Built, record: dict, tracker=None):
 
     from archbench.data import make_loaders
     from archbench.measure import peak_memory_bytes, reset_peak_memory
+    from archbench.measure.energy import EnergyMeter, inference_window, measure_energy
+    from archbench.measure.peak import PEAK_INCLUDES_CPU, PEAK_INCLUDES_CUDA, allocated_bytes
     from archbench.train.loop import EXIT_INTERRUPTED, TrainingInterrupted, TrainSettings, fit
 
     recipe = spec.recipe
@@ -460,7 +472,11 @@ def _train(spec: RunSpec, built: Built, record: dict, tracker=None):
     train_loader, val_loader, test_loader = make_loaders(
         built.dataset, batch_size=recipe.batch_size, eval_batch_size=recipe.eval_batch_size, device=device,
         augment=spec.data.augment, seed=spec.seed, order_seed=spec.data.order_seed, rank=rank, world_size=world)
-    reset_peak_memory(device)  # after the loaders: a dataset moved to the GPU is not training memory
+    reset_peak_memory(device)  # after the loaders: a dataset moved to the GPU is not training memory...
+    resident = allocated_bytes(device)  # ...and is subtracted, since it stays allocated under the peak
+    meter = EnergyMeter(device) if rank == 0 else None
+    if meter is not None and meter.skipped and device.startswith("cuda"):
+        log.warning("energy left out of the record: %s", meter.skipped)
     flops_train = built.complexity.get("flops_train")
     amp, channels_last = _precision(spec, built, device, record)
     settings = TrainSettings(
@@ -469,6 +485,7 @@ def _train(spec: RunSpec, built: Built, record: dict, tracker=None):
         decay_norm_and_bias=recipe.decay_norm_and_bias, label_smoothing=recipe.label_smoothing,
         grad_clip_norm=recipe.grad_clip_norm, ema_decay=recipe.ema_decay, amp=amp, channels_last=channels_last,
         compile=recipe.compile, target_top1=recipe.target_top1, identity=spec.fingerprint,
+        checkpoint_every_s=recipe.checkpoint_every_s,
         on_epoch=tracker.log_epoch if tracker is not None else None,
         # Training MACs per image = FlopCounterMode's forward+backward FLOPs / 2 (one MAC = two FLOPs).
         train_macs_per_image=flops_train / 2 if flops_train else None, progress_bar=spec.progress_bar)
@@ -481,8 +498,10 @@ def _train(spec: RunSpec, built: Built, record: dict, tracker=None):
              planned if planned is not None else "as many", recipe.batch_size, settings.lr,
              f"precision {amp}, channels_last {channels_last}", device)
     try:
+        window_start = meter.read() if meter is not None else None
         result = fit(built.model, train_loader, val_loader, test_loader, settings, device=device,
                      checkpoint_path=spec.record_dir / "checkpoint.ckpt")
+        train_window = (window_start, meter.read()) if meter is not None else None
     except TrainingInterrupted as err:
         log.warning("%s; exiting with code %d so a requeue resumes it", err, EXIT_INTERRUPTED)
         raise SystemExit(EXIT_INTERRUPTED) from err
@@ -490,7 +509,15 @@ def _train(spec: RunSpec, built: Built, record: dict, tracker=None):
     train["lr_scaled"] = settings.lr
     train["amp"], train["channels_last"], train["compile"] = amp, channels_last, recipe.compile
     train["world_size"] = world
-    train["peak_mem_bytes"] = peak_memory_bytes(device)
+    train["peak_mem_bytes"] = peak_memory_bytes(device) - (resident or 0)
+    train["dataset_resident_bytes"] = resident
+    train["peak_mem_includes"] = PEAK_INCLUDES_CUDA if device.startswith("cuda") else PEAK_INCLUDES_CPU
+    if meter is not None:
+        inference = inference_window(result.model, built.input_shape, device, recipe.eval_batch_size, amp,
+                                     channels_last) if not meter.skipped else None
+        # images this device trained (a DDP rank's share), the warm-up step's included: it is in the window
+        record["energy"] = measure_energy(meter, train_window, result.train["steps"] * recipe.batch_size,
+                                          inference)
     if rank == 0:  # only rank 0 writes the record: one peak measurement, not one per rank at once
         _add_utilisation(train, flops_train, device, amp, world)
     record["dataset"]["selection"] = result.metrics["selection"]
@@ -755,8 +782,10 @@ _STEP_TIMES: dict[str, tuple] = {}
 def _time_steps(spec: RunSpec, data_info: dict, timed_steps: int):
     """(seconds per step at the batch that fits, that batch, note, training MACs per image).
 
-    Builds the model, optimizer and schedule, then one untimed step and `timed_steps` timed ones on
-    synthetic values of the real shape. Cached per network, shape and numerics in this process: a study's
+    Builds the model, optimizer and schedule, then one untimed step (compilation, autotuning) and
+    `timed_steps` timed ones on synthetic values of the real shape, in the run's precision, layout and
+    compile mode: an explicit train.amp/channels_last as given; `auto` (chosen by a probe when the run
+    starts) is timed as bf16 + channels_last on a GPU with bf16 tensor cores, else fp32 NCHW. Cached per network, shape and numerics in this process: a study's
     seeds and tuning trials are timed once. `ARCHBENCH_PREFLIGHT_BATCH` caps the batch (the test suite
     checks every study this way on 2 cores).
     """
@@ -782,19 +811,31 @@ def _time_steps(spec: RunSpec, data_info: dict, timed_steps: int):
         train_macs = profile_complexity(model, input_shape)["flops_train"] / 2
     device = resolve_device(spec.device)
     batch = min(recipe.batch_size, int(os.environ.get("ARCHBENCH_PREFLIGHT_BATCH", recipe.batch_size)))
+    amp, channels_last = _planned_precision(recipe, device)
     model.to(device).train()
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
     optimizer = recipe.make_optimizer()(param_groups(model, recipe.weight_decay, recipe.decay_norm_and_bias),
                                         lr=recipe.scaled_lr())
+    step_model = model
+    if recipe.compile != "off":
+        step_model = torch.compile(model, mode=None if recipe.compile == "default" else recipe.compile)
+    autocast = (torch.autocast(torch.device(device).type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
+                if amp in ("bf16", "fp16") else contextlib.nullcontext())
     note = None
     while True:
         try:
             x = torch.randn(batch, *input_shape[1:], device=device)
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
             y = torch.randint(0, data_info["num_classes"], (batch,), device=device)
             times = []
             for _ in range(1 + timed_steps):
                 tick = time.perf_counter()
                 optimizer.zero_grad(set_to_none=True)
-                torch.nn.functional.cross_entropy(model(x), y).backward()
+                with autocast:
+                    loss = torch.nn.functional.cross_entropy(step_model(x), y)
+                loss.backward()  # fp16 loss scaling changes no step time worth planning for
                 optimizer.step()
                 if device.startswith("cuda"):
                     torch.cuda.synchronize()
@@ -808,6 +849,17 @@ def _time_steps(spec: RunSpec, data_info: dict, timed_steps: int):
     step_s = (sum(times[1:]) / max(len(times) - 1, 1) if timed_steps else times[0]) * recipe.batch_size / batch
     _STEP_TIMES[key] = (step_s, batch, note, train_macs)
     return _STEP_TIMES[key]
+
+
+def _planned_precision(recipe, device: str) -> tuple[str, bool]:
+    """(amp, channels_last) that the preflight times: the run's, with `auto` resolved by the stated rule."""
+    amp, channels_last = recipe.amp, recipe.channels_last
+    if "auto" in (amp, channels_last):
+        import torch
+        bf16_gpu = device.startswith("cuda") and torch.cuda.is_bf16_supported(including_emulation=False)
+        amp = ("bf16" if bf16_gpu else "off") if amp == "auto" else amp
+        channels_last = bf16_gpu if channels_last == "auto" else channels_last
+    return amp, bool(channels_last)
 
 
 def format_plan(rows: list[dict]) -> str:

@@ -190,6 +190,18 @@ def _tree_fingerprint(path) -> str:
 # ------------------------------------------------------------------------------------------------ recipe
 
 AMP_CHOICES = ("off", "bf16", "fp16", "auto")
+# torch.compile modes; reduce-overhead captures CUDA graphs, which small models need to outrun kernel launches.
+COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
+
+
+def compile_mode(value) -> str:
+    """train.compile as one of COMPILE_MODES; true and false stay accepted as default and off."""
+    if value is True or value is False:
+        return "default" if value else "off"
+    if value not in COMPILE_MODES:
+        raise SettingsError(f"train.compile={value!r} is not one of: {', '.join(COMPILE_MODES)} "
+                            "(true and false mean default and off)")
+    return value
 
 
 @dataclass(frozen=True)
@@ -208,9 +220,10 @@ class Recipe:
     ema_decay: float | None = None
     amp: str = "off"
     channels_last: bool | str = False
-    compile: bool = False
+    compile: bool | str = "off"  # one of COMPILE_MODES after validation (true/false accepted as default/off)
     deterministic: bool = False
     target_top1: float | None = None
+    checkpoint_every_s: float = 60.0  # how often an epoch's end may write a checkpoint; not part of the result
 
     @classmethod
     def from_config(cls, config: dict) -> "Recipe":
@@ -258,10 +271,15 @@ class Recipe:
             raise SettingsError(f"train.grad_clip_norm={self.grad_clip_norm!r} must be null or a positive number")
         if self.target_top1 is not None and not (_is_number(self.target_top1) and 0 < self.target_top1 <= 100):
             raise SettingsError(f"train.target_top1={self.target_top1!r} must be null or a percentage in (0, 100]")
+        every = self.checkpoint_every_s
+        if not _is_number(every) or every < 0:
+            raise SettingsError(f"train.checkpoint_every_s={every!r} must be a number of seconds >= 0 "
+                                "(0 = at every epoch's end; the last epoch and a signal always write one)")
         if self.amp not in AMP_CHOICES:
             raise SettingsError(f"train.amp={self.amp!r} is not one of: {', '.join(AMP_CHOICES)}")
         if self.channels_last not in (True, False, "auto"):
             raise SettingsError(f"train.channels_last={self.channels_last!r} must be true, false or auto")
+        object.__setattr__(self, "compile", compile_mode(self.compile))  # frozen: normalised once, here
         self.make_schedule()  # a schedule's own checks (milestones, fractions) run now, before anything starts
 
     def make_optimizer(self) -> Callable:
@@ -284,9 +302,13 @@ class Recipe:
         return self.lr * self.batch_size * world_size / self.lr_reference_batch
 
     def identity(self) -> dict:
-        # eval_batch_size and target_top1 change how a run is measured, not what it learns.
+        # eval_batch_size and target_top1 change how a run is measured, checkpoint_every_s how it is
+        # saved; none changes what it learns.
         fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-                  if f.name not in ("eval_batch_size", "target_top1", "budget")}
+                  if f.name not in ("eval_batch_size", "target_top1", "budget", "checkpoint_every_s")}
+        # off and default keep the booleans they were written as, so runs recorded before modes existed
+        # keep their fingerprints (and are skipped or resumed, not retrained).
+        fields["compile"] = {"off": False, "default": True}.get(self.compile, self.compile)
         return {**fields, "budget": self.budget.as_dict()}
 
     def describe(self) -> dict:

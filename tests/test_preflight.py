@@ -19,7 +19,8 @@ from test_config import values
 
 # The GPU-scale studies (big networks, many jobs) are checked in test_preflight_gpu_studies.py, so the
 # two halves run on separate test workers; every other study, including a new one, is checked here.
-GPU_STUDIES = ("cifar_equal_macs", "cifar_paper", "cifar_paper_tuned", "imagenet_complexity", "tune_cifar_paper")
+GPU_STUDIES = ("cifar_equal_macs", "cifar_paper", "cifar_paper_tuned", "imagenet_complexity", "tune_cifar_paper",
+               "gpu_reference", "tune_gpu_reference", "tuned_gpu_reference")
 STUDIES = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml") if p.stem not in GPU_STUDIES)
 RECIPES = sorted(p.stem for p in (CONF_DIR / "train").glob("*.yaml"))
 

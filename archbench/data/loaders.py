@@ -24,6 +24,8 @@ from .split import seeded_generator
 
 NO_AUGMENT = {"crop_padding": 0, "padding_mode": "zero", "flip": False, "cutout": 0}
 MAX_STREAM_WORKERS = 8  # enough to keep one GPU fed with 224 px JPEGs; more mostly adds memory
+# Images augmented per chunk when a whole epoch is prepared at once: bounds the temporary memory.
+EPOCH_PASS_CHUNK = 8192
 
 
 def epoch_order(count: int, seed: int, epoch: int, rank: int, world_size: int) -> torch.Tensor:
@@ -57,11 +59,18 @@ def one_cpu_thread(device: torch.device):
 
 
 class TensorLoader:
-    """Batches from an in-memory Split held on `device`."""
+    """Batches from an in-memory Split held on `device`.
+
+    epoch_pass: augment and normalise the whole epoch (in its order) in one pass when it starts, so
+    each training step is a slice; None = on a GPU only, where the launches per step are what cost
+    (a CPU gains nothing and would hold a float copy of the epoch). The bytes are the same either way.
+    """
 
     def __init__(self, split: Split, batch_size: int, device, mean, std, augment: dict | None = None,
-                 shuffle: bool = False, drop_last: bool = False, seed: int = 0, rank: int = 0, world_size: int = 1):
+                 shuffle: bool = False, drop_last: bool = False, seed: int = 0, rank: int = 0, world_size: int = 1,
+                 epoch_pass: bool | None = None):
         self.device = torch.device(device)
+        self.epoch_pass = self.device.type == "cuda" if epoch_pass is None else epoch_pass
         self.images = split.images.to(self.device)
         self.labels = split.labels.to(self.device)
         self.batch_size, self.mean, self.std = batch_size, tuple(mean), tuple(std)
@@ -92,6 +101,9 @@ class TensorLoader:
             generator = seeded_generator(self.seed, self.epoch, self.rank, "augment")
             params = sample_params(len(order), height, width, generator, augment["crop_padding"], augment["flip"],
                                    augment["cutout"]).to(self.device)
+            if self.epoch_pass:
+                yield from self._prepared_epoch(order, params)
+                return
         for start in range(0, len(order), self.batch_size):
             with one_cpu_thread(self.device):
                 index = order[start:start + self.batch_size]
@@ -104,6 +116,21 @@ class TensorLoader:
                 else:
                     x = normalize(x, self.mean, self.std)
             yield x, y
+
+
+    def _prepared_epoch(self, order: torch.Tensor, params: AugmentParams):
+        """The epoch augmented and normalised in a few chunked passes, then yielded as slices."""
+        augment, chunks = self.augment, []
+        for start in range(0, len(order), EPOCH_PASS_CHUNK):
+            part = AugmentParams(*(t[start:start + EPOCH_PASS_CHUNK] for t in (
+                params.crop_y, params.crop_x, params.flip, params.cutout_y, params.cutout_x)))
+            chunks.append(apply_augment(self.images.index_select(0, order[start:start + EPOCH_PASS_CHUNK]), part,
+                                        augment["crop_padding"], augment["padding_mode"], augment["cutout"],
+                                        self.mean, self.std, augment["flip"]))
+        images, labels = torch.cat(chunks), self.labels.index_select(0, order)
+        del chunks
+        for start in range(0, len(order), self.batch_size):
+            yield images[start:start + self.batch_size], labels[start:start + self.batch_size]
 
 
 def random_resized_crop_box(width: int, height: int, generator: torch.Generator,

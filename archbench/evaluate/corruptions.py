@@ -67,7 +67,7 @@ def _load_library():
     try:
         from imagecorruptions import corruption_dict
     except ImportError as exc:
-        raise ImportError(f"generating corrupted images needs the {LIBRARY} package: "
+        raise ImportError(f"package {LIBRARY} is not installed ({exc}); generating corrupted images needs it: "
                           f"pip install -c constraints.txt {LIBRARY} (or set corruptions_root to the official "
                           f".npy files)") from exc
     return corruption_dict

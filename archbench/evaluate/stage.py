@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,8 +18,10 @@ from torch import nn
 from archbench.data import Dataset, Split, normalize
 
 from .calibration import calibrate
-from .corruptions import CORRUPTIONS, SEVERITIES, check_corruption
+from .corruptions import CORRUPTIONS, SEVERITIES, _load_library, check_corruption
 from .robustness import robustness
+
+log = logging.getLogger("archbench")
 
 
 @dataclass
@@ -128,6 +131,9 @@ def evaluate(model: nn.Module, dataset: Dataset, device, settings: EvaluateSetti
              logits: dict[str, torch.Tensor] | None = None) -> dict:
     """{"calibration": ..., "robustness": ...} for a trained model; a section is None when switched off.
 
+    Without the optional imagecorruptions-imaug package (and no official files), robustness is
+    {"skipped": <why, naming the package>} and the rest is measured as usual.
+
     Calibration uses the whole test split (15 bins need the images); the temperature is fitted on the
     validation split only. Robustness uses settings.test_subset test images, clean and corrupted alike.
     logits: {"val": (N_val, K), "test": (N_test, K)} the caller already has for these exact splits and
@@ -162,7 +168,13 @@ def evaluate(model: nn.Module, dataset: Dataset, device, settings: EvaluateSetti
         if not settings.temperature:
             sections["calibration"]["temperature_note"] = "not fitted: evaluate.temperature=false"
         sections["calibration"]["seconds"] = time.perf_counter() - start
-    if settings.corruption_names:
+    if settings.corruption_names and not settings.corruptions_root:
+        try:
+            _load_library()  # an optional package: without it the run keeps everything else
+        except ImportError as err:
+            log.warning("robustness left out of the record: %s", err)
+            sections["robustness"] = {"skipped": str(err)}
+    if settings.corruption_names and sections["robustness"] is None:
         start = time.perf_counter()
         sections["robustness"] = robustness(
             predict, test.images, test.labels, settings.corruption_names, settings.severities,

@@ -226,6 +226,20 @@ def peak_memory_bytes(device: str | torch.device) -> int:
     return int(max_rss if sys.platform == "darwin" else max_rss * 1024)
 
 
+def allocated_bytes(device: str | torch.device) -> int | None:
+    """CUDA memory allocated now (e.g. a resident dataset, to leave out of a peak); None on CPU."""
+    target = resolve_device(device)
+    return int(torch.cuda.memory_allocated(target)) if target.type == "cuda" else None
+
+
+PEAK_INCLUDES_CUDA = ("CUDA tensors at their peak during training steps after the first (weights, optimizer "
+                      "state, gradients, activations, and the epoch's augmented copy of the training images "
+                      "that the GPU input path prepares) and the validation and test passes; excludes the "
+                      "resident uint8 dataset (dataset_resident_bytes) and the first step's compilation and "
+                      "cuDNN autotuning workspace")
+PEAK_INCLUDES_CPU = "the process's peak resident set over its whole life (not resettable): dataset and runtime included"
+
+
 def reset_peak_memory(device: str | torch.device) -> None:
     """Start a new CUDA peak (e.g. before training); a no-op on CPU, whose peak cannot be reset."""
     target = resolve_device(device)

@@ -113,6 +113,8 @@ def accuracy_table(group: pd.DataFrame, ranking: pd.DataFrame, on_front: pd.Seri
             "Train (img/s)": number(row.train_img_s, 0),
             "Training time (s)": number(row.wall_s, 0),
             "MFU (%)": number(row.mfu, 1, scale=0.01),
+            "Energy (J/train img)": number(row.get("train_j_per_image"), 4),
+            "Energy (J/infer img)": number(row.get("inference_j_per_image"), 4),
             f"Time to {target} (s)": _time_to_target(row),
             "Pareto (MACs)": "yes" if on_front.get(index, False) else "",
         })
@@ -125,7 +127,8 @@ def accuracy_table(group: pd.DataFrame, ranking: pd.DataFrame, on_front: pd.Seri
 
 # Left out of a table when no model has them (records made before the precision probe or the
 # evaluation stage), so older reports do not grow columns of dashes.
-OPTIONAL_COLUMNS = ["Training precision", "ECE (%)", "NLL (nats)", "Corrupted top-1 (%)"]
+OPTIONAL_COLUMNS = ["Training precision", "ECE (%)", "NLL (nats)", "Corrupted top-1 (%)", "Energy (J/train img)",
+                    "Energy (J/infer img)"]
 
 
 def _without_empty(table: pd.DataFrame, columns) -> pd.DataFrame:

@@ -1,4 +1,4 @@
-"""The training loop: one recipe, one budget, checkpoints at every epoch end, resume that is exact.
+"""The training loop: one recipe, one budget, checkpoints on a time cadence, resume that is exact.
 
 Reads top to bottom: settings -> optimizer -> evaluation -> signals -> the training state (what a checkpoint
 holds) -> one epoch -> evaluate and select -> `fit`, which ties them together under a budget. Nothing here
@@ -37,6 +37,10 @@ DIVERGENCE_CHECK_EVERY = 50
 DIVERGED_LOSS_FACTOR = 10.0
 # The ETA line comes after this many timed steps: enough to average out the first slow ones.
 ETA_AFTER_STEPS = 10
+# DDP: the ranks agree on stopping (a signal, rank 0's clock, a non-finite loss) every this many steps,
+# not every step: each agreement is an all-reduce and a host-device sync. A divisor of
+# DIVERGENCE_CHECK_EVERY, so every divergence check falls on an agreement step.
+DDP_DECISION_EVERY = 10
 
 
 class TrainingInterrupted(Exception):
@@ -57,18 +61,28 @@ class TrainSettings:
     ema_decay: float | None = None
     amp: str = "off"  # off | bf16 | fp16
     channels_last: bool = False
-    compile: bool = False
+    compile: bool | str = "off"  # a mode of archbench.settings.COMPILE_MODES; true/false mean default/off
     target_top1: float | None = None
     on_epoch: Callable[[dict], None] | None = None  # each history entry, e.g. to an experiment logger
     identity: str | None = None  # the run's fingerprint: a checkpoint of another identity is never resumed
     train_macs_per_image: float | None = None  # needed by MACs budgets and recorded as consumed compute
     progress_bar: bool = False
+    # An epoch's end writes a checkpoint only when this many seconds have passed since the last one; the
+    # last epoch and a signal always write. GPU epochs of small models take about a second, and an
+    # fsync'd checkpoint of weights, optimizer and best weights each time would cost more than training.
+    checkpoint_every_s: float = 60.0
 
     def __post_init__(self):
         if self.amp not in ("off", "bf16", "fp16"):
             raise ValueError(f"train.amp={self.amp!r} is not one of: off, bf16, fp16")
+        from archbench.settings import compile_mode
+        self.compile = compile_mode(self.compile)
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"learning rate {self.lr!r} must be a positive number (train.optimizer.lr)")
+        every = self.checkpoint_every_s
+        if isinstance(every, bool) or not isinstance(every, (int, float)) or not every >= 0:
+            raise ValueError(f"train.checkpoint_every_s={every!r} must be a number of seconds >= 0 "
+                             "(0 = at every epoch's end)")
 
 
 @dataclass
@@ -198,8 +212,8 @@ def _hand_over(interrupt: dict) -> None:
 def _collective_decision(interrupt: dict, state: TrainingState, loss, check_finite: bool, device, rank: int) -> bool:
     """DDP: every rank takes the same stop decisions, from rank 0's clock; returns True when a loss is not finite.
 
-    One small all-reduce (max) per step of [interrupted anywhere, rank 0's training time, non-finite
-    anywhere], so ranks never leave the loop at different steps (a collective would hang) and a
+    One small all-reduce (max) every DDP_DECISION_EVERY steps of [interrupted anywhere, rank 0's training
+    time, non-finite anywhere], so ranks never leave the loop at different steps (a collective would hang) and a
     seconds budget's schedule gives every replica the same learning rate.
     """
     nonfinite = check_finite and not torch.isfinite(loss).item()
@@ -281,6 +295,7 @@ class _Trainer:
     eta_from: tuple[int, float]  # (step, train_s) the ETA is measured from: the step after the warm-up step
     # Per process: a resumed run compiles again, and that is kept out of training time too.
     warmed_up: bool = False
+    last_save: float = field(default_factory=time.monotonic)  # when a checkpoint was last written (or fit began)
 
     @property
     def eta_at_step(self) -> int:
@@ -289,11 +304,12 @@ class _Trainer:
     def fraction_done(self, state: TrainingState) -> float:
         return self.settings.budget.progress(state.step, state.train_s, self.planned_steps)
 
-    def save(self, state: TrainingState, in_epoch: dict | None) -> None:
-        """Rank 0 writes the checkpoint; `in_epoch` is None at an epoch's end."""
+    def save(self, state: TrainingState, in_epoch: dict | None, write: bool = True) -> None:
+        """Rank 0 writes the checkpoint (when `write`); `in_epoch` is None at an epoch's end."""
         state.in_epoch = in_epoch  # on every rank: a resumed epoch's replay point must clear everywhere
-        if self.checkpoint_path is None or self.rank != 0:
+        if self.checkpoint_path is None or self.rank != 0 or not write:
             return
+        self.last_save = time.monotonic()
         save_checkpoint(self.checkpoint_path, {
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict(), "ema": self.ema.state_dict() if self.ema is not None else None,
@@ -372,20 +388,27 @@ def train_one_epoch(trainer: _Trainer, state: TrainingState, loader, interrupt: 
             state.warmup_s = (state.warmup_s or 0.0) + time.perf_counter() - tick
             trainer.warmed_up = True
             state.warmup_images = (state.warmup_images or 0) + y.numel() * trainer.world
+            if device.type == "cuda":
+                # the first step's autotuning workspace is not the model's memory: the peak starts here
+                torch.cuda.reset_peak_memory_stats(device)
             tick = time.perf_counter()
         epoch_s = resume["train_s"] + time.perf_counter() - tick
-        state.train_s = start_train_s + epoch_s
-
         check_finite = state.step % DIVERGENCE_CHECK_EVERY == 0
         if trainer.world > 1:
-            nonfinite = _collective_decision(interrupt, state, loss, check_finite, device, trainer.rank)
+            # Between agreements every rank keeps the last agreed clock, so a seconds budget's schedule and
+            # stop stay identical on all replicas; the agreement moves it to rank 0's.
+            nonfinite = False
+            if state.step % DDP_DECISION_EVERY == 0:
+                state.train_s = start_train_s + epoch_s
+                nonfinite = _collective_decision(interrupt, state, loss, check_finite, device, trainer.rank)
         else:
+            state.train_s = start_train_s + epoch_s
             nonfinite = check_finite and not torch.isfinite(loss).item()
         if nonfinite:
             break
         if state.step == trainer.eta_at_step and trainer.rank == 0:
             _log_eta(state, settings, trainer.planned_steps, trainer.eta_from)
-        if interrupt["signal"] is not None:
+        if interrupt["signal"] is not None and (trainer.world == 1 or state.step % DDP_DECISION_EVERY == 0):
             trainer.save(state, {"batches": batch_index + 1, "loss_sum": loss_sum.item(), "top1": correct.item(),
                                  "count": count, "train_s": epoch_s})
             _hand_over(interrupt)
@@ -395,8 +418,14 @@ def train_one_epoch(trainer: _Trainer, state: TrainingState, loader, interrupt: 
     _synchronize(device)  # the clock reads finished work, not queued kernels
     epoch_s = resume["train_s"] + time.perf_counter() - tick
     state.train_s = start_train_s + epoch_s
+    # The epoch's one collective also carries rank 0's clock (the others add 0): every rank leaves the
+    # epoch with the same training time, as at an agreement step.
+    clock = state.train_s if trainer.rank == 0 else 0.0
     totals = _all_reduce_sum(torch.stack([loss_sum, correct.double(),
-                                          torch.tensor(float(count), device=device, dtype=torch.float64)]))
+                                          torch.tensor(float(count), device=device, dtype=torch.float64),
+                                          torch.tensor(clock, device=device, dtype=torch.float64)]))
+    if trainer.world > 1:
+        state.train_s = totals[3].item()
     images = totals[2].item()
     return EpochTotals(epoch=epoch, train_loss=totals[0].item() / max(images, 1),
                        train_top1=100.0 * totals[1].item() / max(images, 1), images=images, seconds=epoch_s,
@@ -452,8 +481,8 @@ def fit(model: nn.Module, train_loader, val_loader, test_loader, settings: Train
     state = _resume(checkpoint_path, settings.identity, model, optimizer, scaler, ema, device)
 
     train_model = nn.parallel.DistributedDataParallel(model) if world > 1 else model
-    if settings.compile:
-        train_model = torch.compile(train_model)
+    if settings.compile != "off":
+        train_model = torch.compile(train_model, mode=None if settings.compile == "default" else settings.compile)
     eval_model = ema.module if ema is not None else model
     trainer = _Trainer(settings, model, train_model, ema, optimizer, scaler,
                        criterion=nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing), device=device,
@@ -472,7 +501,9 @@ def fit(model: nn.Module, train_loader, val_loader, test_loader, settings: Train
             elif val_loader is not None:
                 entry.update(evaluate_and_select(eval_model, val_loader, state, settings, device))
             _record_epoch(state, entry, totals, settings, rank)
-            trainer.save(state, in_epoch=None)
+            finished = state.diverged or trainer.fraction_done(state) >= 1.0
+            due = time.monotonic() - trainer.last_save >= settings.checkpoint_every_s
+            trainer.save(state, in_epoch=None, write=finished or due)
 
     return _finish(model, eval_model, test_loader, val_loader, settings, device, state, planned_steps,
                    steps_per_epoch, batch_size)

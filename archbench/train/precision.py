@@ -16,7 +16,8 @@ Candidates: fp32 (amp "off") and, where the device runs it natively, one low pre
 (a CPU with AVX512-BF16 or AMX, a GPU that supports bf16), else fp16 on CUDA; each in NCHW and
 channels_last. An emulated bf16 (plain AVX-512) only converts, so it is never a candidate.
 An explicit `amp` or `channels_last` forces that dimension (it is not probed); with both forced
-nothing runs. A candidate whose loss is not finite after the probe is not eligible.
+nothing runs. On a CUDA GPU with native bf16 (Ampere and later), `auto` is a stated rule, not a
+probe: bf16, and channels_last unless forced (CUDA_BF16_RULE). A candidate whose loss is not finite after the probe is not eligible.
 
 Results are cached as JSON, one file per machine (CPU model or GPU name, torch version, threads),
 model (name, parameter count, stem and builder arguments), input shape, batch size and classes,
@@ -50,6 +51,9 @@ NATIVE_BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
 # Low precision is picked only when at least this much faster than fp32: within 5% the probe's
 # few steps cannot tell, and a wrong low-precision pick costs numerics as well as speed.
 LOW_PRECISION_MARGIN = 1.05
+CUDA_BF16_RULE = ("rule, not measured: on a CUDA GPU with native bf16 tensor cores, auto means bf16 (and "
+                  "channels_last, which tensor-core convolutions want); a probe of a few steps of a small model "
+                  "would time kernel launches, not arithmetic")
 
 
 def choose_precision(
@@ -95,6 +99,10 @@ def choose_precision(
     result = {"low_precision": low_precision, "cached": False}
     forced = _forced_note(amp, channels_last)
 
+    if device.type == "cuda" and amp == "auto" and low_precision == "bf16":
+        layout = True if channels_last == "auto" else channels_last
+        return {"amp": "bf16", "channels_last": layout, "probe": {}, **result,
+                "reason": "; ".join(filter(None, [f"{CUDA_BF16_RULE} ({low_precision_why})", forced]))}
     if len(candidates) == 1:
         (amp_choice, layout), = candidates
         return {"amp": amp_choice, "channels_last": layout, "probe": {}, **result,
