@@ -123,6 +123,11 @@ def main(cfg: DictConfig) -> dict:
     spec = None
     try:
         spec = spec_from_config(cfg, overrides)
+        if multirun and cfg.task == "measure" and sweep.parallel_launcher(hydra_cfg.launcher):
+            raise SettingsError("task=measure times one model at a time, so it runs without a parallel launcher: "
+                                "drop hydra/launcher=... (parallel jobs would be each other's load)")
+        if multirun and sweep.parallel_launcher(hydra_cfg.launcher):
+            spec.defer_speed = True  # measured by the sweep's closing pass (sweep.SweepSummary), in quiet
         if cfg.dry_run:
             result = {**preflight(spec), "dry_run": True}
             result["status"] = "failed" if result["problem"] else "planned"
