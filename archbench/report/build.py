@@ -77,6 +77,7 @@ from .tables import (
     runs_dirty_note,
     significance_table,
     summary_dirty_note,
+    under_load_note,
     trials_table,
     tuning_gain_table,
     variance_table,
@@ -574,7 +575,8 @@ class _ReportWriter:
                   self.table(f"{stem}--summary",
                              f"{study} / {label}: summary over seeds on {hardware}, best mean "
                              "first" + _pooled_text(group),
-                             display, group.assign(pareto_macs=on_front), summary_dirty_note(group))]
+                             display, group.assign(pareto_macs=on_front),
+                             _notes(summary_dirty_note(group), under_load_note(group)))]
         if not pairs.empty:
             dirty = dict(zip(group.label, group.dirty_runs))
             shown = set(pairs.label_a) | set(pairs.label_b)
@@ -682,7 +684,8 @@ class _ReportWriter:
                   self.table(f"{stem}--summary",
                              f"{study} / {label}: complexity and speed on {hardware} "
                              "(profile only, no training)", profile_table(group, device), group,
-                             dirty_note(zip(group.model, group.dirty_runs, group.seeds)))]
+                             _notes(dirty_note(zip(group.model, group.dirty_runs, group.seeds)),
+                                    under_load_note(group, "model")))]
         made = [
             (plots.speed_vs_macs(group, "latency_b1_ms", f"Batch-1 latency (ms, {device})",
                                  title, self.colors), "latency-vs-macs",
@@ -872,3 +875,9 @@ def _flatten(mapping, prefix="") -> dict:
         else:
             flat[name] = json.dumps(value) if isinstance(value, (list, bool, type(None))) else value
     return flat
+
+
+def _notes(*notes) -> str | None:
+    """The sentences under a table, joined; None when there are none."""
+    present = [note for note in notes if note]
+    return " ".join(present) if present else None

@@ -165,6 +165,7 @@ thead th[data-order="asc"]::after {{ content: " ▲"; }}
 thead th[data-order="desc"]::after {{ content: " ▼"; }}
 .glance {{ background: #eef5ee; border-left: 4px solid #2e7d32; padding: 0.2em 1em; }}
 .note {{ font-size: 0.9em; margin-top: -1em; }}
+td.under-load {{ color: #999; }}
 </style>
 </head>
 <body>
@@ -202,6 +203,13 @@ def _html_block(block, report_dir: Path) -> str:
     raise TypeError(f"unknown report block {type(block).__name__}")
 
 
+def _marked(style: str, value) -> str:
+    """Greyed, with a tooltip, when the cell carries the under-load mark (archbench.report.tables)."""
+    if str(value).endswith("‡"):
+        return ' class="under-load" title="measured under load or not a valid ratio: see the note below"'
+    return style
+
+
 def html_table(frame: pd.DataFrame, name: str, caption: str) -> str:
     escape = html.escape
     # Numbers align right, words left; a column is numeric when every value starts like one.
@@ -211,7 +219,7 @@ def html_table(frame: pd.DataFrame, name: str, caption: str) -> str:
     head = "".join(f"<th{style}>{escape(str(column))}</th>"
                    for column, style in zip(frame.columns, cell))
     rows = "".join(
-        "<tr>" + "".join(f"<td{style}>{escape(str(value))}</td>"
+        "<tr>" + "".join(f"<td{_marked(style, value)}>{escape(str(value))}</td>"
                          for value, style in zip(row, cell)) + "</tr>"
         for row in frame.itertuples(index=False))
     # Cells never wrap ("94.00 ± 0.50" on one line); a wide table scrolls instead.
