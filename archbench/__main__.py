@@ -63,7 +63,7 @@ def budget_from_overrides(budget: dict, overrides: list[str]) -> dict:
 # Top-level keys of conf/config.yaml (and the groups composed into it); anything else is a typo.
 TOP_LEVEL_KEYS = ("model", "data", "train", "measure", "task", "study", "seed", "device", "results_dir", "force",
                   "on_locked", "progress_bar", "threads", "dry_run", "tuning", "trial", "tuned_from", "evaluate",
-                  "logger", "hydra")
+                  "logger", "hydra", "report")
 
 
 def spec_from_config(cfg: DictConfig, overrides: list[str]) -> RunSpec:

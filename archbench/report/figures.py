@@ -218,6 +218,36 @@ def family_dots(summary: pd.DataFrame, title: str, colors: dict):
     return figure
 
 
+def headline_accuracy(summary: pd.DataFrame, title: str, colors: dict):
+    """Mean test top-1 per model, best on top, with its 95% confidence interval over seeds: the
+    headline's one figure. Dots and intervals, not bars (see `family_dots`); names on the axis, so
+    no label is drawn over the data."""
+    points = _plottable(summary, "test_top1_mean")
+    if points.empty:
+        return None
+    points = points.sort_values(["test_top1_mean", "label"], ascending=[True, False])
+    figure, axes = _new_axes(title, size=(6.4, 1.6 + 0.32 * len(points)))
+    positions = list(range(len(points)))
+    points = points.assign(position=positions)
+    for family, members in points.groupby(points["family"].astype(str), sort=True):
+        spread = members[members["test_top1_ci95"].notna()]
+        bare = members[members["test_top1_ci95"].isna()]
+        if len(spread):
+            axes.errorbar(spread["test_top1_mean"], spread["position"], xerr=spread["test_top1_ci95"],
+                          fmt="o", capsize=3, color=colors[family], label=family)
+        if len(bare):
+            axes.plot(bare["test_top1_mean"], bare["position"], "o", markerfacecolor="none",
+                      color=colors[family], label=None if len(spread) else family)
+    if points["test_top1_ci95"].isna().any():
+        axes.plot([], [], "o", markerfacecolor="none", color="0.4", label=ONE_SEED_NOTE)
+    labels = [f"{row.label} ({count_text(row.test_top1_n, 'seed')})" for row in points.itertuples(index=False)]
+    axes.set_yticks(positions, labels, fontsize=7)
+    axes.set_ylim(-0.7, len(points) - 0.3)
+    axes.set_xlabel(ACCURACY_LABEL + ", mean and 95% interval over seeds")
+    axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return figure
+
+
 def speed_vs_macs(summary: pd.DataFrame, y: str, y_label: str, title: str, colors: dict):
     """Profile-only comparisons: a speed measure against MACs."""
     return speed_vs(summary, "macs", "MACs (M, multiply-adds)", y, y_label, title, colors)

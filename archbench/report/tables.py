@@ -199,6 +199,24 @@ def _time_to_target(row) -> str:
     return f"{row.ttt_s:,.0f} ({row.ttt_reached}/{row.seeds})"
 
 
+def headline_table(group: pd.DataFrame, device: str) -> pd.DataFrame:
+    """The short table of a headline comparison: what a reader compares first, best mean first."""
+    rows = []
+    for _index, row in group.sort_values(["test_top1_mean", "label"], ascending=[False, True]).iterrows():
+        rows.append({
+            "Model": dirty_label(row.label, row.get("dirty_runs")),
+            "Test top-1 (%)": number(row.test_top1_mean, 2),
+            "95% interval": MISSING if is_missing(row.test_top1_ci95) else
+            f"{row.test_top1_mean - row.test_top1_ci95:.2f}–{row.test_top1_mean + row.test_top1_ci95:.2f}",
+            "Seeds": int(row.seeds),
+            "MACs (M)": millions(row.macs),
+            "Params (M)": millions(row.params),
+            f"Batch-1 latency (ms, {device})": speed(row.latency_b1_ms, 2, row.get("latency_under_load")),
+            "Training precision": row.get("amp") or MISSING,
+        })
+    return pd.DataFrame(rows)
+
+
 def profile_table(group: pd.DataFrame, device: str) -> pd.DataFrame:
     """Display table of a profile-only comparison: complexity and speed, no accuracy."""
     rows = []
