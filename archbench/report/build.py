@@ -101,11 +101,12 @@ class ReportInputError(ValueError):
 
 
 def build_report(results_dir=DEFAULT_RESULTS_DIR, out=DEFAULT_OUT, study=None,
-                 include_synthetic=False, reference=None) -> Path:
+                 include_synthetic=False, reference=None, headline=None) -> Path:
     """Regenerate `out` from every record.json under `results_dir`; return the report folder.
 
     `study` limits the report to one study (or a comma-separated list). `reference` is the
     published-numbers table; by default it is read from archbench/models/reference.csv.
+    `headline`: the studies the report opens with (default: `report.headline` in conf/experiment).
     """
     results_dir, out = Path(results_dir), Path(out)
     if not results_dir.is_dir():
@@ -133,7 +134,7 @@ def build_report(results_dir=DEFAULT_RESULTS_DIR, out=DEFAULT_OUT, study=None,
     staging.mkdir()
     try:
         write_report(staging, runs, excluded, results_dir, reference, reference_note, command,
-                     include_synthetic)
+                     include_synthetic, headline)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -226,10 +227,10 @@ def _swap_in(staging: Path, out: Path):
 
 
 def write_report(report_dir: Path, runs, excluded, results_dir: Path, reference,
-                 reference_note, command: str, include_synthetic: bool = False):
+                 reference_note, command: str, include_synthetic: bool = False, headline=None):
     """Write every report file into `report_dir` (an empty folder)."""
     writer = _ReportWriter(report_dir, runs, reference)
-    studies = writer.study_order(headline_studies())
+    studies = writer.study_order(headline_studies() if headline is None else headline)
     blocks = _introduction(runs, excluded, results_dir, command)
     blocks += [Heading("At a glance", 2)]
     headline = [study for study in studies if study in writer.headline]

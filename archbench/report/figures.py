@@ -11,6 +11,8 @@ from pathlib import Path
 
 import matplotlib
 import matplotlib.colors
+import matplotlib.lines
+import matplotlib.text
 import matplotlib.ticker
 import PIL.Image
 
@@ -37,6 +39,7 @@ def family_colors(families) -> dict:
 def save(figure, figures_dir: Path, stem: str) -> tuple[str, str]:
     """Write `<stem>.png` and `<stem>.svg`; return their paths relative to the report folder."""
     figures_dir.mkdir(parents=True, exist_ok=True)
+    place_point_labels(figure)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=90, metadata=_PNG_METADATA)
     # Plots use few colours: a 256-colour palette keeps them sharp at about a third of the bytes, so
@@ -74,9 +77,129 @@ def _scatter_by_family(axes, points, x, y, colors, yerr=None):
                       label=None if len(with_spread) else family)
     if yerr is not None and not measured.all():
         axes.plot([], [], "o", markerfacecolor="none", color="0.4", label=ONE_SEED_NOTE)
-    for row in points.itertuples(index=False):
-        axes.annotate(row.label, (getattr(row, x), getattr(row, y)), fontsize=7,
-                      xytext=(4, 3), textcoords="offset points")
+    # Named once the figure is laid out (scales, legend), where no name covers another (`place_point_labels`).
+    pending = getattr(axes, "_archbench_labels", [])
+    pending += [(getattr(row, x), getattr(row, y), str(row.label)) for row in points.itertuples(index=False)]
+    axes._archbench_labels = pending
+
+
+# ------------------------------------------------------------------------- labels without overprint
+
+# Offsets (points) tried in turn for a point's name: right, left, above, below, then further out.
+_OFFSETS = [(dx * k, dy * k) for k in (1, 2, 3) for dx, dy in
+            ((5, 2), (5, -9), (-5, 2), (-5, -9), (0, 7), (0, -13), (8, 8), (-8, 8), (8, -14), (-8, -14))]
+
+
+def text_boxes(figure) -> list:
+    """(text, window extent) of every text `figure` actually draws (tick labels out of view are not)."""
+    drawn = []
+    original = matplotlib.text.Text.draw
+
+    def recording(text, renderer):
+        original(text, renderer)
+        if text.get_visible() and text.get_text().strip():
+            drawn.append(text)
+
+    matplotlib.text.Text.draw = recording
+    try:
+        figure.canvas.draw()
+    finally:
+        matplotlib.text.Text.draw = original
+    renderer = figure.canvas.get_renderer()
+    return [(text, text.get_window_extent(renderer)) for text in drawn]
+
+
+def overlapping_texts(figure, slack: float = 1.0) -> list[tuple[str, str]]:
+    """Pairs of texts of `figure` whose drawn boxes overlap by more than `slack` pixels each way."""
+    boxes = [(text, box) for text, box in text_boxes(figure) if box.width > 0 and box.height > 0]
+    pairs = []
+    for i, (first, a) in enumerate(boxes):
+        for second, b in boxes[i + 1:]:
+            if min(a.x1, b.x1) - max(a.x0, b.x0) > slack and min(a.y1, b.y1) - max(a.y0, b.y0) > slack:
+                pairs.append((first.get_text(), second.get_text()))
+    return pairs
+
+
+def place_point_labels(figure) -> None:
+    """Name the points each axes asked for, none over another text, a legend or the axes' edge.
+
+    Each name tries a list of offsets around its point and takes the first free one. When a name
+    finds no free place, every point of that axes is numbered instead (points within a few pixels
+    share one number label) and the numbers are explained in a key beside the axes.
+    """
+    for axes in figure.axes:
+        pending = getattr(axes, "_archbench_labels", None)
+        if not pending:
+            continue
+        axes._archbench_labels = []
+        figure.canvas.draw()  # lay out first: scales, legends and tick labels are where they end up
+        placed = _place(axes, pending, fontsize=7)
+        if placed is not None:
+            continue
+        _numbered(axes, pending)
+
+
+def _occupied(figure, axes) -> list:
+    renderer = figure.canvas.get_renderer()
+    boxes = [box for _, box in text_boxes(figure)]
+    for legend in [axes.get_legend(), *figure.legends]:
+        if legend is not None:
+            boxes.append(legend.get_window_extent(renderer))
+    return boxes
+
+
+def _place(axes, pending, fontsize, names=None):
+    """Annotations at free offsets; None (and nothing left drawn) when one does not fit."""
+    figure = axes.figure
+    renderer = figure.canvas.get_renderer()
+    frame = axes.get_window_extent(renderer)
+    taken = _occupied(figure, axes)
+    made = []
+    for index, (x, y, label) in enumerate(pending):
+        text = label if names is None else names[index]
+        for dx, dy in _OFFSETS:
+            note = axes.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=fontsize,
+                                 ha="left" if dx >= 0 else "right", annotation_clip=False)
+            box = note.get_window_extent(renderer)
+            inside = frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
+            if inside and not any(box.overlaps(other) for other in taken):
+                taken.append(box)
+                made.append(note)
+                break
+            note.remove()
+        else:
+            for note in made:
+                note.remove()
+            return None
+    return made
+
+
+def _numbered(axes, pending) -> None:
+    """Numbers at the points (near neighbours share one label) and a key of names beside the axes."""
+    figure = axes.figure
+    order = sorted(range(len(pending)), key=lambda i: (pending[i][0], pending[i][1]))
+    numbers = {index: n + 1 for n, index in enumerate(order)}
+    handles = [matplotlib.lines.Line2D([], [], linestyle="none") for _ in order]
+    figure.legend(handles, [f"{numbers[i]}  {pending[i][2]}" for i in order], fontsize=6, loc="outside right lower",
+                  handlelength=0, handletextpad=0, frameon=False, title="points", title_fontsize=6)
+    figure.canvas.draw()
+    transform = axes.transData
+    groups: list[list[int]] = []
+    for index in order:  # points closer than 9 pixels are named together ("3,4")
+        here = transform.transform((pending[index][0], pending[index][1]))
+        for group in groups:
+            there = transform.transform((pending[group[0]][0], pending[group[0]][1]))
+            if abs(here[0] - there[0]) < 9 and abs(here[1] - there[1]) < 9:
+                group.append(index)
+                break
+        else:
+            groups.append([index])
+    figure.set_layout_engine("none")  # numbers placed in pixels must stay where they were checked
+    anchors = [pending[group[0]] for group in groups]
+    names = [",".join(str(numbers[i]) for i in group) for group in groups]
+    if _place(axes, anchors, fontsize=6, names=names) is None:
+        for (x, y, _), name in zip(anchors, names):  # crowded beyond any free place: at least legible order
+            axes.annotate(name, (x, y), xytext=(3, 2), textcoords="offset points", fontsize=6)
 
 
 def _log_if_wide(axes, values, axis="x"):
@@ -302,6 +425,8 @@ def sensitivity(trials: pd.DataFrame, title: str):
         axes.set_title(model, fontsize=9)
         axes.set_xscale("log")
         axes.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda value, _p: f"{value:g}"))
+        # Labelled minor ticks (3x10^-2, 4x10^-2 ...) overprint each other on a narrow panel.
+        axes.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         axes.grid(True, alpha=0.3)
     for axes in grid.flat[len(models):]:
         axes.set_visible(False)
@@ -418,16 +543,24 @@ def variance_bars(variance: pd.DataFrame, title: str):
     figure, axes = _new_axes(title, size=(6.4, 1.4 + 0.45 * len(done)))
     positions = list(range(len(done)))
     left = pd.Series(0.0, index=done.index)
+    shares = []
     for part, name, color in VARIANCE_PARTS:
         widths = done[f"{part}_std"] ** 2
         axes.barh(positions, widths, left=left, color=color, label=name, height=0.6)
         for position, start, width, share in zip(positions, left, widths, done[f"{part}_share"]):
             if share >= 0.08:
-                axes.text(start + width / 2, position, f"{share:.0%}", ha="center", va="center", fontsize=7)
+                shares.append((axes.text(start + width / 2, position, f"{share:.0%}", ha="center", va="center",
+                                         fontsize=7), start, width))
         left = left + widths
     axes.set_yticks(positions, [f"{row.label} ({count_text(row.runs, 'run')})" for row in done.itertuples()],
                     fontsize=7)
     axes.invert_yaxis()
     axes.set_xlabel("Variance of one run's test top-1 (points²)")
     axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    for text, start, width in shares:  # a share wider than its segment would print over its neighbour's
+        x0, x1 = axes.transData.transform([(start, 0), (start + width, 0)])[:, 0]
+        if text.get_window_extent(renderer).width > abs(x1 - x0) - 2:
+            text.remove()
     return figure
