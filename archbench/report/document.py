@@ -96,7 +96,7 @@ def _markdown_block(block) -> str:
 def markdown_table(frame: pd.DataFrame) -> str:
     """GitHub-flavoured Markdown table; written here so the report needs no `tabulate`."""
     def cell(value) -> str:
-        return str(value).replace("|", "\\|").replace("\n", " ")
+        return _text(value).replace("|", "\\|").replace("\n", " ")
 
     header = "| " + " | ".join(cell(column) for column in frame.columns) + " |"
     rule = "|" + "|".join("---" for _ in frame.columns) + "|"
@@ -208,6 +208,13 @@ def _html_block(block, report_dir: Path) -> str:
     raise TypeError(f"unknown report block {type(block).__name__}")
 
 
+def _text(value) -> str:
+    """A cell's text; an empty value (None, NaN) is the dash every table uses, never 'nan'."""
+    if value is None or (isinstance(value, float) and value != value):
+        return "—"
+    return str(value)
+
+
 def _marked(style: str, value) -> str:
     """Greyed, with a tooltip, when the cell carries the under-load mark (archbench.report.tables)."""
     if str(value).endswith("‡"):
@@ -224,7 +231,7 @@ def html_table(frame: pd.DataFrame, name: str, caption: str) -> str:
     head = "".join(f"<th{style}>{escape(str(column))}</th>"
                    for column, style in zip(frame.columns, cell))
     rows = "".join(
-        "<tr>" + "".join(f"<td{_marked(style, value)}>{escape(str(value))}</td>"
+        "<tr>" + "".join(f"<td{_marked(style, value)}>{escape(_text(value))}</td>"
                          for value, style in zip(row, cell)) + "</tr>"
         for row in frame.itertuples(index=False))
     # Cells never wrap ("94.00 ± 0.50" on one line); a wide table scrolls instead.

@@ -291,14 +291,19 @@ def validation_curves(curves: pd.DataFrame, x: str, x_label: str, title: str,
     for (label, runs), (family, style) in _family_styles(curves.groupby("label", sort=True), families):
         per_epoch = runs.assign(position=runs[x]).groupby("epoch")[["position", "val_top1"]]
         mean = per_epoch.mean().sort_values("position")
-        axes.plot(mean["position"], mean["val_top1"], style, marker=".", color=colors.get(family),
-                  label=f"{label} ({count_text(_run_count(runs), 'seed')})")
+        axes.plot(mean["position"], mean["val_top1"], linestyle=_joined(style, len(mean)), marker=".",
+                  color=colors.get(family), label=f"{label} ({count_text(_run_count(runs), 'seed')})")
     if x == "epoch":
         axes.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     axes.set_xlabel(x_label)
     axes.set_ylabel("Validation top-1 accuracy (%)")
     axes.legend(fontsize=7)
     return figure
+
+
+def _joined(style: str, points: int) -> str:
+    """A line through three or more points; two points are two measurements, not a curve, so no line."""
+    return style if points >= 3 else "none"
 
 
 def _run_count(runs: pd.DataFrame) -> int:
@@ -451,9 +456,11 @@ def expected_best(curves: pd.DataFrame, title: str, families: dict, colors: dict
     for model, curve in curves.groupby("model", sort=True):
         color = colors.get(str(families.get(model)))
         curve = curve.sort_values("trials")
-        axes.plot(curve["trials"], curve["expected_best"], marker=".", color=color, label=model)
-        axes.fill_between(curve["trials"], curve["expected_best"] - curve["std"],
-                          curve["expected_best"] + curve["std"], color=color, alpha=0.12, linewidth=0)
+        axes.plot(curve["trials"], curve["expected_best"], marker=".", color=color, label=model,
+                  linestyle=_joined("-", len(curve)))
+        if len(curve) >= 3:
+            axes.fill_between(curve["trials"], curve["expected_best"] - curve["std"],
+                              curve["expected_best"] + curve["std"], color=color, alpha=0.12, linewidth=0)
     axes.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     axes.set_xlabel("Trials per model")
     axes.set_ylabel("Expected best val top-1 (%)")
@@ -465,10 +472,15 @@ def expected_best(curves: pd.DataFrame, title: str, families: dict, colors: dict
 
 def reliability_diagram(curve: pd.DataFrame, title: str, families: dict, colors: dict):
     """Accuracy against confidence per confidence bin, one line per model (seeds pooled); the
-    diagonal is perfect calibration, a line below it is over-confident."""
+    diagonal is perfect calibration, a line below it is over-confident. The panel below counts the
+    test images in each bin: a bin of a handful of images says little, however far off it lies."""
     if curve.empty:
         return None
-    figure, axes = _new_axes(title)
+    figure, (axes, counts) = plt.subplots(2, 1, figsize=(6.4, 5.4), sharex=True, layout="constrained",
+                                          gridspec_kw={"height_ratios": [3, 1]})
+    axes.set_title(title, fontsize=10)
+    for panel in (axes, counts):
+        panel.grid(True, alpha=0.3)
     axes.plot([0, 100], [0, 100], color="0.5", linestyle="--", linewidth=1, label="perfectly calibrated")
     styles = ["-", "--", ":", "-."]
     seen_per_family: dict = {}
@@ -477,12 +489,16 @@ def reliability_diagram(curve: pd.DataFrame, title: str, families: dict, colors:
         style = styles[seen_per_family.get(family, 0) % len(styles)]
         seen_per_family[family] = seen_per_family.get(family, 0) + 1
         points = points.sort_values("bin_lower")
-        axes.plot(points["confidence"], points["accuracy"], style, marker="o", markersize=3,
-                  color=colors.get(family), label=label)
+        axes.plot(points["confidence"], points["accuracy"], linestyle=_joined(style, len(points)), marker="o",
+                  markersize=3, color=colors.get(family), label=label)
+        counts.plot(points["confidence"], points["count"], linestyle=_joined(style, len(points)), marker="o",
+                    markersize=3, color=colors.get(family))
     axes.set_xlim(0, 100)
     axes.set_ylim(0, 100)
-    axes.set_xlabel("Confidence (%), top-1, 15 bins")
+    counts.set_yscale("log")
+    counts.set_xlabel("Confidence (%), top-1, 15 bins")
     axes.set_ylabel("Accuracy in the bin (%)")
+    counts.set_ylabel("Images in the bin", fontsize=8)
     axes.legend(fontsize=7)
     return figure
 
@@ -498,7 +514,7 @@ def corruption_by_severity(cells: pd.DataFrame, title: str, families: dict, colo
         per_seed = members.groupby(["seed", "severity"])["top1"].mean().groupby("severity").mean()
         clean = members.groupby("seed")["clean_top1"].first().mean()
         line = pd.concat([pd.Series({0: clean}), per_seed]).dropna()
-        axes.plot(line.index, line.values, style, marker="o", color=colors.get(family),
+        axes.plot(line.index, line.values, linestyle=_joined(style, len(line)), marker="o", color=colors.get(family),
                   label=f"{label} ({count_text(members['seed'].nunique(), 'seed')})")
     axes.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     axes.set_xlabel("Corruption severity (0 = clean)")

@@ -299,10 +299,17 @@ def best_trials_table(best: pd.DataFrame, trials: pd.DataFrame, curves: pd.DataF
             "Val loss": number(entry.val_loss, 3),
             "Median trial (%)": number(scores.median(), 2),
             "Worst trial (%)": number(scores.min(), 2),
-            f"Expected best of {half} (%)": number(curve.get(half), 2),
+            # One column whatever each model's count of finished trials, so no cell is left empty (NaN).
+            "Expected best of half the trials (%)": _expected_best_text(curve.get(half), half, len(scores)),
         })
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _expected_best_text(value, half: int, finished: int) -> str:
+    if is_missing(value):
+        return f"{MISSING} (no estimate from {count_text(finished, 'finished trial')})"
+    return f"{value:.2f} (best of {half} of {finished})"
 
 
 def _dirty_count(runs: pd.DataFrame) -> int:
