@@ -720,10 +720,10 @@ class _ReportWriter:
                             "Pareto front"),
             (plots.accuracy_vs(group, "latency_b1_ms", f"Batch-1 latency (ms, {device})", title,
                                colors), "acc-vs-latency",
-             f"Test top-1 vs batch-1 latency, {label}"),
+             _speed_caption(f"Test top-1 vs batch-1 latency, {label}", group)),
             (plots.accuracy_vs(group, "throughput_img_s", f"Throughput (img/s, {device})", title,
                                colors), "acc-vs-throughput",
-             f"Test top-1 vs throughput, {label}"),
+             _speed_caption(f"Test top-1 vs throughput, {label}", group)),
             (plots.params_vs_accuracy(group, title, colors), "params-vs-acc",
              f"Parameters vs test top-1, {label}"),
             (plots.validation_curves(curves, "epoch", "Epoch", title, families, colors),
@@ -757,13 +757,13 @@ class _ReportWriter:
         made = [
             (plots.speed_vs_macs(group, "latency_b1_ms", f"Batch-1 latency (ms, {device})",
                                  title, self.colors), "latency-vs-macs",
-             f"Batch-1 latency vs MACs, {label}"),
+             _speed_caption(f"Batch-1 latency vs MACs, {label}", group)),
             (plots.speed_vs_macs(group, "throughput_img_s", f"Throughput (img/s, {device})",
                                  title, self.colors), "throughput-vs-macs",
-             f"Throughput vs MACs, {label}"),
+             _speed_caption(f"Throughput vs MACs, {label}", group)),
             (plots.speed_vs(group, "activations", "Activations (M, fvcore count per image)",
                             "latency_b1_ms", f"Batch-1 latency (ms, {device})", title, self.colors),
-             "latency-vs-activations", f"Batch-1 latency vs activations, {label}"),
+             "latency-vs-activations", _speed_caption(f"Batch-1 latency vs activations, {label}", group)),
         ]
         for figure, kind, caption in made:
             blocks += self.figure(figure, f"{stem}--{kind}", caption)
@@ -965,3 +965,12 @@ def headline_studies(conf_dir: Path | None = None) -> list[str]:
         if isinstance(config, dict) and (config.get("report") or {}).get("headline") and config.get("study"):
             found.append(str(config["study"]))
     return found
+
+
+def _speed_caption(caption: str, group) -> str:
+    """A speed figure's caption, saying when its figures were taken under load (no conclusion from them)."""
+    loaded = int(group["latency_under_load"].notna().sum()) if "latency_under_load" in group else 0
+    if not loaded:
+        return caption
+    return (f"{caption}. ‡ {loaded} of {len(group)} models' speed was measured under load: shown for "
+            "reference only, no speed conclusion (see the note under the table)")

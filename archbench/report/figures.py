@@ -60,6 +60,7 @@ def _plottable(summary: pd.DataFrame, *columns) -> pd.DataFrame:
 
 
 ONE_SEED_NOTE = "hollow: 1 seed (spread unknown)"
+SPEED_COLUMNS = {"latency_b1_ms", "throughput_img_s"}
 
 
 def _scatter_by_family(axes, points, x, y, colors, yerr=None):
@@ -77,6 +78,12 @@ def _scatter_by_family(axes, points, x, y, colors, yerr=None):
                       label=None if len(with_spread) else family)
     if yerr is not None and not measured.all():
         axes.plot([], [], "o", markerfacecolor="none", color="0.4", label=ONE_SEED_NOTE)
+    speed = {x, y} & SPEED_COLUMNS
+    if speed and "latency_under_load" in points and points["latency_under_load"].notna().any():
+        # Greyed over the coloured point: a speed taken under load is there for reference only.
+        loaded = points[points["latency_under_load"].notna()]
+        axes.plot(loaded[x], loaded[y], "o", color="0.75", markersize=7, zorder=3)
+        axes.plot([], [], "o", color="0.75", label="speed measured under load (‡)")
     # Named once the figure is laid out (scales, legend), where no name covers another (`place_point_labels`).
     pending = getattr(axes, "_archbench_labels", [])
     pending += [(getattr(row, x), getattr(row, y), str(row.label)) for row in points.itertuples(index=False)]
