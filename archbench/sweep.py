@@ -105,8 +105,9 @@ class SweepSummary(Callback):
                     FAILED_JOBS.append({"model": result["record"], "error": result.get("error")})
         table = format_table(rows)
         atomic_write_bytes(sweep_dir / "summary.md", (table + "\n").encode())
-        study_dir = Path(config.results_dir) / "runs" / str(config.study)
-        atomic_write_bytes(study_dir / "sweep_summary.md", (f"sweep {sweep_dir}\n\n{table}\n").encode())
+        if config.get("task") != "measure":  # the study's table stays the one of the sweep that trained it
+            study_dir = Path(config.results_dir) / "runs" / str(config.study)
+            atomic_write_bytes(study_dir / "sweep_summary.md", (f"sweep {sweep_dir}\n\n{table}\n").encode())
         log.info("sweep summary (%s):\n%s", sweep_dir / "summary.md", table)
         for row in FAILED_JOBS:
             log.error("failed: %s seed %s: %s", row.get("model"), row.get("seed"), row.get("error"))
