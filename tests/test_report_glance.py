@@ -93,6 +93,7 @@ def test_study_configs_name_the_headline_and_sections_follow_reading_order(tmp_p
     # the tuned results come straight after their shared counterpart, the trials that chose them after
     assert writer.study_order(["shared"]) == ["shared", "tuned", "tune"]
     assert writer.study_order([]) == ["shared", "tuned", "tune"]
+    assert writer.study_order(["tuned"]) == ["tuned", "tune", "shared"]
 
 
 # ------------------------------------------------------------------------------------- browser

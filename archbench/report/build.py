@@ -412,7 +412,11 @@ class _ReportWriter:
                 for follower in sorted(set(followers.get(study, []))):
                     add(follower)
 
-        for study in self.headline + [s for s in studies if s not in led] + studies:
+        shared_of = {row.tuned_study: row.shared_study for row in self.counterparts.itertuples(index=False)}
+        for study in self.headline:  # a tuned headline brings its shared-recipe counterpart along too
+            add(study)
+            add(shared_of.get(study))
+        for study in [s for s in studies if s not in led] + studies:
             add(study)
         return order
 
