@@ -27,7 +27,9 @@ class QuietSettings:
     # machine, 0.5 tells "only our own recent work" apart from "another job on the other core" (load >= 1).
     max_load_per_thread: float = 0.5
     # How long to wait for the load to fall before measuring anyway (the figure is then marked under_load).
-    timeout_s: float = 180.0
+    # After one wait ran out, the next measurements of the same pass do not wait until the machine was
+    # found quiet again: a machine that stays busy costs one timeout per pass, not one per model.
+    timeout_s: float = 120.0
     # How often the load is read while waiting and while measuring.
     poll_s: float = 2.0
 
@@ -122,11 +124,18 @@ def judge(settings: QuietSettings, threads: int, before: float | None, during: f
     return quiet, under
 
 
+# Set when a wait ran out with the machine still busy; cleared by the next quiet reading (see timeout_s).
+_OUT_OF_PATIENCE: list[bool] = [False]
+
+
 def measure_quietly(measure: Callable[[], dict], settings: QuietSettings, threads: int,
                     loadavg: Callable[[], float | None] = load_1m,
                     sleep: Callable[[float], None] = time.sleep) -> dict:
     """`measure()` after waiting for quiet; its dict gains `quiet` and, when busy, `under_load`."""
-    before, waited = wait_for_quiet(settings, threads, loadavg, sleep)
+    patient = settings if not _OUT_OF_PATIENCE[0] else QuietSettings(settings.max_load_per_thread, 0.0,
+                                                                      settings.poll_s)
+    before, waited = wait_for_quiet(patient, threads, loadavg, sleep)
+    _OUT_OF_PATIENCE[0] = before is not None and before > settings.limit(threads)
     tick = time.monotonic()
     with LoadWatch(settings.poll_s, loadavg) as watch:
         result = measure()

@@ -127,3 +127,26 @@ def test_a_parallel_sweep_measures_speed_after_training_one_model_at_a_time(tmp_
         assert latency["measured_by"] == "task=measure" and latency["quiet"]["checked"]
         assert latency["threads"] == 1 and latency["batch_1"]["median_ms"] > 0
     assert "measurement pass: 2 measured" in out.stdout + out.stderr
+
+
+def test_a_machine_that_stays_busy_costs_one_timeout_per_pass_not_one_per_model(monkeypatch):
+    import time
+
+    import archbench.quiet as quiet
+
+    monkeypatch.setattr(quiet, "_OUT_OF_PATIENCE", [False])
+    slept = []
+
+    def sleep(seconds):
+        slept.append(seconds)
+        time.sleep(seconds)
+
+    settings = QuietSettings(timeout_s=0.05, poll_s=0.01)
+    first = measure_quietly(lambda: {}, settings, 1, loadavg=lambda: 3.0, sleep=sleep)
+    assert first["under_load"] and first["quiet"]["settings"]["timeout_s"] == 0.05 and slept
+    waited = len(slept)
+    second = measure_quietly(lambda: {}, settings, 1, loadavg=lambda: 3.0, sleep=sleep)
+    assert second["under_load"] and len(slept) == waited  # no second wait
+    measure_quietly(lambda: {}, settings, 1, loadavg=lambda: 0.1, sleep=sleep)  # quiet again
+    measure_quietly(lambda: {}, settings, 1, loadavg=lambda: 3.0, sleep=sleep)
+    assert len(slept) > waited  # patience back
