@@ -104,6 +104,14 @@ def test_task_measure_rewrites_only_the_speed_sections_and_skips_quiet_records(t
         == before["latency"]["batch_1"]["median_ms"]  # the first figure replaced is the one kept
     assert stamp  # measured_at present on every re-measurement
 
+    # a record whose settings fingerprint differently (an older archbench): the study's one record of
+    # that model and seed is measured
+    moved = path.parent.parent.with_name("older-variant")
+    path.parent.parent.rename(moved)
+    older = archbench([*NO_EVAL, "task=measure", *ALWAYS_QUIET, "force=true"], tmp_path)
+    assert older.returncode == 0 and "no record of this exact identity" in older.stdout + older.stderr
+    assert json.loads((moved / "seed0" / "record.json").read_text())["latency"]["measured_at"] >= stamp
+
 
 def test_task_measure_without_a_record_names_where_it_looked(tmp_path):
     out = archbench([*NO_EVAL, "task=measure"], tmp_path)
