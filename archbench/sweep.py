@@ -72,8 +72,10 @@ def measurement_pass(config, rows: list[dict]) -> list[dict]:
     from archbench.remeasure import remeasure_paths
     from archbench.settings import MeasureSettings
 
+    # Only records whose speed waits for this pass (trained now, or left waiting by an interrupted pass):
+    # a rerun that skips finished records leaves them as they are; `task=measure` re-measures on request.
     paths = [r["record"] for r in rows if r.get("status") in ("complete", "skipped") and r.get("record")
-             and Path(r["record"]).exists()]
+             and _speed_deferred(Path(r["record"]))]
     if not paths:
         return []
     measure = MeasureSettings.from_config(OmegaConf.to_container(config.measure, resolve=True))
@@ -86,6 +88,13 @@ def measurement_pass(config, rows: list[dict]) -> list[dict]:
              sum(r["status"] == "measured" for r in results), sum(r["status"] == "skipped" for r in results),
              len(loaded), sum(r["status"] == "failed" for r in results))
     return results
+
+
+def _speed_deferred(path: Path) -> bool:
+    try:
+        return bool((json.loads(path.read_text()).get("latency") or {}).get("deferred"))
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 class SweepSummary(Callback):
