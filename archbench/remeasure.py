@@ -72,6 +72,12 @@ def remeasure_record(path: str | Path, measure: MeasureSettings, device: str = "
     finally:
         torch.set_num_threads(previous_threads)
     latency.update(measured_by="task=measure", measured_at=now_iso())
+    trained_on = (record.get("env") or {}).get("cpu_model") if device == "cpu" else \
+        (record.get("env") or {}).get("device_name")
+    if trained_on and latency.get("device_name") and trained_on != latency["device_name"]:
+        # The report groups runs by the machine that trained them; a speed from another machine is not theirs.
+        latency["other_machine"] = f"measured on {latency['device_name']}, the run was trained on {trained_on}"
+        log.warning("%s: %s", path, latency["other_machine"])
     old = record.get("latency") or {}
     if old:
         latency["replaced"] = old.get("replaced") or _summary(old)
