@@ -109,7 +109,7 @@ def budget_from_overrides(budget: dict, overrides: list[str]) -> dict:
 # Top-level keys of conf/config.yaml (and the groups composed into it); anything else is a typo.
 TOP_LEVEL_KEYS = ("model", "data", "train", "measure", "task", "study", "seed", "device", "results_dir", "force",
                   "on_locked", "progress_bar", "threads", "dry_run", "tuning", "trial", "tuned_from", "evaluate",
-                  "logger", "hydra")
+                  "logger", "hydra", "report")
 
 
 def spec_from_config(cfg: DictConfig, overrides: list[str]) -> RunSpec:
@@ -172,6 +172,11 @@ def main(cfg: DictConfig) -> dict:
     try:
         dry_run = parse_bool(cfg.dry_run, "dry_run")
         spec = spec_from_config(cfg, overrides)
+        if multirun and cfg.task == "measure" and sweep.parallel_launcher(hydra_cfg.launcher):
+            raise SettingsError("task=measure times one model at a time, so it runs without a parallel launcher: "
+                                "drop hydra/launcher=... (parallel jobs would be each other's load)")
+        if multirun and sweep.parallel_launcher(hydra_cfg.launcher):
+            spec.defer_speed = True  # measured by the sweep's closing pass (sweep.SweepSummary), in quiet
         if dry_run:
             result = {**preflight(spec), "dry_run": True}
             result["status"] = "failed" if result["problem"] else "planned"

@@ -356,7 +356,7 @@ def record_columns(record: dict, path: str | os.PathLike) -> dict:
         "job_wall_s": _number(_get(record, "env", "job_wall_s")),
         "epochs": _number(train.get("epochs")),
         "steps": _number(train.get("steps")),
-        "mfu": _number(train.get("mfu")),
+        **_speed_marks(record, latency, train, threads),
         "peak_mem_bytes": _number(train.get("peak_mem_bytes")),
         "train_j_per_image": _number(_get(record, "energy", "train_j_per_image")),  # NVML; absent off NVIDIA
         "inference_j_per_image": _number(_get(record, "energy", "inference_j_per_image")),
@@ -372,3 +372,27 @@ def record_columns(record: dict, path: str | os.PathLike) -> dict:
         "best_epoch": _number(metrics.get("best_epoch")),
         "path": str(path),
     }
+
+
+def _speed_marks(record: dict, latency: dict, train: dict, threads) -> dict:
+    """Whether the speed figures may be concluded from: why not (under load, MFU over 100%), else None.
+
+    `mfu` is the MFU against the quiet peak of task=measure when there is one, and is left empty when
+    that peak was taken under load or the ratio exceeds 1 (a peak measured too low); `mfu_raw` keeps it.
+    """
+    from archbench.quiet import legacy_under_load
+
+    measured = record.get("measure") or {}
+    mfu = measured.get("mfu") if measured.get("mfu") is not None else train.get("mfu")
+    peak = measured.get("device_peak") if measured.get("mfu") is not None else train.get("device_peak")
+    peak_load = legacy_under_load(peak, threads)
+    note = None
+    if isinstance(mfu, (int, float)) and mfu > 1:
+        note = (f"MFU {100 * mfu:.0f}% is above 100%: the device peak it divides by was measured too low"
+                + (f" ({peak_load['reason']})" if peak_load else "") + "; re-measure the peak with task=measure")
+    elif isinstance(mfu, (int, float)) and peak_load:
+        note = f"device peak {peak_load['reason']}"
+    under = legacy_under_load(latency, threads) if latency and not latency.get("deferred") else None
+    return {"mfu": None if note else _number(mfu), "mfu_raw": _number(mfu), "mfu_note": note,
+            "latency_under_load": (under or {}).get("reason"),
+            "latency_quiet": bool((latency.get("quiet") or {}).get("checked")) and under is None}

@@ -382,6 +382,11 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
         # The precision training ran in (train.amp=auto picks it per model), e.g. 'bf16'.
         row["amp"] = _distinct_text(group.get("amp"))
         row["ttt_reached"] = len(_values(group, "ttt_s"))
+        # Speed figures taken under load, and MFUs that cannot be shown (archbench.quiet): the reason, or None.
+        for column in ("latency_under_load", "mfu_note"):
+            notes = group[column].dropna() if column in group else pd.Series(dtype=object)
+            row[column] = notes.iloc[0] if len(notes) else None
+            row[f"{column}_runs"] = len(notes)
         # Variants that differ only in data.order_seed, pooled as one row (pool_order_seeds).
         row["pooled_order_seeds"] = bool(group["pooled_order_seeds"].fillna(False).astype(bool).any()) \
             if "pooled_order_seeds" in group else False

@@ -27,7 +27,7 @@ from archbench.settings import (DataSettings, MeasureSettings, ModelSettings, Re
 
 log = logging.getLogger("archbench")
 
-TASKS = ("train", "profile", "evaluate")
+TASKS = ("train", "profile", "evaluate", "measure")
 LOCK_POLICIES = ("skip", "wait")
 # The selected (best-validation) weights, beside the record: task=evaluate re-evaluates from them.
 WEIGHTS_FILENAME = "weights.pt"
@@ -59,6 +59,8 @@ class RunSpec:
     tuning: dict | None = None  # which trial of which tuning study, or a tuned run's selection
     evaluate: Any = None  # archbench.evaluate.EvaluateSettings: calibration and robustness after training
     logger: Any = None  # archbench.loggers.LoggerSettings: per-epoch metrics to CSV, TensorBoard or MLflow
+    # Parallel jobs share the cores, so their speed is measured after the sweep (archbench.remeasure), not here.
+    defer_speed: bool = False
 
     @classmethod
     def from_configs(cls, model: dict, data: dict, train: dict | None = None, measure: dict | None = None,
@@ -66,7 +68,7 @@ class RunSpec:
         """Each stage's settings from its config group (plain dicts), e.g. from a test or a notebook."""
         task = run.get("task", "train")
         return cls(model=ModelSettings.from_config(model), data=DataSettings.from_config(data),
-                   recipe=Recipe.from_config(train) if task in ("train", "evaluate") else None,
+                   recipe=Recipe.from_config(train) if task in ("train", "evaluate", "measure") else None,
                    measure=MeasureSettings.from_config(measure or {}), **run)
 
     @property
@@ -75,8 +77,8 @@ class RunSpec:
 
     @functools.cached_property
     def identity(self) -> dict:
-        # task=evaluate works on the training run's record, so it has that run's identity
-        task = "train" if self.task == "evaluate" else self.task
+        # task=evaluate and task=measure work on the training run's record, so they have that run's identity
+        task = "train" if self.task in ("evaluate", "measure") else self.task
         return run_identity(task, self.seed, self.model, self.data, self.recipe, self.measure)
 
     @property
@@ -194,6 +196,8 @@ def run(spec: RunSpec) -> dict:
     if spec.task == "evaluate":
         _check_writable(spec)
         return evaluate_run(spec, tick)
+    if spec.task == "measure":
+        return measure_run(spec, tick)
     if not spec.force and (done := finished_record(spec)) is not None:
         log.info("skip %s: record is %s (force=true reruns it)", spec.record_dir, done["status"])
         return summary(spec, "skipped", done, time.perf_counter() - tick)
@@ -372,11 +376,16 @@ def execute(spec: RunSpec, built: Built, tick: float) -> dict:
                             spec.model.name, top1, built.data_info.get("num_classes"))
         else:
             record["status"] = "complete"
-        if record["status"] == "complete" and rank == 0:  # one measurement, on rank 0's own device
+        if record["status"] == "complete" and rank == 0 and spec.defer_speed:
+            log.info("latency and throughput of %s: measured after the sweep, when no job trains beside it",
+                     spec.model.name)
+            record["latency"] = {"deferred": "parallel sweep: measured after training, one model at a time "
+                                             "(task=measure)"}
+        elif record["status"] == "complete" and rank == 0:  # one measurement, on rank 0's own device
             log.info("measuring latency and throughput of %s", spec.model.name)
             # Jobs sharing a machine (several on one GPU) measure one at a time, never two at once.
             with exclusive_lock(Path(spec.results_dir) / MEASURE_LOCK, wait=True):
-                record["latency"] = _latency(spec, built, measure_latency)
+                record["latency"] = _quiet_latency(spec, built, measure_latency)
         if record["status"] == "complete" and spec.task == "train" and rank == 0:
             _save_weights(spec.record_dir / WEIGHTS_FILENAME, built.model)
             if result.test_outcomes is not None:  # which test images it got right, so comparisons can pair them
@@ -592,6 +601,54 @@ def _latency(spec: RunSpec, built: Built, measure_latency) -> dict:
         return measure_latency_isolated(spec.model.builder_name, create, built.input_shape, device=built.device,
                                         **options)
     return measure_latency(built.model, built.input_shape, device=built.device, **options)
+
+
+def _quiet_latency(spec: RunSpec, built: Built, measure_latency) -> dict:
+    """A single run measures at once (no wait, as before) but says how busy the machine was.
+
+    Its own training just ended and still lifts the 1-minute load by up to its threads; a load above
+    the limit plus that means something else ran beside it, and the figure is marked under_load.
+    """
+    import dataclasses
+
+    import torch
+
+    from archbench.quiet import QuietSettings, measure_quietly
+
+    quiet = dataclasses.replace(spec.measure.quiet or QuietSettings(), timeout_s=0)
+    threads = torch.get_num_threads() if built.device == "cpu" else 1
+    own = threads if spec.task == "train" else 0
+    quiet = dataclasses.replace(quiet, max_load_per_thread=quiet.max_load_per_thread + own / threads)
+    return measure_quietly(lambda: _latency(spec, built, measure_latency), quiet, threads)
+
+
+def measure_run(spec: RunSpec, tick: float) -> dict:
+    """task=measure: the speed figures of this job's finished record (training or profile), taken again in quiet."""
+    import dataclasses
+
+    from archbench.remeasure import remeasure_record
+
+    candidates = [dataclasses.replace(spec, task="train"), dataclasses.replace(spec, task="profile", recipe=None)]
+    found = next((c for c in candidates if (c.record_dir / "record.json").exists()), None)
+    model_dir = candidates[0].record_dir.parent.parent
+    others = sorted(model_dir.glob(f"*/seed{spec.seed}/record.json"))
+    if found is None and len(others) == 1:
+        # Made by an older archbench whose settings fingerprint differently: speed depends only on the
+        # architecture the record names, so its one record of this model and seed is the one to measure.
+        log.info("task=measure: no record of this exact identity; measuring the study's one record of %s seed %d "
+                 "(%s)", spec.model.name, spec.seed, others[0].parent.parent.name)
+        status, record = remeasure_record(others[0], spec.measure, device=spec.device, force=spec.force)
+        return {**summary(candidates[0], status, record, time.perf_counter() - tick), "record": str(others[0])}
+    if found is None:
+        raise InvalidRunError(f"task=measure found no record of this job at {candidates[0].record_dir} (training) "
+                              f"or {candidates[1].record_dir} (profile): pass the study's own settings and its "
+                              "results_dir (e.g. results_dir=results/reference), or run the study first")
+    try:
+        status, record = remeasure_record(found.record_dir / "record.json", spec.measure, device=spec.device,
+                                          force=spec.force)
+    except ValueError as err:
+        raise InvalidRunError(str(err)) from err
+    return summary(found, status, record, time.perf_counter() - tick)
 
 
 def _save_weights(path: Path, model) -> None:

@@ -17,7 +17,7 @@ import json
 import math
 import os
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 from archbench.train.budget import Budget, parse_budget
 
@@ -324,15 +324,21 @@ class Recipe:
 class MeasureSettings:
     options: dict  # keyword arguments of archbench.measure.measure_latency
     isolate: bool = False
+    quiet: Any = None  # archbench.quiet.QuietSettings: how quiet the machine must be; not part of any identity
 
     @classmethod
     def from_config(cls, config: dict) -> "MeasureSettings":
         from archbench.measure import measure_latency
+        from archbench.quiet import QuietSettings
 
-        known = _signature_keys(measure_latency, skip=("model", "input_shape", "device")) + ["isolate"]
+        known = _signature_keys(measure_latency, skip=("model", "input_shape", "device")) + ["isolate", "quiet"]
         check_keys("measure", config, known)
         config = dict(config)
-        return cls(options=config, isolate=parse_bool(config.pop("isolate", False), "measure.isolate"))
+        try:
+            quiet = QuietSettings.from_config(config.pop("quiet", None))
+        except ValueError as err:
+            raise SettingsError(str(err)) from err
+        return cls(options=config, isolate=parse_bool(config.pop("isolate", False), "measure.isolate"), quiet=quiet)
 
     def identity(self) -> dict:
         return dict(sorted(self.options.items()))

@@ -93,6 +93,50 @@ def progress_line(done: list[dict], total: int | None, elapsed_s: float, now: fl
     return f"{text}; about {duration(left)} left, ending about {end} (from the jobs finished so far)"
 
 
+def parallel_launcher(launcher) -> bool:
+    """Whether the jobs run side by side on this machine's cores (joblib with n_jobs != 1, submitit_local).
+
+    SLURM jobs each get their own allocation (one GPU per job), so they keep measuring inside the job,
+    still with the quiet check; a closing pass on the submitting node would time the wrong hardware.
+    """
+    target = str((launcher or {}).get("_target_", ""))
+    if "Joblib" in target:
+        return (launcher or {}).get("n_jobs", -1) != 1
+    return "submitit" in target.lower() and "Local" in target
+
+
+def measurement_pass(config, rows: list[dict]) -> list[dict]:
+    """After a parallel sweep: each finished record's speed measured in turn, in quiet (archbench.remeasure)."""
+    from omegaconf import OmegaConf
+
+    from archbench.remeasure import remeasure_paths
+    from archbench.settings import MeasureSettings
+
+    # Only records whose speed waits for this pass (trained now, or left waiting by an interrupted pass):
+    # a rerun that skips finished records leaves them as they are; `task=measure` re-measures on request.
+    paths = [r["record"] for r in rows if r.get("status") in ("complete", "skipped") and r.get("record")
+             and _speed_deferred(Path(r["record"]))]
+    if not paths:
+        return []
+    measure = MeasureSettings.from_config(OmegaConf.to_container(config.measure, resolve=True))
+    log.info("measuring the speed of %d record(s) one at a time, now that no job trains", len(paths))
+    results = remeasure_paths(paths, measure, device=str(config.device))
+    loaded = [r for r in results if r.get("under_load")]
+    for r in loaded:
+        log.warning("%s: speed measured under load: %s", r["record"], r["under_load"])
+    log.info("measurement pass: %d measured, %d already quiet, %d under load, %d failed",
+             sum(r["status"] == "measured" for r in results), sum(r["status"] == "skipped" for r in results),
+             len(loaded), sum(r["status"] == "failed" for r in results))
+    return results
+
+
+def _speed_deferred(path: Path) -> bool:
+    try:
+        return bool((json.loads(path.read_text()).get("latency") or {}).get("deferred"))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 class SweepSummary(Callback):
     """Hydra callback: the sweep's size at its start, an estimate as each job ends, the table of jobs at the end."""
 
@@ -132,10 +176,15 @@ class SweepSummary(Callback):
             from archbench.run import format_plan
             log.info("dry run (nothing written under %s):\n%s", config.results_dir, format_plan(rows))
             return
+        if parallel_launcher(config.hydra.get("launcher")) and config.get("task") in ("train", "profile"):
+            for result in measurement_pass(config, rows):
+                if result["status"] == "failed":
+                    FAILED_JOBS.append({"model": result["record"], "error": result.get("error")})
         table = format_table(rows)
         atomic_write_bytes(sweep_dir / "summary.md", (table + "\n").encode())
-        study_dir = Path(config.results_dir) / "runs" / str(config.study)
-        atomic_write_bytes(study_dir / "sweep_summary.md", (f"sweep {sweep_dir}\n\n{table}\n").encode())
+        if config.get("task") != "measure":  # the study's table stays the one of the sweep that trained it
+            study_dir = Path(config.results_dir) / "runs" / str(config.study)
+            atomic_write_bytes(study_dir / "sweep_summary.md", (f"sweep {sweep_dir}\n\n{table}\n").encode())
         log.info("sweep summary (%s):\n%s", sweep_dir / "summary.md", table)
         for row in FAILED_JOBS:
             log.error("failed: %s seed %s: %s", row.get("model"), row.get("seed"), row.get("error"))

@@ -413,8 +413,10 @@ def test_conf_measure_default_matches_measure_latency_arguments():
     assert conf["amp"] == "off", "amp must be the string 'off' (bare YAML off is a boolean)"
     assert conf["isolate"] is False and conf["batch_size"] is None
     latency_args = set(inspect.signature(measure_latency).parameters) - {"model", "input_shape", "device"}
-    assert set(conf) - {"isolate"} == latency_args
-    result = measure_latency(nn.Identity(), (3, 4, 4), **{**{k: v for k, v in conf.items() if k != "isolate"},
+    # isolate and quiet say how and when to measure (archbench.run, archbench.quiet), not what
+    assert set(conf) - {"isolate", "quiet"} == latency_args
+    assert set(conf["quiet"]) == {"max_load_per_thread", "timeout_s", "poll_s"}
+    result = measure_latency(nn.Identity(), (3, 4, 4), **{**{k: v for k, v in conf.items() if k not in ("isolate", "quiet")},
                                                           "min_time_s": 0.0})
     assert result["throughput"]["batch_size"] == 8 and result["batch_1"]["count"] == conf["min_reps"]
 

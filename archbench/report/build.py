@@ -81,6 +81,8 @@ from .tables import (
     runs_dirty_note,
     significance_table,
     summary_dirty_note,
+    under_load_note,
+    headline_table,
     trials_table,
     tuning_gain_table,
     variance_table,
@@ -103,11 +105,12 @@ class ReportInputError(ValueError):
 
 
 def build_report(results_dir=DEFAULT_RESULTS_DIR, out=DEFAULT_OUT, study=None,
-                 include_synthetic=False, reference=None) -> Path:
+                 include_synthetic=False, reference=None, headline=None) -> Path:
     """Regenerate `out` from every record.json under `results_dir`; return the report folder.
 
     `study` limits the report to one study (or a comma-separated list). `reference` is the
     published-numbers table; by default it is read from archbench/models/reference.csv.
+    `headline`: the studies the report opens with (default: `report.headline` in conf/experiment).
     """
     results_dir, out = Path(results_dir), Path(out)
     if not results_dir.is_dir():
@@ -135,7 +138,7 @@ def build_report(results_dir=DEFAULT_RESULTS_DIR, out=DEFAULT_OUT, study=None,
     staging.mkdir()
     try:
         write_report(staging, runs, excluded, results_dir, reference, reference_note, command,
-                     include_synthetic)
+                     include_synthetic, headline)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -228,12 +231,20 @@ def _swap_in(staging: Path, out: Path):
 
 
 def write_report(report_dir: Path, runs, excluded, results_dir: Path, reference,
-                 reference_note, command: str, include_synthetic: bool = False):
+                 reference_note, command: str, include_synthetic: bool = False, headline=None):
     """Write every report file into `report_dir` (an empty folder)."""
     writer = _ReportWriter(report_dir, runs, reference)
-    studies = sorted(runs.study.unique()) if not runs.empty else []
+    studies = writer.study_order(headline_studies() if headline is None else headline)
     blocks = _introduction(runs, excluded, results_dir, command)
-    blocks += [Heading("At a glance", 2), Glance(writer.verdicts())]
+    blocks += [Heading("At a glance", 2)]
+    headline = [study for study in studies if study in writer.headline]
+    for study in headline:
+        blocks += writer.headline_blocks(study)
+    others = [verdict for keys, verdict in writer.verdicts(studies) if keys[0] not in headline]
+    if headline and others:
+        blocks.append(Paragraph("The other comparisons, in the order of the sections below:"))
+    if others or not headline:
+        blocks.append(Glance(others or [("No usable runs", "nothing to compare.")]))
     blocks += _how_to_read(reference_note, include_synthetic)
     for study in studies:
         blocks += writer.study_section(study)
@@ -315,6 +326,11 @@ def _how_to_read(reference_note, include_synthetic):
             "Pareto (MACs): no other model is both cheaper in MACs and more accurate. MFU is "
             "achieved training FLOP/s as a share of the device's peak. Training time is the "
             "training loop's wall time, without building, profiling or measuring latency.",
+            "‡ after a latency, throughput or MFU figure: it was measured under load (another job on "
+            "the cores, checked from the 1-minute load average; records from before that check are "
+            "judged on the load they recorded) or, for MFU, exceeds 100% against a peak measured too "
+            "low. It is shown greyed, and no speed finding is drawn from it; `task=measure` on a quiet "
+            "machine measures it again.",
             "Click a column header in index.html to sort the table by it.",
         ]),
     ]
@@ -373,10 +389,10 @@ class _ReportWriter:
         self.variance = variance_sources(compared)
         self.colors = plots.family_colors(runs.family.fillna("None") if not runs.empty else [])
 
-    def table(self, name, caption, display, raw=None, note=None) -> Table:
+    def table(self, name, caption, display, raw=None, note=None, collapsed=False) -> Table:
         """A table block and its files; `note` is one sentence under it (e.g. what † means)."""
         files = write_table(self.report_dir / "tables", name, caption, display, raw, note)
-        return Table(name, caption, display, files, note)
+        return Table(name, caption, display, files, note, collapsed)
 
     def figure(self, figure, stem, caption) -> list:
         if figure is None:
@@ -391,21 +407,78 @@ class _ReportWriter:
         return [(*keys, group) for keys, group
                 in self.runs.groupby(["study", "data", "hardware"], sort=True)]
 
-    def verdicts(self) -> list[str]:
-        """One plain-words paragraph per comparison for the top of the report."""
+    def study_order(self, headline=()) -> list[str]:
+        """Headline studies first; each shared-recipe study followed by its tuned counterpart and that
+        one's tuning trials (results before the trials that chose them); then the rest by name."""
+        studies = sorted(self.runs.study.unique()) if not self.runs.empty else []
+        self.headline = [study for study in headline if study in studies]
+        followers: dict[str, list[str]] = {}
+        for row in self.counterparts.itertuples(index=False):
+            followers.setdefault(row.shared_study, []).append(row.tuned_study)
+        tuned_from = self.runs.dropna(subset=["tuned_from"]).groupby("study").tuned_from.first() \
+            if "tuned_from" in self.runs else pd.Series(dtype=object)
+        for tuned, tuning in tuned_from.items():
+            followers.setdefault(tuned, []).append(tuning)
+        led = {follower for group in followers.values() for follower in group}
+        order: list[str] = []
+
+        def add(study):
+            if study in studies and study not in order:
+                order.append(study)
+                for follower in sorted(set(followers.get(study, []))):
+                    add(follower)
+
+        shared_of = {row.tuned_study: row.shared_study for row in self.counterparts.itertuples(index=False)}
+        for study in self.headline:  # a tuned headline brings its shared-recipe counterpart along too
+            add(study)
+            add(shared_of.get(study))
+        for study in [s for s in studies if s not in led] + studies:
+            add(study)
+        return order
+
+    def headline_blocks(self, study) -> list:
+        """A headline comparison: its verdict, mean test top-1 with 95% intervals, and a short table."""
+        blocks = []
+        for comparison_study, data, hardware, group_runs in self.comparisons():
+            if comparison_study != study or not (group_runs.task == "train").any():
+                continue
+            keys = dict(zip(GROUP_KEYS, (study, data, hardware)))
+            group = _rows_matching(self.summary, keys)
+            label = frame_dataset_label(group_runs, data)
+            title, text = dict(self.verdicts([study]))[(study, data, hardware)]
+            stem = f"headline--{slug(study)}--{slug(data)}--{slug(hardware)}"
+            blocks += [Heading(f"Headline: {title}", 3), Paragraph(text)]
+            blocks += self.figure(plots.headline_accuracy(group, f"{study} / {label}\n{hardware}", self.colors),
+                                  stem, f"Mean test top-1 per model with its 95% interval over seeds, {label} "
+                                        f"on {hardware}")
+            display = headline_table(group, _device(group_runs))
+            blocks.append(self.table(stem, f"{study} / {label} on {hardware}: the main columns, best mean "
+                                           "first (every column: the study's section below)", display, group,
+                                     _notes(summary_dirty_note(group), under_load_note(group))))
+        return blocks
+
+    def verdicts(self, order=None) -> list[tuple[tuple, tuple[str, str]]]:
+        """((study, data, hardware), (title, verdict)) per comparison, studies in `order`, for the top
+        of the report."""
+        rank_of = {study: index for index, study in enumerate(order or [])}
+        return [(keys, verdict) for keys, verdict in sorted(
+            self._verdicts(), key=lambda item: rank_of.get(item[0][0], len(rank_of)))
+            if order is None or keys[0] in rank_of]
+
+    def _verdicts(self) -> list[tuple[tuple, tuple[str, str]]]:
         verdicts = []
         for study, data, hardware, group_runs in self.comparisons():
             keys = dict(zip(GROUP_KEYS, (study, data, hardware)))
             label = frame_dataset_label(group_runs, data)
             if not (group_runs.task == "train").any():
-                verdicts.append((f"{study}, {label} on {hardware}",
-                                 f"profile only: size and speed of "
-                                 f"{count_text(group_runs.model.nunique(), 'model')}, no "
-                                 "training, so nothing about which model learns best."))
+                verdicts.append(((study, data, hardware), (f"{study}, {label} on {hardware}",
+                                         f"profile only: size and speed of "
+                                         f"{count_text(group_runs.model.nunique(), 'model')}, no "
+                                         "training, so nothing about which model learns best.")))
                 continue
             if self.kinds.get(study) == "tuning":
-                verdicts.append((f"{study}, {label} on {hardware}",
-                                 " ".join(self._tuning_findings(group_runs)[:2])))
+                verdicts.append(((study, data, hardware), (f"{study}, {label} on {hardware}",
+                                         " ".join(self._tuning_findings(group_runs)[:2]))))
                 continue
             title, text = glance_verdict(study, label, hardware, _rows_matching(self.summary, keys),
                                          _rows_matching(self.pairs, keys),
@@ -422,8 +495,8 @@ class _ReportWriter:
             if corruption is not None:
                 extra.append(lead_in("Under corruption", ranking_verdict(corruption, "clean", "corrupted",
                                                                          brief=True)))
-            verdicts.append((title, " ".join([text, *extra])))
-        return verdicts or [("No usable runs", "nothing to compare.")]
+            verdicts.append(((study, data, hardware), (title, " ".join([text, *extra]))))
+        return verdicts
 
     def study_section(self, study) -> list:
         study_runs = self.runs[self.runs.study == study]
@@ -629,7 +702,8 @@ class _ReportWriter:
                   self.table(f"{stem}--summary",
                              f"{study} / {label}: summary over seeds on {hardware}, best mean "
                              "first" + _pooled_text(group),
-                             display, group.assign(pareto_macs=on_front), summary_dirty_note(group))]
+                             display, group.assign(pareto_macs=on_front),
+                             _notes(summary_dirty_note(group), under_load_note(group)), collapsed=True)]
         if not pairs.empty:
             dirty = dict(zip(group.label, group.dirty_runs))
             shown = set(pairs.label_a) | set(pairs.label_b)
@@ -707,10 +781,10 @@ class _ReportWriter:
                             "Pareto front"),
             (plots.accuracy_vs(group, "latency_b1_ms", f"Batch-1 latency (ms, {device})", title,
                                colors), "acc-vs-latency",
-             f"Test top-1 vs batch-1 latency, {label}"),
+             _speed_caption(f"Test top-1 vs batch-1 latency, {label}", group)),
             (plots.accuracy_vs(group, "throughput_img_s", f"Throughput (img/s, {device})", title,
                                colors), "acc-vs-throughput",
-             f"Test top-1 vs throughput, {label}"),
+             _speed_caption(f"Test top-1 vs throughput, {label}", group)),
             (plots.params_vs_accuracy(group, title, colors), "params-vs-acc",
              f"Parameters vs test top-1, {label}"),
             (plots.validation_curves(curves, "epoch", "Epoch", title, families, colors),
@@ -739,17 +813,18 @@ class _ReportWriter:
                   self.table(f"{stem}--summary",
                              f"{study} / {label}: complexity and speed on {hardware} "
                              "(profile only, no training)", profile_table(group, device), group,
-                             dirty_note(zip(group.model, group.dirty_runs, group.seeds)))]
+                             _notes(dirty_note(zip(group.model, group.dirty_runs, group.seeds)),
+                                    under_load_note(group, "model")))]
         made = [
             (plots.speed_vs_macs(group, "latency_b1_ms", f"Batch-1 latency (ms, {device})",
                                  title, self.colors), "latency-vs-macs",
-             f"Batch-1 latency vs MACs, {label}"),
+             _speed_caption(f"Batch-1 latency vs MACs, {label}", group)),
             (plots.speed_vs_macs(group, "throughput_img_s", f"Throughput (img/s, {device})",
                                  title, self.colors), "throughput-vs-macs",
-             f"Throughput vs MACs, {label}"),
+             _speed_caption(f"Throughput vs MACs, {label}", group)),
             (plots.speed_vs(group, "activations", "Activations (M, fvcore count per image)",
                             "latency_b1_ms", f"Batch-1 latency (ms, {device})", title, self.colors),
-             "latency-vs-activations", f"Batch-1 latency vs activations, {label}"),
+             "latency-vs-activations", _speed_caption(f"Batch-1 latency vs activations, {label}", group)),
         ]
         for figure, kind, caption in made:
             blocks += self.figure(figure, f"{stem}--{kind}", caption)
@@ -947,3 +1022,34 @@ def _flatten(mapping, prefix="") -> dict:
         else:
             flat[name] = json.dumps(value) if isinstance(value, (list, bool, type(None))) else value
     return flat
+
+
+def _notes(*notes) -> str | None:
+    """The sentences under a table, joined; None when there are none."""
+    present = [note for note in notes if note]
+    return " ".join(present) if present else None
+
+
+def headline_studies(conf_dir: Path | None = None) -> list[str]:
+    """The studies whose config says `report: {headline: true}` (conf/experiment/*.yaml), by name."""
+    import yaml
+
+    conf_dir = Path(conf_dir) if conf_dir else Path(__file__).resolve().parents[2] / "conf" / "experiment"
+    found = []
+    for path in sorted(conf_dir.glob("*.yaml")):
+        try:
+            config = yaml.safe_load(path.read_text()) or {}
+        except (OSError, yaml.YAMLError):
+            continue  # a broken study config is Hydra's to report when the study runs
+        if isinstance(config, dict) and (config.get("report") or {}).get("headline") and config.get("study"):
+            found.append(str(config["study"]))
+    return found
+
+
+def _speed_caption(caption: str, group) -> str:
+    """A speed figure's caption, saying when its figures were taken under load (no conclusion from them)."""
+    loaded = int(group["latency_under_load"].notna().sum()) if "latency_under_load" in group else 0
+    if not loaded:
+        return caption
+    return (f"{caption}. ‡ {loaded} of {len(group)} models' speed was measured under load: shown for "
+            "reference only, no speed conclusion (see the note under the table)")

@@ -55,6 +55,7 @@ class Table:
     frame: pd.DataFrame
     files: list[str] = field(default_factory=list)
     note: str | None = None
+    collapsed: bool = False  # a long table: folded in the HTML page, its caption opens it
 
 
 @dataclass
@@ -95,7 +96,7 @@ def _markdown_block(block) -> str:
 def markdown_table(frame: pd.DataFrame) -> str:
     """GitHub-flavoured Markdown table; written here so the report needs no `tabulate`."""
     def cell(value) -> str:
-        return str(value).replace("|", "\\|").replace("\n", " ")
+        return _text(value).replace("|", "\\|").replace("\n", " ")
 
     header = "| " + " | ".join(cell(column) for column in frame.columns) + " |"
     rule = "|" + "|".join("---" for _ in frame.columns) + "|"
@@ -165,6 +166,7 @@ thead th[data-order="asc"]::after {{ content: " ▲"; }}
 thead th[data-order="desc"]::after {{ content: " ▼"; }}
 .glance {{ background: #eef5ee; border-left: 4px solid #2e7d32; padding: 0.2em 1em; }}
 .note {{ font-size: 0.9em; margin-top: -1em; }}
+td.under-load {{ color: #999; }}
 </style>
 </head>
 <body>
@@ -194,12 +196,30 @@ def _html_block(block, report_dir: Path) -> str:
         return f"<pre><code>{escape(block.text)}</code></pre>"
     if isinstance(block, Table):
         note = f'\n<p class="note">{escape(block.note)}</p>' if block.note else ""
-        return html_table(block.frame, block.name, block.caption) + note
+        table = html_table(block.frame, block.name, block.caption) + note
+        if block.collapsed:
+            return (f"<details><summary>{escape(block.caption)} ({len(block.frame.columns)} columns; "
+                    f"click to open)</summary>\n{table}\n</details>")
+        return table
     if isinstance(block, Figure):
         encoded = base64.b64encode((report_dir / block.png).read_bytes()).decode("ascii")
         return (f'<figure><img alt="{escape(block.caption)}" src="data:image/png;base64,'
                 f'{encoded}"><figcaption>{escape(block.caption)}</figcaption></figure>')
     raise TypeError(f"unknown report block {type(block).__name__}")
+
+
+def _text(value) -> str:
+    """A cell's text; an empty value (None, NaN) is the dash every table uses, never 'nan'."""
+    if value is None or (isinstance(value, float) and value != value):
+        return "—"
+    return str(value)
+
+
+def _marked(style: str, value) -> str:
+    """Greyed, with a tooltip, when the cell carries the under-load mark (archbench.report.tables)."""
+    if str(value).endswith("‡"):
+        return ' class="under-load" title="measured under load or not a valid ratio: see the note below"'
+    return style
 
 
 def html_table(frame: pd.DataFrame, name: str, caption: str) -> str:
@@ -211,7 +231,7 @@ def html_table(frame: pd.DataFrame, name: str, caption: str) -> str:
     head = "".join(f"<th{style}>{escape(str(column))}</th>"
                    for column, style in zip(frame.columns, cell))
     rows = "".join(
-        "<tr>" + "".join(f"<td{style}>{escape(str(value))}</td>"
+        "<tr>" + "".join(f"<td{_marked(style, value)}>{escape(_text(value))}</td>"
                          for value, style in zip(row, cell)) + "</tr>"
         for row in frame.itertuples(index=False))
     # Cells never wrap ("94.00 ± 0.50" on one line); a wide table scrolls instead.

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import matplotlib
 import matplotlib.colors
+import matplotlib.lines
+import matplotlib.text
 import matplotlib.ticker
 import PIL.Image
 
@@ -37,6 +39,7 @@ def family_colors(families) -> dict:
 def save(figure, figures_dir: Path, stem: str) -> tuple[str, str]:
     """Write `<stem>.png` and `<stem>.svg`; return their paths relative to the report folder."""
     figures_dir.mkdir(parents=True, exist_ok=True)
+    place_point_labels(figure)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=90, metadata=_PNG_METADATA)
     # Plots use few colours: a 256-colour palette keeps them sharp at about a third of the bytes, so
@@ -57,6 +60,7 @@ def _plottable(summary: pd.DataFrame, *columns) -> pd.DataFrame:
 
 
 ONE_SEED_NOTE = "hollow: 1 seed (spread unknown)"
+SPEED_COLUMNS = {"latency_b1_ms", "throughput_img_s"}
 
 
 def _scatter_by_family(axes, points, x, y, colors, yerr=None):
@@ -74,9 +78,135 @@ def _scatter_by_family(axes, points, x, y, colors, yerr=None):
                       label=None if len(with_spread) else family)
     if yerr is not None and not measured.all():
         axes.plot([], [], "o", markerfacecolor="none", color="0.4", label=ONE_SEED_NOTE)
-    for row in points.itertuples(index=False):
-        axes.annotate(row.label, (getattr(row, x), getattr(row, y)), fontsize=7,
-                      xytext=(4, 3), textcoords="offset points")
+    speed = {x, y} & SPEED_COLUMNS
+    if speed and "latency_under_load" in points and points["latency_under_load"].notna().any():
+        # Greyed over the coloured point: a speed taken under load is there for reference only.
+        loaded = points[points["latency_under_load"].notna()]
+        axes.plot(loaded[x], loaded[y], "o", color="0.75", markersize=7, zorder=3)
+        axes.plot([], [], "o", color="0.75", label="speed measured under load (‡)")
+    # Named once the figure is laid out (scales, legend), where no name covers another (`place_point_labels`).
+    pending = getattr(axes, "_archbench_labels", [])
+    pending += [(getattr(row, x), getattr(row, y), str(row.label)) for row in points.itertuples(index=False)]
+    axes._archbench_labels = pending
+
+
+# ------------------------------------------------------------------------- labels without overprint
+
+# Offsets (points) tried in turn for a point's name: right, left, above, below, then further out.
+_OFFSETS = [(dx * k, dy * k) for k in (1, 2, 3) for dx, dy in
+            ((5, 2), (5, -9), (-5, 2), (-5, -9), (0, 7), (0, -13), (8, 8), (-8, 8), (8, -14), (-8, -14))]
+
+
+def text_boxes(figure) -> list:
+    """(text, window extent) of every text `figure` actually draws (tick labels out of view are not)."""
+    drawn = []
+    original = matplotlib.text.Text.draw
+
+    def recording(text, renderer):
+        original(text, renderer)
+        if text.get_visible() and text.get_text().strip():
+            drawn.append(text)
+
+    matplotlib.text.Text.draw = recording
+    try:
+        figure.canvas.draw()
+    finally:
+        matplotlib.text.Text.draw = original
+    renderer = figure.canvas.get_renderer()
+    return [(text, text.get_window_extent(renderer)) for text in drawn]
+
+
+def overlapping_texts(figure, slack: float = 1.0) -> list[tuple[str, str]]:
+    """Pairs of texts of `figure` whose drawn boxes overlap by more than `slack` pixels each way."""
+    boxes = [(text, box) for text, box in text_boxes(figure) if box.width > 0 and box.height > 0]
+    pairs = []
+    for i, (first, a) in enumerate(boxes):
+        for second, b in boxes[i + 1:]:
+            if min(a.x1, b.x1) - max(a.x0, b.x0) > slack and min(a.y1, b.y1) - max(a.y0, b.y0) > slack:
+                pairs.append((first.get_text(), second.get_text()))
+    return pairs
+
+
+def place_point_labels(figure) -> None:
+    """Name the points each axes asked for, none over another text, a legend or the axes' edge.
+
+    Each name tries a list of offsets around its point and takes the first free one. When a name
+    finds no free place, every point of that axes is numbered instead (points within a few pixels
+    share one number label) and the numbers are explained in a key beside the axes.
+    """
+    for axes in figure.axes:
+        pending = getattr(axes, "_archbench_labels", None)
+        if not pending:
+            continue
+        axes._archbench_labels = []
+        figure.canvas.draw()  # lay out first: scales, legends and tick labels are where they end up
+        placed = _place(axes, pending, fontsize=7)
+        if placed is not None:
+            continue
+        _numbered(axes, pending)
+
+
+def _occupied(figure, axes) -> list:
+    renderer = figure.canvas.get_renderer()
+    boxes = [box for _, box in text_boxes(figure)]
+    for legend in [axes.get_legend(), *figure.legends]:
+        if legend is not None:
+            boxes.append(legend.get_window_extent(renderer))
+    return boxes
+
+
+def _place(axes, pending, fontsize, names=None):
+    """Annotations at free offsets; None (and nothing left drawn) when one does not fit."""
+    figure = axes.figure
+    renderer = figure.canvas.get_renderer()
+    frame = axes.get_window_extent(renderer)
+    taken = _occupied(figure, axes)
+    made = []
+    for index, (x, y, label) in enumerate(pending):
+        text = label if names is None else names[index]
+        for dx, dy in _OFFSETS:
+            note = axes.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=fontsize,
+                                 ha="left" if dx >= 0 else "right", annotation_clip=False)
+            box = note.get_window_extent(renderer)
+            inside = frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
+            if inside and not any(box.overlaps(other) for other in taken):
+                taken.append(box)
+                made.append(note)
+                break
+            note.remove()
+        else:
+            for note in made:
+                note.remove()
+            return None
+    return made
+
+
+def _numbered(axes, pending) -> None:
+    """Numbers at the points (near neighbours share one label) and a key of names beside the axes."""
+    figure = axes.figure
+    order = sorted(range(len(pending)), key=lambda i: (pending[i][0], pending[i][1]))
+    numbers = {index: n + 1 for n, index in enumerate(order)}
+    handles = [matplotlib.lines.Line2D([], [], linestyle="none") for _ in order]
+    figure.legend(handles, [f"{numbers[i]}  {pending[i][2]}" for i in order], fontsize=6, loc="outside right lower",
+                  handlelength=0, handletextpad=0, frameon=False, title="points", title_fontsize=6)
+    figure.canvas.draw()
+    transform = axes.transData
+    groups: list[list[int]] = []
+    for index in order:  # points closer than 9 pixels are named together ("3,4")
+        here = transform.transform((pending[index][0], pending[index][1]))
+        for group in groups:
+            there = transform.transform((pending[group[0]][0], pending[group[0]][1]))
+            if abs(here[0] - there[0]) < 9 and abs(here[1] - there[1]) < 9:
+                group.append(index)
+                break
+        else:
+            groups.append([index])
+    figure.set_layout_engine("none")  # numbers placed in pixels must stay where they were checked
+    anchors = [pending[group[0]] for group in groups]
+    names = [",".join(str(numbers[i]) for i in group) for group in groups]
+    if _place(axes, anchors, fontsize=6, names=names) is None:
+        for (x, y, _), name in zip(anchors, names):  # crowded beyond any free place: at least legible order
+            axes.annotate(name, (x, y), xytext=(3, 2), textcoords="offset points", fontsize=6)
 
 
 def _log_if_wide(axes, values, axis="x"):
@@ -168,14 +298,19 @@ def validation_curves(curves: pd.DataFrame, x: str, x_label: str, title: str,
     for (label, runs), (family, style) in _family_styles(curves.groupby("label", sort=True), families):
         per_epoch = runs.assign(position=runs[x]).groupby("epoch")[["position", "val_top1"]]
         mean = per_epoch.mean().sort_values("position")
-        axes.plot(mean["position"], mean["val_top1"], style, marker=".", color=colors.get(family),
-                  label=f"{label} ({count_text(_run_count(runs), 'seed')})")
+        axes.plot(mean["position"], mean["val_top1"], linestyle=_joined(style, len(mean)), marker=".",
+                  color=colors.get(family), label=f"{label} ({count_text(_run_count(runs), 'seed')})")
     if x == "epoch":
         axes.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     axes.set_xlabel(x_label)
     axes.set_ylabel("Validation top-1 accuracy (%)")
     axes.legend(fontsize=7)
     return figure
+
+
+def _joined(style: str, points: int) -> str:
+    """A line through three or more points; two points are two measurements, not a curve, so no line."""
+    return style if points >= 3 else "none"
 
 
 def _run_count(runs: pd.DataFrame) -> int:
@@ -214,6 +349,36 @@ def family_dots(summary: pd.DataFrame, title: str, colors: dict):
     axes.set_ylim(-0.7, len(points) - 0.3)
     axes.set_xlabel(ACCURACY_LABEL + ", mean ± std over seeds")
     # Beside the axes: inside, it would cover the dots of a short plot.
+    axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return figure
+
+
+def headline_accuracy(summary: pd.DataFrame, title: str, colors: dict):
+    """Mean test top-1 per model, best on top, with its 95% confidence interval over seeds: the
+    headline's one figure. Dots and intervals, not bars (see `family_dots`); names on the axis, so
+    no label is drawn over the data."""
+    points = _plottable(summary, "test_top1_mean")
+    if points.empty:
+        return None
+    points = points.sort_values(["test_top1_mean", "label"], ascending=[True, False])
+    figure, axes = _new_axes(title, size=(6.4, 1.6 + 0.32 * len(points)))
+    positions = list(range(len(points)))
+    points = points.assign(position=positions)
+    for family, members in points.groupby(points["family"].astype(str), sort=True):
+        spread = members[members["test_top1_ci95"].notna()]
+        bare = members[members["test_top1_ci95"].isna()]
+        if len(spread):
+            axes.errorbar(spread["test_top1_mean"], spread["position"], xerr=spread["test_top1_ci95"],
+                          fmt="o", capsize=3, color=colors[family], label=family)
+        if len(bare):
+            axes.plot(bare["test_top1_mean"], bare["position"], "o", markerfacecolor="none",
+                      color=colors[family], label=None if len(spread) else family)
+    if points["test_top1_ci95"].isna().any():
+        axes.plot([], [], "o", markerfacecolor="none", color="0.4", label=ONE_SEED_NOTE)
+    labels = [f"{row.label} ({count_text(row.test_top1_n, 'seed')})" for row in points.itertuples(index=False)]
+    axes.set_yticks(positions, labels, fontsize=7)
+    axes.set_ylim(-0.7, len(points) - 0.3)
+    axes.set_xlabel(ACCURACY_LABEL + ", mean and 95% interval over seeds")
     axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return figure
 
@@ -272,6 +437,8 @@ def sensitivity(trials: pd.DataFrame, title: str):
         axes.set_title(model, fontsize=9)
         axes.set_xscale("log")
         axes.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda value, _p: f"{value:g}"))
+        # Labelled minor ticks (3x10^-2, 4x10^-2 ...) overprint each other on a narrow panel.
+        axes.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         axes.grid(True, alpha=0.3)
     for axes in grid.flat[len(models):]:
         axes.set_visible(False)
@@ -296,9 +463,11 @@ def expected_best(curves: pd.DataFrame, title: str, families: dict, colors: dict
     for model, curve in curves.groupby("model", sort=True):
         color = colors.get(str(families.get(model)))
         curve = curve.sort_values("trials")
-        axes.plot(curve["trials"], curve["expected_best"], marker=".", color=color, label=model)
-        axes.fill_between(curve["trials"], curve["expected_best"] - curve["std"],
-                          curve["expected_best"] + curve["std"], color=color, alpha=0.12, linewidth=0)
+        axes.plot(curve["trials"], curve["expected_best"], marker=".", color=color, label=model,
+                  linestyle=_joined("-", len(curve)))
+        if len(curve) >= 3:
+            axes.fill_between(curve["trials"], curve["expected_best"] - curve["std"],
+                              curve["expected_best"] + curve["std"], color=color, alpha=0.12, linewidth=0)
     axes.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     axes.set_xlabel("Trials per model")
     axes.set_ylabel("Expected best val top-1 (%)")
@@ -310,10 +479,15 @@ def expected_best(curves: pd.DataFrame, title: str, families: dict, colors: dict
 
 def reliability_diagram(curve: pd.DataFrame, title: str, families: dict, colors: dict):
     """Accuracy against confidence per confidence bin, one line per model (seeds pooled); the
-    diagonal is perfect calibration, a line below it is over-confident."""
+    diagonal is perfect calibration, a line below it is over-confident. The panel below counts the
+    test images in each bin: a bin of a handful of images says little, however far off it lies."""
     if curve.empty:
         return None
-    figure, axes = _new_axes(title)
+    figure, (axes, counts) = plt.subplots(2, 1, figsize=(6.4, 5.4), sharex=True, layout="constrained",
+                                          gridspec_kw={"height_ratios": [3, 1]})
+    axes.set_title(title, fontsize=10)
+    for panel in (axes, counts):
+        panel.grid(True, alpha=0.3)
     axes.plot([0, 100], [0, 100], color="0.5", linestyle="--", linewidth=1, label="perfectly calibrated")
     styles = ["-", "--", ":", "-."]
     seen_per_family: dict = {}
@@ -322,12 +496,16 @@ def reliability_diagram(curve: pd.DataFrame, title: str, families: dict, colors:
         style = styles[seen_per_family.get(family, 0) % len(styles)]
         seen_per_family[family] = seen_per_family.get(family, 0) + 1
         points = points.sort_values("bin_lower")
-        axes.plot(points["confidence"], points["accuracy"], style, marker="o", markersize=3,
-                  color=colors.get(family), label=label)
+        axes.plot(points["confidence"], points["accuracy"], linestyle=_joined(style, len(points)), marker="o",
+                  markersize=3, color=colors.get(family), label=label)
+        counts.plot(points["confidence"], points["count"], linestyle=_joined(style, len(points)), marker="o",
+                    markersize=3, color=colors.get(family))
     axes.set_xlim(0, 100)
     axes.set_ylim(0, 100)
-    axes.set_xlabel("Confidence (%), top-1, 15 bins")
+    counts.set_yscale("log")
+    counts.set_xlabel("Confidence (%), top-1, 15 bins")
     axes.set_ylabel("Accuracy in the bin (%)")
+    counts.set_ylabel("Images in the bin", fontsize=8)
     axes.legend(fontsize=7)
     return figure
 
@@ -343,7 +521,7 @@ def corruption_by_severity(cells: pd.DataFrame, title: str, families: dict, colo
         per_seed = members.groupby(["seed", "severity"])["top1"].mean().groupby("severity").mean()
         clean = members.groupby("seed")["clean_top1"].first().mean()
         line = pd.concat([pd.Series({0: clean}), per_seed]).dropna()
-        axes.plot(line.index, line.values, style, marker="o", color=colors.get(family),
+        axes.plot(line.index, line.values, linestyle=_joined(style, len(line)), marker="o", color=colors.get(family),
                   label=f"{label} ({count_text(members['seed'].nunique(), 'seed')})")
     axes.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     axes.set_xlabel("Corruption severity (0 = clean)")
@@ -388,18 +566,26 @@ def variance_bars(variance: pd.DataFrame, title: str):
     figure, axes = _new_axes(title, size=(6.4, 1.4 + 0.45 * len(done)))
     positions = list(range(len(done)))
     left = pd.Series(0.0, index=done.index)
+    shares = []
     for part, name, color in VARIANCE_PARTS:
         widths = done[f"{part}_std"] ** 2
         axes.barh(positions, widths, left=left, color=color, label=name, height=0.6)
         for position, start, width, share in zip(positions, left, widths, done[f"{part}_share"]):
             if share >= 0.08:
-                axes.text(start + width / 2, position, f"{share:.0%}", ha="center", va="center", fontsize=7)
+                shares.append((axes.text(start + width / 2, position, f"{share:.0%}", ha="center", va="center",
+                                         fontsize=7), start, width))
         left = left + widths
     axes.set_yticks(positions, [f"{row.label} ({count_text(row.runs, 'run')})" for row in done.itertuples()],
                     fontsize=7)
     axes.invert_yaxis()
     axes.set_xlabel("Variance of one run's test top-1 (points²)")
     axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    for text, start, width in shares:  # a share wider than its segment would print over its neighbour's
+        x0, x1 = axes.transData.transform([(start, 0), (start + width, 0)])[:, 0]
+        if text.get_window_extent(renderer).width > abs(x1 - x0) - 2:
+            text.remove()
     return figure
 
 

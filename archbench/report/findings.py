@@ -206,6 +206,12 @@ def _efficiency(trained: pd.DataFrame, on_front: pd.Series) -> list[str]:
 
 
 def _speed(group: pd.DataFrame, hardware: str) -> list[str]:
+    # A figure taken under load (archbench.quiet) says nothing about the architecture: no conclusion then.
+    loaded = group[group["latency_under_load"].notna()] if "latency_under_load" in group else group.iloc[:0]
+    if len(loaded) and group.latency_b1_ms.notna().any():
+        return [f"No speed conclusion: {len(loaded)} of {len(group)} models' latency and throughput were "
+                f"measured under load (e.g. {loaded.iloc[0].label}: {loaded.iloc[0].latency_under_load}); "
+                "`task=measure` on a quiet machine measures them again."]
     findings = []
     timed = group.dropna(subset=["latency_b1_ms"])
     if not timed.empty:

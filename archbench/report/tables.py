@@ -29,6 +29,38 @@ def number(value, digits: int = 2, scale: float = 1.0) -> str:
     return f"{value / scale:,.{digits}f}"
 
 
+# After a speed figure taken under load (archbench.quiet) or an MFU that cannot be a result: shown
+# greyed, never concluded from; the note under the table says why.
+UNDER_LOAD_MARK = "‡"
+
+
+def speed(value, digits: int, reason) -> str:
+    """A latency or throughput cell: the number, marked when it was measured under load."""
+    text = number(value, digits)
+    return f"{text} {UNDER_LOAD_MARK}" if reason and text != MISSING else text
+
+
+def mfu_text(row) -> str:
+    """MFU in percent; an unusable one (peak under load, over 100%) shows as the mark, never as a number."""
+    if row.get("mfu_note"):
+        return f"{MISSING} {UNDER_LOAD_MARK}"
+    return number(row.get("mfu"), 1, scale=0.01)
+
+
+def under_load_note(group: pd.DataFrame, label_column: str = "label") -> str | None:
+    """The sentence under a table with marked figures: which models, and one reason of each kind."""
+    parts = []
+    for column, what in (("latency_under_load", "latency and throughput"), ("mfu_note", "MFU")):
+        marked = group[group[column].notna()] if column in group else group.iloc[:0]
+        if len(marked):
+            first = marked.iloc[0]
+            parts.append(f"{what} of {', '.join(map(str, marked[label_column]))} (e.g. {first[label_column]}: "
+                         f"{first[column]})")
+    if not parts:
+        return None
+    return (f"{UNDER_LOAD_MARK} shown greyed, and no speed conclusion drawn from it: " + "; ".join(parts) + ".")
+
+
 # After a model's name wherever its results are shown, when any of its runs was made from a
 # working tree with uncommitted changes (env.git_dirty): such a result cannot be rebuilt from its commit.
 DIRTY_MARK = "†"
@@ -104,15 +136,15 @@ def accuracy_table(group: pd.DataFrame, ranking: pd.DataFrame, on_front: pd.Seri
             "MACs (M)": millions(row.macs),
             "FLOPs (M)": millions(row.flops_forward),
             "Activations (M)": millions(row.get("activations")),
-            f"Batch-1 latency (ms, {device})": number(row.latency_b1_ms, 2),
-            f"Throughput (img/s, {device})": number(row.throughput_img_s, 0),
+            f"Batch-1 latency (ms, {device})": speed(row.latency_b1_ms, 2, row.get("latency_under_load")),
+            f"Throughput (img/s, {device})": speed(row.throughput_img_s, 0, row.get("latency_under_load")),
             "Training precision": row.get("amp") or MISSING,
             "ECE (%)": _mean_pm_std_of(row, "ece"),
             "NLL (nats)": _mean_pm_std_of(row, "nll", 3),
             "Corrupted top-1 (%)": _mean_pm_std_of(row, "mean_corruption_top1"),
             "Train (img/s)": number(row.train_img_s, 0),
             "Training time (s)": number(row.wall_s, 0),
-            "MFU (%)": number(row.mfu, 1, scale=0.01),
+            "MFU (%)": mfu_text(row),
             "Energy (J/train img)": number(row.get("train_j_per_image"), 4),
             "Energy (J/infer img)": number(row.get("inference_j_per_image"), 4),
             f"Time to {target} (s)": _time_to_target(row),
@@ -170,6 +202,24 @@ def _time_to_target(row) -> str:
     return f"{row.ttt_s:,.0f} ({row.ttt_reached}/{row.seeds})"
 
 
+def headline_table(group: pd.DataFrame, device: str) -> pd.DataFrame:
+    """The short table of a headline comparison: what a reader compares first, best mean first."""
+    rows = []
+    for _index, row in group.sort_values(["test_top1_mean", "label"], ascending=[False, True]).iterrows():
+        rows.append({
+            "Model": dirty_label(row.label, row.get("dirty_runs")),
+            "Test top-1 (%)": number(row.test_top1_mean, 2),
+            "95% interval": MISSING if is_missing(row.test_top1_ci95) else
+            f"{row.test_top1_mean - row.test_top1_ci95:.2f}–{row.test_top1_mean + row.test_top1_ci95:.2f}",
+            "Seeds": int(row.seeds),
+            "MACs (M)": millions(row.macs),
+            "Params (M)": millions(row.params),
+            f"Batch-1 latency (ms, {device})": speed(row.latency_b1_ms, 2, row.get("latency_under_load")),
+            "Training precision": row.get("amp") or MISSING,
+        })
+    return pd.DataFrame(rows)
+
+
 def profile_table(group: pd.DataFrame, device: str) -> pd.DataFrame:
     """Display table of a profile-only comparison: complexity and speed, no accuracy."""
     rows = []
@@ -181,8 +231,8 @@ def profile_table(group: pd.DataFrame, device: str) -> pd.DataFrame:
             "MACs (M)": millions(row.macs),
             "FLOPs (M)": millions(row.flops_forward),
             "Activations (M)": millions(row.get("activations")),
-            f"Batch-1 latency (ms, {device})": number(row.latency_b1_ms, 2),
-            f"Throughput (img/s, {device})": number(row.throughput_img_s, 0),
+            f"Batch-1 latency (ms, {device})": speed(row.latency_b1_ms, 2, row.get("latency_under_load")),
+            f"Throughput (img/s, {device})": speed(row.throughput_img_s, 0, row.get("latency_under_load")),
             "Runs": int(row.seeds),
         })
     return pd.DataFrame(rows)
@@ -252,10 +302,17 @@ def best_trials_table(best: pd.DataFrame, trials: pd.DataFrame, curves: pd.DataF
             "Val loss": number(entry.val_loss, 3),
             "Median trial (%)": number(scores.median(), 2),
             "Worst trial (%)": number(scores.min(), 2),
-            f"Expected best of {half} (%)": number(curve.get(half), 2),
+            # One column whatever each model's count of finished trials, so no cell is left empty (NaN).
+            "Expected best of half the trials (%)": _expected_best_text(curve.get(half), half, len(scores)),
         })
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _expected_best_text(value, half: int, finished: int) -> str:
+    if is_missing(value):
+        return f"{MISSING} (no estimate from {count_text(finished, 'finished trial')})"
+    return f"{value:.2f} (best of {half} of {finished})"
 
 
 def _dirty_count(runs: pd.DataFrame) -> int:

@@ -1,0 +1,175 @@
+"""Is the machine quiet enough to time a model? The 1-minute load average, waited for and watched.
+
+Other processes on the same cores make a CPU latency or a matmul peak slower by an amount nobody can
+correct afterwards, so a speed figure is only comparable when it was taken on a quiet machine. Before
+each measurement `measure_quietly` waits (up to `timeout_s`) for the 1-minute load average to fall to
+`max_load_per_thread` x the threads the measurement uses, records the load before, the highest seen
+while measuring and after, and marks the figure `under_load` with a reason when the machine was busy.
+
+No torch here: the report judges old records (`legacy_under_load`) with the same rule.
+"""
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, Callable
+
+# The 1-minute load average is an exponential average with a 60 s time constant (Linux).
+LOAD_TIME_CONSTANT_S = 60.0
+
+
+@dataclass(frozen=True)
+class QuietSettings:
+    # Quiet = 1-minute load at most this x the threads the measurement uses: with 1 thread on a 2-core
+    # machine, 0.5 tells "only our own recent work" apart from "another job on the other core" (load >= 1).
+    max_load_per_thread: float = 0.5
+    # How long to wait for the load to fall before measuring anyway (the figure is then marked under_load).
+    # After one wait ran out, the next measurements of the same pass do not wait until the machine was
+    # found quiet again: a machine that stays busy costs one timeout per pass, not one per model.
+    timeout_s: float = 120.0
+    # How often the load is read while waiting and while measuring.
+    poll_s: float = 2.0
+
+    KEYS = ("max_load_per_thread", "timeout_s", "poll_s")
+
+    @classmethod
+    def from_config(cls, config: dict | None) -> "QuietSettings":
+        config = dict(config or {})
+        unknown = sorted(set(config) - set(cls.KEYS))
+        if unknown:
+            raise ValueError(f"measure.quiet.{unknown[0]} is not a quiet-check setting (known: "
+                             f"{', '.join(cls.KEYS)}); see conf/measure/default.yaml")
+        for key, value in config.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0 \
+                    or (key == "poll_s" and not value > 0):
+                raise ValueError(f"measure.quiet.{key}={value!r} must be a {'positive' if key == 'poll_s' else 'non-negative'}"
+                                 " number, e.g. measure.quiet.max_load_per_thread=0.5 measure.quiet.timeout_s=180")
+        return cls(**{k: float(v) for k, v in config.items()})
+
+    def limit(self, threads: int) -> float:
+        return self.max_load_per_thread * max(int(threads or 1), 1)
+
+
+def load_1m() -> float | None:
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+
+
+def wait_for_quiet(settings: QuietSettings, threads: int, loadavg: Callable[[], float | None] = load_1m,
+                   sleep: Callable[[float], None] = time.sleep,
+                   clock: Callable[[], float] = time.monotonic) -> tuple[float | None, float]:
+    """(load when measuring may start, seconds waited): returns once the load is under the limit or on timeout."""
+    limit, start = settings.limit(threads), clock()
+    while True:
+        load = loadavg()
+        waited = clock() - start
+        if load is None or load <= limit or waited >= settings.timeout_s:
+            return load, waited
+        sleep(min(settings.poll_s, max(settings.timeout_s - waited, 0.0)))
+
+
+class LoadWatch:
+    """The highest 1-minute load seen while the block runs, read every `poll_s` by a sleeping thread."""
+
+    def __init__(self, poll_s: float, loadavg: Callable[[], float | None] = load_1m):
+        self.poll_s, self.loadavg = poll_s, loadavg
+        self.highest: float | None = None
+        self._stop = threading.Event()
+
+    def _read(self) -> None:
+        load = self.loadavg()
+        if load is not None:
+            self.highest = load if self.highest is None else max(self.highest, load)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.poll_s):
+            self._read()
+
+    def __enter__(self) -> "LoadWatch":
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._read()
+
+
+def judge(settings: QuietSettings, threads: int, before: float | None, during: float | None,
+          after: float | None, elapsed_s: float, waited_s: float) -> tuple[dict, dict | None]:
+    """(the `quiet` section, the `under_load` mark or None) for one measurement."""
+    limit = settings.limit(threads)
+    # The measurement itself keeps `threads` cores busy, which lifts the 1-minute average by at most this.
+    own = max(int(threads or 1), 1) * (1 - math.exp(-elapsed_s / LOAD_TIME_CONSTANT_S))
+    cores = os.cpu_count()
+    quiet = {"checked": True, "load_before": before, "load_during_max": during, "load_after": after,
+             "limit": limit, "limit_while_measuring": limit + own, "threads": threads, "cpu_count": cores,
+             "waited_s": round(waited_s, 1), "measure_s": round(elapsed_s, 1), "settings": asdict(settings)}
+    reasons = []
+    if before is None:
+        reasons.append("the load average cannot be read on this system")
+    elif before > limit:
+        waited = f"after waiting {waited_s:.0f} s" if settings.timeout_s > 0 else "measured without waiting"
+        reasons.append(f"1-minute load {before:.2f} before measuring, above the limit {limit:.2f} "
+                       f"({settings.max_load_per_thread:g} x {threads} thread(s) on {cores} cores), {waited}")
+    highest = max((x for x in (during, after) if x is not None), default=None)
+    if highest is not None and highest > limit + own:
+        reasons.append(f"1-minute load rose to {highest:.2f} while measuring (limit {limit + own:.2f}, "
+                       f"counting this measurement's own {own:.2f})")
+    under = {"reason": "; ".join(reasons), "load_before": before, "load_during_max": during,
+             "load_after": after} if reasons else None
+    return quiet, under
+
+
+# Set when a wait ran out with the machine still busy; cleared by the next quiet reading (see timeout_s).
+_OUT_OF_PATIENCE: list[bool] = [False]
+
+
+def measure_quietly(measure: Callable[[], dict], settings: QuietSettings, threads: int,
+                    loadavg: Callable[[], float | None] = load_1m,
+                    sleep: Callable[[float], None] = time.sleep) -> dict:
+    """`measure()` after waiting for quiet; its dict gains `quiet` and, when busy, `under_load`."""
+    patient = settings if not _OUT_OF_PATIENCE[0] else QuietSettings(settings.max_load_per_thread, 0.0,
+                                                                      settings.poll_s)
+    before, waited = wait_for_quiet(patient, threads, loadavg, sleep)
+    _OUT_OF_PATIENCE[0] = before is not None and before > settings.limit(threads)
+    tick = time.monotonic()
+    with LoadWatch(settings.poll_s, loadavg) as watch:
+        result = measure()
+    elapsed = time.monotonic() - tick
+    after = loadavg()
+    quiet, under = judge(settings, threads, before, watch.highest, after, elapsed, waited)
+    result = {k: v for k, v in result.items() if k != "under_load"}
+    result["quiet"] = quiet
+    if under is not None:
+        result["under_load"] = under
+    return result
+
+
+def legacy_under_load(section: dict | None, threads: Any = None,
+                      settings: QuietSettings = QuietSettings()) -> dict | None:
+    """The `under_load` mark of a figure taken before quiet checks existed, from the one load it recorded.
+
+    Such a figure saw no wait and no watch, so it counts as under load when its recorded load (at the
+    start of measuring) is above today's limit; it is `None` (no evidence of load) otherwise.
+    """
+    if not section or section.get("quiet"):
+        return (section or {}).get("under_load")
+    load = section.get("load_avg_1m")
+    threads = section.get("threads") or threads or 1
+    if load is None:
+        return None
+    limit = settings.limit(threads)
+    if load > limit:
+        return {"reason": f"measured at 1-minute load {load:.2f} (above {limit:.2f} for {threads} thread(s)) "
+                          "before quiet checks existed, likely beside other jobs; re-measure with task=measure",
+                "load_before": load, "legacy": True}
+    return None
+
+
+def is_quiet(section: dict | None) -> bool:
+    """Measured with the quiet check and found quiet: task=measure skips it unless forced."""
+    return bool(section and (section.get("quiet") or {}).get("checked") and not section.get("under_load"))

@@ -1,0 +1,160 @@
+"""Speed measured in quiet: the load check (archbench.quiet), task=measure, and the sweep's closing pass."""
+import json
+
+import pytest
+
+from helpers import FAST, archbench, record_path
+from archbench.quiet import QuietSettings, judge, legacy_under_load, measure_quietly, wait_for_quiet
+
+NO_EVAL = [*FAST, "evaluate.after_train=false"]
+# Quiet whatever the shared test machine is doing, so the skip logic can be tested; and never quiet.
+ALWAYS_QUIET = ["measure.quiet.max_load_per_thread=1000", "measure.quiet.timeout_s=0"]
+NEVER_QUIET = ["measure.quiet.max_load_per_thread=0", "measure.quiet.timeout_s=0"]
+
+
+class FakeClock:
+    def __init__(self, loads):
+        self.loads, self.now = list(loads), 0.0
+
+    def load(self):
+        return self.loads.pop(0) if len(self.loads) > 1 else self.loads[0]
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+    def clock(self):
+        return self.now
+
+
+def test_wait_for_quiet_returns_once_the_load_falls_under_the_limit():
+    fake = FakeClock([3.0, 2.0, 0.9, 0.4])
+    load, waited = wait_for_quiet(QuietSettings(max_load_per_thread=0.5, timeout_s=60, poll_s=5), 2,
+                                  fake.load, fake.sleep, fake.clock)
+    assert load == 0.9 and waited == 10  # limit 0.5 x 2 threads = 1.0: the third reading is under it
+
+
+def test_wait_for_quiet_gives_up_at_the_timeout():
+    fake = FakeClock([5.0])
+    load, waited = wait_for_quiet(QuietSettings(timeout_s=7, poll_s=5), 1, fake.load, fake.sleep, fake.clock)
+    assert load == 5.0 and waited == 7
+
+
+def test_a_busy_machine_marks_the_figure_under_load_and_a_quiet_one_does_not():
+    settings = QuietSettings(max_load_per_thread=0.5, timeout_s=0)
+    quiet, under = judge(settings, 1, before=0.3, during=0.35, after=0.36, elapsed_s=3, waited_s=0)
+    assert under is None and quiet["checked"] and quiet["limit"] == 0.5
+    _, under = judge(settings, 1, before=1.4, during=1.5, after=1.5, elapsed_s=3, waited_s=0)
+    assert "1-minute load 1.40 before measuring" in under["reason"]
+    # quiet before, but something started while measuring (more than this measurement's own share)
+    _, under = judge(settings, 1, before=0.2, during=1.2, after=0.9, elapsed_s=3, waited_s=0)
+    assert under["reason"].startswith("1-minute load rose to 1.20 while measuring")
+
+
+def test_measure_quietly_records_the_load_and_marks_under_load():
+    result = measure_quietly(lambda: {"x": 1, "under_load": "stale"}, QuietSettings(timeout_s=0, poll_s=0.01), 1,
+                             loadavg=lambda: 4.0)
+    assert result["x"] == 1 and result["quiet"]["load_before"] == 4.0 and result["quiet"]["load_after"] == 4.0
+    assert "4.00" in result["under_load"]["reason"]
+    calm = measure_quietly(lambda: {"x": 1}, QuietSettings(timeout_s=0, poll_s=0.01), 1, loadavg=lambda: 0.1)
+    assert "under_load" not in calm and calm["quiet"]["load_during_max"] == 0.1
+
+
+def test_figures_from_before_quiet_checks_are_judged_on_their_recorded_load():
+    assert "3.00" in legacy_under_load({"load_avg_1m": 3.0, "threads": 1})["reason"]
+    assert legacy_under_load({"load_avg_1m": 0.2, "threads": 1}) is None
+    assert legacy_under_load({"threads": 1}) is None  # no evidence either way
+    checked = {"quiet": {"checked": True}, "under_load": {"reason": "busy"}}
+    assert legacy_under_load(checked) == {"reason": "busy"}
+
+
+def test_bad_quiet_settings_are_refused_by_name():
+    with pytest.raises(ValueError, match="measure.quiet.max_load"):
+        QuietSettings.from_config({"max_load": 1})
+    with pytest.raises(ValueError, match="timeout_s=-1"):
+        QuietSettings.from_config({"timeout_s": -1})
+
+
+@pytest.mark.slow
+def test_task_measure_rewrites_only_the_speed_sections_and_skips_quiet_records(tmp_path):
+    out = archbench(NO_EVAL, tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    path = record_path(tmp_path)
+    before = json.loads(path.read_text())
+    assert before["latency"]["quiet"]["checked"]  # a single run checks the load too (without waiting)
+
+    busy = archbench([*NO_EVAL, "task=measure", *NEVER_QUIET], tmp_path)
+    assert busy.returncode == 0, busy.stderr[-2000:]
+    after = json.loads(path.read_text())
+    assert after["latency"]["measured_by"] == "task=measure" and after["latency"]["under_load"]["reason"]
+    assert after["latency"]["replaced"]["batch_1_median_ms"] == before["latency"]["batch_1"]["median_ms"]
+    assert after["measure"]["device_peak"]["quiet"]["checked"] and after["measure"]["under_load"]
+    assert after["measure"]["mfu"] == pytest.approx(after["measure"]["achieved_flops_per_s"]
+                                                     / after["measure"]["device_peak_flops_per_s"])
+    for key, value in before.items():
+        if key not in ("latency", "measure"):
+            assert json.dumps(after[key]) == json.dumps(value), key
+
+    quiet = archbench([*NO_EVAL, "task=measure", *ALWAYS_QUIET], tmp_path)  # under load before: measured again
+    assert quiet.returncode == 0 and "under_load" not in json.loads(path.read_text())["latency"]
+    stamp = json.loads(path.read_text())["latency"]["measured_at"]
+    again = archbench([*NO_EVAL, "task=measure", *ALWAYS_QUIET], tmp_path)
+    assert again.returncode == 0 and "already measured in quiet" in again.stdout + again.stderr
+    forced = archbench([*NO_EVAL, "task=measure", *ALWAYS_QUIET, "force=true"], tmp_path)
+    assert forced.returncode == 0 and json.loads(path.read_text())["latency"]["replaced"]["batch_1_median_ms"] \
+        == before["latency"]["batch_1"]["median_ms"]  # the first figure replaced is the one kept
+    assert stamp  # measured_at present on every re-measurement
+
+    # a record whose settings fingerprint differently (an older archbench): the study's one record of
+    # that model and seed is measured
+    moved = path.parent.parent.with_name("older-variant")
+    path.parent.parent.rename(moved)
+    older = archbench([*NO_EVAL, "task=measure", *ALWAYS_QUIET, "force=true"], tmp_path)
+    assert older.returncode == 0 and "no record of this exact identity" in older.stdout + older.stderr
+    assert json.loads((moved / "seed0" / "record.json").read_text())["latency"]["measured_at"] >= stamp
+
+
+def test_task_measure_without_a_record_names_where_it_looked(tmp_path):
+    out = archbench([*NO_EVAL, "task=measure"], tmp_path)
+    assert out.returncode == 2 and "task=measure found no record" in out.stderr, out.stderr[-2000:]
+
+
+def test_task_measure_refuses_a_parallel_launcher(tmp_path):
+    out = archbench(["-m", *NO_EVAL, "task=measure", "hydra/launcher=local_parallel", "threads=1"], tmp_path)
+    assert out.returncode == 1 and "one model at a time" in out.stdout + out.stderr
+
+
+@pytest.mark.slow
+def test_a_parallel_sweep_measures_speed_after_training_one_model_at_a_time(tmp_path):
+    out = archbench(["-m", "model=resnet20,preact_resnet20", *NO_EVAL, *ALWAYS_QUIET,
+                     "hydra/launcher=local_parallel", "threads=1"], tmp_path)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    for model in ("resnet20", "preact_resnet20"):
+        record = json.loads(record_path(tmp_path, model).read_text())
+        latency = record["latency"]
+        assert latency["replaced"]["deferred"]  # not measured inside the training job
+        assert latency["measured_by"] == "task=measure" and latency["quiet"]["checked"]
+        assert latency["threads"] == 1 and latency["batch_1"]["median_ms"] > 0
+    assert "measurement pass: 2 measured" in out.stdout + out.stderr
+
+
+def test_a_machine_that_stays_busy_costs_one_timeout_per_pass_not_one_per_model(monkeypatch):
+    import time
+
+    import archbench.quiet as quiet
+
+    monkeypatch.setattr(quiet, "_OUT_OF_PATIENCE", [False])
+    slept = []
+
+    def sleep(seconds):
+        slept.append(seconds)
+        time.sleep(seconds)
+
+    settings = QuietSettings(timeout_s=0.05, poll_s=0.01)
+    first = measure_quietly(lambda: {}, settings, 1, loadavg=lambda: 3.0, sleep=sleep)
+    assert first["under_load"] and first["quiet"]["settings"]["timeout_s"] == 0.05 and slept
+    waited = len(slept)
+    second = measure_quietly(lambda: {}, settings, 1, loadavg=lambda: 3.0, sleep=sleep)
+    assert second["under_load"] and len(slept) == waited  # no second wait
+    measure_quietly(lambda: {}, settings, 1, loadavg=lambda: 0.1, sleep=sleep)  # quiet again
+    measure_quietly(lambda: {}, settings, 1, loadavg=lambda: 3.0, sleep=sleep)
+    assert len(slept) > waited  # patience back

@@ -1,0 +1,59 @@
+"""The report never concludes from a speed figure taken under load, and never shows an MFU over 100%."""
+import copy
+
+import pandas as pd
+
+from helpers import fixture_record
+from archbench.record import record_columns
+from archbench.report.document import html_table
+from archbench.report.findings import profile_findings
+from archbench.report.tables import UNDER_LOAD_MARK, mfu_text, speed, under_load_note
+
+
+def columns(record):
+    return record_columns(record, "runs/s/cifar10/m/v/seed0/record.json")
+
+
+def test_a_figure_from_a_busy_machine_is_marked_and_a_quiet_one_is_not():
+    record = fixture_record("s", "resnet20", "resnet_v1", 0)
+    record["latency"].update(load_avg_1m=3.0, threads=1)
+    assert "1-minute load 3.00" in columns(record)["latency_under_load"]
+    quiet = copy.deepcopy(record)
+    quiet["latency"].update(quiet={"checked": True, "load_before": 0.1})
+    assert columns(quiet)["latency_under_load"] is None and columns(quiet)["latency_quiet"]
+    loaded = copy.deepcopy(quiet)
+    loaded["latency"]["under_load"] = {"reason": "load rose to 2.00 while measuring"}
+    assert columns(loaded)["latency_under_load"] == "load rose to 2.00 while measuring"
+
+
+def test_an_mfu_above_100_percent_is_kept_raw_but_never_a_result():
+    record = fixture_record("s", "resnet20", "resnet_v1", 0)
+    record["train"].update(mfu=2.16, device_peak={"flops_per_s": 1e9, "load_avg_1m": 6.2,
+                                                  "identity": {"threads": 1}})
+    row = columns(record)
+    assert row["mfu"] is None and row["mfu_raw"] == 2.16 and "MFU 216% is above 100%" in row["mfu_note"]
+    assert mfu_text(pd.Series(row)) == f"— {UNDER_LOAD_MARK}"
+    # the quiet peak of task=measure replaces the training-time one
+    record["measure"] = {"mfu": 0.4, "device_peak": {"quiet": {"checked": True}, "flops_per_s": 5e9}}
+    row = columns(record)
+    assert row["mfu"] == 0.4 and row["mfu_note"] is None and mfu_text(pd.Series(row)) == "40.0"
+
+
+def test_no_fastest_model_is_named_when_any_figure_was_taken_under_load():
+    group = pd.DataFrame([
+        {"label": "a", "family": "f", "model": "a", "macs": 1e6, "params": 1e3, "latency_b1_ms": 1.0,
+         "throughput_img_s": 900.0, "latency_under_load": None},
+        {"label": "b", "family": "f", "model": "b", "macs": 2e6, "params": 2e3, "latency_b1_ms": 2.0,
+         "throughput_img_s": 400.0, "latency_under_load": "1-minute load 3.00 before measuring"}])
+    text = " ".join(profile_findings(group, "cpu"))
+    assert "Fastest" not in text and "Highest inference throughput" not in text
+    assert "No speed conclusion: 1 of 2 models" in text
+    assert "Fastest at batch 1: a" in " ".join(profile_findings(group.assign(latency_under_load=None), "cpu"))
+    assert "latency and throughput of b (e.g. b: 1-minute load 3.00" in under_load_note(group)
+
+
+def test_marked_cells_are_greyed_in_html_and_still_sort_as_numbers():
+    frame = pd.DataFrame({"Model": ["a", "b"], "Latency": [speed(1.0, 2, None), speed(2.0, 2, "busy")]})
+    assert list(frame.Latency) == ["1.00", f"2.00 {UNDER_LOAD_MARK}"]
+    page = html_table(frame, "t", "caption")
+    assert page.count('class="under-load"') == 1 and "<td>1.00</td>" in page
