@@ -10,7 +10,8 @@ Columns (the record module owns the map, `archbench.record.record_columns`; `res
 second; accuracies (`*_top1`, `*_top5`) in percent [0, 100]; MACs count multiply-adds (fvcore), FLOPs
 are two per MAC.
 
-  identity      study, data, model, variant (folder name of the settings), seed,
+  identity      study, data, model, variant (folder name of the settings), seed, fingerprint (hash of
+                the settings that make a run; a tuned run sharing a trial's fingerprint and seed is left out),
                 variant_settings (JSON of the settings that make the variant), variant_label (the
                 settings in which this model's variants differ, e.g. `lr=0.05`; empty with one variant)
   run           family, status (complete), task (train | profile), synthetic (bool),
@@ -20,7 +21,9 @@ are two per MAC.
   data, recipe  data_label, recipe (name), recipe_config (JSON of the whole recipe), budget (JSON),
                 batch_size, lr, weight_decay, label_smoothing, amp, train_size, val_size, test_size,
                 num_classes, image_size, order_seed (data order and augmentation draws; follows the
-                seed unless a study varies it)
+                seed unless a study varies it), channels_last (layout that trained), batch_size_halved
+                (bool: the batch did not fit), stem and final_feature_map (small-input stem and the last
+                map's size: they differ between families and are named as confounds)
   tuning        tuning_study, trial, trials (a trial k of n of an equal-effort tuning study),
                 tuned_from, selected_trial (the tuning study and trial whose settings a final run
                 used); empty for ordinary runs
@@ -29,11 +32,15 @@ are two per MAC.
   speed         latency_device, latency_b1_ms, latency_b1_p10_ms, latency_b1_p90_ms (batch-1 median
                 and spread), throughput_batch_size, throughput_img_s, train_img_s, wall_s (training
                 only), job_wall_s (the whole job), epochs, steps, mfu (achieved / peak FLOP/s),
-                peak_mem_bytes
+                peak_mem_bytes, mfu_raw and mfu_note (the MFU as computed, and why it is not shown when
+                above 100% or against a peak taken under load), latency_under_load (why a speed figure
+                counts as taken under load; empty when quiet), latency_quiet (JSON of the load check),
+                train_j_per_image and inference_j_per_image (NVML energy in joules; empty off NVIDIA GPUs)
   time-to-target  ttt_target (top-1 %), ttt_s, ttt_epoch (empty when not reached)
   accuracy      val_top1, val_top5, val_loss (at the epoch chosen on validation), test_top1, test_top5
                 (at that epoch), test_top1_last (at the last epoch), best_epoch
-  source        path (the record.json the row came from)
+  source        path (the record.json the row came from), outcomes_file (its per-image test outcomes,
+                test_outcomes.npz, when saved)
 
 In the CSV, empty cells are missing values, and text that looks like a number (cuda `13.0`, torch,
 python) is read back as a number unless named: `pd.read_csv(path, dtype={"cuda": str})`.

@@ -14,9 +14,12 @@ import math
 import os
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Callable
 
+# Caps measure.quiet.timeout_s for every run in this environment (the test suite sets it to 0: its busy
+# 2-core CI machine is never quiet, and its speed figures are not results). The figure is still judged.
+MAX_WAIT_ENV = "ARCHBENCH_QUIET_MAX_WAIT_S"
 # The 1-minute load average is an exponential average with a 60 s time constant (Linux).
 LOAD_TIME_CONSTANT_S = 60.0
 
@@ -47,7 +50,11 @@ class QuietSettings:
                     or (key == "poll_s" and not value > 0):
                 raise ValueError(f"measure.quiet.{key}={value!r} must be a {'positive' if key == 'poll_s' else 'non-negative'}"
                                  " number, e.g. measure.quiet.max_load_per_thread=0.5 measure.quiet.timeout_s=180")
-        return cls(**{k: float(v) for k, v in config.items()})
+        settings = cls(**{k: float(v) for k, v in config.items()})
+        cap = os.environ.get(MAX_WAIT_ENV)
+        if cap is not None:  # a test suite on shared cores: never quiet, so waiting only costs time
+            settings = replace(settings, timeout_s=min(settings.timeout_s, float(cap)))
+        return settings
 
     def limit(self, threads: int) -> float:
         return self.max_load_per_thread * max(int(threads or 1), 1)

@@ -205,7 +205,7 @@ def variant_settings(record: dict) -> tuple[str | None, dict]:
     return f"{train.get('name') or record.get('task')}-v1-{digest}", flatten(settings)
 
 
-def _get(mapping, *keys):
+def nested(mapping, *keys):
     """Nested lookup that tolerates missing or null levels."""
     for key in keys:
         if not isinstance(mapping, dict):
@@ -260,9 +260,9 @@ def record_key(record: dict, path: str | os.PathLike) -> dict:
 def _order_seed(record: dict, seed):
     """The seed of the run's data order: identity.settings.data.order_seed (schema 2), else the
     resolved config's data.order_seed (schema 1); null follows the run's seed."""
-    order_seed = _get(record, "identity", "settings", "data", "order_seed")
+    order_seed = nested(record, "identity", "settings", "data", "order_seed")
     if order_seed is None:
-        order_seed = _get(record, "config", "data", "order_seed")
+        order_seed = nested(record, "config", "data", "order_seed")
     if isinstance(order_seed, bool) or not isinstance(order_seed, int):
         return seed
     return order_seed
@@ -277,7 +277,7 @@ def record_columns(record: dict, path: str | os.PathLike) -> dict:
     train = record.get("train") or {}
     metrics = record.get("metrics") or {}
     dataset = record.get("dataset") or {}
-    recipe = record.get("recipe") or _get(record, "config", "train") or {}
+    recipe = record.get("recipe") or nested(record, "config", "train") or {}
     threads = _present_or(env.get("threads"), latency.get("threads"))
     _, settings = variant_settings(record)
     key = record_key(record, path)
@@ -308,25 +308,25 @@ def record_columns(record: dict, path: str | os.PathLike) -> dict:
         "hostname": env.get("hostname"),
         "start_time": env.get("start_time"),
         "end_time": env.get("end_time"),
-        "data_label": dataset.get("label") or _get(record, "config", "data", "label"),
+        "data_label": dataset.get("label") or nested(record, "config", "data", "label"),
         "recipe": recipe.get("name"),
         # Canonical text of the whole recipe, so a study can check that every model had the same one.
         "recipe_config": json.dumps(recipe, sort_keys=True) if recipe else None,
         "budget": json.dumps(recipe.get("budget"), sort_keys=True) if recipe.get("budget") is not None else None,
         "batch_size": _number(recipe.get("batch_size")),
-        "lr": _number(recipe.get("lr", _get(recipe, "optimizer", "lr"))),
-        "weight_decay": _number(recipe.get("weight_decay", _get(recipe, "optimizer", "weight_decay"))),
+        "lr": _number(recipe.get("lr", nested(recipe, "optimizer", "lr"))),
+        "weight_decay": _number(recipe.get("weight_decay", nested(recipe, "optimizer", "weight_decay"))),
         "label_smoothing": _number(recipe.get("label_smoothing")),
         # Equal-effort tuning (archbench.tuning): which trial of which tuning study, or what a final run used.
-        "tuning_study": _get(record, "tuning", "study"),
-        "trial": _number(_get(record, "tuning", "trial")),
-        "trials": _number(_get(record, "tuning", "trials")),
-        "tuned_from": _get(record, "tuning", "tuned_from"),
-        "selected_trial": _number(_get(record, "tuning", "selected_trial")),
+        "tuning_study": nested(record, "tuning", "study"),
+        "trial": _number(nested(record, "tuning", "trial")),
+        "trials": _number(nested(record, "tuning", "trials")),
+        "tuned_from": nested(record, "tuning", "tuned_from"),
+        "selected_trial": _number(nested(record, "tuning", "selected_trial")),
         # Everything that can change the result, seed included: a tuned run with a trial's fingerprint repeats it.
-        "fingerprint": _get(record, "identity", "fingerprint"),
+        "fingerprint": nested(record, "identity", "fingerprint"),
         # Per-image test outcomes beside the record (archbench.outcomes); None for runs made before them.
-        "outcomes_file": _get(record, "test_outcomes", "file"),
+        "outcomes_file": nested(record, "test_outcomes", "file"),
         "amp": train.get("amp"),
         # What the run resolved per model, which can differ between models of one study (a confound).
         "channels_last": train.get("channels_last"),
@@ -346,23 +346,23 @@ def record_columns(record: dict, path: str | os.PathLike) -> dict:
         "flops_train": _number(complexity.get("flops_train")),
         "activations": _number(complexity.get("activations")),
         "latency_device": latency.get("device"),
-        "latency_b1_ms": _number(_get(latency, "batch_1", "median_ms")),
-        "latency_b1_p10_ms": _number(_get(latency, "batch_1", "p10_ms")),
-        "latency_b1_p90_ms": _number(_get(latency, "batch_1", "p90_ms")),
-        "throughput_batch_size": _number(_get(latency, "throughput", "batch_size")),
-        "throughput_img_s": _number(_get(latency, "throughput", "img_per_s")),
+        "latency_b1_ms": _number(nested(latency, "batch_1", "median_ms")),
+        "latency_b1_p10_ms": _number(nested(latency, "batch_1", "p10_ms")),
+        "latency_b1_p90_ms": _number(nested(latency, "batch_1", "p90_ms")),
+        "throughput_batch_size": _number(nested(latency, "throughput", "batch_size")),
+        "throughput_img_s": _number(nested(latency, "throughput", "img_per_s")),
         "train_img_s": _number(train.get("img_per_s")),
         "wall_s": _number(train.get("wall_s")),  # training time only (job_wall_s is the whole job)
-        "job_wall_s": _number(_get(record, "env", "job_wall_s")),
+        "job_wall_s": _number(nested(record, "env", "job_wall_s")),
         "epochs": _number(train.get("epochs")),
         "steps": _number(train.get("steps")),
         **_speed_marks(record, latency, train, threads),
         "peak_mem_bytes": _number(train.get("peak_mem_bytes")),
-        "train_j_per_image": _number(_get(record, "energy", "train_j_per_image")),  # NVML; absent off NVIDIA
-        "inference_j_per_image": _number(_get(record, "energy", "inference_j_per_image")),
-        "ttt_target": _number(_get(train, "time_to_target", "target_top1")),
-        "ttt_s": _number(_get(train, "time_to_target", "seconds")),
-        "ttt_epoch": _number(_get(train, "time_to_target", "epoch")),
+        "train_j_per_image": _number(nested(record, "energy", "train_j_per_image")),  # NVML; absent off NVIDIA
+        "inference_j_per_image": _number(nested(record, "energy", "inference_j_per_image")),
+        "ttt_target": _number(nested(train, "time_to_target", "target_top1")),
+        "ttt_s": _number(nested(train, "time_to_target", "seconds")),
+        "ttt_epoch": _number(nested(train, "time_to_target", "epoch")),
         "val_top1": _number(metrics.get("val_top1")),
         "val_top5": _number(metrics.get("val_top5")),
         "val_loss": _number(_best_val_loss(record)),

@@ -239,9 +239,13 @@ class Recipe:
             if not isinstance(config.get(part), dict) or "_target_" not in config[part]:
                 raise SettingsError(f"train.{part} needs a _target_ (see conf/train/standard.yaml)")
             config[part] = {k: v for k, v in config[part].items() if k != "_partial_"}
-        for key in ("decay_norm_and_bias", "compile", "deterministic", "channels_last"):
+        for key in ("decay_norm_and_bias", "deterministic", "channels_last"):
             if key in config:
                 config[key] = parse_bool(config[key], f"train.{key}", ("auto",) if key == "channels_last" else ())
+        compile_word = str(config.get("compile", "off")).strip().lower()
+        if compile_word not in COMPILE_MODES and (compile_word in TRUE_WORDS or compile_word in FALSE_WORDS):
+            config["compile"] = compile_word in TRUE_WORDS  # any boolean spelling: default or off
+        # anything else is left to compile_mode, whose error names the modes
         recipe = cls(**config)
         recipe.validate()
         return recipe

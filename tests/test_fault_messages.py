@@ -96,7 +96,7 @@ def test_disk_full_at_the_second_checkpoint_is_one_paragraph_keeps_the_first_and
     (tmp_path / "inject").mkdir()
     (tmp_path / "inject" / "sitecustomize.py").write_text(textwrap.dedent(SITECUSTOMIZE))
     # 300 images, 30 held out: 8 steps an epoch, so epochs end (and checkpoint) at steps 8 and 16 of 20
-    args = [a for a in FAST if not a.startswith("train.budget")] + ["train.budget.steps=20", "train.amp=off",
+    args = [a for a in FAST if not a.startswith("train.budget")] + ["train.budget.steps=20", "train.checkpoint_every_s=0", "train.amp=off",
                                                                       "train.channels_last=false"]
     env = {"PYTHONPATH": f"{tmp_path / 'inject'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
            "FAIL_CHECKPOINT": "2"}
@@ -153,7 +153,7 @@ def test_a_string_no_is_false_in_the_settings():
     recipe = Recipe.from_config({"name": "r", "budget": {"steps": 2}, "deterministic": "no", "compile": "False",
                                  "channels_last": "auto", "optimizer": {"_target_": "torch.optim.SGD", "lr": 0.1},
                                  "scheduler": {"_target_": "archbench.train.schedules.Cosine"}})
-    assert (recipe.deterministic, recipe.compile, recipe.channels_last) == (False, False, "auto")
+    assert (recipe.deterministic, recipe.compile, recipe.channels_last) == (False, "off", "auto")  # compile: a mode
     assert MeasureSettings.from_config({"isolate": "off"}).isolate is False
     assert DataSettings.from_config({"name": "synthetic", "download": "no"}).load["download"] is False
 

@@ -158,3 +158,12 @@ def test_a_machine_that_stays_busy_costs_one_timeout_per_pass_not_one_per_model(
     measure_quietly(lambda: {}, settings, 1, loadavg=lambda: 0.1, sleep=sleep)  # quiet again
     measure_quietly(lambda: {}, settings, 1, loadavg=lambda: 3.0, sleep=sleep)
     assert len(slept) > waited  # patience back
+
+
+def test_the_environment_caps_the_wait_for_quiet(monkeypatch):
+    from archbench.quiet import MAX_WAIT_ENV
+
+    monkeypatch.setenv(MAX_WAIT_ENV, "3")
+    assert QuietSettings.from_config({"timeout_s": 120}).timeout_s == 3
+    monkeypatch.delenv(MAX_WAIT_ENV)
+    assert QuietSettings.from_config({"timeout_s": 120}).timeout_s == 120

@@ -53,3 +53,24 @@ def test_a_thousand_classes_fit_in_uint16(tmp_path):
     with np.load(tmp_path / OUTCOMES_FILENAME) as data:
         assert data["predicted"].dtype == np.uint16
     assert read_outcomes(tmp_path / "record.json", record)["correct"].all()
+
+
+def test_tied_logits_count_the_same_class_in_top1_and_in_the_outcomes():
+    # bf16 logits tie often; topk and argmax may break a tie differently, and the saved outcomes then
+    # disagreed with the record's top-1 (12 of 10,000 images in a bf16 Fashion-MNIST run).
+    import torch
+
+    from archbench.train.loop import evaluate
+
+    class Tied(torch.nn.Module):
+        def forward(self, x):
+            logits = torch.zeros(x.shape[0], 10)
+            logits[:, 3] = logits[:, 7] = 1.0  # classes 3 and 7 tie for first on every image
+            return logits
+
+    labels = torch.tensor([3, 7] * 8)
+    loader = [(torch.zeros(16, 1), labels)]
+    outcomes = []
+    result = evaluate(Tied(), loader, torch.device("cpu"), outcomes=outcomes)
+    predicted = torch.cat([p for p, _ in outcomes])
+    assert result["top1"] == 100.0 * (predicted == labels).float().mean().item()

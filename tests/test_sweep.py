@@ -66,7 +66,7 @@ def test_sigterm_to_a_local_parallel_sweep_stops_its_workers_which_checkpoint(tm
     import time
 
     args = ["-m", "model=resnet20,preact_resnet20", *FAST, "train.budget.steps=100000", "threads=1",
-            "hydra/launcher=local_parallel"]
+            "hydra/launcher=local_parallel", "train.checkpoint_every_s=0"]
     parent = archbench(args, tmp_path, wait=False)
     deadline = time.time() + 240
     logs = []

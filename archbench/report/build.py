@@ -70,6 +70,7 @@ from .findings import (
 from .labels import count_text, frame_dataset_label
 from .reference import PAPER_RECIPES, load_reference, published_beside_measured
 from .tables import (
+    CSV_FLOAT,
     accuracy_table,
     best_trials_table,
     dirty_note,
@@ -255,7 +256,7 @@ def write_report(report_dir: Path, runs, excluded, results_dir: Path, reference,
     (report_dir / "index.html").write_text(render_html(blocks, report_dir, TITLE),
                                            encoding="utf-8")
     # Paths relative to results_dir, so the committed report names no one's home folder.
-    _with_relative_paths(runs, results_dir).to_csv(report_dir / "runs.csv", index=False)
+    _with_relative_paths(runs, results_dir).to_csv(report_dir / "runs.csv", index=False, float_format=CSV_FLOAT)
     written = sorted(path.relative_to(report_dir).as_posix() for path in report_dir.rglob("*")
                      if path.is_file())
     (report_dir / REPORT_MARKER).write_text(

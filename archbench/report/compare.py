@@ -26,6 +26,7 @@ import pandas as pd
 from scipy import stats
 
 from archbench.files import atomic_write_bytes
+from archbench.record import nested
 from archbench.results import load_with_exclusions, model_label, with_evaluation
 from archbench.stats import finite, noise_floor
 
@@ -229,23 +230,15 @@ def _with_provenance(runs: pd.DataFrame) -> pd.DataFrame:
     extra = []
     for path in runs["path"]:
         record = json.loads(Path(path).read_text(encoding="utf-8"))
-        row = {f"prov:{name}": _text(_get(record, *keys)) for name, keys in PROVENANCE}
+        row = {f"prov:{name}": _text(nested(record, *keys)) for name, keys in PROVENANCE}
         latency = record.get("latency") or {}
-        row["latency_range"] = _pair(_get(latency, "batch_1", "p10_ms"), _get(latency, "batch_1", "p90_ms"))
+        row["latency_range"] = _pair(nested(latency, "batch_1", "p10_ms"), nested(latency, "batch_1", "p90_ms"))
         # A slow batch (p90 time) is a low throughput: the range of img/s runs from p90 to p10.
-        batch, slow_ms, fast_ms = (_get(latency, "throughput", key) for key in ("batch_size", "p90_ms", "p10_ms"))
+        batch, slow_ms, fast_ms = (nested(latency, "throughput", key) for key in ("batch_size", "p90_ms", "p10_ms"))
         row["throughput_range"] = (_pair(1000 * batch / slow_ms, 1000 * batch / fast_ms)
                                    if _positive(batch, slow_ms, fast_ms) else None)
         extra.append(row)
     return pd.concat([runs.reset_index(drop=True), pd.DataFrame(extra)], axis=1)
-
-
-def _get(mapping, *keys):
-    for key in keys:
-        if not isinstance(mapping, dict):
-            return None
-        mapping = mapping.get(key)
-    return mapping
 
 
 def _text(value) -> str:

@@ -324,61 +324,45 @@ def family_dots(summary: pd.DataFrame, title: str, colors: dict):
     """Dot plot of mean test top-1 per model, grouped and coloured by family, with a ± std bar
     where two or more seeds measured one. Dots, not bars: a bar's length would have to start
     at zero to be honest, and then the gaps the study is about would vanish."""
-    points = _plottable(summary, "test_top1_mean")
-    if points.empty:
-        return None
-    points = points.sort_values(["family", "test_top1_mean"], ascending=[True, True])
-    figure, axes = _new_axes(title, size=(6.4, 1.6 + 0.32 * len(points)))
-    positions = list(range(len(points)))
-    points = points.assign(position=positions)
-    for family, members in points.groupby(points["family"].astype(str), sort=True):
-        spread = members[members["test_top1_std"].notna()]
-        bare = members[members["test_top1_std"].isna()]
-        if len(spread):
-            axes.errorbar(spread["test_top1_mean"], spread["position"],
-                          xerr=spread["test_top1_std"], fmt="o", capsize=3,
-                          color=colors[family], label=family)
-        if len(bare):
-            axes.plot(bare["test_top1_mean"], bare["position"], "o", markerfacecolor="none",
-                      color=colors[family], label=None if len(spread) else family)
-    if points["test_top1_std"].isna().any():
-        axes.plot([], [], "o", markerfacecolor="none", color="0.4", label=ONE_SEED_NOTE)
-    labels = [f"{row.label} ({count_text(row.test_top1_n, 'seed')})"
-              for row in points.itertuples(index=False)]
-    axes.set_yticks(positions, labels, fontsize=7)
-    axes.set_ylim(-0.7, len(points) - 0.3)
-    axes.set_xlabel(ACCURACY_LABEL + ", mean ± std over seeds")
-    # Beside the axes: inside, it would cover the dots of a short plot.
-    axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    return figure
+    return _accuracy_dots(summary, title, colors, ["family", "test_top1_mean"], [True, True], "test_top1_std",
+                          ACCURACY_LABEL + ", mean ± std over seeds")
 
 
 def headline_accuracy(summary: pd.DataFrame, title: str, colors: dict):
     """Mean test top-1 per model, best on top, with its 95% confidence interval over seeds: the
     headline's one figure. Dots and intervals, not bars (see `family_dots`); names on the axis, so
     no label is drawn over the data."""
+    return _accuracy_dots(summary, title, colors, ["test_top1_mean", "label"], [True, False], "test_top1_ci95",
+                          ACCURACY_LABEL + ", mean and 95% interval over seeds")
+
+
+def _accuracy_dots(summary: pd.DataFrame, title: str, colors: dict, order: list, ascending: list,
+                   error: str, x_label: str):
+    """One row per model (names on the axis), its mean test top-1 as a dot coloured by family, `error` as
+    the bar; a model with one seed is an open dot with no bar."""
     points = _plottable(summary, "test_top1_mean")
     if points.empty:
         return None
-    points = points.sort_values(["test_top1_mean", "label"], ascending=[True, False])
+    points = points.sort_values(order, ascending=ascending)
     figure, axes = _new_axes(title, size=(6.4, 1.6 + 0.32 * len(points)))
     positions = list(range(len(points)))
     points = points.assign(position=positions)
     for family, members in points.groupby(points["family"].astype(str), sort=True):
-        spread = members[members["test_top1_ci95"].notna()]
-        bare = members[members["test_top1_ci95"].isna()]
+        spread = members[members[error].notna()]
+        bare = members[members[error].isna()]
         if len(spread):
-            axes.errorbar(spread["test_top1_mean"], spread["position"], xerr=spread["test_top1_ci95"],
-                          fmt="o", capsize=3, color=colors[family], label=family)
+            axes.errorbar(spread["test_top1_mean"], spread["position"], xerr=spread[error], fmt="o", capsize=3,
+                          color=colors[family], label=family)
         if len(bare):
             axes.plot(bare["test_top1_mean"], bare["position"], "o", markerfacecolor="none",
                       color=colors[family], label=None if len(spread) else family)
-    if points["test_top1_ci95"].isna().any():
+    if points[error].isna().any():
         axes.plot([], [], "o", markerfacecolor="none", color="0.4", label=ONE_SEED_NOTE)
     labels = [f"{row.label} ({count_text(row.test_top1_n, 'seed')})" for row in points.itertuples(index=False)]
     axes.set_yticks(positions, labels, fontsize=7)
     axes.set_ylim(-0.7, len(points) - 0.3)
-    axes.set_xlabel(ACCURACY_LABEL + ", mean and 95% interval over seeds")
+    axes.set_xlabel(x_label)
+    # Beside the axes: inside, it would cover the dots of a short plot.
     axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return figure
 

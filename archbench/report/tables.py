@@ -445,12 +445,17 @@ def relative_path(path, root: Path) -> str:
         return str(path)
 
 
+# 10 significant digits: more than any figure shows, and short of the last digits that summation order
+# (SIMD width, thread count) changes between machines, so a rebuild is byte-for-byte anywhere.
+CSV_FLOAT = "%.10g"
+
+
 def write_table(tables_dir: Path, name: str, caption: str, display: pd.DataFrame,
                 raw: pd.DataFrame | None = None, note: str | None = None) -> list[str]:
     """Write `<name>.csv` (raw numbers when given), `.md` and `.tex`, each `.md` and `.tex` with
     the `note` under the table when given; return paths relative to the report folder."""
     tables_dir.mkdir(parents=True, exist_ok=True)
-    (raw if raw is not None else display).to_csv(tables_dir / f"{name}.csv", index=False)
+    (raw if raw is not None else display).to_csv(tables_dir / f"{name}.csv", index=False, float_format=CSV_FLOAT)
     below = f"\n{note}\n" if note else ""
     (tables_dir / f"{name}.md").write_text(f"*{caption}*\n\n{markdown_table(display)}\n{below}",
                                            encoding="utf-8")

@@ -113,11 +113,13 @@ def _autocast(device: torch.device, amp: str):
     return torch.autocast(device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
 
 
-def _topk_correct(logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _topk_correct(logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(top-1 hits, top-5 hits, predicted class): the prediction is topk's first, so a tie between classes
+    (frequent in bf16 logits) is broken the same way in the count and in the per-image outcomes."""
     k = min(5, logits.shape[1])
     top = logits.topk(k, dim=1).indices
     hit = top.eq(y[:, None])
-    return hit[:, :1].sum(), hit.sum()
+    return hit[:, :1].sum(), hit.sum(), top[:, 0]
 
 
 # ---------------------------------------------------------------------------------------------- evaluate
@@ -141,9 +143,9 @@ def evaluate(model: nn.Module, loader, device: torch.device, amp: str = "off", c
         with _autocast(device, amp):
             logits = model(x)
         loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").double()
-        c1, c5 = _topk_correct(logits, y)
+        c1, c5, predicted = _topk_correct(logits, y)
         if outcomes is not None:
-            outcomes.append((logits.argmax(1).cpu(), y.cpu()))
+            outcomes.append((predicted.cpu(), y.cpu()))
         top1 += c1
         top5 += c5
         count += y.numel()
