@@ -1,0 +1,192 @@
+"""A budget ladder: does a short budget's ranking of the models predict a longer budget's?
+
+A ladder study (`report.ladder.base` in its config) trains the same models on the same data and recipe as
+its base study at other budgets; the base study's runs are one more rung. Each rung is its own run with its
+own learning-rate decay (budget-aware schedules), so every rung is a finished training, not a checkpoint of
+a longer one. Per rung: the ranking with rank intervals; against the largest rung: Kendall tau with its
+bootstrap interval (holds / changes / inconclusive), the pairs that change order and whether each change is
+beyond noise (the seeds separate the pair at both rungs, in opposite orders); per model: accuracy against
+the training budget (steps and MACs consumed) and the first rung that reaches a target validation accuracy.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from archbench import results
+
+# Runs on different machines are never pooled in one rung: the rung keeps its largest machine group.
+RUNG_KEYS = ["data", "hardware"]
+
+
+@dataclass
+class Ladder:
+    """One ladder: `rungs` (steps, ascending) and what the report shows of them."""
+    study: str
+    base: str | None
+    data: str
+    rungs: list[int]
+    ranks: pd.DataFrame            # results.rank() per rung, with `steps`
+    curve: pd.DataFrame            # per model and rung: mean, interval, seeds, steps, epochs, MACs consumed
+    shifts: dict                   # steps -> results.ranking_shift() against the largest rung
+    beyond_noise: dict             # steps -> [swapped pairs the seeds separate at both rungs]
+    target: dict                   # the target validation top-1 and, per model, the first rung reaching it
+    machines: dict                 # steps -> the machine that trained the rung
+    base_steps: int | None = None  # the base study's rung
+    left_out: list[str] = field(default_factory=list)
+
+    @property
+    def top(self) -> int:
+        return self.rungs[-1]
+
+
+def ladder_studies(conf_dir: Path | None = None) -> dict[str, str | None]:
+    """{ladder study: its base study} from conf/experiment/*.yaml (`report: {ladder: {base: ...}}`)."""
+    import yaml
+
+    conf_dir = Path(conf_dir) if conf_dir else Path(__file__).resolve().parents[1] / "conf" / "experiment"
+    found = {}
+    for path in sorted(conf_dir.glob("*.yaml")):
+        try:
+            config = yaml.safe_load(path.read_text()) or {}
+        except (OSError, yaml.YAMLError):
+            continue  # a broken study config is Hydra's to report when the study runs
+        ladder = (config.get("report") or {}).get("ladder") if isinstance(config, dict) else None
+        if isinstance(ladder, dict) and config.get("study"):
+            found[str(config["study"])] = ladder.get("base")
+    return found
+
+
+def planned_steps(budget) -> int | None:
+    """The planned steps of a step-budget run from its `budget` column (JSON), else None."""
+    try:
+        budget = json.loads(budget) if isinstance(budget, str) else budget
+    except json.JSONDecodeError:
+        return None
+    steps = (budget or {}).get("steps") if isinstance(budget, dict) else None
+    others = [kind for kind, value in (budget or {}).items() if kind != "steps" and value is not None]
+    return int(steps) if isinstance(steps, (int, float)) and not others else None
+
+
+def budget_ladder(runs: pd.DataFrame, study: str, base: str | None = None,
+                  metric: str = "test_top1") -> Ladder | None:
+    """The ladder of `study` (plus `base`'s runs as a rung), or None with fewer than two rungs."""
+    chosen = runs[runs.study.isin([study, base]) & (runs.task == "train") & (runs.status == "complete")].copy()
+    if chosen.empty:
+        return None
+    chosen["rung"] = [planned_steps(budget) for budget in chosen["budget"]]
+    left_out = [f"{count} runs of {name} without a step budget"
+                for name, count in chosen[chosen.rung.isna()].groupby("study").size().items()]
+    chosen = chosen[chosen.rung.notna()]
+    data = chosen["data"].mode().iloc[0] if len(chosen) else None
+    chosen = chosen[chosen["data"] == data]
+    # Each rung ranks models, not variants: the budget is what differs, and it is the rung.
+    chosen = chosen.assign(rung=chosen.rung.astype(int), variant_label=None, variant=None)
+    rungs, machines = {}, {}
+    for steps, rung_runs in chosen.groupby("rung", sort=True):
+        sizes = rung_runs.groupby("hardware").size().sort_values(ascending=False, kind="stable")
+        machine = sizes.index[0]
+        for other, count in sizes.iloc[1:].items():
+            left_out.append(f"{count} runs at {steps} steps on {other} (the rung keeps {machine})")
+        rungs[int(steps)] = rung_runs[rung_runs.hardware == machine].assign(study=f"{steps} steps")
+        machines[int(steps)] = machine
+    if len(rungs) < 2:
+        return None
+    order = sorted(rungs)
+    top = order[-1]
+    ranks, samples, means, pairs = {}, {}, {}, {}
+    for steps in order:
+        ranks[steps] = results.rank(rungs[steps], metric).assign(steps=steps)
+        samples[steps], _ = results.bootstrap_means(rungs[steps], metric)
+        means[steps] = ranks[steps].set_index("label")["mean"]
+        pairs[steps] = results.compare(rungs[steps], metric)
+    shifts, beyond = {}, {}
+    for steps in order[:-1]:
+        shifts[steps] = results.ranking_shift(means[steps], means[top], pairs[top], samples[steps], samples[top])
+        beyond[steps] = [swap for swap in shifts[steps]["swapped"]
+                         if swap["separated"] and _separated(pairs[steps], swap["ahead_before"], swap["ahead_after"])]
+    return Ladder(study=study, base=base, data=data, rungs=order, ranks=pd.concat(ranks.values(), ignore_index=True),
+                  curve=_curve(rungs, samples, metric), shifts=shifts, beyond_noise=beyond,
+                  target=_time_to_target(rungs), machines=machines, left_out=left_out,
+                  base_steps=_only(chosen.loc[chosen.study == base, "rung"]))
+
+
+def _only(values: pd.Series) -> int | None:
+    distinct = values.unique()
+    return int(distinct[0]) if len(distinct) == 1 else None
+
+
+def _separated(pairs: pd.DataFrame, ahead: str, behind: str) -> bool:
+    """Whether the seeds separate `ahead` from `behind` (compare() lists the higher mean as label_a)."""
+    match = pairs[(pairs.label_a == ahead) & (pairs.label_b == behind)]
+    return bool(len(match)) and not bool(match.iloc[0]["tie"]) and not bool(match.iloc[0]["below_noise_floor"])
+
+
+def _curve(rungs: dict, samples: dict, metric: str) -> pd.DataFrame:
+    """Per model and rung: mean `metric`, its 95% bootstrap interval, seeds, steps, epochs and MACs consumed."""
+    rows = []
+    for steps, rung_runs in rungs.items():
+        for model, model_runs in rung_runs.groupby("model", sort=True):
+            draws = samples[steps][model] if model in samples[steps] else pd.Series(dtype=float)
+            batch = float(model_runs["batch_size"].iloc[0])
+            # Training MACs: each image costs its training FLOPs (forward + backward) / 2 multiply-adds.
+            macs = steps * batch * float(model_runs["flops_train"].iloc[0]) / 2
+            rows.append({"model": model, "family": model_runs["family"].iloc[0], "steps": steps,
+                         "epochs": steps * batch / float(model_runs["train_size"].iloc[0]),
+                         "macs_consumed": macs, "mean": float(model_runs[metric].mean()),
+                         "low": float(np.quantile(draws, 0.025)) if len(draws) else math.nan,
+                         "high": float(np.quantile(draws, 0.975)) if len(draws) else math.nan,
+                         "seeds": int(model_runs["seed"].nunique()),
+                         "val_mean": float(model_runs["val_top1"].mean()),
+                         "wall_s_mean": float(model_runs["wall_s"].mean())})
+    return pd.DataFrame(rows).sort_values(["model", "steps"], ignore_index=True)
+
+
+def _time_to_target(rungs: dict) -> dict:
+    """The target: the lowest model's mean validation top-1 at the largest rung, rounded down to a whole
+    point, so every model reaches it there; per model, the first rung whose mean validation top-1 does."""
+    top = rungs[max(rungs)]
+    val_at_top = top.groupby("model")["val_top1"].mean()
+    if val_at_top.empty or not np.isfinite(val_at_top.min()):
+        return {"target": math.nan, "reached": pd.DataFrame()}
+    target = float(math.floor(val_at_top.min()))
+    rows = []
+    for model in sorted(val_at_top.index):
+        for steps in sorted(rungs):
+            model_runs = rungs[steps][rungs[steps].model == model]
+            if len(model_runs) and model_runs["val_top1"].mean() >= target:
+                batch = float(model_runs["batch_size"].iloc[0])
+                rows.append({"model": model, "steps": steps,
+                             "macs_consumed": steps * batch * float(model_runs["flops_train"].iloc[0]) / 2,
+                             "wall_s": float(model_runs["wall_s"].mean()),
+                             "val_mean": float(model_runs["val_top1"].mean())})
+                break
+    return {"target": target, "reached": pd.DataFrame(rows)}
+
+
+def verdict(ladder: Ladder, short: int | None = None) -> str:
+    """One sentence: does the ranking at `short` steps (default the base study's rung, else the smallest)
+    predict the ranking at the largest rung?"""
+    if short is None:
+        short = ladder.base_steps if ladder.base_steps in ladder.shifts else ladder.rungs[0]
+    shift = ladder.shifts[short]
+    epochs = _epochs_text(ladder, short), _epochs_text(ladder, ladder.top)
+    interval = f"Kendall tau {shift['tau']:.2f}, 95% interval [{shift['tau_low']:.2f}, {shift['tau_high']:.2f}]"
+    answer = {"holds": "Yes", "changes": "No"}.get(shift["verdict"], "These seeds cannot tell")
+    beyond = ladder.beyond_noise[short]
+    swaps = (f"; {len(beyond)} of {len(shift['swapped'])} swapped pairs change order beyond noise"
+             if shift["swapped"] else "; no pair changes order")
+    return (f"Does the ranking after {short} steps ({epochs[0]}) predict the ranking after {ladder.top} steps "
+            f"({epochs[1]}) on {ladder.data}? {answer}: "
+            f"{interval} over {shift['models']} models{swaps}.")
+
+
+def _epochs_text(ladder: Ladder, steps: int) -> str:
+    epochs = ladder.curve[ladder.curve.steps == steps]["epochs"]
+    value = float(epochs.iloc[0]) if len(epochs) else math.nan
+    return f"{value:.2g} epochs" if value != 1 else "1 epoch"
