@@ -1,0 +1,135 @@
+"""The report's budget-ladder section: one ladder study (plus its base study's rung), its verdict first."""
+from __future__ import annotations
+
+import math
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from archbench.ladder import Ladder, verdict
+
+from .document import BulletList, Heading, Paragraph
+from .labels import count_text
+
+
+def ladder_blocks(writer, ladder: Ladder) -> list:
+    """Heading, verdict, rankings per rung, tau against the largest rung, accuracy vs budget, time to target."""
+    stem = f"ladder--{ladder.study}"
+    top = ladder.top
+    rungs_text = ", ".join(f"{steps} steps ({_epochs(ladder, steps)}, {_seeds(ladder, steps)})"
+                           for steps in ladder.rungs)
+    blocks = [Heading(f"Budget ladder: {ladder.study}", 2), Paragraph(
+        f"{verdict(ladder)} The same models, data and recipe at {len(ladder.rungs)} budgets: {rungs_text}"
+        + (f"; the {ladder.base_steps}-step rung is {ladder.base}'s runs" if ladder.base_steps else "")
+        + ". Each budget is its own run with its own learning-rate schedule. Tau is Kendall's between each "
+        "rung's ranking (mean test top-1) and the largest rung's, with a 95% bootstrap interval: 'holds' when "
+        "the whole interval is at or above 0.6, 'changes' when it is below, else 'inconclusive'. A swap is "
+        "beyond noise when the seeds separate the pair (Holm) at both rungs, in opposite orders.")]
+    machines = sorted(set(ladder.machines.values()))
+    if len(machines) > 1:
+        blocks.append(Paragraph("Rungs trained on different machines (a confound for speed, and for accuracy "
+                                "where the chosen precision differs): " + "; ".join(
+                                    f"{steps} steps on {machine}" for steps, machine in ladder.machines.items())))
+    findings = []
+    for steps in ladder.rungs[:-1]:
+        shift = ladder.shifts[steps]
+        swaps = shift["swapped"]
+        beyond = {(s["ahead_before"], s["ahead_after"]) for s in ladder.beyond_noise[steps]}
+        swap_text = "; ".join(
+            f"{s['ahead_before']} ahead by {s['gap_before']:.1f} → {s['ahead_after']} ahead by {s['gap_after']:.1f}"
+            f" ({'beyond noise' if (s['ahead_before'], s['ahead_after']) in beyond else 'within noise'})"
+            for s in swaps) or "no pair changes order"
+        findings.append(f"{steps} → {top} steps: tau {shift['tau']:.2f} [{shift['tau_low']:.2f}, "
+                        f"{shift['tau_high']:.2f}], {shift['verdict']}; {swap_text}.")
+    target = ladder.target
+    if not math.isnan(target["target"]) and len(target["reached"]):
+        reached = target["reached"]
+        findings.append(
+            f"Time to {target['target']:.0f}% validation top-1 (the weakest model's mean at {top} steps, rounded "
+            "down; checked at the end of each rung): " + "; ".join(
+                f"{row.model} at {int(row.steps)} steps ({row.macs_consumed / 1e12:.1f} T training MACs)"
+                for row in reached.sort_values(["steps", "macs_consumed"]).itertuples(index=False)) + ".")
+    findings += [f"Left out: {reason}." for reason in ladder.left_out]
+    blocks.append(BulletList(findings))
+    blocks.append(writer.table(f"{stem}--ranks", f"{ladder.study}: test top-1 per model and budget, mean over "
+                               "seeds [95% bootstrap interval], rank [95% rank interval] and share of resamples "
+                               "in which the model is first", _rank_table(ladder), _raw(ladder)))
+    blocks += writer.figure(accuracy_vs_budget(ladder, writer.colors), f"{stem}--accuracy",
+                            f"{ladder.study}: mean test top-1 with its 95% bootstrap interval against the "
+                            "training budget, in steps (left) and in training MACs consumed (right); one line "
+                            "per model, each point a separate run of that budget")
+    return blocks
+
+
+def _epochs(ladder: Ladder, steps: int) -> str:
+    epochs = ladder.curve[ladder.curve.steps == steps]["epochs"]
+    return f"{float(epochs.iloc[0]):.2g} epochs" if len(epochs) else "? epochs"
+
+
+def _seeds(ladder: Ladder, steps: int) -> str:
+    seeds = ladder.curve[ladder.curve.steps == steps]["seeds"]
+    low, high = int(seeds.min()), int(seeds.max())
+    return count_text(low, "seed") if low == high else f"{low}-{high} seeds"
+
+
+def _rank_table(ladder: Ladder) -> pd.DataFrame:
+    """One row per model (best at the largest rung first), one column per rung."""
+    ranks = ladder.ranks
+    order = ranks[ranks.steps == ladder.top].sort_values(["rank", "label"]).label.tolist()
+    order += sorted(set(ranks.label) - set(order))
+    curve = ladder.curve.set_index(["model", "steps"])
+    rows = []
+    for label in order:
+        row = {"Model": label}
+        for steps in ladder.rungs:
+            match = ranks[(ranks.label == label) & (ranks.steps == steps)]
+            if match.empty:
+                row[f"{steps} steps"] = "—"
+                continue
+            rank = match.iloc[0]
+            point = curve.loc[(label, steps)]
+            interval = f"{rank.rank_low}" if rank.rank_low == rank.rank_high else f"{rank.rank_low}-{rank.rank_high}"
+            row[f"{steps} steps"] = (f"{point['mean']:.1f} [{point.low:.1f}, {point.high:.1f}], rank {rank['rank']} "
+                                     f"[{interval}], first {rank.share_first:.0%}")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _raw(ladder: Ladder) -> pd.DataFrame:
+    ranks = ladder.ranks[["label", "steps", "rank", "rank_low", "rank_high", "share_first", "n"]]
+    curve = ladder.curve.rename(columns={"model": "label"})
+    return curve.merge(ranks, on=["label", "steps"], how="left")
+
+
+def accuracy_vs_budget(ladder: Ladder, colors: dict):
+    """Mean test top-1 with its interval against steps (log) and training MACs consumed (log), per model."""
+    curve = ladder.curve
+    if curve.empty:
+        return None
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4.4), sharey=True)
+    for (model, points), style in zip(curve.groupby("model", sort=True), _styles(curve)):
+        points = points.sort_values("steps")
+        line = "-" if len(points) >= 3 else "none"  # two rungs are two measurements, not a curve
+        for ax, x in zip(axes, ("steps", "macs_consumed")):
+            ax.errorbar(points[x], points["mean"], yerr=[points["mean"] - points.low, points.high - points["mean"]],
+                        fmt="o", linestyle=line if line == "none" else style, capsize=3,
+                        color=colors.get(str(points.family.iloc[0]), "0.3"), label=model)
+    for ax, label in zip(axes, ("Training steps (batch 128)", "Training MACs consumed")):
+        ax.set_xscale("log")
+        ax.set_xlabel(label)
+    axes[0].set_xticks(ladder.rungs, [str(steps) for steps in ladder.rungs])
+    axes[0].minorticks_off()
+    axes[0].set_ylabel("Test top-1 accuracy (%), mean and 95% interval")
+    axes[1].legend(fontsize=7, loc="lower right")
+    figure.suptitle(f"{ladder.study}: accuracy against training budget", fontsize=10)
+    figure.tight_layout()
+    return figure
+
+
+def _styles(curve: pd.DataFrame):
+    """A line style per model: models of one family share a colour, so they differ in style."""
+    seen, styles = {}, ["-", "--", ":", "-."]
+    for _, points in curve.groupby("model", sort=True):
+        family = str(points.family.iloc[0])
+        yield styles[seen.get(family, 0) % len(styles)]
+        seen[family] = seen.get(family, 0) + 1
