@@ -10,6 +10,7 @@ from archbench.tuning import RECIPE_PATHS
 
 from ..document import BulletList, Caution, Code, Heading, Paragraph
 from ..reference import PAPER_RECIPES
+from .tuning import tuned_keys
 
 
 def blocks(train_runs: pd.DataFrame, tuned: bool = False) -> list:
@@ -53,9 +54,16 @@ def blocks(train_runs: pd.DataFrame, tuned: bool = False) -> list:
 
 
 def study_confounds(study_runs: pd.DataFrame, kind) -> list:
-    """Settings that differ between the study's models; a tuned study's tuned values differ by design."""
-    ignore = tuple(f"recipe.{'.'.join(path)}" for path in RECIPE_PATHS.values()) if kind in ("tuning", "tuned") else ()
-    return results.confounds(study_runs[study_runs.task == "train"], ignore=ignore)
+    """Settings that differ between the study's models; a tuned study's tuned values differ by design.
+
+    In a tuning study each model ran every candidate of the search space: a model whose candidates
+    differ in nothing but the tuned values is named once, not once per candidate.
+    """
+    ignore = _tuned_settings() if kind in ("tuning", "tuned") else ()
+    train = study_runs[study_runs.task == "train"]
+    if kind == "tuning":
+        train = _candidates_as_one_model(train, ignore)
+    return results.confounds(train, ignore=ignore)
 
 
 def confound_blocks(study_runs: pd.DataFrame, kind) -> list:
@@ -63,10 +71,47 @@ def confound_blocks(study_runs: pd.DataFrame, kind) -> list:
     found = study_confounds(study_runs, kind)
     if not found:
         return []
+    items = [results.confounds_text([item]) + "." for item in found]
+    if kind == "tuning":
+        items.insert(0, _candidates_text(study_runs[study_runs.task == "train"]))
     return [Paragraph("Settings that differ between models (the recipe above is what was configured; these are "
                       "what each model resolved to or was built with, and any gap between models includes their "
                       "effect):"),
-            BulletList([results.confounds_text([item]) + "." for item in found])]
+            BulletList(items)]
+
+
+def _tuned_settings() -> tuple[str, ...]:
+    """The tunable values as flattened setting keys, e.g. 'recipe.optimizer.lr'."""
+    return tuple(f"recipe.{'.'.join(path)}" for path in RECIPE_PATHS.values())
+
+
+def _candidates_as_one_model(train_runs: pd.DataFrame, tuned: tuple[str, ...]) -> pd.DataFrame:
+    """The runs with the variant label cleared where a model's variants differ only in the `tuned`
+    settings; a model whose candidates also differ in anything else keeps its labels, so that
+    difference stays named."""
+    if train_runs.empty or "variant_settings" not in train_runs or "variant_label" not in train_runs:
+        return train_runs
+    labels = train_runs["variant_label"].copy()
+    for _, runs in train_runs.groupby(["data", "model"], dropna=False, sort=False):
+        untuned = {json.dumps({key: value for key, value in json.loads(text).items() if key not in tuned},
+                              sort_keys=True, default=str)
+                   for text in runs["variant_settings"]}
+        if len(untuned) == 1:
+            labels[runs.index] = ""
+    return train_runs.assign(variant_label=labels)
+
+
+def _candidates_text(train_runs: pd.DataFrame) -> str:
+    """'tuning candidates: 4 per model (lr, weight_decay from the search space; ...).', the counts of
+    usable trials per model."""
+    counts = train_runs.groupby("model")["trial"].nunique()
+    usual = counts.value_counts().sort_index(ascending=False).idxmax()
+    fewer = "".join(f", {count} for {', '.join(sorted(models.index))}"
+                    for count, models in counts[counts != usual].groupby(counts[counts != usual]))
+    keys = tuned_keys(train_runs)
+    drawn = f"{', '.join(keys)} from the search space; " if keys else ""
+    return (f"tuning candidates: {usual} per model{fewer} ({drawn}the trials table lists each); below, a "
+            "model stands for all its candidates.")
 
 
 def _without_tunable(config_text):
