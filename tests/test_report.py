@@ -277,7 +277,7 @@ def test_failed_build_leaves_the_previous_report_intact(tmp_path, monkeypatch):
     def interrupted(*_arguments, **_keywords):
         raise RuntimeError("interrupted mid-build")
 
-    monkeypatch.setattr(report_build.plots, "speed_vs_macs", interrupted)
+    monkeypatch.setattr(plots, "speed_vs_macs", interrupted)
     with pytest.raises(RuntimeError, match="interrupted mid-build"):
         build_report(FIXTURES, out, study="latency", reference=REFERENCE)
     after = {path.relative_to(out): path.read_bytes() for path in out.rglob("*") if path.is_file()}

@@ -12,7 +12,8 @@ import pytest
 from archbench import results
 from archbench.report import build_report
 from archbench.report import figures as plots
-from archbench.report.build import _ReportWriter, headline_studies
+from archbench.report.build import headline_studies
+from archbench.report.context import Analysis
 
 from helpers import REPO
 from test_report_tuning import NO_REFERENCE, write_studies
@@ -89,11 +90,11 @@ def test_overlapping_texts_finds_labels_drawn_on_top_of_each_other():
 def test_study_configs_name_the_headline_and_sections_follow_reading_order(tmp_path):
     assert "cifar_cpu" in headline_studies()
     runs = results.load(write_studies(tmp_path / "records"))
-    writer = _ReportWriter(tmp_path / "out", runs, NO_REFERENCE)
+    analysis = Analysis(runs)
     # the tuned results come straight after their shared counterpart, the trials that chose them after
-    assert writer.study_order(["shared"]) == ["shared", "tuned", "tune"]
-    assert writer.study_order([]) == ["shared", "tuned", "tune"]
-    assert writer.study_order(["tuned"]) == ["tuned", "tune", "shared"]
+    assert analysis.study_order(["shared"]) == ["shared", "tuned", "tune"]
+    assert analysis.study_order([]) == ["shared", "tuned", "tune"]
+    assert analysis.study_order(["tuned"]) == ["tuned", "tune", "shared"]
 
 
 # ------------------------------------------------------------------------------------- browser

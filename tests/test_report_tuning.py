@@ -186,3 +186,32 @@ def test_report_without_tuning_or_evaluation_has_neither_section(tmp_path):
         assert absent not in text, absent
     assert "Training precision" in text  # the amp column is shown whenever the records have it
     assert not list((out / "figures").glob("*reliability*"))
+
+
+def _settings_that_differ(text: str, study: str) -> str:
+    section = text[text.index(f"## Study: {study} "):]
+    start = section.index("Settings that differ between models")
+    return section[start:section.index("###", start)]
+
+
+def test_a_tuning_study_names_each_model_once_not_each_candidate(readme):
+    _, text = readme
+    listed = _settings_that_differ(text, "tune")
+    assert "- tuning candidates: 4 per model (lr, weight_decay from the search space" in listed
+    # resnet20 resolved bf16 in every candidate: a real difference, still named, once
+    assert "- precision: bf16 (resnet20), fp32 (densenet40, resnet56)." in listed
+    assert "lr=" not in listed and "weight_decay=" not in listed
+
+
+def test_a_candidate_that_differs_beyond_the_search_space_stays_named(tmp_path):
+    results_dir = write_studies(tmp_path / "records", shared=False, tuned=False, evaluate=False)
+    odd = results_dir / "runs" / "tune" / "cifar10" / "resnet20" / "trial3" / "seed0" / "record.json"
+    record = json.loads(odd.read_text())
+    record["config"]["train"]["batch_size"] = 64
+    odd.write_text(json.dumps(record))
+    out = build_report(results_dir, tmp_path / "report", reference=NO_REFERENCE)
+    listed = _settings_that_differ((out / "README.md").read_text(encoding="utf-8"), "tune")
+    assert "- tuning candidates: 4 per model" in listed
+    # the batch size is no search-space value: which candidate ran with it is said, with its values
+    assert "64 (resnet20 (batch_size=64, lr=0.3, weight_decay=0.0005))" in listed
+    assert "- precision: bf16 (resnet20 (batch_size=128, lr=0.01" in listed

@@ -553,9 +553,9 @@ def write_report(comparison: Comparison, out, command: str) -> Path:
     `out` must be new, empty or an earlier comparison (its marker file), so a comparison never
     overwrites a tracked file or a user's folder.
     """
-    from .build import _swap_in
     from .document import Figure, Glance, Heading, Paragraph, Table, render_html, render_markdown
     from .figures import save
+    from .folder import swap_in
 
     out = Path(out)
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MARKER).is_file())):
@@ -595,7 +595,7 @@ def write_report(comparison: Comparison, out, command: str) -> Path:
         import shutil
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    _swap_in(staging, out)
+    swap_in(staging, out)
     return out
 
 

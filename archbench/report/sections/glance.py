@@ -1,0 +1,76 @@
+"""At a glance: the headline studies (verdict, figure, short table), then one verdict per other
+comparison, in the order of the study sections below."""
+from __future__ import annotations
+
+from .. import figures as plots
+from ..context import notes
+from ..document import Glance, Heading, Paragraph
+from ..findings import glance_verdict, lead_in, ranking_verdict, variance_verdict
+from ..labels import count_text
+from ..tables import headline_table, summary_dirty_note, under_load_note
+from . import evaluation, recipe, tuned, tuning
+
+
+def section(context) -> list:
+    analysis = context.analysis
+    verdicts = {(comparison.study, comparison.data, comparison.hardware): verdict(analysis, comparison)
+                for comparison in analysis.comparisons()}
+    blocks = [Heading("At a glance", 2)]
+    headline = [study for study in context.studies if study in context.headline]
+    for study in headline:
+        blocks += headline_blocks(context, study, verdicts)
+    rank_of = {study: index for index, study in enumerate(context.studies)}
+    others = [text for keys, text in sorted(verdicts.items(), key=lambda item: rank_of[item[0][0]])
+              if keys[0] not in headline]
+    if headline and others:
+        blocks.append(Paragraph("The other comparisons, in the order of the sections below:"))
+    if others or not headline:
+        blocks.append(Glance(others or [("No usable runs", "nothing to compare.")]))
+    return blocks
+
+
+def headline_blocks(context, study, verdicts) -> list:
+    """A headline comparison: its verdict, mean test top-1 with 95% intervals, and a short table."""
+    blocks = []
+    for comparison in context.analysis.comparisons(study):
+        if not comparison.trained:
+            continue
+        group, label, hardware = comparison.summary, comparison.label, comparison.hardware
+        title, text = verdicts[(study, comparison.data, hardware)]
+        stem = f"headline--{comparison.stem}"
+        blocks += [Heading(f"Headline: {title}", 3), Paragraph(text)]
+        blocks += context.figure(plots.headline_accuracy(group, comparison.title, context.colors),
+                                 stem, f"Mean test top-1 per model with its 95% interval over seeds, {label} "
+                                       f"on {hardware}")
+        display = headline_table(group, comparison.device)
+        blocks.append(context.table(stem, f"{study} / {label} on {hardware}: the main columns, best mean "
+                                          "first (every column: the study's section below)", display, group,
+                                    notes(summary_dirty_note(group), under_load_note(group))))
+    return blocks
+
+
+def verdict(analysis, comparison) -> tuple[str, str]:
+    """(title, verdict in plain words) of one comparison."""
+    study, label, hardware = comparison.study, comparison.label, comparison.hardware
+    title = f"{study}, {label} on {hardware}"
+    if not comparison.trained:
+        return title, (f"profile only: size and speed of {count_text(comparison.runs.model.nunique(), 'model')}, "
+                       "no training, so nothing about which model learns best.")
+    kind = analysis.kinds.get(study)
+    if kind == "tuning":
+        return title, " ".join(tuning.findings(comparison.runs)[:2])
+    title, text = glance_verdict(study, label, hardware, comparison.summary, comparison.rows(analysis.pairs),
+                                 comparison.rows(analysis.ranking))
+    extra = [brief for _shared, brief, _gain in tuned.against_shared(analysis, comparison, brief=True)]
+    differ = recipe.study_confounds(comparison.runs, kind)
+    if differ:
+        extra.insert(0, f"Identical except: {', '.join(name for name, _values in differ)} (listed in the "
+                        "study's recipe section).")
+    variance = variance_verdict(comparison.rows(analysis.variance))
+    if variance:
+        extra.append(variance)
+    corruption = evaluation.corruption_shift(analysis, comparison)
+    if corruption is not None:
+        extra.append(lead_in("Under corruption", ranking_verdict(corruption, "clean", "corrupted", brief=True)))
+    return title, " ".join([text, *extra])
+

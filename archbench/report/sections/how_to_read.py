@@ -1,0 +1,75 @@
+"""How to read this report: what each number, mark and verdict means, stated once."""
+from __future__ import annotations
+
+from archbench import results
+
+from ..document import BulletList, Caution, Heading, Paragraph
+
+
+def section(context) -> list:
+    blocks = [
+        Heading("How to read this report", 2),
+        BulletList([
+            "Accuracies are percentages. 'mean ± std' is over seeds (sample standard "
+            "deviation); '95% CI' is the Student-t half-width of the mean. One seed has an "
+            "unknown spread, shown as '—', and no error bar in the figures.",
+            "Pairwise tests: where every run of both models saved its per-image test outcomes, a "
+            "two-level bootstrap that draws the test images once for both models (they are scored on "
+            "the same images, so their errors are paired) and the seeds within each; otherwise (runs "
+            "made before outcomes were saved; the 'Test' column says which) Welch t-tests over seeds "
+            "with the independent test-set floor below. Because a study tests many pairs at "
+            "once, every verdict uses the Holm-adjusted p-value (over all pairs of the same "
+            f"comparison), not the raw one: 'separated' means Holm p < {results.SIGNIFICANCE_LEVEL}; 'not "
+            "separated by these seeds' says only that: each study states the gap its seeds separate "
+            "at 80% power and, per pair not separated, roughly how many seeds would. Both p-values "
+            "are shown.",
+            "Rank orders models by mean test top-1: a worse mean never gets a better rank. "
+            "'With the best' says whether the seeds can separate a model from the most "
+            "accurate one (Holm-adjusted); a model with one seed cannot be separated from "
+            "anything.",
+            "P(better > worse) is the share of seed pairs (one run of each model) in which the "
+            "better model scores higher, ties counting half (Bouthillier et al. 2021), with a "
+            "95% percentile bootstrap interval. With 2-3 seeds the interval is coarse and "
+            "collapses to a point when the seeds do not overlap; it understates the "
+            "uncertainty then.",
+            "Test-set SE is the binomial standard error of an accuracy measured on n test "
+            "images; more seeds do not shrink it, since every seed is scored on the same "
+            "images. Without per-image outcomes, a gap smaller than the noise floor (1.96 × the "
+            "standard error of the difference, the two models' errors taken as independent, which "
+            "overstates it for similar models) is called test-set noise whatever the seeds say.",
+            "Rank intervals and 'first in' come from the same bootstrap (seeds only where no per-image "
+            "outcomes were saved). A ranking 'holds' under another scoring when the 95% bootstrap "
+            "interval of Kendall tau lies at or above 0.6 (at most 1 pair in 5 swapped), 'changes' "
+            "when it lies below, and is 'inconclusive' otherwise.",
+            "Published numbers appear only beside runs that repeated the paper's experiment: "
+            "its recipe unchanged, its full budget and the full training set with no "
+            "validation hold-out; otherwise the report says why they are left out.",
+            "MACs are multiply-accumulates counted by fvcore (which calls them 'flops'). FLOPs "
+            "are forward floating-point operations from torch's FlopCounterMode, about 2 × MACs.",
+            "Runs on different hardware are never averaged together: each comparison names its "
+            "machine, and latency and throughput columns name their device. Runs of one model "
+            "with different settings are separate rows, never averaged as seeds; the one "
+            "exception is settings that differ only in data.order_seed (data order and "
+            "augmentation draws), whose runs are pooled with the seeds and split again under "
+            "'Sources of variance'.",
+            "† after a model's name: at least one of its runs was made from a working tree with "
+            "uncommitted changes (env.git_dirty), so it cannot be rebuilt from its commit; the "
+            "sentence under the table says how many.",
+            "Pareto (MACs): no other model is both cheaper in MACs and more accurate. MFU is "
+            "achieved training FLOP/s as a share of the device's peak. Training time is the "
+            "training loop's wall time, without building, profiling or measuring latency.",
+            "‡ after a latency, throughput or MFU figure: it was measured under load (another job on "
+            "the cores, checked from the 1-minute load average; records from before that check are "
+            "judged on the load they recorded) or, for MFU, exceeds 100% against a peak measured too "
+            "low. It is shown greyed, and no speed finding is drawn from it; `task=measure` on a quiet "
+            "machine measures it again.",
+            "Click a column header in index.html to sort the table by it.",
+        ]),
+    ]
+    if context.include_synthetic:
+        blocks.append(Caution("include_synthetic=true: runs on synthetic data are included. "
+                              "Their accuracies measure nothing about the architectures."))
+    if context.reference_note:
+        blocks.append(Paragraph(context.reference_note))
+    return blocks
+
