@@ -143,8 +143,26 @@ def _curve(rungs: dict, samples: dict, metric: str) -> pd.DataFrame:
                          "high": float(np.quantile(draws, 0.975)) if len(draws) else math.nan,
                          "seeds": int(model_runs["seed"].nunique()),
                          "val_mean": float(model_runs["val_top1"].mean()),
+                         "precision": _precision(model_runs),
                          "wall_s_mean": float(model_runs["wall_s"].mean())})
     return pd.DataFrame(rows).sort_values(["model", "steps"], ignore_index=True)
+
+
+def _precision(model_runs: pd.DataFrame) -> str:
+    """The precision and layout the runs trained in (amp=auto picks per model and machine), e.g. 'bf16, NHWC'."""
+    amp = ", ".join(sorted({str(value) for value in model_runs.get("amp", pd.Series(dtype=object)).dropna()}))
+    layouts = {"NHWC" if value else "NCHW" for value in model_runs.get("channels_last", pd.Series(dtype=object))
+               .dropna()}
+    return f"{'fp32' if amp in ('', 'off') else amp}, {'/'.join(sorted(layouts)) or '?'}"
+
+
+def precision_changes(ladder: Ladder) -> dict[str, dict[int, str]]:
+    """{model: {steps: precision}} for the models whose precision or layout differs between rungs."""
+    changes = {}
+    for model, points in ladder.curve.groupby("model", sort=True):
+        if points["precision"].nunique() > 1:
+            changes[model] = dict(zip(points.steps, points.precision))
+    return changes
 
 
 def _time_to_target(rungs: dict) -> dict:

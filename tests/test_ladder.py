@@ -7,6 +7,8 @@ from helpers import fixture_record, write_record
 
 from archbench import ladder as ladders
 from archbench import results
+from archbench.files import atomic_write_json
+from archbench.record import read_record
 
 MODELS = {"resnet20": "resnet_v1", "wrn_16_2": "wide_resnet", "densenet_bc_40_12": "densenet",
           "shufflenet_v2_x2_0": "shufflenet_v2"}
@@ -106,3 +108,49 @@ def test_the_shipped_ladder_study_declares_its_base_and_budgets():
     assert params["model"] == base.hydra.sweeper.params["model"]
     assert sorted(int(s) for s in str(params["train.budget.steps"]).split(",")) == [44, 704]
     assert len(str(params.seed).split(",")) >= 3
+
+
+@pytest.mark.slow
+def test_the_report_shows_the_ladder_after_its_base_with_its_verdict_at_a_glance(tmp_path, monkeypatch):
+    from test_report_tuning import NO_REFERENCE
+
+    from archbench.report import figures as plots
+    from archbench.report.build import build_report
+
+    _study(tmp_path, "ladder", 44, SHORT)
+    _study(tmp_path, "base", 176, {m: v + 10 for m, v in SHORT.items()})
+    _study(tmp_path, "ladder", 704, {m: v + 20 for m, v in SHORT.items()}, seeds=2)
+    overlaps, original = {}, plots.save
+
+    def checking(figure, figures_dir, stem):
+        plots.place_point_labels(figure)
+        overlaps[stem] = plots.overlapping_texts(figure)
+        return original(figure, figures_dir, stem)
+
+    monkeypatch.setattr(plots, "save", checking)
+    out = build_report(tmp_path, tmp_path / "report", reference=NO_REFERENCE, headline=[],
+                       ladders={"ladder": "base"})
+    readme = (out / "README.md").read_text(encoding="utf-8")
+    glance = readme[readme.index("## At a glance"):readme.index("## How to read")]
+    assert "Does the ranking after 176 steps" in glance and "after 704 steps" in glance
+    # The ladder's section follows its base study's, and replaces the per-budget comparison tables.
+    base, section = readme.index("## Study: base"), readme.index("## Study: ladder (budget ladder)")
+    assert base < section and "## Study: ladder\n" not in readme
+    ladder_text = readme[section:]
+    assert "44 → 704 steps: tau 1.00" in ladder_text and "176 → 704 steps: tau 1.00" in ladder_text
+    assert (out / "figures" / "ladder--ladder--accuracy.png").exists()
+    assert (out / "tables" / "ladder--ladder--ranks.csv").exists()
+    assert overlaps["ladder--ladder--accuracy"] == []
+
+
+def test_a_precision_that_differs_between_rungs_is_named(tmp_path):
+    _study(tmp_path, "ladder", 44, SHORT, seeds=2)
+    _study(tmp_path, "ladder", 704, SHORT, seeds=2)
+    for path in (tmp_path / "runs" / "ladder" / "cifar10" / "resnet20" / "v704").rglob("record.json"):
+        record = read_record(path)
+        record["train"].update(amp="bf16", channels_last=True)
+        atomic_write_json(path, record)
+    found = ladders.budget_ladder(results.load(tmp_path), "ladder")
+    changes = ladders.precision_changes(found)
+    assert list(changes) == ["resnet20"] and changes["resnet20"][704] == "bf16, NHWC"
+    assert changes["resnet20"][44] != "bf16, NHWC"

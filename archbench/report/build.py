@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from archbench import results
+from archbench.ladder import ladder_studies
 
 from .context import ReportContext, with_relative_paths
 from .document import render_html, render_markdown
@@ -36,12 +37,13 @@ SECTIONS = [
 
 
 def build_report(results_dir=DEFAULT_RESULTS_DIR, out=DEFAULT_OUT, study=None,
-                 include_synthetic=False, reference=None, headline=None) -> Path:
+                 include_synthetic=False, reference=None, headline=None, ladders=None) -> Path:
     """Regenerate `out` from every record.json under `results_dir`; return the report folder.
 
     `study` limits the report to one study (or a comma-separated list). `reference` is the
     published-numbers table; by default it is read from archbench/models/reference.csv.
     `headline`: the studies the report opens with (default: `report.headline` in conf/experiment).
+    `ladders`: {budget-ladder study: its base study} (default: `report.ladder.base` in conf/experiment).
     """
     results_dir, out = Path(results_dir), Path(out)
     if not results_dir.is_dir():
@@ -65,15 +67,16 @@ def build_report(results_dir=DEFAULT_RESULTS_DIR, out=DEFAULT_OUT, study=None,
     command = _command(results_dir, out, study, include_synthetic)
     write_then_swap_in(out, partial(write_report, runs=runs, excluded=excluded_runs, results_dir=results_dir,
                                     reference=reference, reference_note=reference_note, command=command,
-                                    include_synthetic=include_synthetic, headline=headline))
+                                    include_synthetic=include_synthetic, headline=headline, ladders=ladders))
     return out
 
 
 def write_report(report_dir: Path, runs, excluded, results_dir: Path, reference,
-                 reference_note, command: str, include_synthetic: bool = False, headline=None):
+                 reference_note, command: str, include_synthetic: bool = False, headline=None, ladders=None):
     """Write every report file into `report_dir` (an empty folder)."""
     context = ReportContext(report_dir, runs, excluded, results_dir, reference, reference_note, command,
-                            include_synthetic, headline_studies() if headline is None else headline)
+                            include_synthetic, headline_studies() if headline is None else headline,
+                            ladder_studies() if ladders is None else ladders)
     blocks = [block for section in SECTIONS for block in section(context)]
     (report_dir / "README.md").write_text(render_markdown(blocks), encoding="utf-8")
     (report_dir / "index.html").write_text(render_html(blocks, report_dir, introduction.TITLE),

@@ -144,7 +144,7 @@ class ReportContext:
 
     def __init__(self, report_dir: Path, runs: pd.DataFrame, excluded: pd.DataFrame, results_dir: Path,
                  reference, reference_note=None, command: str = "", include_synthetic: bool = False,
-                 headline=()):
+                 headline=(), ladders=None):
         self.report_dir = report_dir
         self.excluded, self.results_dir, self.command = excluded, results_dir, command
         self.reference, self.reference_note = reference, reference_note
@@ -153,6 +153,12 @@ class ReportContext:
         self.analysis = Analysis(runs)
         self.studies = self.analysis.study_order(headline)
         self.headline = [study for study in headline if study in self.studies]
+        # Budget ladders ({ladder study: base study}): each is shown right after its base study.
+        self.ladders = {study: base for study, base in (ladders or {}).items() if study in self.studies}
+        for study, base in self.ladders.items():
+            if base in self.studies:
+                self.studies.remove(study)
+                self.studies.insert(self.studies.index(base) + 1, study)
         runs = self.analysis.runs
         self.colors = plots.family_colors(runs.family.fillna("None") if not runs.empty else [])
 

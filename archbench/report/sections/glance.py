@@ -8,13 +8,17 @@ from ..document import Glance, Heading, Paragraph
 from ..findings import glance_verdict, lead_in, ranking_verdict, variance_verdict
 from ..labels import count_text
 from ..tables import headline_table, summary_dirty_note, under_load_note
-from . import evaluation, recipe, tuned, tuning
+from . import evaluation, ladder, recipe, tuned, tuning
 
 
 def section(context) -> list:
     analysis = context.analysis
     verdicts = {(comparison.study, comparison.data, comparison.hardware): verdict(analysis, comparison)
-                for comparison in analysis.comparisons()}
+                for comparison in analysis.comparisons() if comparison.study not in context.ladders}
+    for study in context.ladders:  # a ladder mixes budgets: one verdict about its rankings, not per comparison
+        found = ladder.glance(context, study)
+        if found is not None:
+            verdicts[(study, None, None)] = found
     blocks = [Heading("At a glance", 2)]
     headline = [study for study in context.studies if study in context.headline]
     for study in headline:

@@ -7,7 +7,7 @@ import pandas as pd
 from ..document import BulletList, Heading, Paragraph
 from ..labels import frame_dataset_label
 from ..tables import is_missing
-from . import evaluation, profile, published, recipe, training, tuned, tuning, variance
+from . import evaluation, ladder, profile, published, recipe, training, tuned, tuning, variance
 
 
 def section(context) -> list:
@@ -20,6 +20,8 @@ def section(context) -> list:
 def study_blocks(context, study) -> list:
     runs = context.analysis.runs
     study_runs = runs[runs.study == study]
+    if study in context.ladders:
+        return ladder.blocks(context, study)
     kind = context.analysis.kinds.get(study)
     blocks = [Heading(f"Study: {study}" + (" (tuning trials)" if kind == "tuning" else ""), 2)]
     blocks += recipe.blocks(study_runs[study_runs.task == "train"], tuned=kind in ("tuning", "tuned"))

@@ -1,4 +1,5 @@
-"""The report's budget-ladder section: one ladder study (plus its base study's rung), its verdict first."""
+"""A budget-ladder study (`report.ladder.base` in its config): its rungs, the base study's runs among them,
+in place of the per-comparison tables a study of one budget gets; its verdict is one line at a glance."""
 from __future__ import annotations
 
 import math
@@ -6,19 +7,36 @@ import math
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from archbench.ladder import Ladder, verdict
+from archbench.ladder import Ladder, budget_ladder, precision_changes, verdict
 
-from .document import BulletList, Heading, Paragraph
-from .labels import count_text
+from ..document import BulletList, Heading, Paragraph
+from ..labels import count_text
 
 
-def ladder_blocks(writer, ladder: Ladder) -> list:
+def of(context, study) -> Ladder | None:
+    """The ladder of `study` when its config declares one and its runs make two or more rungs."""
+    if study not in context.ladders:
+        return None
+    return budget_ladder(context.analysis.runs, study, context.ladders[study])
+
+
+def glance(context, study) -> tuple[str, str] | None:
+    """(title, verdict) for the at-a-glance list."""
+    ladder = of(context, study)
+    return None if ladder is None else (f"{study}, budget ladder on {ladder.data}", verdict(ladder))
+
+
+def blocks(context, study) -> list:
     """Heading, verdict, rankings per rung, tau against the largest rung, accuracy vs budget, time to target."""
+    ladder = of(context, study)
+    if ladder is None:
+        return []
+    writer = context
     stem = f"ladder--{ladder.study}"
     top = ladder.top
     rungs_text = ", ".join(f"{steps} steps ({_epochs(ladder, steps)}, {_seeds(ladder, steps)})"
                            for steps in ladder.rungs)
-    blocks = [Heading(f"Budget ladder: {ladder.study}", 2), Paragraph(
+    blocks = [Heading(f"Study: {ladder.study} (budget ladder)", 2), Paragraph(
         f"{verdict(ladder)} The same models, data and recipe at {len(ladder.rungs)} budgets: {rungs_text}"
         + (f"; the {ladder.base_steps}-step rung is {ladder.base}'s runs" if ladder.base_steps else "")
         + ". Each budget is its own run with its own learning-rate schedule. Tau is Kendall's between each "
@@ -30,6 +48,12 @@ def ladder_blocks(writer, ladder: Ladder) -> list:
         blocks.append(Paragraph("Rungs trained on different machines (a confound for speed, and for accuracy "
                                 "where the chosen precision differs): " + "; ".join(
                                     f"{steps} steps on {machine}" for steps, machine in ladder.machines.items())))
+    changed = precision_changes(ladder)
+    if changed:
+        blocks.append(Paragraph("Precision or memory layout differs between rungs (train.amp=auto chose per machine): "
+                                + "; ".join(f"{model}: " + ", ".join(f"{precision} at {steps}" for steps, precision
+                                                                      in by_rung.items())
+                                            for model, by_rung in changed.items())))
     findings = []
     for steps in ladder.rungs[:-1]:
         shift = ladder.shifts[steps]
