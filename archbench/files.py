@@ -96,8 +96,8 @@ def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> None:
     atomic_write(path, lambda f: f.write(payload))
 
 
-def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=1, sort_keys=False, default=_json_default) + "\n").encode())
+def atomic_write_json(path: str | os.PathLike, obj: Any, sort_keys: bool = False) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=1, sort_keys=sort_keys, default=_json_default) + "\n").encode())
 
 
 def _json_default(obj: Any) -> Any:

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from archbench.files import atomic_write, atomic_write_json
-from archbench.settings import SettingsError, check_keys
+from archbench.settings import SettingsError, check_keys, flatten
 
 LOGGER_NAMES = ("none", "csv", "tensorboard", "mlflow")
 # Which importable module each logger needs, and the pip extra that installs it.
@@ -173,18 +173,6 @@ def make_logger(names, run_dir, mlflow_uri: str | None = None) -> RunLogger:
             warnings.warn(f"archbench: the {name} logger could not start ({error!r}); the run goes on "
                           f"without it", RuntimeWarning, stacklevel=2)
     return RunLogger(backends)
-
-
-def flatten(settings: dict, prefix: str = "") -> dict:
-    """`{"recipe": {"optimizer": {"lr": 0.1}}}` -> `{"recipe.optimizer.lr": 0.1}`: trackers want flat keys."""
-    flat = {}
-    for key, value in settings.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            flat.update(flatten(value, f"{name}."))
-        else:
-            flat[name] = value
-    return flat
 
 
 def scalars(values: dict, skip=()) -> dict:

@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from archbench.data import load_dataset, make_loaders
+from archbench.device import synchronize
 
 DEFAULT_ARCHIVE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10-jpg.tar.gz"
 AUGMENT = {"crop_padding": 4, "padding_mode": "zero", "flip": True, "cutout": 0}  # = RandomCrop(32, 4) + flip
@@ -52,11 +53,6 @@ def torchvision_epoch(train_dir: Path, mean, std, batch_size: int, workers: int)
     for x, _ in loader:
         images += len(x)
     return images, time.perf_counter() - started
-
-
-def synchronize(device: str) -> None:
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def extract(archive: Path, into: Path) -> Path:

@@ -33,7 +33,7 @@ from pathlib import Path
 import scipy.stats
 import torch
 
-from archbench.measure._common import device_name, resolve_device
+from archbench.device import device_label, device_name, resolve_device
 from archbench.measure.complexity import profile_complexity
 from archbench.models import SMALL_REPRESENTATIVES, create_model
 from archbench.train.precision import (
@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     device = resolve_device(args.device)
     low_precision, why = native_low_precision(device)
     out = {
-        "machine": device_name(device), "device": str(device), "torch": torch.__version__.split("+")[0],
+        "machine": device_name(device), "device": device_label(device), "torch": torch.__version__.split("+")[0],
         "threads": torch.get_num_threads(), "batch_size": args.batch_size, "input_shape": list(INPUT_SHAPE),
         "warmup_steps": args.warmup, "timed_steps": args.steps, "low_precision": low_precision,
         "low_precision_note": why, "load_average_1min_start": round(os.getloadavg()[0], 2), "models": {},

@@ -56,7 +56,7 @@ def versions(device: str) -> dict:
     import torch
 
     from archbench.measure import device_peak_flops
-    from archbench.measure._common import cpu_model_name
+    from archbench.device import cpu_model
 
     info = {"python": sys.version.split()[0], "torch": torch.__version__, "cuda": torch.version.cuda,
             "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
@@ -66,7 +66,7 @@ def versions(device: str) -> dict:
         info.update(gpu=props.name, capability=f"sm_{props.major}{props.minor}",
                     gpu_memory_gib=round(props.total_memory / 2**30, 1), gpu_count=torch.cuda.device_count())
     else:
-        info.update(cpu=cpu_model_name(), threads=torch.get_num_threads())
+        info.update(cpu=cpu_model(), threads=torch.get_num_threads())
     peaks = {}
     for precision, tf32 in PEAK_PRECISIONS:
         if device == "cpu" and tf32:

@@ -408,8 +408,7 @@ DATA_KEYS = {"name", "label", "root", "download", "image_size", "in_chans", "num
              "order_seed", "train_size", "cache_dir", "on_bad_image", "augment"}
 
 
-@pytest.mark.parametrize("preset", ["fashion_mnist", "cifar10", "cifar100", "svhn", "imagefolder", "cifar10_jpg",
-                                    "imagenet", "synthetic"])
+@pytest.mark.parametrize("preset", sorted(path.stem for path in CONF_DATA.glob("*.yaml")))
 def test_data_config_has_every_key_and_fits_the_loader(preset):
     import inspect
 

@@ -6,9 +6,10 @@
         train_loader.set_epoch(epoch)
         for x, y in train_loader: ...
 
-A new dataset is a reader registered by name (see archbench/data/registry.py):
+A new dataset is a module of this package that registers its reader by name (see archbench/data/registry.py),
+plus its conf/data/<name>.yaml; every module here is imported, so nothing else lists it:
 
-    @register("mine", label="My set", sources=find_my_files)
+    @register("mine", label="My set", sources=find_my_files, train_images=50_000)
     def read_mine(request: Request, files: list[Path]) -> RawData: ...
 """
 from .augment import AUGMENT_DEFAULTS, augment_batch, normalize

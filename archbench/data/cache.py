@@ -1,12 +1,11 @@
 """Decode-once cache: the decoded uint8 tensors of a dataset, keyed by a hash of its source files and options.
 
 Layout: <cache_dir>/<dataset>-<key[:16]>/data.pt (images and labels), meta.json (what was built from what),
-stats-<split key>.json (per-channel mean/std of one training split). Writes go to a temporary file
-then os.replace, so a crash or a parallel run never leaves a half-written cache behind.
+stats-<split key>.json (per-channel mean/std of one training split). Writes are atomic (archbench.files),
+so a crash or a parallel run never leaves a half-written cache behind.
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from archbench.files import atomic_write
+from archbench.files import atomic_write, atomic_write_json, exclusive_lock
 
 from .base import DataError, Split
 
@@ -67,25 +66,9 @@ def entry_dir(cache_dir: Path, dataset: str, key: str) -> Path:
     return cache_dir / f"{dataset}-{key[:16]}"
 
 
-def atomic_write_json(path: Path, obj) -> None:
-    atomic_write(path, lambda f: f.write(json.dumps(obj, indent=1, sort_keys=True).encode()))
-
-
-@contextlib.contextmanager
 def build_lock(directory: Path):
-    """Hold an exclusive lock while one process builds an entry, so parallel sweep jobs decode once, not N times."""
-    directory.mkdir(parents=True, exist_ok=True)
-    try:
-        import fcntl
-    except ImportError:  # no flock (Windows): parallel builders just race, and os.replace keeps the result whole
-        yield
-        return
-    with open(directory / "build.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    """Held while one process builds an entry, so parallel sweep jobs decode once, not N times."""
+    return exclusive_lock(directory / "build.lock", wait=True)
 
 
 def save_entry(directory: Path, train: Split, test: Split, class_names: list[str], meta: dict) -> None:
@@ -95,7 +78,7 @@ def save_entry(directory: Path, train: Split, test: Split, class_names: list[str
         "class_names": list(class_names),
     }
     atomic_write(directory / "data.pt", lambda f: torch.save(payload, f))
-    atomic_write_json(directory / "meta.json", meta)  # written last: its presence marks a complete entry
+    atomic_write_json(directory / "meta.json", meta, sort_keys=True)  # written last: its presence marks a complete entry
 
 
 def load_entry(directory: Path) -> tuple[Split, Split, list[str], dict] | None:
@@ -119,4 +102,4 @@ def load_stats(directory: Path, split_key: str) -> dict | None:
 
 
 def save_stats(directory: Path, split_key: str, stats: dict) -> None:
-    atomic_write_json(directory / f"stats-{split_key}.json", stats)
+    atomic_write_json(directory / f"stats-{split_key}.json", stats, sort_keys=True)

@@ -16,6 +16,7 @@ from .download import torchvision_download
 
 SOURCE_URL = "https://www.cs.toronto.edu/~kriz/cifar.html"
 JPEG_PRESET = "cifar10_jpg"  # the image-folder preset of the same set, read offline from shared/
+TRAIN_IMAGES = 50_000  # both sets
 LAYOUTS = {
     "cifar10": {
         "folder": "cifar-10-batches-py",
@@ -111,6 +112,7 @@ def read(name: str, files: list[Path]) -> RawData:
 
 def _register(name: str) -> None:
     @registry.register(name, label=LAYOUTS[name]["title"], native=(32, 3), val_cap=registry.CIFAR_SIZED_VAL,
+                       train_images=TRAIN_IMAGES,
                        sources=lambda request: (find_sources(name, request.root, request.download), None))
     def read_official(request: registry.Request, files: list[Path]) -> RawData:
         return read(name, files)

@@ -63,6 +63,7 @@ def read_pair(images_path: Path, labels_path: Path) -> Split:
 
 
 @registry.register("fashion_mnist", label="Fashion-MNIST", native=(28, 1), val_cap=registry.CIFAR_SIZED_VAL,
+                   train_images=60_000,
                    sources=lambda request: (find_sources(request.root, request.download), None))
 def read(request: registry.Request, files: list[Path]) -> RawData:
     train_images, train_labels, test_images, test_labels = files

@@ -298,4 +298,4 @@ def read_folder(request: registry.Request, files: list[Path]) -> RawData:
 
 
 registry.register_preset("cifar10_jpg", of="imagefolder", root="../shared/data/cifar10-jpg.tar.gz",
-                         label="CIFAR-10 (JPEG image folder)")
+                         label="CIFAR-10 (JPEG image folder)", train_images=50_000)

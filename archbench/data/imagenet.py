@@ -21,7 +21,8 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 EVAL_CROP_FRACTION = 0.875  # 224/256: the usual center-crop ratio for evaluation
 
 
-@registry.register("imagenet", label="ImageNet", native=(224, 3), fixed_stats=(IMAGENET_MEAN, IMAGENET_STD))
+@registry.register("imagenet", label="ImageNet", native=(224, 3), fixed_stats=(IMAGENET_MEAN, IMAGENET_STD),
+                   train_images=1_281_167)
 def read(request: registry.Request, files: list[Path]) -> RawData:
     """The train and val file lists; nothing is decoded here (files: unused, streaming is never cached)."""
     root = request.root

@@ -3,8 +3,12 @@
 A reader module registers each name it serves by decorating the function that returns the official
 train and test sets:
 
-    @register("svhn", label="SVHN", sources=find_svhn, native=(32, 3), cache_options=("extra",))
+    @register("svhn", label="SVHN", sources=find_svhn, native=(32, 3), cache_options=("extra",),
+              train_images=73_257)
     def read_svhn(request: Request, files: list[Path]) -> RawData: ...
+
+Every module of archbench.data is imported when the package is (archbench/data/load.py), so a dataset is
+its reader module plus its conf/data/<name>.yaml: nothing else lists datasets.
 
 load_dataset then treats every name alike: resolve the root, take or build the decode-once cache,
 split, compute statistics. A preset (cifar10_jpg) is another name for a registered reader with its own
@@ -60,6 +64,8 @@ class Reader:
     fixed_stats: tuple[tuple[float, ...], tuple[float, ...]] | None = None  # (mean, std) not computed from the data
     # bumped when the reader decodes the same files differently, so its old cache entries are not reused
     decoder_version: int | None = None
+    # the official training set's size, so a study can be planned on a machine that lacks the files
+    train_images: int | None = None
 
     def needs_root(self) -> bool:
         return not self.synthetic and self.default_root is None
@@ -84,13 +90,19 @@ def register(name: str, *, label: str | None, **fields):
     return decorator
 
 
-def register_preset(name: str, *, of: str, root: str, label: str) -> None:
-    """name reads like the registered reader `of`, from `root` unless data.root says otherwise."""
-    _add(dataclasses.replace(get(of), name=name, default_root=root, label=label))
+def register_preset(name: str, *, of: str, root: str, label: str, **fields) -> None:
+    """name reads like the registered reader `of`, from `root` unless data.root says otherwise; fields: Reader's."""
+    _add(dataclasses.replace(get(of), name=name, default_root=root, label=label, **fields))
 
 
 def names() -> list[str]:
     return list(_READERS)
+
+
+def known_train_images(name: str) -> int | None:
+    """The official training set's size as the reader declares it; None when unknown (own data, or no such name)."""
+    reader = _READERS.get(name)
+    return reader.train_images if reader else None
 
 
 def get(name: str) -> Reader:

@@ -46,6 +46,7 @@ def read_mat(path: Path) -> Split:
 
 
 @registry.register("svhn", label="SVHN", native=(32, 3), val_cap=registry.CIFAR_SIZED_VAL, cache_options=("extra",),
+                   train_images=73_257,
                    sources=lambda request: (find_sources(request.root, request.download, request.extra), None))
 def read(request: registry.Request, files: list[Path]) -> RawData:
     by_part = {f.name.split("_")[0]: f for f in files}

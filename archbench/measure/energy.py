@@ -100,12 +100,15 @@ def inference_window(model, input_shape, device: str, batch_size: int, amp: str 
 
     import torch
 
+    from archbench.device import synchronize
+    from archbench.train.precision import AMP_DTYPES
+
     def run() -> int:
         x = torch.randn(batch_size, *input_shape[1:], device=device)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        autocast = (torch.autocast(torch.device(device).type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
-                    if amp in ("bf16", "fp16") else contextlib.nullcontext())
+        dtype = AMP_DTYPES.get(amp)
+        autocast = torch.autocast(torch.device(device).type, dtype=dtype) if dtype else contextlib.nullcontext()
         was_training = model.training
         model.eval()
         images, tick = 0, time.perf_counter()
@@ -114,8 +117,7 @@ def inference_window(model, input_shape, device: str, batch_size: int, amp: str 
                 while time.perf_counter() - tick < min_s:
                     model(x)
                     images += batch_size
-                    if device.startswith("cuda"):
-                        torch.cuda.synchronize(device)
+                    synchronize(device)
         finally:
             model.train(was_training)
         return images

@@ -28,10 +28,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._common import batch1_shape, cuda_tf32_enabled, device_label, device_name, eval_mode, resolve_device
+from archbench.device import cuda_tf32_enabled, device_label, device_name, resolve_device, synchronize
+from archbench.files import atomic_write_bytes
+from archbench.train.precision import AMP_DTYPES, AMP_OFF, precision_name
+
+from ._common import batch1_shape, eval_mode
 
 DEFAULT_THROUGHPUT_BATCH = {"cpu": 8, "cuda": 256}
-AMP_DTYPES = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 DEFAULT_BUILDER = "archbench.models:create_model"
 
 
@@ -131,7 +134,7 @@ def measure_latency(
         "channels_last": bool(channels_last),
         "memory_format": _measured_format(measured, channels_last),
         "amp": amp_name,
-        "precision": "fp32" if amp_name == "off" else amp_name,
+        "precision": precision_name(amp_name),
         "tf32": tf32,
         "cudnn_benchmark": cudnn_benchmark,
         "warmup": warmup,
@@ -145,7 +148,7 @@ def measure_latency(
 def _amp_name(amp: str | bool | None) -> str:
     # YAML reads a bare `off` as False; accept it rather than make every config quote it.
     if amp is None or amp is False or amp == "fp32":
-        return "off"
+        return AMP_OFF
     if amp not in AMP_DTYPES:
         raise ValueError(f"amp={amp!r} is not one of {sorted(AMP_DTYPES)}; use 'off' (fp32), 'bf16' or 'fp16'")
     return amp
@@ -229,7 +232,7 @@ def _time_batch(
     x = torch.randn((batch, *image_shape), generator=generator).to(device)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
-    autocast = (torch.autocast(device.type, dtype=AMP_DTYPES[amp]) if amp != "off"
+    autocast = (torch.autocast(device.type, dtype=AMP_DTYPES[amp]) if amp != AMP_OFF
                 else contextlib.nullcontext())
 
     def run_once() -> None:
@@ -248,10 +251,10 @@ def _time_batch(
 
 
 def _wall_timer(run_once: Callable[[], None], device: torch.device) -> float:
-    _synchronize(device)
+    synchronize(device)
     start = time.perf_counter()
     run_once()
-    _synchronize(device)
+    synchronize(device)
     return time.perf_counter() - start
 
 
@@ -262,11 +265,6 @@ def _cuda_event_timer(run_once: Callable[[], None], device: torch.device) -> flo
     end.record()
     end.synchronize()
     return start.elapsed_time(end) / 1e3
-
-
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def is_out_of_memory(err: BaseException) -> bool:
@@ -365,9 +363,7 @@ def _child_main(argv: Sequence[str] | None = None) -> None:
     model = _resolve_builder(request["builder"])(request["model_name"], **request["create_kwargs"])
     result = measure_latency(model, request["input_shape"], **request["latency_kwargs"])
     result["isolated"] = True
-    tmp = Path(args.output).with_suffix(".tmp")
-    tmp.write_text(json.dumps(result))
-    os.replace(tmp, args.output)
+    atomic_write_bytes(args.output, json.dumps(result).encode())
 
 
 if __name__ == "__main__":

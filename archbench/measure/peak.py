@@ -13,27 +13,20 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Iterator
 
 import torch
 
-from ._common import (cpu_flags, cpu_model_name, cuda_tf32_enabled, device_label, device_name, hostname,
-                      resolve_device)
+from archbench.device import (cpu_flags, cpu_model, cuda_tf32_enabled, device_label, device_name, hostname,
+                              resolve_device, synchronize)
+from archbench.files import atomic_write_bytes
+from archbench.train.precision import NATIVE_CPU_FLAGS, PRECISIONS, precision_name
 
-# Every spelling a caller may hold for a precision: the names used in configs (train.amp's "off"
-# means fp32), torch's long names, and the dtypes themselves.
-PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-ALIASES = {"off": "fp32", "float32": "fp32", "bfloat16": "bf16", "float16": "fp16",
-           torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
 # Large enough that the matmul is compute-bound (not memory- or launch-bound), small enough
 # that a 2-core CPU measures it in a few seconds.
 DEFAULT_MATRIX_SIZE = {"cpu": 2048, "cuda": 8192}
-# CPU feature flags (/proc/cpuinfo) that mean the precision has hardware arithmetic, not a
-# conversion to fp32 and back: only then is its matmul speed a ceiling a network can reach.
-NATIVE_CPU_FLAGS = {"bf16": {"avx512_bf16", "amx_bf16", "bf16"}, "fp16": {"avx512_fp16", "amx_fp16", "fphp"}}
 
 
 def device_peak_flops(
@@ -94,28 +87,16 @@ def device_peak_flops(
               "method": f"matmul n={n}", "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
               # A peak measured on a busy machine is too low and is cached; this says when that happened.
               "load_avg_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
-    _write_json_atomic(cache_file, result)
+    # Atomic: parallel sweep jobs racing on the same machine never read half a file.
+    atomic_write_bytes(cache_file, json.dumps(result, indent=2).encode())
     return {**result, "cached": False}
-
-
-def precision_name(precision: str | torch.dtype | None) -> str:
-    """"fp32", "bf16" or "fp16" for any accepted spelling (None and "off" are fp32)."""
-    if precision is None or precision is False:  # YAML reads a bare `off` as False
-        return "fp32"
-    try:
-        name = ALIASES.get(precision, precision)
-    except TypeError:  # unhashable
-        name = precision
-    if name not in PRECISIONS:
-        raise ValueError(f"precision={precision!r} is not supported; use 'fp32' (or 'off'), 'bf16' or 'fp16'")
-    return name
 
 
 def machine_identity(device: torch.device) -> dict[str, Any]:
     if device.type == "cuda":
         return {"gpu": torch.cuda.get_device_name(device), "torch": torch.__version__,
                 "cuda": torch.version.cuda}
-    return {"hostname": hostname(), "cpu": cpu_model_name(), "threads": torch.get_num_threads(),
+    return {"hostname": hostname(), "cpu": cpu_model(), "threads": torch.get_num_threads(),
             "torch": torch.__version__}
 
 
@@ -141,7 +122,7 @@ def _unsupported_reason(precision: str, device: torch.device) -> str | None:
         return f"this torch build has no oneDNN (mkldnn), so {precision} matmuls on CPU are emulated"
     wanted = NATIVE_CPU_FLAGS[precision]
     if not wanted & cpu_flags():
-        return (f"{cpu_model_name()} has no native {precision} arithmetic (none of the CPU flags "
+        return (f"{cpu_model()} has no native {precision} arithmetic (none of the CPU flags "
                 f"{', '.join(sorted(wanted))}); torch would emulate it, which is no ceiling to compare with")
     return None
 
@@ -180,34 +161,16 @@ def _matmul_flops_per_s(device: torch.device, dtype: torch.dtype, n: int,
     out = torch.empty((n, n), device=device, dtype=dtype)
     for _ in range(2):  # thread pool start-up, cuBLAS handle and heuristics
         torch.matmul(a, b, out=out)
-    _synchronize(device)
+    synchronize(device)
     times: list[float] = []
     while len(times) < min_reps or sum(times) < min_time_s:
         start = time.perf_counter()
         torch.matmul(a, b, out=out)
-        _synchronize(device)
+        synchronize(device)
         times.append(time.perf_counter() - start)
     flops = 2 * n**3
     times.sort()
     return flops / times[0], flops / times[len(times) // 2]
-
-
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
-    # Write-then-rename: parallel sweep jobs racing on the same machine never read half a file.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=2)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def peak_memory_bytes(device: str | torch.device) -> int:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import sys
 
+from archbench.keyvalue import parse_key_values
+
 from .build import DEFAULT_OUT, DEFAULT_RESULTS_DIR
 
 USAGE = __doc__.splitlines()[0].strip("`")
@@ -20,7 +22,6 @@ HELP = f"""usage: {USAGE}
 Builds the report from run records; `export` writes them as one table, `compare` checks two results folders."""
 DEFAULTS = {"results_dir": DEFAULT_RESULTS_DIR, "out": DEFAULT_OUT, "study": None,
             "include_synthetic": False}
-TRUE_WORDS, FALSE_WORDS = {"true", "yes", "1", "on"}, {"false", "no", "0", "off"}
 # Bad input: the same code as the training CLI (`python -m archbench`).
 EXIT_BAD_INPUT = 2
 
@@ -30,31 +31,8 @@ class UsageError(ValueError):
 
 
 def parse_arguments(arguments: list[str]) -> dict:
-    options = dict(DEFAULTS)
-    for argument in arguments:
-        key, separator, value = argument.partition("=")
-        key = key.lstrip("+")
-        if not separator:
-            raise UsageError(f"argument {argument!r} is not key=value; usage: {USAGE}")
-        if key not in DEFAULTS:
-            raise UsageError(f"unknown key {key!r}; valid keys: {', '.join(DEFAULTS)}")
-        if key == "include_synthetic":
-            options[key] = _boolean(key, value)
-        elif key == "study" and value.lower() in ("", "null", "none"):
-            options[key] = None
-        elif not value:
-            raise UsageError(f"{key}= needs a value, e.g. {key}={DEFAULTS[key]}")
-        else:
-            options[key] = value
-    return options
-
-
-def _boolean(key: str, value: str) -> bool:
-    if value.lower() in TRUE_WORDS:
-        return True
-    if value.lower() in FALSE_WORDS:
-        return False
-    raise UsageError(f"{key}={value!r} is not a boolean: use {key}=true or {key}=false")
+    return parse_key_values(arguments, DEFAULTS, usage=USAGE, booleans={"include_synthetic"}, nullable={"study"},
+                            error=UsageError)
 
 
 def _error(message) -> int:

@@ -29,10 +29,8 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import os
 import re
 import statistics
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -40,14 +38,27 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import nn
 
-from archbench.measure._common import device_name, resolve_device
+from archbench.device import cpu_flags, device_name, resolve_device, synchronize
+from archbench.files import atomic_write_bytes
 
-AMP_CHOICES = ("auto", "off", "bf16", "fp16")
+# The precisions archbench trains and measures in, by the names records, reports and the peak cache use.
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+# train.amp spells fp32 "off" (no autocast); the low precisions keep their names.
+AMP_OFF = "off"
+AMPS = tuple(AMP_OFF if name == "fp32" else name for name in PRECISIONS)  # ("off", "bf16", "fp16")
+AMP_CHOICES = ("auto", *AMPS)
+# The dtype autocast runs in for each train.amp; None: fp32, no autocast.
+AMP_DTYPES = {amp: None if amp == AMP_OFF else PRECISIONS[amp] for amp in AMPS}
+# Every other spelling a caller may hold for a precision: train.amp's, torch's long names, the dtypes.
+PRECISION_ALIASES = {AMP_OFF: "fp32", **{str(dtype).removeprefix("torch."): name for name, dtype in PRECISIONS.items()},
+                     **{dtype: name for name, dtype in PRECISIONS.items()}}
+# CPU feature flags (/proc/cpuinfo) that mean the precision has hardware arithmetic, not a conversion to
+# fp32 and back (x86: AVX512-BF16/FP16 or AMX; Arm: BF16, FPHP).
+NATIVE_CPU_FLAGS = {"bf16": frozenset({"avx512_bf16", "amx_bf16", "bf16"}),
+                    "fp16": frozenset({"avx512_fp16", "amx_fp16", "fphp"})}
 CHANNELS_LAST_CHOICES = ("auto", True, False)
 # Cache files from an older probe (other candidates, other timing) must not be read as current.
 CACHE_VERSION = 1
-# /proc/cpuinfo flags of a CPU that multiplies bf16 natively (x86: AVX512-BF16 or AMX; Arm: BF16).
-NATIVE_BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
 # Low precision is picked only when at least this much faster than fp32: within 5% the probe's
 # few steps cannot tell, and a wrong low-precision pick costs numerics as well as speed.
 LOW_PRECISION_MARGIN = 1.05
@@ -150,6 +161,24 @@ def choose_precision(
             "reason": "; ".join(notes)}
 
 
+def precision_name(precision: str | torch.dtype | None) -> str:
+    """"fp32", "bf16" or "fp16" for any accepted spelling (None and train.amp's "off" are fp32)."""
+    if precision is None or precision is False:  # YAML reads a bare `off` as False
+        return "fp32"
+    try:
+        name = PRECISION_ALIASES.get(precision, precision)
+    except TypeError:  # unhashable
+        name = precision
+    if name not in PRECISIONS:
+        raise ValueError(f"precision={precision!r} is not supported; use 'fp32' (or 'off'), 'bf16' or 'fp16'")
+    return name
+
+
+def autocast_dtype(amp: str) -> torch.dtype | None:
+    """The dtype autocast runs in for train.amp `amp` (or a precision name); None for fp32."""
+    return PRECISIONS[name] if (name := precision_name(amp)) != "fp32" else None
+
+
 def candidate_label(amp: str, channels_last: bool) -> str:
     """"fp32_nchw", "bf16_channels_last", ...: how the probe and the record name a candidate."""
     return f"{'fp32' if amp == 'off' else amp}_{'channels_last' if channels_last else 'nchw'}"
@@ -168,14 +197,7 @@ def native_low_precision(device: torch.device) -> tuple[str | None, str]:
 
 def cpu_supports_bf16(cpuinfo: str | Path = "/proc/cpuinfo") -> bool:
     """Whether the CPU multiplies bf16 natively; False where /proc/cpuinfo cannot be read."""
-    try:
-        text = Path(cpuinfo).read_text()
-    except OSError:
-        return False
-    # x86 lists them on "flags", Arm on "Features".
-    flags = {flag for line in text.splitlines() if re.match(r"(flags|Features)\s*:", line)
-             for flag in line.split(":", 1)[1].split()}
-    return bool(flags & NATIVE_BF16_CPU_FLAGS)
+    return bool(cpu_flags(cpuinfo) & NATIVE_CPU_FLAGS["bf16"])
 
 
 def measure_training_speed(
@@ -205,28 +227,23 @@ def measure_training_speed(
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     scaler = torch.amp.GradScaler(device.type, enabled=amp == "fp16")
     criterion = nn.CrossEntropyLoss()
-    autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
+    dtype = AMP_DTYPES[amp]
     times = []
     for step in range(warmup_steps + steps):
-        _synchronize(device)
+        synchronize(device)
         start = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
             loss = criterion(model(x), y)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
-        _synchronize(device)
+        synchronize(device)
         if step >= warmup_steps:
             times.append(time.perf_counter() - start)
     if not torch.isfinite(loss).item():
         return None
     return batch_size / statistics.median(times)
-
-
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def _check_arguments(input_shape, batch_size, num_classes, amp, channels_last, warmup_steps, steps) -> tuple:
@@ -303,8 +320,5 @@ def _read_cache(path: Path | None, key: dict) -> dict:
 
 
 def _write_cache(path: Path, key: dict, probe: dict) -> None:
-    # Atomic (temporary file, then rename): two runs of a parallel sweep may probe the same model.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as f:
-        json.dump({"key": key, "probe": probe}, f, indent=1, sort_keys=True)
-    os.replace(f.name, path)
+    # Atomic: two runs of a parallel sweep may probe the same model.
+    atomic_write_bytes(path, json.dumps({"key": key, "probe": probe}, indent=1, sort_keys=True).encode())
