@@ -13,6 +13,7 @@ from omegaconf import OmegaConf
 
 from archbench.sweep import count_jobs, progress_line
 from archbench.timefmt import duration
+from archbench.train.budget import Budget
 from archbench.train.loop import _log_eta
 
 from helpers import FAST, REPO, archbench
@@ -26,7 +27,7 @@ def test_durations_below_a_minute_are_seconds():
 def test_a_training_eta_of_tens_of_seconds_is_said_in_seconds(caplog):
     state = SimpleNamespace(train_s=11.0, step=11)
     with caplog.at_level(logging.INFO, logger="archbench"):
-        _log_eta(state, SimpleNamespace(budget=None), planned_steps=41, start=(1, 1.0))  # 1 s a step, 30 left
+        _log_eta(state, SimpleNamespace(budget=Budget("steps", 41)), planned_steps=41, start=(1, 1.0))  # 1 s a step, 30 left
     assert "estimated training time left: 30 s (1000 ms per step)" in caplog.text
 
 

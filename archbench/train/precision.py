@@ -42,7 +42,9 @@ from torch import nn
 
 from archbench.measure._common import device_name, resolve_device
 
-AMP_CHOICES = ("auto", "off", "bf16", "fp16")
+# train.amp's words for the precisions a run trains in ("off" is fp32); auto lets the probe choose one.
+PRECISIONS = ("off", "bf16", "fp16")
+AMP_CHOICES = ("auto", *PRECISIONS)
 CHANNELS_LAST_CHOICES = ("auto", True, False)
 # Cache files from an older probe (other candidates, other timing) must not be read as current.
 CACHE_VERSION = 1
