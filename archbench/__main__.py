@@ -28,11 +28,11 @@ from archbench.run import InvalidRunError, RunSpec, format_plan, preflight, run,
 from archbench.loggers import LoggerSettings, unavailable
 from archbench.settings import SettingsError, check_keys, parse_bool
 from archbench.tuning import TuningError, apply_candidate, select as select_trial, trial_settings
+from archbench.train.budget import budget_kinds
 from archbench.train.loop import EXIT_INTERRUPTED
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 GROUPS = ("model", "data", "train", "measure", "experiment", "logger", "evaluate", "paper")
-BUDGET_KEYS = ("epochs", "steps", "seconds", "macs")
 EXIT_BAD_INPUT = 2
 EXIT_WRITE_FAILED = 74  # BSD EX_IOERR: the disk refused a write; what was written before is intact
 log = logging.getLogger("archbench")
@@ -100,9 +100,10 @@ def _leaf_keys(mapping: dict, prefix: str = "") -> list[str]:
 
 def budget_from_overrides(budget: dict, overrides: list[str]) -> dict:
     """`train.budget.steps=100` on the command line replaces the recipe's budget instead of adding to it."""
-    named = [k for k in BUDGET_KEYS if any(o.lstrip("+").startswith(f"train.budget.{k}=") for o in overrides)]
+    kinds = budget_kinds()
+    named = [k for k in kinds if any(o.lstrip("+").startswith(f"train.budget.{k}=") for o in overrides)]
     if len(named) == 1:
-        return {k: (budget.get(k) if k == named[0] else None) for k in BUDGET_KEYS}
+        return {k: (budget.get(k) if k == named[0] else None) for k in kinds}
     return budget
 
 

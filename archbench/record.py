@@ -25,6 +25,10 @@ STATUSES = ("complete", "diverged", "failed")
 # A record with one of these statuses is finished work: a rerun skips it (unless forced).
 FINISHED = ("complete", "diverged")
 RECORD_FILENAME = "record.json"
+RECORD_FILE = "record.json"
+
+
+def record_path(folder) -> Path: return Path(folder) / RECORD_FILE
 
 
 def record_dir(results_dir: str | os.PathLike, study: str, data: str, model: str, variant: str, seed: int) -> Path:

@@ -99,7 +99,7 @@ def _recorded_threads(record: dict):
 
 
 def _device(record: dict, device: str) -> str:
-    from archbench.run import resolve_device
+    from archbench.run.spec import resolve_device
 
     if device == "auto":
         recorded = (record.get("latency") or {}).get("device") or (record.get("env") or {}).get("device")
@@ -145,9 +145,10 @@ def _latency(record: dict, measure: MeasureSettings, device: str) -> dict:
 def _peak_section(record: dict, device: str, threads: int, quiet: QuietSettings, busy_threads: int) -> dict:
     """The quiet peak in the precision the run trained in, and the run's MFU against it."""
     from archbench.measure import device_peak_flops, training_cost
+    from archbench.measure.peak import precision_name
 
     train = record["train"]
-    precision = {"off": "fp32", "bf16": "bf16", "fp16": "fp16"}.get(train.get("amp"), "fp32")
+    precision = precision_name(train.get("amp"))
     key = (device, precision, threads)
     if key not in _PEAKS or not is_quiet(_PEAKS[key]):
         # refresh: the cached peak may have been measured beside a training job

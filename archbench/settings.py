@@ -19,7 +19,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from archbench.train.budget import Budget, parse_budget
+from archbench.train.budget import Budget, budget_kinds, parse_budget
 
 # Bumped when a change of code makes old results incomparable; part of every run's identity.
 CODE_MAJOR_VERSION = 1
@@ -37,7 +37,7 @@ def check_keys(group: str, given: dict, known: list[str]) -> None:
     key = unknown[0]
     full = (lambda k: f"{group}.{k}") if group else (lambda k: k)
     close = difflib.get_close_matches(full(key), [full(k) for k in known], n=3, cutoff=0.6)
-    if group == "train" and key in Budget.KINDS:
+    if group == "train" and key in budget_kinds():
         close = [f"train.budget.{key}"]
     hint = f"did you mean {', '.join(close)}?" if close else f"known keys: {', '.join(known)}"
     raise SettingsError(f"{full(key)} is not a setting any stage reads ({hint}); nothing was run. "
@@ -189,19 +189,19 @@ def _tree_fingerprint(path) -> str:
 
 # ------------------------------------------------------------------------------------------------ recipe
 
-AMP_CHOICES = ("off", "bf16", "fp16", "auto")
 # torch.compile modes; reduce-overhead captures CUDA graphs, which small models need to outrun kernel launches.
 COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
 
 
 def compile_mode(value) -> str:
-    """train.compile as one of COMPILE_MODES; true and false stay accepted as default and off."""
-    if value is True or value is False:
-        return "default" if value else "off"
-    if value not in COMPILE_MODES:
+    """train.compile as one of COMPILE_MODES; any boolean spelling stays accepted as default or off."""
+    if value in COMPILE_MODES:
+        return value
+    try:
+        return "default" if parse_bool(value, "train.compile") else "off"
+    except SettingsError:
         raise SettingsError(f"train.compile={value!r} is not one of: {', '.join(COMPILE_MODES)} "
-                            "(true and false mean default and off)")
-    return value
+                            "(true and false mean default and off)") from None
 
 
 @dataclass(frozen=True)
@@ -230,7 +230,7 @@ class Recipe:
         check_keys("train", config, [f.name for f in dataclasses.fields(cls)])
         config = dict(config)
         budget = dict(config.get("budget") or {})
-        check_keys("train.budget", budget, list(Budget.KINDS))
+        check_keys("train.budget", budget, list(budget_kinds()))
         try:
             config["budget"] = parse_budget(**budget)
         except ValueError as err:
@@ -242,10 +242,6 @@ class Recipe:
         for key in ("decay_norm_and_bias", "deterministic", "channels_last"):
             if key in config:
                 config[key] = parse_bool(config[key], f"train.{key}", ("auto",) if key == "channels_last" else ())
-        compile_word = str(config.get("compile", "off")).strip().lower()
-        if compile_word not in COMPILE_MODES and (compile_word in TRUE_WORDS or compile_word in FALSE_WORDS):
-            config["compile"] = compile_word in TRUE_WORDS  # any boolean spelling: default or off
-        # anything else is left to compile_mode, whose error names the modes
         recipe = cls(**config)
         recipe.validate()
         return recipe
@@ -279,6 +275,8 @@ class Recipe:
         if not _is_number(every) or every < 0:
             raise SettingsError(f"train.checkpoint_every_s={every!r} must be a number of seconds >= 0 "
                                 "(0 = at every epoch's end; the last epoch and a signal always write one)")
+        from archbench.train.precision import AMP_CHOICES  # torch: imported when a recipe is checked
+
         if self.amp not in AMP_CHOICES:
             raise SettingsError(f"train.amp={self.amp!r} is not one of: {', '.join(AMP_CHOICES)}")
         if self.channels_last not in (True, False, "auto"):
@@ -300,6 +298,21 @@ class Recipe:
             known = _signature_keys(schedule_cls)
             raise SettingsError(f"train.scheduler ({self.scheduler['_target_']}) got {err}; its keys are: "
                                 f"{', '.join(known)}") from err
+
+    def train_settings(self, *, amp: str, channels_last: bool, world_size: int = 1, **run):
+        """The training loop's settings (archbench.train.loop.TrainSettings) for this recipe.
+
+        `amp` and `channels_last` are what trains (`auto` resolved); `run` holds the run's own values
+        (identity, on_epoch, train_macs_per_image, progress_bar). Knobs the recipe and the loop both
+        name are passed by name, so a new one needs no copy here; the values were checked in `validate`.
+        """
+        from archbench.train.loop import TrainSettings
+
+        shared = {f.name for f in dataclasses.fields(TrainSettings)} & {f.name for f in dataclasses.fields(self)}
+        return TrainSettings(**{**{name: getattr(self, name) for name in shared}, **run,
+                                "amp": amp, "channels_last": channels_last},
+                             make_optimizer=self.make_optimizer(), lr=self.scaled_lr(world_size),
+                             weight_decay=self.weight_decay, schedule=self.make_schedule())
 
     def scaled_lr(self, world_size: int = 1) -> float:
         """Linear scaling from the recipe's reference batch (Goyal et al. 2017)."""
@@ -381,10 +394,7 @@ def variant_name(task: str, recipe: Recipe | None, identity: dict) -> str:
     digest = fingerprint({k: v for k, v in identity.items() if k != "seed"})[:8]
     if recipe is None:
         return f"{task}-{digest}"
-    units = {"epochs": "ep", "steps": "st", "seconds": "s", "macs": "macs"}
-    value = recipe.budget.value
-    value = f"{value:g}" if isinstance(value, float) else str(value)
-    return f"{recipe.name}-{value}{units[recipe.budget.kind]}-{digest}"
+    return f"{recipe.name}-{recipe.budget.label()}-{digest}"
 
 
 def flatten(mapping: dict, prefix: str = "") -> dict:

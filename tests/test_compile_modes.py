@@ -4,7 +4,9 @@ import pytest
 import torch
 import torch.nn as nn
 
-import archbench.run as run_module
+import importlib
+
+preflight_module = importlib.import_module("archbench.run.preflight")  # the function of that name shadows it
 from archbench.settings import Recipe, SettingsError, compile_mode
 from archbench.train.budget import Budget
 from test_faults import tiny_spec
@@ -76,14 +78,14 @@ def test_the_dry_run_times_the_runs_precision_layout_and_compile_mode(tmp_path, 
                                                                       compile_as):
     seen = []
     modes = _recording_compile(monkeypatch)
-    monkeypatch.setattr(run_module, "_create_model", lambda spec, info: (Probe(seen), "probe", None))
-    run_module._STEP_TIMES.clear()
+    monkeypatch.setattr(preflight_module, "create_model", lambda spec, info: (Probe(seen), "probe", None))
+    preflight_module._STEP_TIMES.clear()
     spec = tiny_spec(tmp_path, device="cpu")
     object.__setattr__(spec.recipe, "amp", amp)
     object.__setattr__(spec.recipe, "channels_last", channels_last)
     object.__setattr__(spec.recipe, "compile", compile_as)
     info = {"in_chans": 3, "image_size": 8, "num_classes": 10}
-    step_s, batch, note, _ = run_module._time_steps(spec, info, timed_steps=1)
+    step_s, batch, note, _ = preflight_module._time_steps(spec, info, timed_steps=1)
     assert step_s > 0 and note is None
     assert seen and set(seen) == {(amp != "off", channels_last)}
     assert modes == ([] if compile_as == "off" else [compile_as])
@@ -91,9 +93,9 @@ def test_the_dry_run_times_the_runs_precision_layout_and_compile_mode(tmp_path, 
 
 def test_auto_precision_is_planned_by_the_stated_rule():
     recipe = Recipe.from_config({**RECIPE, "amp": "auto", "channels_last": "auto"})
-    assert run_module._planned_precision(recipe, "cpu") == ("off", False)  # no bf16 tensor cores on a CPU
+    assert preflight_module._planned_precision(recipe, "cpu") == ("off", False)  # no bf16 tensor cores on a CPU
     explicit = Recipe.from_config({**RECIPE, "amp": "bf16", "channels_last": True})
-    assert run_module._planned_precision(explicit, "cpu") == ("bf16", True)
+    assert preflight_module._planned_precision(explicit, "cpu") == ("bf16", True)
 
 
 @pytest.mark.parametrize("channels_last, layout", [("auto", True), (False, False)])

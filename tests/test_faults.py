@@ -91,7 +91,7 @@ def tiny_spec(results_dir, measure=None, **run_settings):
 
 
 def test_full_disk_while_writing_record_reports_and_keeps_previous(tmp_path, monkeypatch):
-    import archbench.run as run_module
+    import archbench.run.execute as run_module
 
     from archbench.train.schedules import Cosine
     import functools, torch

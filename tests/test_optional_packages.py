@@ -53,7 +53,7 @@ def test_report_names_why_robustness_is_missing():
 def test_latency_is_measured_under_the_shared_measurement_lock(tmp_path, monkeypatch):
     import fcntl
 
-    import archbench.run as run_module
+    import archbench.run.execute as run_module
 
     held = []
 

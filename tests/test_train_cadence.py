@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import archbench.train.loop as loop
+from archbench.settings import Recipe, SettingsError
 from archbench.train.budget import Budget
 from archbench.train.checkpoint import load_checkpoint
 from archbench.train.loop import DDP_DECISION_EVERY, TrainingInterrupted, fit
@@ -53,8 +54,15 @@ def test_a_signal_writes_whatever_the_cadence(tmp_path, writes):
 
 
 def test_a_bad_cadence_is_refused_naming_the_key():
-    with pytest.raises(ValueError, match="checkpoint_every_s"):
-        settings(Budget("epochs", 1), checkpoint_every_s=-1)
+    # checked once, where the recipe is read (Recipe.validate), before the loop's settings are built from it
+    recipe = {"name": "tiny", "batch_size": 32, "budget": {"epochs": 1},
+              "optimizer": {"_target_": "torch.optim.SGD", "lr": 0.1},
+              "scheduler": {"_target_": "archbench.train.schedules.Cosine"}}
+    for bad in (-1, True, "soon"):
+        with pytest.raises(SettingsError, match="train.checkpoint_every_s"):
+            Recipe.from_config({**recipe, "checkpoint_every_s": bad})
+    assert Recipe.from_config({**recipe, "checkpoint_every_s": 0}).train_settings(
+        amp="off", channels_last=False).checkpoint_every_s == 0
 
 
 @pytest.fixture

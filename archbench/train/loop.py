@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from archbench.train.budget import Budget
+from archbench.train.budget import Budget, Usage, budget_consumed
 from archbench.train.checkpoint import load_checkpoint, save_checkpoint
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ class TrainSettings:
     label_smoothing: float = 0.0
     grad_clip_norm: float | None = None
     ema_decay: float | None = None
-    amp: str = "off"  # off | bf16 | fp16
+    amp: str = "off"  # one of archbench.train.precision.AMPS: auto is resolved before training
     channels_last: bool = False
     compile: bool | str = "off"  # a mode of archbench.settings.COMPILE_MODES; true/false mean default/off
     target_top1: float | None = None
@@ -73,16 +73,10 @@ class TrainSettings:
     checkpoint_every_s: float = 60.0
 
     def __post_init__(self):
-        if self.amp not in ("off", "bf16", "fp16"):
-            raise ValueError(f"train.amp={self.amp!r} is not one of: off, bf16, fp16")
+        # Values are checked once, where they are read (archbench.settings.Recipe, which builds these
+        # settings); compile is only normalised, so true/false keep meaning default/off here too.
         from archbench.settings import compile_mode
         self.compile = compile_mode(self.compile)
-        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"learning rate {self.lr!r} must be a positive number (train.optimizer.lr)")
-        every = self.checkpoint_every_s
-        if isinstance(every, bool) or not isinstance(every, (int, float)) or not every >= 0:
-            raise ValueError(f"train.checkpoint_every_s={every!r} must be a number of seconds >= 0 "
-                             "(0 = at every epoch's end)")
 
 
 @dataclass
@@ -107,7 +101,8 @@ def param_groups(model: nn.Module, weight_decay: float, decay_norm_and_bias: boo
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def _autocast(device: torch.device, amp: str):
+def autocast_context(device: torch.device, amp: str):
+    """Mixed precision in `amp` (a train.amp word, auto resolved); no context for fp32 ("off")."""
     if amp == "off":
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
@@ -140,7 +135,7 @@ def evaluate(model: nn.Module, loader, device: torch.device, amp: str = "off", c
     for x, y in loader:
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        with _autocast(device, amp):
+        with autocast_context(device, amp):
             logits = model(x)
         loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").double()
         c1, c5, predicted = _topk_correct(logits, y)
@@ -325,7 +320,7 @@ class _Trainer:
             group["lr"] = lr
         if self.settings.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        with _autocast(self.device, self.settings.amp):
+        with autocast_context(self.device, self.settings.amp):
             logits = self.train_model(x)
             loss = self.criterion(logits, y)
         self.optimizer.zero_grad(set_to_none=True)
@@ -478,7 +473,7 @@ def fit(model: nn.Module, train_loader, val_loader, test_loader, settings: Train
     steps_per_epoch = len(train_loader)
     batch_size = settings.batch_size * world
     macs_per_step = settings.train_macs_per_image * batch_size if settings.train_macs_per_image else None
-    planned_steps = settings.budget.planned_steps(steps_per_epoch, macs_per_step)
+    planned_steps = settings.budget.planned_steps(steps_per_epoch, macs_per_step, images_per_step=batch_size)
 
     state = _resume(checkpoint_path, settings.identity, model, optimizer, scaler, ema, device)
 
@@ -570,10 +565,9 @@ def _finish(model, eval_model, test_loader, val_loader, settings, device, state:
         "diverged_reason": state.diverged_reason,
         "time_to_target": state.time_to_target,
     }
-    train["budget_consumed"] = {
-        "epochs": train["epochs_fractional"], "steps": state.step, "seconds": state.train_s,
-        "macs": settings.train_macs_per_image * images if settings.train_macs_per_image else None,
-    }
+    train["budget_consumed"] = budget_consumed(Usage(
+        steps=state.step, epochs=train["epochs_fractional"], seconds=state.train_s, images=images,
+        macs=settings.train_macs_per_image * images if settings.train_macs_per_image else None))
     selection = "val" if val_loader is not None else "last"
     metrics = {"selection": selection, "best_epoch": None, "val_top1": None, "val_top5": None,
                "test_top1": None, "test_top5": None, "test_top1_last": None, "test_top5_last": None}
@@ -603,8 +597,7 @@ def _finish(model, eval_model, test_loader, val_loader, settings, device, state:
 def _log_eta(state: TrainingState, settings: TrainSettings, planned_steps: int | None, start: tuple) -> None:
     """One line after the first timed steps: when the run will end, and a hint when that is far off."""
     step_s = (state.train_s - start[1]) / max(state.step - start[0], 1)
-    remaining = (settings.budget.value - state.train_s if planned_steps is None
-                 else (planned_steps - state.step) * step_s)
+    remaining = settings.budget.remaining_s(state.step, state.train_s, planned_steps, step_s)
     end = time.strftime("%H:%M", time.localtime(time.time() + remaining))
     from archbench.timefmt import duration  # seconds below a minute: "0 min" said nothing
 

@@ -1,0 +1,109 @@
+"""The training stage of a run: loaders, the precision that trains, the loop, and what training measured."""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from archbench.run.assemble import Built
+from archbench.run.distributed import from_rank_0, init_distributed
+from archbench.run.spec import RunSpec
+
+log = logging.getLogger("archbench")
+# Where an unfinished run keeps its state, beside its record: the same command resumes from it.
+CHECKPOINT_FILE = "checkpoint.ckpt"
+
+
+def train(spec: RunSpec, built: Built, record: dict, tracker=None):
+    """Train the built model under the recipe; adds precision, energy and utilisation to `record`."""
+    import torch
+
+    from archbench.data import make_loaders
+    from archbench.measure import peak_memory_bytes, reset_peak_memory
+    from archbench.measure.energy import EnergyMeter, inference_window, measure_energy
+    from archbench.measure.peak import PEAK_INCLUDES_CPU, PEAK_INCLUDES_CUDA, allocated_bytes
+    from archbench.measure.utilisation import add_utilisation
+    from archbench.train.loop import EXIT_INTERRUPTED, TrainingInterrupted, fit
+
+    recipe = spec.recipe
+    world = int(os.environ.get("WORLD_SIZE", 1))
+    rank = int(os.environ.get("RANK", 0))
+    device = built.device
+    if world > 1:
+        device = init_distributed(device)
+    if device.startswith("cuda"):
+        torch.backends.cudnn.benchmark = not recipe.deterministic  # fastest kernels for fixed shapes
+    train_loader, val_loader, test_loader = make_loaders(
+        built.dataset, batch_size=recipe.batch_size, eval_batch_size=recipe.eval_batch_size, device=device,
+        augment=spec.data.augment, seed=spec.seed, order_seed=spec.data.order_seed, rank=rank, world_size=world)
+    reset_peak_memory(device)  # after the loaders: a dataset moved to the GPU is not training memory...
+    resident = allocated_bytes(device)  # ...and is subtracted, since it stays allocated under the peak
+    meter = EnergyMeter(device) if rank == 0 else None
+    if meter is not None and meter.skipped and device.startswith("cuda"):
+        log.warning("energy left out of the record: %s", meter.skipped)
+    flops_train = built.complexity.get("flops_train")
+    amp, channels_last = _precision(spec, built, device, record)
+    settings = recipe.train_settings(
+        amp=amp, channels_last=channels_last, world_size=world, identity=spec.fingerprint,
+        on_epoch=tracker.log_epoch if tracker is not None else None,
+        # Training MACs per image = FlopCounterMode's forward+backward FLOPs / 2 (one MAC = two FLOPs).
+        train_macs_per_image=flops_train / 2 if flops_train else None, progress_bar=spec.progress_bar)
+    steps_per_epoch = len(train_loader)
+    planned = recipe.budget.planned_steps(steps_per_epoch, settings.train_macs_per_image * recipe.batch_size * world
+                                          if settings.train_macs_per_image else None,
+                                          images_per_step=recipe.batch_size * world)
+    log.info("plan: %s on %s (%d training images), recipe %s, budget %s = %s steps of batch %d, lr %.4g, "
+             "%s, device %s", spec.model.name, built.data_info.get("label") or spec.dataset_name,
+             len(built.dataset.train.labels), recipe.name, recipe.budget,
+             planned if planned is not None else "as many", recipe.batch_size, settings.lr,
+             f"precision {amp}, channels_last {channels_last}", device)
+    try:
+        window_start = meter.read() if meter is not None else None
+        result = fit(built.model, train_loader, val_loader, test_loader, settings, device=device,
+                     checkpoint_path=spec.record_dir / CHECKPOINT_FILE)
+        train_window = (window_start, meter.read()) if meter is not None else None
+    except TrainingInterrupted as err:
+        log.warning("%s; exiting with code %d so a requeue resumes it", err, EXIT_INTERRUPTED)
+        raise SystemExit(EXIT_INTERRUPTED) from err
+    train = result.train
+    train["lr_scaled"] = settings.lr
+    train["amp"], train["channels_last"], train["compile"] = amp, channels_last, recipe.compile
+    train["world_size"] = world
+    train["peak_mem_bytes"] = peak_memory_bytes(device) - (resident or 0)
+    train["dataset_resident_bytes"] = resident
+    train["peak_mem_includes"] = PEAK_INCLUDES_CUDA if device.startswith("cuda") else PEAK_INCLUDES_CPU
+    if meter is not None:
+        inference = inference_window(result.model, built.input_shape, device, recipe.eval_batch_size, amp,
+                                     channels_last) if not meter.skipped else None
+        # images this device trained (a DDP rank's share), the warm-up step's included: it is in the window
+        record["energy"] = measure_energy(meter, train_window, result.train["steps"] * recipe.batch_size,
+                                          inference)
+    if rank == 0:  # only rank 0 writes the record: one peak measurement, not one per rank at once
+        add_utilisation(train, flops_train, device, amp, world)
+    record["dataset"]["selection"] = result.metrics["selection"]
+    built.model = result.model
+    return result
+
+
+def _precision(spec: RunSpec, built: Built, device: str, record: dict) -> tuple[str, bool]:
+    """The precision and memory layout that train: explicit values as given; `auto` by a measured probe."""
+    recipe = spec.recipe
+    amp, channels_last = recipe.amp, recipe.channels_last
+    if amp != "auto" and channels_last != "auto":
+        return amp, channels_last
+    from archbench.train.precision import choose_precision
+    cache = Path(os.environ.get("ARCHBENCH_CACHE_DIR") or Path.home() / ".cache" / "archbench") / "precision"
+    world = int(os.environ.get("WORLD_SIZE", 1))
+    choice = None
+    if int(os.environ.get("RANK", 0)) == 0:
+        log.info("precision probe: timing a few training steps of fp32/bf16 x NCHW/channels_last (cached per machine)")
+        choice = choose_precision(built.model, built.input_shape[1:], recipe.batch_size,
+                                  built.data_info["num_classes"], device, amp=amp, channels_last=channels_last,
+                                  cache_dir=cache, model_name=spec.model.name)
+    if world > 1:
+        # Ranks probing on their own can choose differently under load (fp32 NCHW on one, bf16 channels_last
+        # on another) and DDP then fails on mismatched parameter strides: rank 0 decides for all.
+        choice = from_rank_0(choice)
+    log.info("precision probe: %s", choice.get("reason"))
+    record["train_precision"] = choice  # what ran, the probe's figures and why
+    return choice["amp"], choice["channels_last"]
