@@ -10,7 +10,6 @@ the training budget (steps and MACs consumed) and the first rung that reaches a 
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,25 +61,15 @@ def ladder_studies(conf_dir: Path | None = None) -> dict[str, str | None]:
     return found
 
 
-def planned_steps(budget) -> int | None:
-    """The planned steps of a step-budget run from its `budget` column (JSON), else None."""
-    try:
-        budget = json.loads(budget) if isinstance(budget, str) else budget
-    except json.JSONDecodeError:
-        return None
-    steps = (budget or {}).get("steps") if isinstance(budget, dict) else None
-    others = [kind for kind, value in (budget or {}).items() if kind != "steps" and value is not None]
-    return int(steps) if isinstance(steps, (int, float)) and not others else None
-
-
 def budget_ladder(runs: pd.DataFrame, study: str, base: str | None = None,
                   metric: str = "test_top1") -> Ladder | None:
     """The ladder of `study` (plus `base`'s runs as a rung), or None with fewer than two rungs."""
     chosen = runs[runs.study.isin([study, base]) & (runs.task == "train") & (runs.status == "complete")].copy()
     if chosen.empty:
         return None
-    chosen["rung"] = [planned_steps(budget) for budget in chosen["budget"]]
-    left_out = [f"{count} runs of {name} without a step budget"
+    # A rung is the steps a run trained, whatever its budget's kind (a finished run trained all it planned).
+    chosen["rung"] = chosen["steps"]
+    left_out = [f"{count} runs of {name} without a step count"
                 for name, count in chosen[chosen.rung.isna()].groupby("study").size().items()]
     chosen = chosen[chosen.rung.notna()]
     data = chosen["data"].mode().iloc[0] if len(chosen) else None

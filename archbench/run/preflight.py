@@ -15,16 +15,12 @@ from archbench.run.execute import format_value
 from archbench.run.existing import finished_record
 from archbench.run.spec import RunSpec, resolve_device, validate
 from archbench.run.training import CHECKPOINT_FILE
+from archbench.data.registry import known_train_images
 from archbench.settings import DataSettings
 
 
 # A CPU run planned longer than this gets a hint to use a smaller budget before it starts.
 LONG_RUN_S = 3600
-# Official training-split sizes, so a study can be planned on a machine that lacks the files.
-KNOWN_TRAIN_SIZES = {"cifar10": 50_000, "cifar100": 50_000, "cifar10_jpg": 50_000, "fashion_mnist": 60_000,
-                     "svhn": 73_257, "imagenet": 1_281_167}
-
-
 PREFLIGHT_TIMED_STEPS = 2  # after one untimed step: enough for an estimate, cheap for a wide study
 
 
@@ -102,7 +98,8 @@ def _preflight_data(spec: RunSpec) -> tuple[dict, int, str | None]:
     try:
         dataset = _cached_dataset(key)
     except (FileNotFoundError, NotADirectoryError, ValueError) as err:
-        known = KNOWN_TRAIN_SIZES.get(spec.data.name, 0)
+        # The reader's declared official size, so a study can be planned on a machine that lacks the files.
+        known = known_train_images(spec.data.name) or 0
         n_train = spec.data.load.get("train_size") or max(known - 5000, 0)
         return {**info, "val_size": 5000, "test_size": 10_000}, n_train, f"data: {err}"
     info.update(num_classes=dataset.num_classes, image_size=dataset.image_size, in_chans=dataset.in_chans,

@@ -86,22 +86,13 @@ def validate(spec: RunSpec) -> None:
 
 
 def resolve_device(device: str) -> str:
-    import torch
+    """The device a run uses (auto, cpu, cuda or cuda:N), refused as a setting when this machine lacks it."""
+    from archbench.device import DeviceError, resolve_device as device_of
 
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cpu":
-        return device
-    if device.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise SettingsError(f"device={device!r} but this machine has no CUDA device (torch {torch.__version__}, "
-                                "cuda available: False): use device=cpu or device=auto")
-        index = device.partition(":")[2]
-        if index and (not index.isdigit() or int(index) >= torch.cuda.device_count()):
-            raise SettingsError(f"device={device!r} but this machine has {torch.cuda.device_count()} CUDA "
-                                f"device(s): use device=cuda:0 ... cuda:{torch.cuda.device_count() - 1}")
-        return device
-    raise SettingsError(f"device={device!r} is not one of: auto, cpu, cuda, cuda:<index>")
+    try:
+        return str(device_of(device))
+    except DeviceError as err:
+        raise SettingsError(str(err)) from None
 
 
 def summary(spec: RunSpec, status: str, record: dict | None = None, wall_s: float | None = None) -> dict:

@@ -21,8 +21,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from archbench.device import synchronize
 from archbench.train.budget import Budget, Usage, budget_consumed
 from archbench.train.checkpoint import load_checkpoint, save_checkpoint
+from archbench.train.precision import AMP_DTYPES
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +107,7 @@ def autocast_context(device: torch.device, amp: str):
     """Mixed precision in `amp` (a train.amp word, auto resolved); no context for fp32 ("off")."""
     if amp == "off":
         return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
+    return torch.autocast(device.type, dtype=AMP_DTYPES[amp])
 
 
 def _topk_correct(logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -381,7 +383,7 @@ def train_one_epoch(trainer: _Trainer, state: TrainingState, loader, interrupt: 
         if not trainer.warmed_up:
             # The first step compiles, autotunes and grows allocators: timed apart, outside the
             # training time, img/s and a seconds budget, so compilation never eats the budget.
-            _synchronize(device)
+            synchronize(device)
             state.warmup_s = (state.warmup_s or 0.0) + time.perf_counter() - tick
             trainer.warmed_up = True
             state.warmup_images = (state.warmup_images or 0) + y.numel() * trainer.world
@@ -412,7 +414,7 @@ def train_one_epoch(trainer: _Trainer, state: TrainingState, loader, interrupt: 
             raise TrainingInterrupted(f"signal {interrupt['signal']} at epoch {epoch}, step "
                                       f"{state.step}; checkpoint saved to {trainer.checkpoint_path}")
 
-    _synchronize(device)  # the clock reads finished work, not queued kernels
+    synchronize(device)  # the clock reads finished work, not queued kernels
     epoch_s = resume["train_s"] + time.perf_counter() - tick
     state.train_s = start_train_s + epoch_s
     # The epoch's one collective also carries rank 0's clock (the others add 0): every rank leaves the
@@ -619,11 +621,6 @@ def divergence(train_loss: float, num_classes: int | None) -> str | None:
 
 def _classes(logits) -> int | None:
     return int(logits.shape[1]) if logits is not None and logits.ndim == 2 else None
-
-
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def _fmt(value) -> str:
