@@ -26,7 +26,7 @@ import pandas as pd
 from scipy import stats
 
 from archbench.files import atomic_write_bytes
-from archbench.record import nested
+from archbench.record import RECORD_FILE, load_record_or_empty, nested
 from archbench.results import load_with_exclusions, model_label, with_evaluation
 from archbench.stats import finite, noise_floor
 
@@ -195,7 +195,7 @@ def load_side(name: str, folder, study=None, include_synthetic=False, exclude=()
             "results for your own runs")
     runs, excluded = load_with_exclusions(folder, include_synthetic=include_synthetic, exclude=exclude)
     if runs.empty and excluded.empty:
-        raise CompareInputError(f"{name}={str(folder)!r} holds no record.json: run a study first "
+        raise CompareInputError(f"{name}={str(folder)!r} holds no {RECORD_FILE}: run a study first "
                                 "(e.g. archbench -m experiment=demo), or pass the folder that holds runs/")
     wanted = _studies(study)
     if wanted:
@@ -229,7 +229,7 @@ def _with_provenance(runs: pd.DataFrame) -> pd.DataFrame:
     """The provenance fields and the runs' own speed ranges, read from each record."""
     extra = []
     for path in runs["path"]:
-        record = json.loads(Path(path).read_text(encoding="utf-8"))
+        record = load_record_or_empty(path)
         row = {f"prov:{name}": _text(nested(record, *keys)) for name, keys in PROVENANCE}
         latency = record.get("latency") or {}
         row["latency_range"] = _pair(nested(latency, "batch_1", "p10_ms"), nested(latency, "batch_1", "p90_ms"))
