@@ -5,8 +5,8 @@ usable run (failed, diverged, partial and duplicate records are left out, as in 
 ones too unless include_synthetic=true), flat columns, units in the names. `.parquet` keeps the column
 types (it needs pyarrow); `.csv` is plain text. Also `python -m archbench.report export ...`.
 
-Columns (the record module owns the map, `archbench.record.record_columns`; `results.load` adds
-`variant_label`). Units: `*_ms` milliseconds, `*_s` seconds, `*_bytes` bytes, `*_img_s` images per
+Columns (the record module owns the map, `archbench.record.record_columns` and the metric declarations
+`archbench.record.METRICS`, each of which is a column; `results.load` adds `variant_label`). Units: `*_ms` milliseconds, `*_s` seconds, `*_bytes` bytes, `*_img_s` images per
 second; accuracies (`*_top1`, `*_top5`) in percent [0, 100]; MACs count multiply-adds (fvcore), FLOPs
 are two per MAC.
 

@@ -404,6 +404,7 @@ def _order_seed(record: dict, seed):
 
 # Flat columns of one run (what archbench.results.load returns), with units in the names: *_ms
 # milliseconds, *_s seconds, *_bytes bytes, accuracies in percent; MACs count multiply-adds (fvcore).
+# Who ran what, where and how is mapped here; what was measured comes from the METRICS declarations.
 def record_columns(record: dict, path: str | os.PathLike) -> dict:
     env = record.get("env") or {}
     latency = record.get("latency") or {}
@@ -603,7 +604,7 @@ METRICS: dict[str, Metric] = {metric.name: metric for metric in (
     Metric("val_top1", ("metrics", "val_top1"), "seeds"),
     Metric("val_top5", ("metrics", "val_top5")),
     # At the selected epoch (ties in validation accuracy are broken by it).
-    Metric("val_loss", lambda record: _best_val_loss(record)),
+    Metric("val_loss", _best_val_loss),
     Metric("test_top1", ("metrics", "test_top1"), "seeds"),
     Metric("test_top5", ("metrics", "test_top5"), "seeds"),
     Metric("test_top1_last", ("metrics", "test_top1_last")),
@@ -679,8 +680,3 @@ def corruption_rows(record: dict) -> list[dict]:
              "clean_top1": _number(section.get("clean_top1"))}
             for corruption, by_severity in table.items() if isinstance(by_severity, dict)
             for severity, top1 in by_severity.items() if str(severity).isdigit()]
-
-
-def outcomes_section(record: dict):
-    """The record's `test_outcomes` section (archbench.outcomes), None for runs made before it."""
-    return record.get("test_outcomes")
