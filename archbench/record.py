@@ -680,3 +680,49 @@ def corruption_rows(record: dict) -> list[dict]:
              "clean_top1": _number(section.get("clean_top1"))}
             for corruption, by_severity in table.items() if isinstance(by_severity, dict)
             for severity, top1 in by_severity.items() if str(severity).isdigit()]
+
+
+# ----------------------------------------------------------------------------------- provenance
+
+# (name shown, where in the record): what `archbench.report compare` names when it differs between two runs.
+PROVENANCE = [
+    ("commit", ("env", "git_commit")),
+    ("uncommitted changes", ("env", "git_dirty")),
+    ("torch", ("env", "torch")),
+    ("torchvision", ("env", "torchvision")),
+    ("CUDA", ("env", "cuda")),
+    ("cuDNN", ("env", "cudnn")),
+    ("device", ("env", "device")),
+    ("device name", ("env", "device_name")),
+    ("CPU", ("env", "cpu_model")),
+    ("threads", ("env", "threads")),
+    ("training precision", ("train", "amp")),
+    ("training channels_last", ("train", "channels_last")),
+    ("latency precision", ("latency", "precision")),
+    ("latency layout", ("latency", "memory_format")),
+]
+
+
+def provenance_columns(record: dict) -> dict:
+    """`prov:<name>` (the value as text, "none" when absent) of each PROVENANCE field, and the run's own speed
+    ranges: `latency_range` (p10, p90 ms) and `throughput_range` (img/s), None when not measured."""
+    row = {f"prov:{name}": _provenance_text(nested(record, *keys)) for name, keys in PROVENANCE}
+    latency = record.get("latency") or {}
+    row["latency_range"] = _positive_pair(nested(latency, "batch_1", "p10_ms"), nested(latency, "batch_1", "p90_ms"))
+    # A slow batch (p90 time) is a low throughput: the range of img/s runs from p90 to p10.
+    batch, slow_ms, fast_ms = (nested(latency, "throughput", key) for key in ("batch_size", "p90_ms", "p10_ms"))
+    row["throughput_range"] = (_positive_pair(1000 * batch / slow_ms, 1000 * batch / fast_ms)
+                               if _positive(batch, slow_ms, fast_ms) else None)
+    return row
+
+
+def _provenance_text(value) -> str:
+    return "none" if value is None else str(value)
+
+
+def _positive(*values) -> bool:
+    return all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in values)
+
+
+def _positive_pair(low, high):
+    return (float(low), float(high)) if _positive(low, high) else None
