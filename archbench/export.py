@@ -5,8 +5,8 @@ usable run (failed, diverged, partial and duplicate records are left out, as in 
 ones too unless include_synthetic=true), flat columns, units in the names. `.parquet` keeps the column
 types (it needs pyarrow); `.csv` is plain text. Also `python -m archbench.report export ...`.
 
-Columns (the record module owns the map, `archbench.record.record_columns`; `results.load` adds
-`variant_label`). Units: `*_ms` milliseconds, `*_s` seconds, `*_bytes` bytes, `*_img_s` images per
+Columns (the record module owns the map, `archbench.record.record_columns` and the metric declarations
+`archbench.record.METRICS`, each of which is a column; `results.load` adds `variant_label`). Units: `*_ms` milliseconds, `*_s` seconds, `*_bytes` bytes, `*_img_s` images per
 second; accuracies (`*_top1`, `*_top5`) in percent [0, 100]; MACs count multiply-adds (fvcore), FLOPs
 are two per MAC.
 
@@ -53,12 +53,12 @@ from pathlib import Path
 import pandas as pd
 
 from archbench.files import atomic_write
+from archbench.keyvalue import parse_key_values
 from archbench.results import load_with_exclusions
 
 USAGE = __doc__.splitlines()[0].strip("`")
 DEFAULTS = {"results_dir": "results/runs", "out": None, "include_synthetic": False}
 FORMATS = (".parquet", ".csv")
-TRUE_WORDS, FALSE_WORDS = {"true", "yes", "1", "on"}, {"false", "no", "0", "off"}
 EXIT_BAD_INPUT = 2  # as the report and the training CLI
 
 
@@ -67,22 +67,7 @@ class ExportError(ValueError):
 
 
 def parse_arguments(arguments: list[str]) -> dict:
-    options = dict(DEFAULTS)
-    for argument in arguments:
-        key, separator, value = argument.partition("=")
-        if not separator:
-            raise ExportError(f"argument {argument!r} is not key=value; usage: {USAGE}")
-        if key not in DEFAULTS:
-            raise ExportError(f"unknown key {key!r}; valid keys: {', '.join(DEFAULTS)}")
-        if key == "include_synthetic":
-            if value.lower() not in TRUE_WORDS | FALSE_WORDS:
-                raise ExportError(f"include_synthetic={value!r} is not a boolean: use include_synthetic=true "
-                                  f"or include_synthetic=false")
-            options[key] = value.lower() in TRUE_WORDS
-        elif not value:
-            raise ExportError(f"{key}= needs a value; usage: {USAGE}")
-        else:
-            options[key] = value
+    options = parse_key_values(arguments, DEFAULTS, usage=USAGE, booleans={"include_synthetic"}, error=ExportError)
     if options["out"] is None:
         raise ExportError(f"out= is required, e.g. out=runs.parquet or out=runs.csv; usage: {USAGE}")
     if Path(options["out"]).suffix.lower() not in FORMATS:

@@ -1,7 +1,8 @@
-"""Run records: where they live, what they hold, and how they reach disk without ever being half-written.
+"""Run records: where they live, what they hold, how they are read, and the flat columns they become.
 
 A record is the contract between a run and everything after it (sweep skip/resume, results, report).
-Accuracies are percentages in [0, 100]; times are seconds unless the key ends in `_ms`.
+This module is its only reader and writer: nothing else names the file or parses it. Accuracies are
+percentages in [0, 100]; times are seconds unless the key ends in `_ms`.
 """
 from __future__ import annotations
 
@@ -13,9 +14,13 @@ import os
 import platform
 import socket
 import subprocess
+from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 import archbench
+from archbench.device import cpu_model
 from archbench.files import atomic_write_bytes, atomic_write_json, move_aside  # noqa: F401 (re-exported)
 
 # 2: identity (fingerprint, variant, settings), a normalised recipe section, variant folders, flags.
@@ -24,11 +29,12 @@ READABLE_SCHEMAS = (1, 2)  # schema 1 records (no variant folder) are read with 
 STATUSES = ("complete", "diverged", "failed")
 # A record with one of these statuses is finished work: a rerun skips it (unless forced).
 FINISHED = ("complete", "diverged")
-RECORD_FILENAME = "record.json"
 RECORD_FILE = "record.json"
+RECORD_FILENAME = RECORD_FILE  # the older name, still imported by callers
 
 
-def record_path(folder) -> Path: return Path(folder) / RECORD_FILE
+def record_path(folder) -> Path:
+    return Path(folder) / RECORD_FILE
 
 
 def record_dir(results_dir: str | os.PathLike, study: str, data: str, model: str, variant: str, seed: int) -> Path:
@@ -56,6 +62,23 @@ def parse_record_path(path: str | os.PathLike) -> dict:
     return {"study": parts[-5], "data": parts[-4], "model": parts[-3], "variant": None, "seed": seed}
 
 
+def find_records(results_dir: str | os.PathLike) -> list[Path]:
+    """Every record under `results_dir`, at any depth, in path order."""
+    return sorted(Path(results_dir).glob(f"**/{RECORD_FILE}"))
+
+
+def seed_records(model_dir: str | os.PathLike, seed: int) -> list[Path]:
+    """The records of one model and seed under every variant folder of `model_dir`."""
+    return sorted(Path(model_dir).glob(f"*/seed{seed}/{RECORD_FILE}"))
+
+
+def write_record(folder: str | os.PathLike, record: dict) -> Path:
+    """Write `record` into run folder `folder` atomically; return its path."""
+    path = record_path(folder)
+    atomic_write_json(path, record)
+    return path
+
+
 class CorruptFileError(RuntimeError):
     """A record or checkpoint on disk that cannot be read; it has been moved aside."""
 
@@ -75,6 +98,114 @@ def read_record(path: str | os.PathLike) -> dict | None:
         raise CorruptFileError(f"record {path} is unreadable ({err}); moved aside to {moved.name}") from err
 
 
+# Parsed records by path, with a digest of the bytes they were parsed from: analysis reads a record from
+# several places (loading, evaluation columns, history, per-image outcomes), and one report build parses
+# each file once. The digest, not the modification time, decides, so a record rewritten within one clock
+# tick is never served stale. Bounded, so a long session cannot grow it without limit.
+_PARSED: OrderedDict[str, tuple[bytes, Any]] = OrderedDict()
+_PARSED_MAX = 4096
+
+
+def load_record(path: str | os.PathLike) -> tuple[dict | None, str | None]:
+    """`(record, None)`, or `(None, reason)` for a file that is not a readable record; never moves anything.
+
+    For analysis (results, report, tuning selection): the record returned may be shared with other
+    readers of the same file, so it must not be changed; `read_record` is the reader for a run that
+    updates its own record.
+    """
+    key = str(path)
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as error:
+        return None, f"unreadable: {error}"
+    digest = hashlib.blake2b(raw, digest_size=16).digest()
+    cached = _PARSED.get(key)
+    if cached is not None and cached[0] == digest:
+        _PARSED.move_to_end(key)
+        record = cached[1]
+    else:
+        try:
+            record = json.loads(raw.decode("utf-8"))
+        except json.JSONDecodeError as error:
+            return None, (f"unreadable: corrupt JSON ({error.msg}, line {error.lineno} column "
+                          f"{error.colno}); rerun this run")
+        except UnicodeDecodeError as error:
+            return None, f"unreadable: {error}"
+        _PARSED[key] = (digest, record)
+        if len(_PARSED) > _PARSED_MAX:
+            _PARSED.popitem(last=False)
+    if not isinstance(record, dict):
+        return None, f"unreadable: top level is a {type(record).__name__}, not a JSON object"
+    return record, None
+
+
+def load_record_or_empty(path: str | os.PathLike) -> dict:
+    """The record at `path` for reading one section of it, `{}` when it cannot be read."""
+    return load_record(path)[0] or {}
+
+
+# --------------------------------------------------------------------------------------------- statuses
+
+def unusable_reason(record: dict, row: dict, include_synthetic: bool) -> str | None:
+    """Why this record must not be averaged in, or None when it is a usable result (`row`: its columns)."""
+    schema = record.get("schema")
+    if schema not in READABLE_SCHEMAS:
+        if not isinstance(schema, int):
+            return f"schema {schema!r} is not an archbench record schema (expected {SCHEMA})"
+        if schema < min(READABLE_SCHEMAS):
+            return (f"schema {schema} is older than the schemas this archbench reads "
+                    f"({', '.join(map(str, READABLE_SCHEMAS))}): rerun or migrate")
+        return f"schema {schema} is newer than this archbench's schema {SCHEMA}: upgrade archbench"
+    status = record.get("status")
+    if status in ("failed", "diverged"):
+        error = error_text(record.get("error"))
+        return f"{status}" + (f": {error}" if error else "")
+    if status != "complete":
+        return f"status {status!r} is not 'complete' (partial or interrupted run)"
+    if row.get("synthetic") and not include_synthetic:
+        return "synthetic data (a smoke test, not a result); include_synthetic=true to show it"
+    missing = [key for key in ("study", "data", "model") if _is_missing(row.get(key))]
+    if missing:
+        return f"missing {', '.join(missing)}: cannot tell which comparison this run belongs to"
+    if row.get("task") == "train":
+        if _is_missing(row.get("test_top1")):
+            return "train record without a test_top1 metric (partial run?)"
+        for metric in PERCENT_CHECKED:
+            value = row.get(metric)
+            if not _is_missing(value) and not 0.0 <= value <= 100.0:
+                return (f"{metric}={value} is outside [0, 100]: accuracies are percentages, "
+                        "the writer must multiply fractions by 100")
+    elif row.get("task") != "profile":
+        return f"task {row.get('task')!r} is neither 'train' nor 'profile'"
+    return None
+
+
+# Accuracies a usable train record must hold as percentages, not fractions.
+PERCENT_CHECKED = ("test_top1", "test_top5", "val_top1")
+
+
+def is_diverged_reason(reason) -> bool:
+    """Whether an exclusion reason from `unusable_reason` says the run diverged (finished, but lost)."""
+    return str(reason).startswith("diverged")
+
+
+def error_text(error) -> str:
+    """One short line from a record's error (a dict with type and message, or text)."""
+    if error is None:
+        return ""
+    if isinstance(error, dict):
+        text = ": ".join(str(part) for part in (error.get("type"), error.get("message")) if part)
+    else:
+        text = str(error)
+    lines = text.strip().splitlines()
+    first = lines[0] if lines else ""
+    return first if len(first) <= 200 else first[:197] + "..."
+
+
+def _is_missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
 # ---------------------------------------------------------------------------------------------- environment
 
 def _git(*args: str) -> str | None:
@@ -84,16 +215,6 @@ def _git(*args: str) -> str | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout.strip() if out.returncode == 0 else None
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _version(module: str) -> str | None:
@@ -274,15 +395,15 @@ def _order_seed(record: dict, seed):
 
 # Flat columns of one run (what archbench.results.load returns), with units in the names: *_ms
 # milliseconds, *_s seconds, *_bytes bytes, accuracies in percent; MACs count multiply-adds (fvcore).
+# Who ran what, where and how is mapped here; what was measured comes from the METRICS declarations.
 def record_columns(record: dict, path: str | os.PathLike) -> dict:
     env = record.get("env") or {}
     latency = record.get("latency") or {}
     complexity = record.get("complexity") or {}
     train = record.get("train") or {}
-    metrics = record.get("metrics") or {}
     dataset = record.get("dataset") or {}
     recipe = record.get("recipe") or nested(record, "config", "train") or {}
-    threads = _present_or(env.get("threads"), latency.get("threads"))
+    threads = _threads(record)
     _, settings = variant_settings(record)
     key = record_key(record, path)
     return {
@@ -343,42 +464,16 @@ def record_columns(record: dict, path: str | os.PathLike) -> dict:
         "test_size": _number(dataset.get("test_size")),
         "num_classes": _number(dataset.get("num_classes")),
         "image_size": _number(dataset.get("image_size")),
-        "params": _number(complexity.get("params")),
-        "trainable_params": _number(complexity.get("trainable_params")),
-        "macs": _number(complexity.get("macs")),
-        "flops_forward": _number(complexity.get("flops_forward")),
-        "flops_train": _number(complexity.get("flops_train")),
-        "activations": _number(complexity.get("activations")),
-        "latency_device": latency.get("device"),
-        "latency_b1_ms": _number(nested(latency, "batch_1", "median_ms")),
-        "latency_b1_p10_ms": _number(nested(latency, "batch_1", "p10_ms")),
-        "latency_b1_p90_ms": _number(nested(latency, "batch_1", "p90_ms")),
-        "throughput_batch_size": _number(nested(latency, "throughput", "batch_size")),
-        "throughput_img_s": _number(nested(latency, "throughput", "img_per_s")),
-        "train_img_s": _number(train.get("img_per_s")),
-        "wall_s": _number(train.get("wall_s")),  # training time only (job_wall_s is the whole job)
-        "job_wall_s": _number(nested(record, "env", "job_wall_s")),
-        "epochs": _number(train.get("epochs")),
-        "steps": _number(train.get("steps")),
-        **_speed_marks(record, latency, train, threads),
-        "peak_mem_bytes": _number(train.get("peak_mem_bytes")),
-        "train_j_per_image": _number(nested(record, "energy", "train_j_per_image")),  # NVML; absent off NVIDIA
-        "inference_j_per_image": _number(nested(record, "energy", "inference_j_per_image")),
-        "ttt_target": _number(nested(train, "time_to_target", "target_top1")),
-        "ttt_s": _number(nested(train, "time_to_target", "seconds")),
-        "ttt_epoch": _number(nested(train, "time_to_target", "epoch")),
-        "val_top1": _number(metrics.get("val_top1")),
-        "val_top5": _number(metrics.get("val_top5")),
-        "val_loss": _number(_best_val_loss(record)),
-        "test_top1": _number(metrics.get("test_top1")),
-        "test_top5": _number(metrics.get("test_top5")),
-        "test_top1_last": _number(metrics.get("test_top1_last")),
-        "best_epoch": _number(metrics.get("best_epoch")),
+        **{metric.name: metric.read(record) for metric in METRICS.values() if metric.stage == "load"},
         "path": str(path),
     }
 
 
-def _speed_marks(record: dict, latency: dict, train: dict, threads) -> dict:
+def _threads(record: dict):
+    return _present_or(nested(record, "env", "threads"), nested(record, "latency", "threads"))
+
+
+def _speed_marks(record: dict) -> dict:
     """Whether the speed figures may be concluded from: why not (under load, MFU over 100%), else None.
 
     `mfu` is the MFU against the quiet peak of task=measure when there is one, and is left empty when
@@ -386,6 +481,7 @@ def _speed_marks(record: dict, latency: dict, train: dict, threads) -> dict:
     """
     from archbench.quiet import legacy_under_load
 
+    latency, train, threads = record.get("latency") or {}, record.get("train") or {}, _threads(record)
     measured = record.get("measure") or {}
     mfu = measured.get("mfu") if measured.get("mfu") is not None else train.get("mfu")
     peak = measured.get("device_peak") if measured.get("mfu") is not None else train.get("device_peak")
@@ -400,3 +496,224 @@ def _speed_marks(record: dict, latency: dict, train: dict, threads) -> dict:
     return {"mfu": None if note else _number(mfu), "mfu_raw": _number(mfu), "mfu_note": note,
             "latency_under_load": (under or {}).get("reason"),
             "latency_quiet": bool((latency.get("quiet") or {}).get("checked")) and under is None}
+
+
+def _speed_mark(column: str) -> Callable[[dict], Any]:
+    return lambda record: _speed_marks(record)[column]
+
+
+def _calibrated(record: dict, key: str):
+    """A temperature-scaled calibration figure: "calibrated" in early drafts of the section."""
+    section = record.get("calibration") or {}
+    return (section.get("temperature_scaled") or section.get("calibrated") or {}).get(key)
+
+
+def _corruption_method(record: dict):
+    """A run without the optional corruptions package says why instead of a method."""
+    section = record.get("robustness") or {}
+    return section.get("method") or (f"not measured ({section['skipped']})" if section.get("skipped") else None)
+
+
+# ------------------------------------------------------------------------------------ metric columns
+
+@dataclass(frozen=True)
+class Display:
+    """How a metric shows in the report's tables (archbench.report.tables renders `style`).
+
+    `heading` may hold `{device}`; `style` is one of tables.CELL_STYLES: `millions`, `number`, `speed` (a
+    number marked when measured under load), `mfu`, `mean_pm_std` (over seeds); `optional` columns are
+    left out of a table where no model has them (records made before the figure existed).
+    """
+    heading: str
+    style: str = "number"
+    digits: int = 2
+    optional: bool = False
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One flat column of a run: where it is in the record, how runs are summarised and how it shows.
+
+    `source`: a path of keys into the record, or a function of the record. `summary`: "seeds" (mean, std,
+    95% CI and count over seeds, like accuracy), "mean" (the mean over runs: it describes the model or the
+    machine, not luck), or None (not summarised). `stage`: "load" for a column of `results.load`,
+    "evaluation" for one that `results.with_evaluation` adds (the calibration and robustness sections).
+    `display`: its column in the report's comparison table, None for none.
+    """
+    name: str
+    source: tuple[str, ...] | Callable[[dict], Any]
+    summary: str | None = None
+    display: Display | None = None
+    number: bool = True
+    stage: str = "load"
+
+    def read(self, record: dict):
+        value = self.source(record) if callable(self.source) else nested(record, *self.source)
+        return _number(value) if self.number else value
+
+
+# Every measured column of a run, in the order of `results.load`'s columns; units in the names: *_ms
+# milliseconds, *_s seconds, *_bytes bytes, accuracies in percent; MACs count multiply-adds (fvcore).
+# A new metric that reaches the report is where it is computed plus one declaration here (or `register`).
+METRICS: dict[str, Metric] = {metric.name: metric for metric in (
+    Metric("params", ("complexity", "params"), "mean", Display("Params (M)", "millions")),
+    Metric("trainable_params", ("complexity", "trainable_params"), "mean"),
+    Metric("macs", ("complexity", "macs"), "mean", Display("MACs (M)", "millions")),
+    Metric("flops_forward", ("complexity", "flops_forward"), "mean", Display("FLOPs (M)", "millions")),
+    Metric("flops_train", ("complexity", "flops_train"), "mean"),
+    # fvcore's activation count of one forward pass.
+    Metric("activations", ("complexity", "activations"), "mean", Display("Activations (M)", "millions")),
+    Metric("latency_device", ("latency", "device"), number=False),
+    Metric("latency_b1_ms", ("latency", "batch_1", "median_ms"), "mean",
+           Display("Batch-1 latency (ms, {device})", "speed", 2)),
+    Metric("latency_b1_p10_ms", ("latency", "batch_1", "p10_ms")),
+    Metric("latency_b1_p90_ms", ("latency", "batch_1", "p90_ms")),
+    Metric("throughput_batch_size", ("latency", "throughput", "batch_size")),
+    Metric("throughput_img_s", ("latency", "throughput", "img_per_s"), "mean",
+           Display("Throughput (img/s, {device})", "speed", 0)),
+    Metric("train_img_s", ("train", "img_per_s"), "mean", Display("Train (img/s)", "number", 0)),
+    # Training time only (job_wall_s is the whole job).
+    Metric("wall_s", ("train", "wall_s"), "mean", Display("Training time (s)", "number", 0)),
+    Metric("job_wall_s", ("env", "job_wall_s")),
+    Metric("epochs", ("train", "epochs")),
+    Metric("steps", ("train", "steps")),
+    # None (not NaN) when it cannot be shown: a peak under load, or over 100%.
+    Metric("mfu", _speed_mark("mfu"), "mean", Display("MFU (%)", "mfu", 1), number=False),
+    Metric("mfu_raw", _speed_mark("mfu_raw"), number=False),
+    Metric("mfu_note", _speed_mark("mfu_note"), number=False),
+    Metric("latency_under_load", _speed_mark("latency_under_load"), number=False),
+    Metric("latency_quiet", _speed_mark("latency_quiet"), number=False),
+    Metric("peak_mem_bytes", ("train", "peak_mem_bytes")),
+    # NVML; absent off NVIDIA GPUs.
+    Metric("train_j_per_image", ("energy", "train_j_per_image"), "mean",
+           Display("Energy (J/train img)", "number", 4, optional=True)),
+    Metric("inference_j_per_image", ("energy", "inference_j_per_image"), "mean",
+           Display("Energy (J/infer img)", "number", 4, optional=True)),
+    Metric("ttt_target", ("train", "time_to_target", "target_top1")),
+    Metric("ttt_s", ("train", "time_to_target", "seconds"), "mean"),
+    Metric("ttt_epoch", ("train", "time_to_target", "epoch")),
+    Metric("val_top1", ("metrics", "val_top1"), "seeds"),
+    Metric("val_top5", ("metrics", "val_top5")),
+    # At the selected epoch (ties in validation accuracy are broken by it).
+    Metric("val_loss", _best_val_loss),
+    Metric("test_top1", ("metrics", "test_top1"), "seeds"),
+    Metric("test_top5", ("metrics", "test_top5"), "seeds"),
+    Metric("test_top1_last", ("metrics", "test_top1_last")),
+    Metric("best_epoch", ("metrics", "best_epoch")),
+    # Calibration on test with the temperature fitted on validation (archbench.evaluate): ECE in percent,
+    # NLL in nats per image, Brier 0-2; top-1 under corruptions in percent.
+    Metric("ece", ("calibration", "uncalibrated", "ece"), "seeds",
+           Display("ECE (%)", "mean_pm_std", 2, optional=True), stage="evaluation"),
+    Metric("nll", ("calibration", "uncalibrated", "nll"), "seeds",
+           Display("NLL (nats)", "mean_pm_std", 3, optional=True), stage="evaluation"),
+    Metric("brier", ("calibration", "uncalibrated", "brier"), "seeds", stage="evaluation"),
+    Metric("ece_calibrated", lambda record: _calibrated(record, "ece"), "seeds", stage="evaluation"),
+    Metric("nll_calibrated", lambda record: _calibrated(record, "nll"), "seeds", stage="evaluation"),
+    Metric("corruption_clean_top1", ("robustness", "clean_top1"), "seeds", stage="evaluation"),
+    Metric("mean_corruption_top1", ("robustness", "mean_corruption_top1"), "seeds",
+           Display("Corrupted top-1 (%)", "mean_pm_std", 2, optional=True), stage="evaluation"),
+    Metric("relative_corruption_drop", ("robustness", "relative_drop"), "seeds", stage="evaluation"),
+    Metric("brier_calibrated", lambda record: _calibrated(record, "brier"), stage="evaluation"),
+    Metric("temperature", ("calibration", "temperature"), stage="evaluation"),
+    Metric("calibration_images", ("calibration", "images"), stage="evaluation"),
+    Metric("corruption_images", ("robustness", "images"), stage="evaluation"),
+    Metric("corruption_source", ("robustness", "source"), number=False, stage="evaluation"),
+    Metric("corruption_method", _corruption_method, number=False, stage="evaluation"),
+)}
+
+
+def register(metric: Metric) -> Metric:
+    """Declare a metric computed elsewhere (e.g. a new record section): it becomes a column of
+    `results.load` (or of `with_evaluation`), is summarised per `metric.summary` and, with a `display`,
+    shows in the report's comparison tables."""
+    if metric.name in METRICS:
+        raise ValueError(f"metric {metric.name!r} is declared already")
+    METRICS[metric.name] = metric
+    return metric
+
+
+def metrics(stage: str | None = None, summary: str | None = None) -> list[Metric]:
+    """The declared metrics, in declaration order, of one stage and/or summary kind."""
+    return [metric for metric in METRICS.values()
+            if (stage is None or metric.stage == stage) and (summary is None or metric.summary == summary)]
+
+
+def evaluation_columns(record: dict) -> dict:
+    """The per-run columns of the calibration and robustness sections; NaN where a run has none."""
+    return {metric.name: metric.read(record) for metric in metrics(stage="evaluation")}
+
+
+def history_rows(record: dict) -> list[dict]:
+    """The per-epoch entries of a record's training history (epoch, val_top1, elapsed_s, ...)."""
+    return [entry for entry in record.get("history") or [] if isinstance(entry, dict)]
+
+
+def reliability_rows(record: dict, scaling: str) -> list[dict]:
+    """Reliability bins of one calibration scaling (`uncalibrated` or `temperature_scaled`): the bin's
+    lower edge, confidence and accuracy in percent, and its count of images."""
+    section = nested(record, "calibration", scaling)
+    bins = section.get("reliability") if isinstance(section, dict) else None
+    if not isinstance(bins, dict):
+        return []
+    columns = [bins.get(key) or [] for key in ("lower", "confidence", "accuracy", "count")]
+    return [{"bin_lower": _number(lower), "confidence": _number(confidence),
+             "accuracy": _number(accuracy), "count": _number(count)}
+            for lower, confidence, accuracy, count in zip(*columns)]
+
+
+def corruption_rows(record: dict) -> list[dict]:
+    """Top-1 per corruption and severity, beside the run's clean top-1 on the same images."""
+    section = record.get("robustness") or {}
+    table = section.get("top1")
+    if not isinstance(table, dict):
+        return []
+    return [{"corruption": corruption, "severity": int(severity), "top1": _number(top1),
+             "clean_top1": _number(section.get("clean_top1"))}
+            for corruption, by_severity in table.items() if isinstance(by_severity, dict)
+            for severity, top1 in by_severity.items() if str(severity).isdigit()]
+
+
+# ----------------------------------------------------------------------------------- provenance
+
+# (name shown, where in the record): what `archbench.report compare` names when it differs between two runs.
+PROVENANCE = [
+    ("commit", ("env", "git_commit")),
+    ("uncommitted changes", ("env", "git_dirty")),
+    ("torch", ("env", "torch")),
+    ("torchvision", ("env", "torchvision")),
+    ("CUDA", ("env", "cuda")),
+    ("cuDNN", ("env", "cudnn")),
+    ("device", ("env", "device")),
+    ("device name", ("env", "device_name")),
+    ("CPU", ("env", "cpu_model")),
+    ("threads", ("env", "threads")),
+    ("training precision", ("train", "amp")),
+    ("training channels_last", ("train", "channels_last")),
+    ("latency precision", ("latency", "precision")),
+    ("latency layout", ("latency", "memory_format")),
+]
+
+
+def provenance_columns(record: dict) -> dict:
+    """`prov:<name>` (the value as text, "none" when absent) of each PROVENANCE field, and the run's own speed
+    ranges: `latency_range` (p10, p90 ms) and `throughput_range` (img/s), None when not measured."""
+    row = {f"prov:{name}": _provenance_text(nested(record, *keys)) for name, keys in PROVENANCE}
+    latency = record.get("latency") or {}
+    row["latency_range"] = _positive_pair(nested(latency, "batch_1", "p10_ms"), nested(latency, "batch_1", "p90_ms"))
+    # A slow batch (p90 time) is a low throughput: the range of img/s runs from p90 to p10.
+    batch, slow_ms, fast_ms = (nested(latency, "throughput", key) for key in ("batch_size", "p90_ms", "p10_ms"))
+    row["throughput_range"] = (_positive_pair(1000 * batch / slow_ms, 1000 * batch / fast_ms)
+                               if _positive(batch, slow_ms, fast_ms) else None)
+    return row
+
+
+def _provenance_text(value) -> str:
+    return "none" if value is None else str(value)
+
+
+def _positive(*values) -> bool:
+    return all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in values)
+
+
+def _positive_pair(low, high):
+    return (float(low), float(high)) if _positive(low, high) else None

@@ -131,10 +131,9 @@ def measurement_pass(config, rows: list[dict]) -> list[dict]:
 
 
 def _speed_deferred(path: Path) -> bool:
-    try:
-        return bool((json.loads(path.read_text()).get("latency") or {}).get("deferred"))
-    except (OSError, ValueError, AttributeError):
-        return False
+    from archbench.record import load_record_or_empty, nested
+
+    return bool(nested(load_record_or_empty(path), "latency", "deferred"))
 
 
 class SweepSummary(Callback):

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from archbench.record import is_diverged_reason, load_record_or_empty, nested
+
 # Where each tunable name lives in a recipe (conf/train/*.yaml).
 RECIPE_PATHS = {
     "lr": ("optimizer", "lr"),
@@ -150,8 +152,8 @@ def select(results_dir, tuning_study: str, data: str, model: str, seed: int | No
                           f"trials never used (e.g. seed={max(trial_seeds) + 1}; conf/experiment/tuned_*.yaml "
                           f"use 1,2,3)")
     best = best_trials(runs).iloc[0]
-    record = _trial_record(best["path"])
-    candidate = (record.get("tuning") or {}).get("candidate") or {}
+    # A copy: the final run writes it into its own record, and the trial's parsed record is shared.
+    candidate = copy.deepcopy(nested(load_record_or_empty(best["path"]), "tuning", "candidate") or {})
     return candidate, {"tuned_from": tuning_study, "selected_trial": int(best["trial"]), "trials": expected,
                        "candidate": candidate, "selected_val_top1": float(best["val_top1"]),
                        "selection": "best validation top-1, ties by lower validation loss"}
@@ -161,8 +163,8 @@ def _diverged_trials(excluded, tuning_study: str, data: str, model: str) -> set[
     """Trial numbers of `model`'s diverged trials in `tuning_study` (records the results loader leaves out)."""
     trials = set()
     for row in excluded.itertuples():
-        if str(row.reason).startswith("diverged") and (row.study, row.data, row.model) == (tuning_study, data, model):
-            tuning = _trial_record(row.path).get("tuning") or {}
+        if is_diverged_reason(row.reason) and (row.study, row.data, row.model) == (tuning_study, data, model):
+            tuning = load_record_or_empty(row.path).get("tuning") or {}
             if tuning.get("study") == tuning_study and tuning.get("trial") is not None:
                 trials.add(int(tuning["trial"]))
     return trials
@@ -170,12 +172,5 @@ def _diverged_trials(excluded, tuning_study: str, data: str, model: str) -> set[
 
 def _diverged_seeds(excluded, tuning_study: str, data: str, model: str) -> set[int]:
     return {int(row.seed) for row in excluded.itertuples()
-            if str(row.reason).startswith("diverged") and (row.study, row.data, row.model) == (tuning_study, data, model)
+            if is_diverged_reason(row.reason) and (row.study, row.data, row.model) == (tuning_study, data, model)
             and isinstance(row.seed, (int, np.integer))}
-
-
-def _trial_record(path) -> dict:
-    import json
-    from pathlib import Path
-
-    return json.loads(Path(path).read_text())

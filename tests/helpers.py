@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from archbench import record as rec
+
 REPO = Path(__file__).resolve().parent.parent
 FMNIST = Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
 
@@ -25,6 +27,9 @@ def archbench(args, results_dir, timeout=600, env=None, wait=True):
 
 
 def load(path):
+    """A record through the record module (its only reader); any other JSON file (a cache entry) as it is."""
+    if Path(path).name == rec.RECORD_FILE:
+        return rec.read_record(path)
     return json.loads(Path(path).read_text())
 
 
@@ -36,7 +41,7 @@ def run_folder(results_dir, model="resnet20", data="synthetic", seed=0, study="d
 
 
 def record_path(results_dir, model="resnet20", data="synthetic", seed=0, study="default"):
-    return run_folder(results_dir, model, data, seed, study) / "record.json"
+    return rec.record_path(run_folder(results_dir, model, data, seed, study))
 
 
 def spec_for(args, results_dir):
@@ -52,12 +57,12 @@ def spec_for(args, results_dir):
 
 
 # One hand-written record (tests/fixtures/records) that the report tests copy and edit into whole studies.
-FIXTURE_RECORD = Path(__file__).parent / "fixtures/records/runs/golden/cifar10/resnet20/seed0/record.json"
+FIXTURE_RECORD = rec.record_path(Path(__file__).parent / "fixtures/records/runs/golden/cifar10/resnet20/seed0")
 
 
 def fixture_record(study: str, model: str, family: str, seed: int, **metrics) -> dict:
     """A copy of the fixture record renamed to `study`/`model`/`seed`, with the given metrics."""
-    record = json.loads(FIXTURE_RECORD.read_text())
+    record = rec.read_record(FIXTURE_RECORD)
     record.update(study=study, model=model, family=family, seed=seed)
     record["config"].update(study=study, seed=seed, model={"name": model})
     record["metrics"].update(metrics)
@@ -66,7 +71,6 @@ def fixture_record(study: str, model: str, family: str, seed: int, **metrics) ->
 
 def write_record(results_dir: Path, record: dict, variant: str) -> None:
     """Write `record` where a run writes it: runs/<study>/cifar10/<model>/<variant>/seed<k>/record.json."""
-    path = (Path(results_dir) / "runs" / record["study"] / "cifar10" / record["model"] / variant
-            / f"seed{record['seed']}" / "record.json")
-    path.parent.mkdir(parents=True)
-    path.write_text(json.dumps(record))
+    folder = Path(results_dir) / "runs" / record["study"] / "cifar10" / record["model"] / variant / f"seed{record['seed']}"
+    folder.mkdir(parents=True)
+    rec.write_record(folder, record)

@@ -43,9 +43,9 @@ def test_missing_logger_backend_is_left_out_with_its_reason(tmp_path, monkeypatc
 
 
 def test_report_names_why_robustness_is_missing():
-    from archbench.results import _robustness_columns
+    from archbench.record import evaluation_columns
 
-    columns = _robustness_columns({"skipped": "package imagecorruptions-imaug is not installed"})
+    columns = evaluation_columns({"robustness": {"skipped": "package imagecorruptions-imaug is not installed"}})
     assert columns["corruption_method"] == "not measured (package imagecorruptions-imaug is not installed)"
     assert columns["mean_corruption_top1"] != columns["mean_corruption_top1"]  # NaN: no number invented
 

@@ -26,7 +26,7 @@ import pandas as pd
 from scipy import stats
 
 from archbench.files import atomic_write_bytes
-from archbench.record import nested
+from archbench.record import PROVENANCE, RECORD_FILE, load_record_or_empty, provenance_columns
 from archbench.results import load_with_exclusions, model_label, with_evaluation
 from archbench.stats import finite, noise_floor
 
@@ -51,25 +51,6 @@ BENIGN_EXCLUSIONS = ("failed", "diverged", "status ", "synthetic", "duplicate")
 SPEED_METRICS = [("latency_b1_ms", "latency", "ms", False),
                  ("throughput_img_s", "throughput", "img/s", True),
                  ("train_img_s", "train img/s", "img/s", True)]
-
-# (name shown, where in the record); a difference in any of them is named.
-PROVENANCE = [
-    ("commit", ("env", "git_commit")),
-    ("uncommitted changes", ("env", "git_dirty")),
-    ("torch", ("env", "torch")),
-    ("torchvision", ("env", "torchvision")),
-    ("CUDA", ("env", "cuda")),
-    ("cuDNN", ("env", "cudnn")),
-    ("device", ("env", "device")),
-    ("device name", ("env", "device_name")),
-    ("CPU", ("env", "cpu_model")),
-    ("threads", ("env", "threads")),
-    ("training precision", ("train", "amp")),
-    ("training channels_last", ("train", "channels_last")),
-    ("latency precision", ("latency", "precision")),
-    ("latency layout", ("latency", "memory_format")),
-]
-
 
 class CompareInputError(ValueError):
     """Input that cannot be compared; the message names the value and the fix."""
@@ -195,7 +176,7 @@ def load_side(name: str, folder, study=None, include_synthetic=False, exclude=()
             "results for your own runs")
     runs, excluded = load_with_exclusions(folder, include_synthetic=include_synthetic, exclude=exclude)
     if runs.empty and excluded.empty:
-        raise CompareInputError(f"{name}={str(folder)!r} holds no record.json: run a study first "
+        raise CompareInputError(f"{name}={str(folder)!r} holds no {RECORD_FILE}: run a study first "
                                 "(e.g. archbench -m experiment=demo), or pass the folder that holds runs/")
     wanted = _studies(study)
     if wanted:
@@ -227,32 +208,8 @@ def _studies(study) -> list[str]:
 
 def _with_provenance(runs: pd.DataFrame) -> pd.DataFrame:
     """The provenance fields and the runs' own speed ranges, read from each record."""
-    extra = []
-    for path in runs["path"]:
-        record = json.loads(Path(path).read_text(encoding="utf-8"))
-        row = {f"prov:{name}": _text(nested(record, *keys)) for name, keys in PROVENANCE}
-        latency = record.get("latency") or {}
-        row["latency_range"] = _pair(nested(latency, "batch_1", "p10_ms"), nested(latency, "batch_1", "p90_ms"))
-        # A slow batch (p90 time) is a low throughput: the range of img/s runs from p90 to p10.
-        batch, slow_ms, fast_ms = (nested(latency, "throughput", key) for key in ("batch_size", "p90_ms", "p10_ms"))
-        row["throughput_range"] = (_pair(1000 * batch / slow_ms, 1000 * batch / fast_ms)
-                                   if _positive(batch, slow_ms, fast_ms) else None)
-        extra.append(row)
+    extra = [provenance_columns(load_record_or_empty(path)) for path in runs["path"]]
     return pd.concat([runs.reset_index(drop=True), pd.DataFrame(extra)], axis=1)
-
-
-def _text(value) -> str:
-    if value is None:
-        return "none"
-    return str(value)
-
-
-def _positive(*values) -> bool:
-    return all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in values)
-
-
-def _pair(low, high):
-    return (float(low), float(high)) if _positive(low, high) else None
 
 
 # ------------------------------------------------------------------------------------ comparison

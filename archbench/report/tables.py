@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from archbench.record import METRICS, Metric, metrics as declared_metrics
+
 from .document import markdown_table
 from .labels import count_text
 
@@ -109,6 +111,48 @@ def millions(value) -> str:
     return number(value, 2 if value < 1e7 else 1, scale=1e6)
 
 
+# ------------------------------------------------------------------------------- metric columns
+# A metric's column (heading, style, digits) is declared with the metric (archbench.record.METRICS);
+# the tables below pick declared metrics by name, and the comparison table also shows every metric
+# declared with a display that no list here names, so a new metric needs no change in this module.
+
+# What a model costs: the comparison table and the profile-only table show the same block.
+COST_COLUMNS = ["params", "macs", "flops_forward", "activations", "latency_b1_ms", "throughput_img_s"]
+# After the training precision in the comparison table, in the order of the committed report.
+TRAINING_COLUMNS = ["ece", "nll", "mean_corruption_top1", "train_img_s", "wall_s", "mfu", "train_j_per_image",
+                    "inference_j_per_image"]
+HEADLINE_METRICS = ["macs", "params", "latency_b1_ms"]
+PRECISION_HEADING = "Training precision"  # what train.amp resolved to: a setting, not a metric
+
+CELL_STYLES = {
+    "millions": lambda row, name, digits: millions(row.get(name)),
+    "number": lambda row, name, digits: number(row.get(name), digits),
+    "speed": lambda row, name, digits: speed(row.get(name), digits, row.get("latency_under_load")),
+    "mfu": lambda row, name, digits: mfu_text(row),
+    "mean_pm_std": lambda row, name, digits: _mean_pm_std_of(row, name, digits),
+}
+
+
+def heading(metric: Metric, device: str) -> str:
+    return metric.display.heading.format(device=device)
+
+
+def metric_cells(row, names, device: str) -> dict:
+    """`{heading: text}` of the declared metrics `names` in a summary row, as their declarations show them."""
+    cells = {}
+    for name in names:
+        metric = METRICS[name]
+        cells[heading(metric, device)] = CELL_STYLES[metric.display.style](row, name, metric.display.digits)
+    return cells
+
+
+def accuracy_table_metrics() -> list[str]:
+    """TRAINING_COLUMNS, then every other metric declared with a display that no table here names."""
+    named = set(COST_COLUMNS) | set(TRAINING_COLUMNS) | set(HEADLINE_METRICS)
+    return TRAINING_COLUMNS + [metric.name for metric in declared_metrics()
+                               if metric.display and metric.name not in named]
+
+
 def accuracy_table(group: pd.DataFrame, ranking: pd.DataFrame, on_front: pd.Series,
                    device: str, ttt_target) -> pd.DataFrame:
     """Display table of a train comparison (one study, data and hardware), best mean first."""
@@ -132,35 +176,24 @@ def accuracy_table(group: pd.DataFrame, ranking: pd.DataFrame, on_front: pd.Seri
             else f"±{row.test_top1_se_test:.2f}",
             "Test top-5 (%)": mean_pm_std(row.test_top5_mean, row.test_top5_std),
             "Val top-1 (%)": mean_pm_std(row.val_top1_mean, row.val_top1_std),
-            "Params (M)": millions(row.params),
-            "MACs (M)": millions(row.macs),
-            "FLOPs (M)": millions(row.flops_forward),
-            "Activations (M)": millions(row.get("activations")),
-            f"Batch-1 latency (ms, {device})": speed(row.latency_b1_ms, 2, row.get("latency_under_load")),
-            f"Throughput (img/s, {device})": speed(row.throughput_img_s, 0, row.get("latency_under_load")),
-            "Training precision": row.get("amp") or MISSING,
-            "ECE (%)": _mean_pm_std_of(row, "ece"),
-            "NLL (nats)": _mean_pm_std_of(row, "nll", 3),
-            "Corrupted top-1 (%)": _mean_pm_std_of(row, "mean_corruption_top1"),
-            "Train (img/s)": number(row.train_img_s, 0),
-            "Training time (s)": number(row.wall_s, 0),
-            "MFU (%)": mfu_text(row),
-            "Energy (J/train img)": number(row.get("train_j_per_image"), 4),
-            "Energy (J/infer img)": number(row.get("inference_j_per_image"), 4),
+            **metric_cells(row, COST_COLUMNS, device),
+            PRECISION_HEADING: row.get("amp") or MISSING,
+            **metric_cells(row, accuracy_table_metrics(), device),
             f"Time to {target} (s)": _time_to_target(row),
             "Pareto (MACs)": "yes" if on_front.get(index, False) else "",
         })
-    table = _without_empty(pd.DataFrame(rows), OPTIONAL_COLUMNS)
+    table = _without_empty(pd.DataFrame(rows), optional_headings(device))
     if is_missing(ttt_target):
         # No target accuracy was set for these runs: "not reached" would be misleading.
         table = table.drop(columns=[f"Time to {target} (s)"], errors="ignore")
     return table
 
 
-# Left out of a table when no model has them (records made before the precision probe or the
-# evaluation stage), so older reports do not grow columns of dashes.
-OPTIONAL_COLUMNS = ["Training precision", "ECE (%)", "NLL (nats)", "Corrupted top-1 (%)", "Energy (J/train img)",
-                    "Energy (J/infer img)"]
+def optional_headings(device: str) -> list[str]:
+    """Columns left out of a table when no model has them (records made before the precision probe or the
+    evaluation stage, energy off NVIDIA GPUs), so older reports do not grow columns of dashes."""
+    return [PRECISION_HEADING] + [heading(metric, device) for metric in declared_metrics()
+                                  if metric.display and metric.display.optional]
 
 
 def _without_empty(table: pd.DataFrame, columns) -> pd.DataFrame:
@@ -212,10 +245,8 @@ def headline_table(group: pd.DataFrame, device: str) -> pd.DataFrame:
             "95% interval": MISSING if is_missing(row.test_top1_ci95) else
             f"{row.test_top1_mean - row.test_top1_ci95:.2f}–{row.test_top1_mean + row.test_top1_ci95:.2f}",
             "Seeds": int(row.seeds),
-            "MACs (M)": millions(row.macs),
-            "Params (M)": millions(row.params),
-            f"Batch-1 latency (ms, {device})": speed(row.latency_b1_ms, 2, row.get("latency_under_load")),
-            "Training precision": row.get("amp") or MISSING,
+            **metric_cells(row, HEADLINE_METRICS, device),
+            PRECISION_HEADING: row.get("amp") or MISSING,
         })
     return pd.DataFrame(rows)
 
@@ -227,12 +258,7 @@ def profile_table(group: pd.DataFrame, device: str) -> pd.DataFrame:
         rows.append({
             "Model": dirty_label(row.model, row.get("dirty_runs")),
             "Family": row.family or MISSING,
-            "Params (M)": millions(row.params),
-            "MACs (M)": millions(row.macs),
-            "FLOPs (M)": millions(row.flops_forward),
-            "Activations (M)": millions(row.get("activations")),
-            f"Batch-1 latency (ms, {device})": speed(row.latency_b1_ms, 2, row.get("latency_under_load")),
-            f"Throughput (img/s, {device})": speed(row.throughput_img_s, 0, row.get("latency_under_load")),
+            **metric_cells(row, COST_COLUMNS, device),
             "Runs": int(row.seeds),
         })
     return pd.DataFrame(rows)

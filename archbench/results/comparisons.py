@@ -1,0 +1,282 @@
+"""Models compared within one comparison (study, data, hardware): pairwise tests, ranks with their
+intervals, bootstrap means, and how a ranking shifts between two scorings."""
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from archbench.stats import (detectable_gap, gap_interval, holm, noise_floor, prob_outperform,
+                             prob_outperform_interval, rank_agreement, rank_distribution, seed_means, seeds_needed,
+                             tau_interval, two_level_means, welch_p_value)
+
+from .frames import (ENTRY_KEYS, GROUP_KEYS, MODEL_KEYS, _first_of, _first_present, _is_missing, _require_columns,
+                     _rows_with, _values, model_label)
+from .loading import test_outcomes
+
+SIGNIFICANCE_LEVEL = 0.05
+
+
+def _entries(group: pd.DataFrame, metric: str) -> list[dict]:
+    """The rows of one comparison with their seeds' values of `metric`, best mean first."""
+    entries = []
+    for keys, entry_runs in group.groupby(ENTRY_KEYS, dropna=False, sort=True):
+        keys = keys if isinstance(keys, tuple) else (keys,)
+        values = _values(entry_runs, metric)
+        if len(values):
+            entries.append({
+                "keys": dict(zip(ENTRY_KEYS, keys)),
+                "label": model_label(keys[0], _first_present(entry_runs.get("variant_label"))),
+                "values": values.to_numpy(),
+                "paths": [str(path) for path in entry_runs.loc[values.index, "path"]] if "path" in entry_runs
+                else [],
+                "test_size": _first_present(entry_runs.get("test_size")),
+            })
+    return sorted(entries, key=lambda entry: (-entry["values"].mean(), entry["label"]))
+
+
+COMPARE_COLUMNS = (GROUP_KEYS + [f"{key}_a" for key in ENTRY_KEYS]
+                   + [f"{key}_b" for key in ENTRY_KEYS]
+                   + ["label_a", "label_b", "mean_a", "mean_b", "mean_diff", "n_a", "n_b",
+                      "p_value", "p_holm", "tie", "p_a_beats_b", "p_a_beats_b_low",
+                      "p_a_beats_b_high", "noise_floor", "below_noise_floor", "test", "gap_low", "gap_high",
+                      "gap_se", "detectable_gap", "seeds_needed"])
+
+# How a pair was tested: paired over test images where every run saved its outcomes, else the fallback.
+PAIRED_TEST = "paired bootstrap over seeds and test images"
+UNPAIRED_TEST = "Welch over seeds, independent test-set floor (no per-image outcomes)"
+
+
+def compare(runs: pd.DataFrame, metric: str = "test_top1", outcomes: dict | None = None) -> pd.DataFrame:
+    """Every pair of models within each study, data and hardware, `model_a` the higher mean.
+
+    For test top-1, where every run of both models saved its per-image outcomes (`outcomes`, as from
+    `test_outcomes(runs)`, read here when None), the gap is tested by a two-level bootstrap that draws
+    the test images once for both models (they are paired) and the seeds within each
+    (`archbench.stats.two_level_means`): `gap_low`/`gap_high` its 95% interval, `gap_se` its standard
+    error, `p_value` the normal p from it; test-set sampling is then inside the interval, so there is
+    no separate floor. Otherwise (`test` says which) `p_value` is the two-sided Welch t-test over seeds,
+    `gap_low`/`gap_high` Welch's interval, and `noise_floor` is the smallest gap a test set of
+    `test_size` images can resolve with the two models' errors taken as independent;
+    `below_noise_floor` marks a smaller gap, whatever the seeds say.
+    `p_holm` is Holm-adjusted over all pairs of the same comparison, and `tie` (not separated) uses
+    it: `p_holm >= 0.05`, or fewer than two seeds on either side. `p_a_beats_b` is P(A > B) over
+    pairs of seeds with its 95% bootstrap interval. `detectable_gap` is the gap this pair's seeds
+    would separate with 80% power at Holm's strictest threshold, and `seeds_needed` roughly how many
+    seeds per model would separate the observed gap (inf: more seeds cannot, the test set limits it).
+    """
+    if runs.empty:
+        return pd.DataFrame(columns=COMPARE_COLUMNS)
+    _require_columns(runs, MODEL_KEYS + [metric], "compare")
+    if outcomes is None and metric == "test_top1":
+        outcomes = test_outcomes(runs[runs["outcomes_file"].notna()]) if "outcomes_file" in runs else {}
+    frames = []
+    for keys, group in runs.groupby(GROUP_KEYS, dropna=False, sort=True):
+        entries = _entries(group, metric)
+        samples = _paired_samples(entries, outcomes if metric == "test_top1" else None)
+        tests = len(entries) * (len(entries) - 1) // 2
+        rows = [_pair_row(dict(zip(GROUP_KEYS, keys)), entries[i], entries[j],
+                          None if samples is None else (samples[:, i], samples[:, j]), tests)
+                for i, j in itertools.combinations(range(len(entries)), 2)]
+        if rows:
+            frame = pd.DataFrame(rows)
+            # One family of tests per comparison: the pairs a reader scans together.
+            frame["p_holm"] = holm(frame["p_value"])
+            frame["tie"] = ~(frame["p_holm"] < SIGNIFICANCE_LEVEL)
+            frames.append(frame)
+    if not frames:
+        return pd.DataFrame(columns=COMPARE_COLUMNS)
+    return pd.concat(frames, ignore_index=True)[COMPARE_COLUMNS]
+
+
+def _outcome_matrix(entry: dict, outcomes: dict | None):
+    """(seeds, images) 0/1 outcomes of one entry, or None unless every one of its runs saved them."""
+    if not outcomes or not entry["paths"] or any(path not in outcomes for path in entry["paths"]):
+        return None
+    rows = [outcomes[path]["correct"] for path in entry["paths"]]
+    return np.array(rows, dtype=float) if len({len(row) for row in rows}) == 1 else None
+
+
+def _paired_samples(entries: list[dict], outcomes: dict | None):
+    """Two-level bootstrap means (resamples, entries) when every entry has outcomes on one test set."""
+    matrices = [_outcome_matrix(entry, outcomes) for entry in entries]
+    if len(entries) < 2 or any(matrix is None for matrix in matrices) or \
+            len({matrix.shape[1] for matrix in matrices}) != 1:
+        return None
+    # Paired only when every run saw the same labels in the same order: the same test images.
+    labels = [outcomes[path]["labels"] for entry in entries for path in entry["paths"]]
+    if any(not np.array_equal(labels[0], other) for other in labels[1:]):
+        return None
+    return two_level_means(matrices)
+
+
+def _pair_row(group_keys: dict, better: dict, worse: dict, samples, tests: int) -> dict:
+    a, b = better["values"], worse["values"]
+    low, high = prob_outperform_interval(a, b)
+    gap = float(a.mean() - b.mean())
+    seed_spread = math.sqrt(np.var(a, ddof=1) + np.var(b, ddof=1)) if min(len(a), len(b)) >= 2 else math.nan
+    seeds = min(len(a), len(b))
+    row = {
+        **group_keys,
+        **{f"{key}_a": value for key, value in better["keys"].items()},
+        **{f"{key}_b": value for key, value in worse["keys"].items()},
+        "label_a": better["label"], "label_b": worse["label"],
+        "mean_a": float(a.mean()), "mean_b": float(b.mean()), "mean_diff": gap,
+        "n_a": len(a), "n_b": len(b),
+        "p_holm": math.nan, "tie": True,
+        "p_a_beats_b": prob_outperform(a, b), "p_a_beats_b_low": low, "p_a_beats_b_high": high,
+    }
+    if samples is not None:
+        interval = gap_interval(samples[0], samples[1], gap)
+        # The part of the bootstrap variance more seeds would not shrink: test-set sampling.
+        seed_part = (np.var(a, ddof=1) / len(a) + np.var(b, ddof=1) / len(b)) if seeds >= 2 else 0.0
+        fixed = math.sqrt(max(interval["se"] ** 2 - seed_part, 0.0))
+        row.update(test=PAIRED_TEST, noise_floor=math.nan, below_noise_floor=False,
+                   p_value=interval["p_value"] if seeds >= 2 else math.nan,
+                   gap_low=interval["low"], gap_high=interval["high"], gap_se=interval["se"])
+    else:
+        floor = noise_floor(a.mean(), b.mean(), _first_of(better["test_size"], worse["test_size"]))
+        welch_low, welch_high, se = _welch_interval(a, b)
+        fixed = floor / 1.959964 if np.isfinite(floor) else 0.0
+        row.update(test=UNPAIRED_TEST, noise_floor=floor, below_noise_floor=bool(gap < floor),
+                   p_value=welch_p_value(a, b), gap_low=welch_low, gap_high=welch_high, gap_se=se)
+    row["detectable_gap"] = detectable_gap(seed_spread, seeds, tests, fixed) if np.isfinite(seed_spread) \
+        else math.nan
+    row["seeds_needed"] = seeds_needed(gap, seed_spread, tests, fixed) if np.isfinite(seed_spread) else math.nan
+    return row
+
+
+def _welch_interval(a, b) -> tuple[float, float, float]:
+    """Welch's 95% interval of mean(a) - mean(b) and its standard error; NaN with fewer than two seeds."""
+    if min(len(a), len(b)) < 2:
+        return math.nan, math.nan, math.nan
+    se = math.sqrt(np.var(a, ddof=1) / len(a) + np.var(b, ddof=1) / len(b))
+    if se == 0:
+        gap = float(a.mean() - b.mean())
+        return gap, gap, 0.0
+    interval = stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+    return float(interval.low), float(interval.high), se
+
+
+RANK_COLUMNS = MODEL_KEYS + ["label", "mean", "n", "rank", "with_best", "p_holm_vs_best", "share_first", "rank_low",
+                             "rank_high", "rank_basis"]
+
+
+def rank(runs: pd.DataFrame, metric: str = "test_top1") -> pd.DataFrame:
+    """Rank models within each study, data and hardware by mean `metric`, best first.
+
+    `rank` is 1 + the number of models with a strictly higher mean, so a worse mean never gets
+    a better rank. `with_best` is True for the best model and for every model the seeds cannot
+    separate from it (Holm-adjusted p >= 0.05 against the best, or fewer than two seeds);
+    `p_holm_vs_best` is that adjusted p-value. `share_first` is the share of bootstrap resamples in
+    which the model has the best mean, `rank_low`..`rank_high` its 95% rank interval, and
+    `rank_basis` what was resampled (`bootstrap_means`).
+    """
+    if runs.empty:
+        return pd.DataFrame(columns=RANK_COLUMNS)
+    outcomes = _outcomes_if_any(runs, metric)
+    pairs = compare(runs, metric, outcomes)
+    rows = []
+    for keys, group in runs.groupby(GROUP_KEYS, dropna=False, sort=True):
+        group_keys = dict(zip(GROUP_KEYS, keys))
+        entries = _entries(group, metric)
+        group_pairs = _rows_with(pairs, group_keys)
+        means = [entry["values"].mean() for entry in entries]
+        if not entries:
+            continue
+        samples, basis = _samples(entries, outcomes)
+        spread = rank_distribution(samples)
+        for position, entry in enumerate(entries):
+            versus_best = _pair_with(group_pairs, entries[0]["keys"], entry["keys"])
+            p_holm = math.nan if versus_best is None else float(versus_best["p_holm"])
+            rows.append({
+                **group_keys, **entry["keys"], "label": entry["label"],
+                "mean": float(means[position]), "n": len(entry["values"]),
+                "rank": 1 + sum(mean > means[position] for mean in means),
+                "with_best": position == 0 or bool(versus_best["tie"]),
+                "p_holm_vs_best": p_holm,
+                "share_first": float(spread["share_first"][position]),
+                "rank_low": int(spread["rank_low"][position]), "rank_high": int(spread["rank_high"][position]),
+                "rank_basis": basis,
+            })
+    return pd.DataFrame(rows, columns=RANK_COLUMNS)
+
+
+RESAMPLED_SEEDS = "seeds"
+RESAMPLED_SEEDS_AND_IMAGES = "seeds and test images"
+
+
+def _outcomes_if_any(runs: pd.DataFrame, metric: str) -> dict:
+    if metric != "test_top1" or "outcomes_file" not in runs:
+        return {}
+    return test_outcomes(runs[runs["outcomes_file"].notna()])
+
+
+def _samples(entries: list[dict], outcomes: dict | None):
+    """(bootstrap means (resamples, entries), what was resampled): seeds and test images where every
+    entry saved per-image outcomes of one test set, else seeds only."""
+    samples = _paired_samples(entries, outcomes)
+    if samples is not None:
+        return samples, RESAMPLED_SEEDS_AND_IMAGES
+    return seed_means([entry["values"] for entry in entries]), RESAMPLED_SEEDS
+
+
+def bootstrap_means(runs: pd.DataFrame, metric: str = "test_top1") -> tuple[pd.DataFrame, str]:
+    """Bootstrap means of `metric` per model of ONE comparison: a (resamples, labels) frame, and what
+    was resampled ('seeds and test images' where every run saved per-image outcomes, else 'seeds')."""
+    entries = _entries(runs, metric)
+    if not entries:
+        return pd.DataFrame(), RESAMPLED_SEEDS
+    samples, basis = _samples(entries, _outcomes_if_any(runs, metric))
+    return pd.DataFrame(samples, columns=[entry["label"] for entry in entries]), basis
+
+
+def _pair_with(pairs: pd.DataFrame, keys_a: dict, keys_b: dict):
+    if keys_a == keys_b:
+        return None
+    matched = _rows_with(pairs, {**{f"{key}_a": value for key, value in keys_a.items()},
+                                 **{f"{key}_b": value for key, value in keys_b.items()}})
+    return matched.iloc[0] if len(matched) else None
+
+
+def ranking_shift(before: pd.Series, after: pd.Series, after_pairs: pd.DataFrame | None = None,
+                  before_samples: pd.DataFrame | None = None, after_samples: pd.DataFrame | None = None) -> dict:
+    """How a ranking changes between two scorings of the same models (label -> mean score).
+
+    Returns `models`, Kendall `tau` and its `p_value` (scipy), and `swapped`: one dict per pair
+    whose order flips (`ahead_before`, `ahead_after`, `gap_before`, `gap_after` in points, and
+    `separated`: whether the seeds separate the new order, from `after_pairs` (a `compare()` of
+    the after scores; None when not given or the pair is not in it)). Models missing either score
+    are left out. With bootstrap means of both scorings (`bootstrap_means`, columns = labels), also
+    `tau_low`/`tau_high`, the 95% interval of tau over resamples, and `verdict`: 'holds', 'changes' or
+    'inconclusive' (archbench.stats.tau_interval); None without them.
+    """
+    both = pd.concat({"before": before, "after": after}, axis=1).dropna().sort_index()
+    tau, p_value, swaps = rank_agreement(both["before"].to_numpy(), both["after"].to_numpy())
+    labels = list(both.index)
+    swapped = []
+    for ahead, behind in swaps:
+        a, b = labels[ahead], labels[behind]
+        swapped.append({"ahead_before": a, "ahead_after": b,
+                        "gap_before": float(both.before[a] - both.before[b]),
+                        "gap_after": float(both.after[b] - both.after[a]),
+                        "separated": _separated(after_pairs, b, a)})
+    swapped.sort(key=lambda swap: -swap["gap_after"])
+    interval = {"low": math.nan, "high": math.nan, "verdict": None}
+    if before_samples is not None and after_samples is not None and len(labels) >= 2 and \
+            all(label in before_samples and label in after_samples for label in labels):
+        interval = tau_interval(before_samples[labels].to_numpy(), after_samples[labels].to_numpy())
+    return {"models": len(both), "tau": tau, "p_value": p_value, "swapped": swapped,
+            "tau_low": interval["low"], "tau_high": interval["high"], "verdict": interval["verdict"]}
+
+
+def _separated(pairs, label_a, label_b):
+    if pairs is None or pairs.empty:
+        return None
+    match = pairs[(pairs.label_a == label_a) & (pairs.label_b == label_b)]
+    if match.empty or _is_missing(match.iloc[0]["p_holm"]):
+        return None
+    return not bool(match.iloc[0]["tie"]) and not bool(match.iloc[0]["below_noise_floor"])
