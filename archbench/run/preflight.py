@@ -16,6 +16,7 @@ from archbench.run.existing import finished_record
 from archbench.run.spec import RunSpec, resolve_device, validate
 from archbench.run.training import CHECKPOINT_FILE
 from archbench.data.registry import known_train_images
+from archbench.device import synchronize
 from archbench.settings import DataSettings
 
 
@@ -170,8 +171,7 @@ def _time_steps(spec: RunSpec, data_info: dict, timed_steps: int):
                     loss = torch.nn.functional.cross_entropy(step_model(x), y)
                 loss.backward()  # fp16 loss scaling changes no step time worth planning for
                 optimizer.step()
-                if device.startswith("cuda"):
-                    torch.cuda.synchronize()
+                synchronize(device)
                 times.append(time.perf_counter() - tick)
             break
         except torch.OutOfMemoryError:

@@ -6,6 +6,7 @@ import json
 import pandas as pd
 
 from archbench import results
+from archbench.settings import flatten
 from archbench.tuning import RECIPE_PATHS
 
 from ..document import BulletList, Caution, Code, Heading, Paragraph
@@ -153,15 +154,9 @@ def _recipe_differences(train_runs: pd.DataFrame) -> str:
     return "Differences: " + " | ".join(differences) + "."
 
 
-def _flatten(mapping, prefix="") -> dict:
+def _flatten(mapping) -> dict:
     """Dotted keys, with lists, booleans and nulls spelled as JSON (as the recipe's YAML reads)."""
     if not isinstance(mapping, dict):
         return {}
-    flat = {}
-    for key, value in mapping.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{name}."))
-        else:
-            flat[name] = json.dumps(value) if isinstance(value, (list, bool, type(None))) else value
-    return flat
+    return {name: json.dumps(value) if isinstance(value, (list, bool, type(None))) else value
+            for name, value in flatten(mapping).items() if value != {}}
