@@ -28,7 +28,7 @@ class Ladder:
     """One ladder: `rungs` (steps, ascending) and what the report shows of them."""
     study: str
     base: str | None
-    data: str
+    data: str                      # the dataset's label as the runs recorded it (its name where none)
     rungs: list[int]
     ranks: pd.DataFrame            # results.rank() per rung, with `steps`
     curve: pd.DataFrame            # per model and rung: mean, interval, seeds, steps, epochs, MACs consumed
@@ -99,7 +99,8 @@ def budget_ladder(runs: pd.DataFrame, study: str, base: str | None = None,
         shifts[steps] = results.ranking_shift(means[steps], means[top], pairs[top], samples[steps], samples[top])
         beyond[steps] = [swap for swap in shifts[steps]["swapped"]
                          if swap["separated"] and _separated(pairs[steps], swap["ahead_before"], swap["ahead_after"])]
-    return Ladder(study=study, base=base, data=data, rungs=order, ranks=pd.concat(ranks.values(), ignore_index=True),
+    label = chosen["data_label"].dropna() if "data_label" in chosen else pd.Series(dtype=object)
+    return Ladder(study=study, base=base, data=str(label.iloc[0]) if len(label) else data, rungs=order, ranks=pd.concat(ranks.values(), ignore_index=True),
                   curve=_curve(rungs, samples, metric), shifts=shifts, beyond_noise=beyond,
                   target=_time_to_target(rungs), machines=machines, left_out=left_out,
                   base_steps=_only(chosen.loc[chosen.study == base, "rung"]))
@@ -138,11 +139,11 @@ def _curve(rungs: dict, samples: dict, metric: str) -> pd.DataFrame:
 
 
 def _precision(model_runs: pd.DataFrame) -> str:
-    """The precision and layout the runs trained in (amp=auto picks per model and machine), e.g. 'bf16, NHWC'."""
+    """The precision and layout the runs trained in (amp=auto picks per model and machine), e.g. 'bf16 NHWC'."""
     amp = ", ".join(sorted({str(value) for value in model_runs.get("amp", pd.Series(dtype=object)).dropna()}))
     layouts = {"NHWC" if value else "NCHW" for value in model_runs.get("channels_last", pd.Series(dtype=object))
                .dropna()}
-    return f"{'fp32' if amp in ('', 'off') else amp}, {'/'.join(sorted(layouts)) or '?'}"
+    return f"{'fp32' if amp in ('', 'off') else amp} {'/'.join(sorted(layouts)) or '?'}"
 
 
 def precision_changes(ladder: Ladder) -> dict[str, dict[int, str]]:

@@ -152,5 +152,5 @@ def test_a_precision_that_differs_between_rungs_is_named(tmp_path):
         atomic_write_json(path, record)
     found = ladders.budget_ladder(results.load(tmp_path), "ladder")
     changes = ladders.precision_changes(found)
-    assert list(changes) == ["resnet20"] and changes["resnet20"][704] == "bf16, NHWC"
-    assert changes["resnet20"][44] != "bf16, NHWC"
+    assert list(changes) == ["resnet20"] and changes["resnet20"][704] == "bf16 NHWC"
+    assert changes["resnet20"][44] != "bf16 NHWC"

@@ -47,13 +47,13 @@ def blocks(context, study) -> list:
     if len(machines) > 1:
         blocks.append(Paragraph("Rungs trained on different machines (a confound for speed, and for accuracy "
                                 "where the chosen precision differs): " + "; ".join(
-                                    f"{steps} steps on {machine}" for steps, machine in ladder.machines.items())))
+                                    f"{steps} steps on {machine}" for steps, machine in ladder.machines.items()) + "."))
     changed = precision_changes(ladder)
     if changed:
         blocks.append(Paragraph("Precision or memory layout differs between rungs (train.amp=auto chose per machine): "
-                                + "; ".join(f"{model}: " + ", ".join(f"{precision} at {steps}" for steps, precision
+                                + "; ".join(f"{model}: " + ", ".join(f"{precision} at {steps} steps" for steps, precision
                                                                       in by_rung.items())
-                                            for model, by_rung in changed.items())))
+                                            for model, by_rung in changed.items()) + "."))
     findings = []
     for steps in ladder.rungs[:-1]:
         shift = ladder.shifts[steps]
