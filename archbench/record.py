@@ -374,6 +374,16 @@ def hardware_label(device, device_name, cpu_model, threads) -> str:
     return f"{kind}: {device_name or 'unknown model'}"
 
 
+def _latency_hardware(latency: dict, hardware: str) -> str | None:
+    """Where latency and throughput were measured: the training machine, unless task=measure timed them
+    again elsewhere (`other_machine`), whose label it then is."""
+    if not latency.get("batch_1"):
+        return None
+    if not latency.get("other_machine"):
+        return hardware
+    return hardware_label(latency.get("device"), latency.get("device_name"), None, latency.get("threads"))
+
+
 def record_key(record: dict, path: str | os.PathLike) -> dict:
     """Study, data, model, variant and seed from the record, else from its path."""
     from_path = parse_record_path(path)
@@ -406,6 +416,8 @@ def record_columns(record: dict, path: str | os.PathLike) -> dict:
     threads = _threads(record)
     _, settings = variant_settings(record)
     key = record_key(record, path)
+    hardware = hardware_label(env.get("device") or latency.get("device"),
+                              env.get("device_name") or latency.get("device_name"), env.get("cpu_model"), threads)
     return {
         **key,
         # Data order and augmentation draws (data.order_seed); a record without one (null, or made
@@ -417,9 +429,10 @@ def record_columns(record: dict, path: str | os.PathLike) -> dict:
         "task": record.get("task"),
         "synthetic": bool(record.get("synthetic", False)),
         "near_chance": "near_chance" in (record.get("flags") or []),
-        "hardware": hardware_label(env.get("device") or latency.get("device"),
-                                   env.get("device_name") or latency.get("device_name"),
-                                   env.get("cpu_model"), threads),
+        "hardware": hardware,
+        # Where latency and throughput were measured: the training machine, or the one `task=measure`
+        # re-measured them on (a speed is that machine's, whatever trained the weights).
+        "latency_hardware": _latency_hardware(latency, hardware),
         "device": env.get("device"),
         "device_name": env.get("device_name"),
         "cpu_model": env.get("cpu_model"),

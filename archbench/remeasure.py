@@ -14,7 +14,7 @@ import logging
 from pathlib import Path
 
 from archbench.quiet import QuietSettings, is_quiet, measure_quietly
-from archbench.record import FINISHED, atomic_write_json, now_iso, read_record
+from archbench.record import FINISHED, atomic_write_json, environment, now_iso, read_record
 from archbench.settings import MeasureSettings, ModelSettings
 
 log = logging.getLogger("archbench")
@@ -28,10 +28,13 @@ class MeasureError(ValueError):
 
 
 def needs_measuring(record: dict) -> bool:
-    """False once both the latency and (for a training record with an MFU) the peak were measured in quiet."""
-    if not is_quiet(record.get("latency")):
+    """False once both the latency and (for a training record with an MFU) the peak were measured in quiet;
+    a latency measured on another machine leaves the peak to the training machine."""
+    latency = record.get("latency")
+    if not is_quiet(latency):
         return True
-    return _needs_peak(record) and not is_quiet((record.get("measure") or {}).get("device_peak"))
+    return _needs_peak(record) and not latency.get("other_machine") and \
+        not is_quiet((record.get("measure") or {}).get("device_peak"))
 
 
 def _needs_peak(record: dict) -> bool:
@@ -68,16 +71,23 @@ def remeasure_record(path: str | Path, measure: MeasureSettings, device: str = "
         # CUDA timing needs one host thread; the CPU's load matters only through the cores we use.
         busy_threads = threads if device == "cpu" else 1
         latency = measure_quietly(lambda: _latency(record, measure, device), quiet, busy_threads)
-        peak_section = _peak_section(record, device, threads, quiet, busy_threads) if _needs_peak(record) else None
+        trained_on = (record.get("env") or {}).get("cpu_model") if device == "cpu" else \
+            (record.get("env") or {}).get("device_name")
+        elsewhere = bool(trained_on and latency.get("device_name") and trained_on != latency["device_name"])
+        # An MFU divides the training machine's throughput by a peak: only that machine's peak will do.
+        peak_section = _peak_section(record, device, threads, quiet, busy_threads) \
+            if _needs_peak(record) and not elsewhere else None
     finally:
         torch.set_num_threads(previous_threads)
-    latency.update(measured_by="task=measure", measured_at=now_iso())
-    trained_on = (record.get("env") or {}).get("cpu_model") if device == "cpu" else \
-        (record.get("env") or {}).get("device_name")
-    if trained_on and latency.get("device_name") and trained_on != latency["device_name"]:
-        # The report groups runs by the machine that trained them; a speed from another machine is not theirs.
+    stamp = _code_and_machine(device)
+    latency.update(measured_by="task=measure", measured_at=now_iso(), measured_with=stamp)
+    if peak_section is not None:
+        peak_section["measured_with"] = stamp
+    if elsewhere:
+        # The report names this machine beside the figures (record column latency_hardware) and keeps the
+        # training machine's MFU, which no other machine's peak can correct.
         latency["other_machine"] = f"measured on {latency['device_name']}, the run was trained on {trained_on}"
-        log.warning("%s: %s", path, latency["other_machine"])
+        log.warning("%s: %s; its MFU is left as it was", path, latency["other_machine"])
     old = record.get("latency") or {}
     if old:
         latency["replaced"] = old.get("replaced") or _summary(old)
@@ -91,6 +101,13 @@ def remeasure_record(path: str | Path, measure: MeasureSettings, device: str = "
     log.info("measured %s: batch-1 %.2f ms, %.0f img/s%s", path, latency["batch_1"]["median_ms"],
              latency["throughput"]["img_per_s"], note)
     return "measured", record
+
+
+def _code_and_machine(device: str) -> dict:
+    """The code and machine that took the new figures (the record's env stays the training run's)."""
+    env = environment(device)
+    return {key: env[key] for key in ("archbench_version", "git_commit", "git_dirty", "torch", "device",
+                                      "device_name", "cpu_model", "hostname", "platform")}
 
 
 def _recorded_threads(record: dict):

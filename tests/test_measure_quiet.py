@@ -167,3 +167,28 @@ def test_the_environment_caps_the_wait_for_quiet(monkeypatch):
     assert QuietSettings.from_config({"timeout_s": 120}).timeout_s == 3
     monkeypatch.delenv(MAX_WAIT_ENV)
     assert QuietSettings.from_config({"timeout_s": 120}).timeout_s == 120
+
+
+def test_task_measure_on_another_machine_names_it_and_leaves_the_training_machine_s_mfu(tmp_path, monkeypatch):
+    from helpers import fixture_record, write_record
+    from archbench import remeasure
+    from archbench.record import read_record
+    from archbench.settings import MeasureSettings
+
+    record = fixture_record("s", "resnet20", "resnet_v1", 0)
+    record["env"].update(device="cpu", cpu_model="AMD EPYC", threads=1)
+    record["train"].update(img_per_s=100.0, mfu=0.3, device_peak={"flops_per_s": 1e9})
+    record["complexity"]["flops_train"] = 1e6
+    write_record(tmp_path, record, "v")
+    path = next(tmp_path.rglob("record.json"))
+    monkeypatch.setattr(remeasure, "_latency", lambda *a: {
+        "device": "cpu", "device_name": "Intel Xeon", "threads": 1,
+        "batch_1": {"median_ms": 1.0}, "throughput": {"img_per_s": 10.0}})
+    monkeypatch.setattr(remeasure, "_peak_section", lambda *a: pytest.fail("another machine's peak measured"))
+    settings = MeasureSettings.from_config({"quiet": {"max_load_per_thread": 1000, "timeout_s": 0}})
+    status, _ = remeasure.remeasure_record(path, settings, device="cpu", threads=1)
+    after = read_record(path)
+    assert status == "measured" and "the run was trained on AMD EPYC" in after["latency"]["other_machine"]
+    assert "measure" not in after and after["train"]["mfu"] == 0.3
+    assert after["latency"]["measured_with"]["git_commit"] and after["latency"]["measured_with"]["cpu_model"]
+    assert not remeasure.needs_measuring(after)  # quiet latency; the peak is the training machine's to measure

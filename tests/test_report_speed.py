@@ -7,7 +7,7 @@ from helpers import fixture_record
 from archbench.record import record_columns
 from archbench.report.document import html_table
 from archbench.report.findings import profile_findings
-from archbench.report.tables import UNDER_LOAD_MARK, mfu_text, speed, under_load_note
+from archbench.report.tables import UNDER_LOAD_MARK, mfu_text, speed, speed_note
 
 
 def columns(record):
@@ -49,7 +49,7 @@ def test_no_fastest_model_is_named_when_any_figure_was_taken_under_load():
     assert "Fastest" not in text and "Highest inference throughput" not in text
     assert "No speed conclusion: 1 of 2 models" in text
     assert "Fastest at batch 1: a" in " ".join(profile_findings(group.assign(latency_under_load=None), "cpu"))
-    assert "latency and throughput of b (e.g. b: 1-minute load 3.00" in under_load_note(group)
+    assert "latency and throughput of b (e.g. b: 1-minute load 3.00" in speed_note(group)
 
 
 def test_marked_cells_are_greyed_in_html_and_still_sort_as_numbers():
@@ -57,3 +57,31 @@ def test_marked_cells_are_greyed_in_html_and_still_sort_as_numbers():
     assert list(frame.Latency) == ["1.00", f"2.00 {UNDER_LOAD_MARK}"]
     page = html_table(frame, "t", "caption")
     assert page.count('class="under-load"') == 1 and "<td>1.00</td>" in page
+
+
+def test_speed_measured_again_on_another_machine_is_named_as_that_machine_s():
+    record = fixture_record("s", "resnet20", "resnet_v1", 0)
+    record["env"].update(device="cpu", cpu_model="AMD EPYC", threads=1)
+    record["latency"].update(device="cpu", device_name="AMD EPYC", threads=1)
+    assert columns(record)["latency_hardware"] == columns(record)["hardware"] == "cpu: AMD EPYC, 1 thread"
+    record["latency"].update(device_name="Intel Xeon", quiet={"checked": True}, other_machine="measured on ...")
+    row = columns(record)
+    assert row["hardware"] == "cpu: AMD EPYC, 1 thread" and row["latency_hardware"] == "cpu: Intel Xeon, 1 thread"
+
+    base = {"family": "f", "macs": 1e6, "params": 1e3, "latency_under_load": None,
+            "hardware": "cpu: AMD EPYC, 1 thread"}
+    group = pd.DataFrame([
+        {**base, "label": "a", "model": "a", "latency_b1_ms": 1.0, "throughput_img_s": 900.0,
+         "latency_hardware": "cpu: Intel Xeon, 1 thread"},
+        {**base, "label": "b", "model": "b", "latency_b1_ms": 2.0, "throughput_img_s": 400.0,
+         "latency_hardware": "cpu: Intel Xeon, 1 thread"}])
+    text = " ".join(profile_findings(group, "cpu: AMD EPYC, 1 thread"))
+    assert "Fastest at batch 1: a (f), 1.00 ms median (on cpu: Intel Xeon, 1 thread, measured again with " \
+           "task=measure; training ran on cpu: AMD EPYC, 1 thread)" in text
+    assert "measured again with task=measure on cpu: Intel Xeon, 1 thread, not on the training machine " \
+           "(cpu: AMD EPYC, 1 thread)" in speed_note(group)
+    # models timed on two machines are never compared
+    mixed = group.assign(latency_hardware=["cpu: Intel Xeon, 1 thread", "cpu: AMD EPYC, 1 thread"])
+    text = " ".join(profile_findings(mixed, "cpu: AMD EPYC, 1 thread"))
+    assert "Fastest" not in text and "measured on different machines" in text
+    assert speed_note(group.assign(latency_hardware="cpu: AMD EPYC, 1 thread")) is None

@@ -115,6 +115,10 @@ class Comparison:
     @property
     def device(self) -> str:
         """The device its speed was measured on, for column headers."""
+        elsewhere = sorted({str(h) for h in self.runs.get("latency_hardware", pd.Series(dtype=object)).dropna()}
+                           - {self.hardware})
+        if elsewhere:  # re-measured on another machine (task=measure): the header names that machine
+            return "; ".join(elsewhere)
         devices = self.runs.latency_device.dropna().unique()
         if len(devices) == 0:
             devices = self.runs.device.dropna().unique()

@@ -212,17 +212,26 @@ def _speed(group: pd.DataFrame, hardware: str) -> list[str]:
         return [f"No speed conclusion: {len(loaded)} of {len(group)} models' latency and throughput were "
                 f"measured under load (e.g. {loaded.iloc[0].label}: {loaded.iloc[0].latency_under_load}); "
                 "`task=measure` on a quiet machine measures them again."]
+    # task=measure may have timed a study's models again on another machine: its figures are that machine's,
+    # and models timed on different machines are not compared.
+    machines = sorted({str(m) for m in group["latency_hardware"].dropna()}) if "latency_hardware" in group else []
+    if len(machines) > 1 and group.latency_b1_ms.notna().any():
+        return [f"No speed conclusion: the models' latency and throughput were measured on different machines "
+                f"({'; '.join(machines)})."]
+    measured_on = machines[0] if machines else hardware
+    if measured_on != hardware:
+        measured_on = f"{measured_on}, measured again with task=measure; training ran on {hardware}"
     findings = []
     timed = group.dropna(subset=["latency_b1_ms"])
     if not timed.empty:
         fastest = timed.loc[timed.latency_b1_ms.idxmin()]
         findings.append(f"Fastest at batch 1: {fastest.label} ({fastest.family}), "
-                        f"{fastest.latency_b1_ms:.2f} ms median (on {hardware}).")
+                        f"{fastest.latency_b1_ms:.2f} ms median (on {measured_on}).")
     throughput = group.dropna(subset=["throughput_img_s"])
     if not throughput.empty:
         top = throughput.loc[throughput.throughput_img_s.idxmax()]
         findings.append(f"Highest inference throughput: {top.label} ({top.family}), "
-                        f"{top.throughput_img_s:,.0f} img/s (on {hardware}).")
+                        f"{top.throughput_img_s:,.0f} img/s (on {measured_on}).")
     return findings
 
 

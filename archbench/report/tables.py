@@ -49,8 +49,25 @@ def mfu_text(row) -> str:
     return number(row.get("mfu"), 1, scale=0.01)
 
 
-def under_load_note(group: pd.DataFrame, label_column: str = "label") -> str | None:
-    """The sentence under a table with marked figures: which models, and one reason of each kind."""
+def speed_note(group: pd.DataFrame, label_column: str = "label") -> str | None:
+    """The sentences under a table with speed figures: where they were measured when that is not the
+    training machine, and which figures are marked (under load), with one reason of each kind."""
+    return " ".join(note for note in (_measured_elsewhere(group), _under_load(group, label_column)) if note) or None
+
+
+def _measured_elsewhere(group: pd.DataFrame) -> str | None:
+    if "latency_hardware" not in group or "hardware" not in group:
+        return None
+    trained_on = sorted({str(h) for h in group["hardware"].dropna()})
+    elsewhere = sorted({str(h) for h in group["latency_hardware"].dropna()} - set(trained_on))
+    if not elsewhere:
+        return None
+    return (f"Latency and throughput were measured again with task=measure on {'; '.join(elsewhere)}, "
+            f"not on the training machine ({'; '.join(trained_on)}): they are that machine's figures, "
+            "and the MFU stays the training machine's.")
+
+
+def _under_load(group: pd.DataFrame, label_column: str) -> str | None:
     parts = []
     for column, what in (("latency_under_load", "latency and throughput"), ("mfu_note", "MFU")):
         marked = group[group[column].notna()] if column in group else group.iloc[:0]

@@ -7,7 +7,7 @@ from ..context import notes
 from ..document import Glance, Heading, Paragraph
 from ..findings import glance_verdict, lead_in, ranking_verdict, variance_verdict
 from ..labels import count_text
-from ..tables import headline_table, summary_dirty_note, under_load_note
+from ..tables import headline_table, summary_dirty_note, speed_note
 from . import evaluation, ladder, recipe, tuned, tuning
 
 
@@ -49,7 +49,7 @@ def headline_blocks(context, study, verdicts) -> list:
         display = headline_table(group, comparison.device)
         blocks.append(context.table(stem, f"{study} / {label} on {hardware}: the main columns, best mean "
                                           "first (every column: the study's section below)", display, group,
-                                    notes(summary_dirty_note(group), under_load_note(group))))
+                                    notes(summary_dirty_note(group), speed_note(group))))
     return blocks
 
 

@@ -5,7 +5,7 @@ from .. import figures as plots
 from ..context import notes
 from ..document import BulletList, Paragraph
 from ..findings import profile_findings
-from ..tables import dirty_note, profile_table, under_load_note
+from ..tables import dirty_note, profile_table, speed_note
 
 
 def blocks(context, comparison) -> list:
@@ -16,7 +16,7 @@ def blocks(context, comparison) -> list:
                             f"{comparison.study} / {label}: complexity and speed on {hardware} "
                             "(profile only, no training)", profile_table(group, device), group,
                             notes(dirty_note(zip(group.model, group.dirty_runs, group.seeds)),
-                                  under_load_note(group, "model")))]
+                                  speed_note(group, "model")))]
     return blocks + context.figures([
         (plots.speed_vs_macs(group, "latency_b1_ms", f"Batch-1 latency (ms, {device})", title, colors),
          "latency-vs-macs", comparison.speed_caption(f"Batch-1 latency vs MACs, {label}")),

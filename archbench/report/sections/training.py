@@ -9,7 +9,7 @@ from .. import figures as plots
 from ..context import notes, rows_matching
 from ..document import BulletList, Paragraph
 from ..findings import train_findings
-from ..tables import accuracy_table, significance_table, summary_dirty_note, under_load_note
+from ..tables import accuracy_table, significance_table, summary_dirty_note, speed_note
 
 
 def blocks(context, comparison) -> list:
@@ -27,7 +27,7 @@ def blocks(context, comparison) -> list:
                             f"{study} / {label}: summary over seeds on {hardware}, best mean "
                             "first" + _pooled_text(group),
                             display, group.assign(pareto_macs=on_front),
-                            notes(summary_dirty_note(group), under_load_note(group)), collapsed=True)]
+                            notes(summary_dirty_note(group), speed_note(group)), collapsed=True)]
     if not pairs.empty:
         dirty = dict(zip(group.label, group.dirty_runs))
         shown = set(pairs.label_a) | set(pairs.label_b)
