@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from archbench import results
+from archbench.stats import outward
 
 # Runs on different machines are never pooled in one rung: the rung keeps its largest machine group.
 RUNG_KEYS = ["data", "hardware"]
@@ -184,7 +185,8 @@ def verdict(ladder: Ladder, short: int | None = None) -> str:
         short = ladder.base_steps if ladder.base_steps in ladder.shifts else ladder.rungs[0]
     shift = ladder.shifts[short]
     epochs = _epochs_text(ladder, short), _epochs_text(ladder, ladder.top)
-    interval = f"Kendall tau {shift['tau']:.2f}, 95% interval [{shift['tau_low']:.2f}, {shift['tau_high']:.2f}]"
+    low, high = outward(shift["tau_low"], shift["tau_high"])
+    interval = f"Kendall tau {shift['tau']:.2f}, 95% interval [{low:.2f}, {high:.2f}]"
     answer = {"holds": "Yes", "changes": "No"}.get(shift["verdict"], "These seeds cannot tell")
     beyond = ladder.beyond_noise[short]
     swaps = (f"; {len(beyond)} of {len(shift['swapped'])} swapped pairs change order beyond noise"

@@ -405,6 +405,14 @@ def rank_distribution(samples, confidence: float = 0.95) -> dict:
     return {"share_first": share_first, "rank_low": low.astype(int), "rank_high": high.astype(int)}
 
 
+def outward(low: float, high: float, digits: int = 2) -> tuple[float, float]:
+    """An interval rounded outward to `digits` decimals, so that the printed interval never claims more
+    than the computed one (a lower bound of 0.597 shows as 0.59, not as 0.60, beside a 0.6 threshold)."""
+    scale = 10 ** digits
+    return (math.floor(round(low * scale, 9)) / scale if math.isfinite(low) else low,
+            math.ceil(round(high * scale, 9)) / scale if math.isfinite(high) else high)
+
+
 # A ranking "holds" when at most 20% of the pairs can swap order: Kendall tau = 1 - 2 x (share of
 # discordant pairs) >= 0.6 over the whole interval; "changes" when the interval lies below that.
 TAU_HOLDS = 0.6
@@ -419,7 +427,9 @@ def tau_interval(samples_before, samples_after, confidence: float = 0.95) -> dic
         raise ValueError(f"tau_interval: two (resamples, models) arrays of the same shape with two or more "
                          f"models, got {before.shape} and {after.shape}")
     taus = np.array([stats.kendalltau(x, y).statistic for x, y in zip(before, after)])
-    taus = taus[np.isfinite(taus)]
+    # Tau is a ratio of pair counts: rounding drops float noise, so exactly 0.6 (e.g. 3 of 15 pairs
+    # discordant) is judged as 0.6, not as 0.5999999999999999.
+    taus = np.round(taus[np.isfinite(taus)], 12)
     if len(taus) == 0:
         return {"low": math.nan, "high": math.nan, "verdict": "inconclusive"}
     tail = (1 - confidence) / 2

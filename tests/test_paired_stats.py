@@ -145,3 +145,14 @@ def test_compare_pairs_over_images_where_outcomes_exist_and_says_when_it_cannot(
     else:  # the labelled fallback: Welch over seeds and the independent floor, which swallows the gap
         assert pair.test == results.UNPAIRED_TEST and pair.below_noise_floor
         assert pair.seeds_needed == math.inf  # no number of seeds gets under that floor
+
+
+def test_a_tau_interval_is_printed_rounded_outward_and_an_exact_threshold_holds():
+    from archbench.stats import outward
+    assert outward(0.5966666, 0.9966) == (0.59, 1.0)  # never shown as [0.60, ...] beside a 0.6 threshold
+    assert outward(0.6, 0.8) == (0.6, 0.8) and outward(-0.2, 1.0) == (-0.2, 1.0)
+    # 3 of 15 pairs discordant is tau 0.6 exactly: on the threshold, which holds
+    before = np.tile(np.arange(6.0), (50, 1))
+    after = np.tile(np.array([1.0, 0.0, 3.0, 2.0, 5.0, 4.0]), (50, 1))
+    interval = tau_interval(before, after)
+    assert interval["low"] == 0.6 and interval["verdict"] == "holds"

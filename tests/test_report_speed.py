@@ -76,10 +76,10 @@ def test_speed_measured_again_on_another_machine_is_named_as_that_machine_s():
         {**base, "label": "b", "model": "b", "latency_b1_ms": 2.0, "throughput_img_s": 400.0,
          "latency_hardware": "cpu: Intel Xeon, 1 thread"}])
     text = " ".join(profile_findings(group, "cpu: AMD EPYC, 1 thread"))
-    assert "Fastest at batch 1: a (f), 1.00 ms median (on cpu: Intel Xeon, 1 thread, measured again with " \
-           "task=measure; training ran on cpu: AMD EPYC, 1 thread)" in text
-    assert "measured again with task=measure on cpu: Intel Xeon, 1 thread, not on the training machine " \
-           "(cpu: AMD EPYC, 1 thread)" in speed_note(group)
+    assert "Fastest at batch 1: a (f), 1.00 ms median (on cpu: Intel Xeon, 1 thread, re-measured with " \
+           "task=measure; the runs were made on cpu: AMD EPYC, 1 thread)" in text
+    assert "measured again with task=measure on cpu: Intel Xeon, 1 thread, not on the machine that made " \
+           "the runs (cpu: AMD EPYC, 1 thread)" in speed_note(group)
     # models timed on two machines are never compared
     mixed = group.assign(latency_hardware=["cpu: Intel Xeon, 1 thread", "cpu: AMD EPYC, 1 thread"])
     text = " ".join(profile_findings(mixed, "cpu: AMD EPYC, 1 thread"))

@@ -14,7 +14,7 @@ import json
 import pandas as pd
 
 from archbench.results import PAIRED_TEST, RESAMPLED_SEEDS_AND_IMAGES, SIGNIFICANCE_LEVEL
-from archbench.stats import TAU_HOLDS
+from archbench.stats import TAU_HOLDS, outward
 
 from .labels import count_text
 from .tables import is_missing, probability_text
@@ -220,7 +220,7 @@ def _speed(group: pd.DataFrame, hardware: str) -> list[str]:
                 f"({'; '.join(machines)})."]
     measured_on = machines[0] if machines else hardware
     if measured_on != hardware:
-        measured_on = f"{measured_on}, measured again with task=measure; training ran on {hardware}"
+        measured_on = f"{measured_on}, re-measured with task=measure; the runs were made on {hardware}"
     findings = []
     timed = group.dropna(subset=["latency_b1_ms"])
     if not timed.empty:
@@ -345,7 +345,8 @@ def ranking_verdict(shift: dict, before: str, after: str, brief: bool = False) -
     head = f"Kendall tau between the {before} and the {after} ranking of {count_text(models, 'model')}: {tau}"
     interval = shift.get("verdict")
     if interval is not None:
-        head += (f" (95% bootstrap interval {shift['tau_low']:.2f} to {shift['tau_high']:.2f}; it holds when the "
+        low, high = outward(shift["tau_low"], shift["tau_high"])
+        head += (f" (95% bootstrap interval {low:.2f} to {high:.2f}; it holds when the "
                  f"whole interval is at least {TAU_HOLDS}, at most 1 pair in 5 swapped, and changes when the "
                  "whole interval is below)")
     pairs = len(swapped)

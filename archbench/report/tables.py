@@ -62,9 +62,10 @@ def _measured_elsewhere(group: pd.DataFrame) -> str | None:
     elsewhere = sorted({str(h) for h in group["latency_hardware"].dropna()} - set(trained_on))
     if not elsewhere:
         return None
+    trained = any(column in group and group[column].notna().any() for column in ("mfu", "mfu_raw", "mfu_note"))
     return (f"Latency and throughput were measured again with task=measure on {'; '.join(elsewhere)}, "
-            f"not on the training machine ({'; '.join(trained_on)}): they are that machine's figures, "
-            "and the MFU stays the training machine's.")
+            f"not on the machine that made the runs ({'; '.join(trained_on)}): they are that machine's figures"
+            + (", and the MFU stays the training machine's." if trained else "."))
 
 
 def _under_load(group: pd.DataFrame, label_column: str) -> str | None:

@@ -8,6 +8,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from archbench.ladder import Ladder, budget_ladder, precision_changes, verdict
+from archbench.stats import outward
 
 from ..document import BulletList, Heading, Paragraph
 from ..labels import count_text
@@ -63,8 +64,9 @@ def blocks(context, study) -> list:
             f"{s['ahead_before']} ahead by {s['gap_before']:.1f} → {s['ahead_after']} ahead by {s['gap_after']:.1f}"
             f" ({'beyond noise' if (s['ahead_before'], s['ahead_after']) in beyond else 'within noise'})"
             for s in swaps) or "no pair changes order"
-        findings.append(f"{steps} → {top} steps: tau {shift['tau']:.2f} [{shift['tau_low']:.2f}, "
-                        f"{shift['tau_high']:.2f}], {shift['verdict']}; {swap_text}.")
+        low, high = outward(shift["tau_low"], shift["tau_high"])
+        findings.append(f"{steps} → {top} steps: tau {shift['tau']:.2f} [{low:.2f}, {high:.2f}], "
+                        f"{shift['verdict']}; {swap_text}.")
     target = ladder.target
     if not math.isnan(target["target"]) and len(target["reached"]):
         reached = target["reached"]
