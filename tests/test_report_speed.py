@@ -85,3 +85,16 @@ def test_speed_measured_again_on_another_machine_is_named_as_that_machine_s():
     text = " ".join(profile_findings(mixed, "cpu: AMD EPYC, 1 thread"))
     assert "Fastest" not in text and "measured on different machines" in text
     assert speed_note(group.assign(latency_hardware="cpu: AMD EPYC, 1 thread")) is None
+
+
+def test_a_model_timed_within_the_fastest_one_s_spread_is_not_called_slower():
+    group = pd.DataFrame([
+        {"label": "a", "family": "f", "model": "a", "latency_b1_ms": 2.08, "latency_b1_p90_ms": 2.15,
+         "throughput_img_s": 900.0, "latency_under_load": None},
+        {"label": "b", "family": "f", "model": "b", "latency_b1_ms": 2.10, "latency_b1_p90_ms": 2.2,
+         "throughput_img_s": 880.0, "latency_under_load": None},
+        {"label": "c", "family": "f", "model": "c", "latency_b1_ms": 3.40, "latency_b1_p90_ms": 3.5,
+         "throughput_img_s": 480.0, "latency_under_load": None}])
+    text = " ".join(profile_findings(group.assign(macs=1e6, params=1e3), "cpu"))
+    assert "Fastest at batch 1: a (f), 2.08 ms median (on cpu); within its timing spread (p90 2.15 ms), " \
+           "so not shown slower: b 2.10 ms." in text

@@ -225,8 +225,17 @@ def _speed(group: pd.DataFrame, hardware: str) -> list[str]:
     timed = group.dropna(subset=["latency_b1_ms"])
     if not timed.empty:
         fastest = timed.loc[timed.latency_b1_ms.idxmin()]
-        findings.append(f"Fastest at batch 1: {fastest.label} ({fastest.family}), "
-                        f"{fastest.latency_b1_ms:.2f} ms median (on {measured_on}).")
+        finding = (f"Fastest at batch 1: {fastest.label} ({fastest.family}), "
+                   f"{fastest.latency_b1_ms:.2f} ms median (on {measured_on})")
+        # A median inside the fastest model's own timing spread is not shown to be slower.
+        spread = fastest.get("latency_b1_p90_ms")
+        close = timed[(timed.index != fastest.name) & (timed.latency_b1_ms <= spread)] \
+            if spread is not None and not pd.isna(spread) else timed.iloc[:0]
+        if len(close):
+            finding += (f"; within its timing spread (p90 {spread:.2f} ms), so not shown slower: "
+                        + ", ".join(f"{row.label} {row.latency_b1_ms:.2f} ms"
+                                    for row in close.sort_values("latency_b1_ms").itertuples()))
+        findings.append(finding + ".")
     throughput = group.dropna(subset=["throughput_img_s"])
     if not throughput.empty:
         top = throughput.loc[throughput.throughput_img_s.idxmax()]
