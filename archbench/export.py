@@ -29,7 +29,8 @@ are two per MAC.
                 used); empty for ordinary runs
   complexity    params, trainable_params, macs, flops_forward, flops_train (forward + backward, per
                 image), activations
-  speed         latency_device, latency_b1_ms, latency_b1_p10_ms, latency_b1_p90_ms (batch-1 median
+  speed         latency_hardware (the machine latency and throughput were timed on: the run's own, or
+                the one task=measure re-timed them on), latency_device, latency_b1_ms, latency_b1_p10_ms, latency_b1_p90_ms (batch-1 median
                 and spread), throughput_batch_size, throughput_img_s, train_img_s, wall_s (training
                 only), job_wall_s (the whole job), epochs, steps, mfu (achieved / peak FLOP/s),
                 peak_mem_bytes, mfu_raw and mfu_note (the MFU as computed, and why it is not shown when
