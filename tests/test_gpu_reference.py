@@ -71,10 +71,7 @@ def test_pack_writes_few_flat_files_without_weights(tmp_path):
 
 @pytest.mark.slow  # two short CPU trainings, then a 2-job study of four: minutes on 2 busy cores
 @pytest.mark.skipif(DATA is None, reason="no cifar10-jpg.tar.gz in vendor/data or ../shared/data")
-# 2-4 minutes alone at the end of a 2-core suite that must stay under CI's 25 minutes: run it before a GPU
-# window with ARCHBENCH_GPU_DRY=1 (it passed in this suite at commit f260b12, 136 s).
-@pytest.mark.skipif(not os.environ.get("ARCHBENCH_GPU_DRY"), reason="set ARCHBENCH_GPU_DRY=1 to run the whole "
-                    "scripts/gpu_reference.sh --cpu-dry path (minutes)")
+# About 90 s alone on 2 cores: back in every suite run now that the suite's processes use one thread each.
 def test_cpu_dry_run_with_optional_modules_hidden(tmp_path):
     hide = tmp_path / "hide"
     hide.mkdir()
