@@ -27,14 +27,30 @@ class MeasureError(ValueError):
     """A record that cannot be re-measured (absent, unfinished, or missing what building its model needs)."""
 
 
-def needs_measuring(record: dict) -> bool:
+def needs_measuring(record: dict, here: str | None = None) -> bool:
     """False once both the latency and (for a training record with an MFU) the peak were measured in quiet;
-    a latency measured on another machine leaves the peak to the training machine."""
+    a latency measured on another machine leaves the peak to the training machine, and is measured again
+    once `here` (this machine's name) is the machine that trained the run."""
     latency = record.get("latency")
     if not is_quiet(latency):
         return True
-    return _needs_peak(record) and not latency.get("other_machine") and \
-        not is_quiet((record.get("measure") or {}).get("device_peak"))
+    if latency.get("other_machine"):
+        return here is not None and here == _trained_on(record)
+    return _needs_peak(record) and not is_quiet((record.get("measure") or {}).get("device_peak"))
+
+
+def _trained_on(record: dict) -> str | None:
+    env = record.get("env") or {}
+    return env.get("cpu_model") if str(env.get("device") or "cpu").startswith("cpu") else env.get("device_name")
+
+
+def _this_machine(device: str) -> str:
+    from archbench.device import cpu_model
+
+    if device == "cpu":
+        return cpu_model()
+    import torch
+    return torch.cuda.get_device_name(torch.device(device))
 
 
 def _needs_peak(record: dict) -> bool:
@@ -55,7 +71,7 @@ def remeasure_record(path: str | Path, measure: MeasureSettings, device: str = "
     if record is None or record.get("status") not in FINISHED:
         raise MeasureError(f"task=measure needs a finished record at {path} (found "
                            f"{'none' if record is None else record.get('status')}): train or profile it first")
-    if not force and not needs_measuring(record):
+    if not force and not needs_measuring(record, _this_machine(_device(record, device))):
         log.info("skip %s: already measured in quiet (force=true measures again)", path)
         return "skipped", record
     import torch
@@ -71,8 +87,7 @@ def remeasure_record(path: str | Path, measure: MeasureSettings, device: str = "
         # CUDA timing needs one host thread; the CPU's load matters only through the cores we use.
         busy_threads = threads if device == "cpu" else 1
         latency = measure_quietly(lambda: _latency(record, measure, device), quiet, busy_threads)
-        trained_on = (record.get("env") or {}).get("cpu_model") if device == "cpu" else \
-            (record.get("env") or {}).get("device_name")
+        trained_on = _trained_on(record)
         elsewhere = bool(trained_on and latency.get("device_name") and trained_on != latency["device_name"])
         # An MFU divides the training machine's throughput by a peak: only that machine's peak will do.
         peak_section = _peak_section(record, device, threads, quiet, busy_threads) \

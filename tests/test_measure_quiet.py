@@ -191,4 +191,7 @@ def test_task_measure_on_another_machine_names_it_and_leaves_the_training_machin
     assert status == "measured" and "the run was trained on AMD EPYC" in after["latency"]["other_machine"]
     assert "measure" not in after and after["train"]["mfu"] == 0.3
     assert after["latency"]["measured_with"]["git_commit"] and after["latency"]["measured_with"]["cpu_model"]
-    assert not remeasure.needs_measuring(after)  # quiet latency; the peak is the training machine's to measure
+    assert not remeasure.needs_measuring(after, "Intel Xeon")  # quiet; the peak is the training machine's
+    assert remeasure.needs_measuring(after, "AMD EPYC")  # back on the training machine: measured there
+    monkeypatch.setattr(remeasure, "_this_machine", lambda device: "Intel Xeon")
+    assert remeasure.remeasure_record(path, settings, device="cpu", threads=1)[0] == "skipped"
