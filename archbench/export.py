@@ -6,9 +6,9 @@ ones too unless include_synthetic=true), flat columns, units in the names. `.par
 types (it needs pyarrow); `.csv` is plain text. Also `python -m archbench.report export ...`.
 
 Columns (the record module owns the map, `archbench.record.record_columns` and the metric declarations
-`archbench.record.METRICS`, each of which is a column; `results.load` adds `variant_label`). Units: `*_ms` milliseconds, `*_s` seconds, `*_bytes` bytes, `*_img_s` images per
-second; accuracies (`*_top1`, `*_top5`) in percent [0, 100]; MACs count multiply-adds (fvcore), FLOPs
-are two per MAC.
+`archbench.record.METRICS`, each of which is a column; `results.load` adds `variant_label`). Units:
+`*_ms` milliseconds, `*_s` seconds, `*_bytes` bytes, `*_img_s` images per second; accuracies (`*_top1`,
+`*_top5`) in percent [0, 100]; MACs count multiply-adds (fvcore), FLOPs are two per MAC.
 
   identity      study, data, model, variant (folder name of the settings), seed, fingerprint (hash of
                 the settings that make a run; a tuned run sharing a trial's fingerprint and seed is left out),
@@ -30,12 +30,13 @@ are two per MAC.
   complexity    params, trainable_params, macs, flops_forward, flops_train (forward + backward, per
                 image), activations
   speed         latency_hardware (the machine latency and throughput were timed on: the run's own, or
-                the one task=measure re-timed them on), latency_device, latency_b1_ms, latency_b1_p10_ms, latency_b1_p90_ms (batch-1 median
-                and spread), throughput_batch_size, throughput_img_s, train_img_s, wall_s (training
-                only), job_wall_s (the whole job), epochs, steps, mfu (achieved / peak FLOP/s),
-                peak_mem_bytes, mfu_raw and mfu_note (the MFU as computed, and why it is not shown when
-                above 100% or against a peak taken under load), latency_under_load (why a speed figure
-                counts as taken under load; empty when quiet), latency_quiet (JSON of the load check),
+                the one task=measure re-timed them on), latency_device, latency_b1_ms, latency_b1_p10_ms,
+                latency_b1_p90_ms (batch-1 median and spread), throughput_batch_size, throughput_img_s,
+                train_img_s, wall_s (training only), job_wall_s (the whole job), epochs, steps, mfu
+                (achieved / peak FLOP/s), peak_mem_bytes, mfu_raw and mfu_note (the MFU as computed,
+                and why it is not shown when above 100% or against a peak taken under load),
+                latency_under_load (why a speed figure counts as taken under load; empty when quiet),
+                latency_quiet (JSON of the load check),
                 train_j_per_image and inference_j_per_image (NVML energy in joules; empty off NVIDIA GPUs)
   time-to-target  ttt_target (top-1 %), ttt_s, ttt_epoch (empty when not reached)
   accuracy      val_top1, val_top5, val_loss (at the epoch chosen on validation), test_top1, test_top5

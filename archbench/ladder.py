@@ -101,7 +101,8 @@ def budget_ladder(runs: pd.DataFrame, study: str, base: str | None = None,
         beyond[steps] = [swap for swap in shifts[steps]["swapped"]
                          if swap["separated"] and _separated(pairs[steps], swap["ahead_before"], swap["ahead_after"])]
     label = chosen["data_label"].dropna() if "data_label" in chosen else pd.Series(dtype=object)
-    return Ladder(study=study, base=base, data=str(label.iloc[0]) if len(label) else data, rungs=order, ranks=pd.concat(ranks.values(), ignore_index=True),
+    return Ladder(study=study, base=base, data=str(label.iloc[0]) if len(label) else data, rungs=order,
+                  ranks=pd.concat(ranks.values(), ignore_index=True),
                   curve=_curve(rungs, samples, metric), shifts=shifts, beyond_noise=beyond,
                   target=_time_to_target(rungs), machines=machines, left_out=left_out,
                   base_steps=_only(chosen.loc[chosen.study == base, "rung"]))

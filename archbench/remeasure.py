@@ -71,7 +71,8 @@ def remeasure_record(path: str | Path, measure: MeasureSettings, device: str = "
     if record is None or record.get("status") not in FINISHED:
         raise MeasureError(f"task=measure needs a finished record at {path} (found "
                            f"{'none' if record is None else record.get('status')}): train or profile it first")
-    if not force and not needs_measuring(record, _this_machine(_device(record, device))):
+    device = _device(record, device)
+    if not force and not needs_measuring(record, _this_machine(device)):
         log.info("skip %s: already measured in quiet (force=true measures again)", path)
         return "skipped", record
     import torch
@@ -80,7 +81,6 @@ def remeasure_record(path: str | Path, measure: MeasureSettings, device: str = "
 
     quiet = measure.quiet or QuietSettings()
     threads = int(threads or _recorded_threads(record) or torch.get_num_threads())
-    device = _device(record, device)
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:

@@ -71,6 +71,7 @@ def fixture_record(study: str, model: str, family: str, seed: int, **metrics) ->
 
 def write_record(results_dir: Path, record: dict, variant: str) -> None:
     """Write `record` where a run writes it: runs/<study>/cifar10/<model>/<variant>/seed<k>/record.json."""
-    folder = Path(results_dir) / "runs" / record["study"] / "cifar10" / record["model"] / variant / f"seed{record['seed']}"
+    folder = (Path(results_dir) / "runs" / record["study"] / "cifar10" / record["model"] / variant
+              / f"seed{record['seed']}")
     folder.mkdir(parents=True)
     rec.write_record(folder, record)

@@ -18,7 +18,7 @@ from archbench import results
 from . import figures as plots
 from .document import Figure, Table
 from .labels import frame_dataset_label
-from .tables import relative_path, write_table
+from .tables import measured_elsewhere, relative_path, write_table
 
 
 class Analysis:
@@ -115,8 +115,7 @@ class Comparison:
     @property
     def device(self) -> str:
         """The device its speed was measured on, for column headers."""
-        elsewhere = sorted({str(h) for h in self.runs.get("latency_hardware", pd.Series(dtype=object)).dropna()}
-                           - {self.hardware})
+        elsewhere = measured_elsewhere(self.runs)
         if elsewhere:  # re-measured on another machine (task=measure): the header names that machine
             return "; ".join(elsewhere)
         devices = self.runs.latency_device.dropna().unique()

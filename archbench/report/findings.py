@@ -230,7 +230,7 @@ def _speed(group: pd.DataFrame, hardware: str) -> list[str]:
         # A median inside the fastest model's own timing spread is not shown to be slower.
         spread = fastest.get("latency_b1_p90_ms")
         close = timed[(timed.index != fastest.name) & (timed.latency_b1_ms <= spread)] \
-            if spread is not None and not pd.isna(spread) else timed.iloc[:0]
+            if pd.notna(spread) else timed.iloc[:0]
         if len(close):
             finding += (f"; within its timing spread (p90 {spread:.2f} ms), so not shown slower: "
                         + ", ".join(f"{row.label} {row.latency_b1_ms:.2f} ms"

@@ -55,13 +55,19 @@ def speed_note(group: pd.DataFrame, label_column: str = "label") -> str | None:
     return " ".join(note for note in (_measured_elsewhere(group), _under_load(group, label_column)) if note) or None
 
 
+def measured_elsewhere(frame: pd.DataFrame) -> list[str]:
+    """The machines task=measure timed these rows on that are not the machine that made them (the rows'
+    `hardware`): empty when every speed figure is the runs' own."""
+    if "latency_hardware" not in frame or "hardware" not in frame:
+        return []
+    return sorted({str(h) for h in frame["latency_hardware"].dropna()} - {str(h) for h in frame["hardware"].dropna()})
+
+
 def _measured_elsewhere(group: pd.DataFrame) -> str | None:
-    if "latency_hardware" not in group or "hardware" not in group:
-        return None
-    trained_on = sorted({str(h) for h in group["hardware"].dropna()})
-    elsewhere = sorted({str(h) for h in group["latency_hardware"].dropna()} - set(trained_on))
+    elsewhere = measured_elsewhere(group)
     if not elsewhere:
         return None
+    trained_on = sorted({str(h) for h in group["hardware"].dropna()})
     trained = any(column in group and group[column].notna().any() for column in ("mfu", "mfu_raw", "mfu_note"))
     return (f"Latency and throughput were measured again with task=measure on {'; '.join(elsewhere)}, "
             f"not on the machine that made the runs ({'; '.join(trained_on)}): they are that machine's figures"

@@ -52,8 +52,8 @@ def blocks(context, study) -> list:
     changed = precision_changes(ladder)
     if changed:
         blocks.append(Paragraph("Precision or memory layout differs between rungs (train.amp=auto chose per machine): "
-                                + "; ".join(f"{model}: " + ", ".join(f"{precision} at {steps} steps" for steps, precision
-                                                                      in by_rung.items())
+                                + "; ".join(f"{model}: " + ", ".join(f"{precision} at {steps} steps"
+                                                                      for steps, precision in by_rung.items())
                                             for model, by_rung in changed.items()) + "."))
     findings = []
     for steps in ladder.rungs[:-1]:
