@@ -374,6 +374,22 @@ def hardware_label(device, device_name, cpu_model, threads) -> str:
     return f"{kind}: {device_name or 'unknown model'}"
 
 
+def record_hardware(record: dict) -> str:
+    """The label of the machine that made `record` (its training machine): one comparison group's hardware."""
+    env, latency = record.get("env") or {}, record.get("latency") or {}
+    return hardware_label(env.get("device") or latency.get("device"), env.get("device_name") or latency.get("device_name"),
+                          env.get("cpu_model"), _threads(record))
+
+
+def this_machine(device: str) -> str:
+    """The label a run on `device` here would record, as `record_hardware` reads it back."""
+    import torch
+
+    cuda = device.startswith("cuda") and torch.cuda.is_available()
+    return hardware_label(device, torch.cuda.get_device_name(torch.device(device)) if cuda else "cpu", cpu_model(),
+                          torch.get_num_threads())
+
+
 def _latency_hardware(latency: dict, hardware: str) -> str | None:
     """Where latency and throughput were measured: the training machine, unless task=measure timed them
     again elsewhere (`other_machine`), whose label it then is."""
@@ -416,8 +432,7 @@ def record_columns(record: dict, path: str | os.PathLike) -> dict:
     threads = _threads(record)
     _, settings = variant_settings(record)
     key = record_key(record, path)
-    hardware = hardware_label(env.get("device") or latency.get("device"),
-                              env.get("device_name") or latency.get("device_name"), env.get("cpu_model"), threads)
+    hardware = record_hardware(record)
     return {
         **key,
         # Data order and augmentation draws (data.order_seed); a record without one (null, or made

@@ -6,6 +6,7 @@ import select
 import subprocess
 import sys
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -131,3 +132,48 @@ def test_an_interrupted_dry_run_says_nothing_was_written(tmp_path):
     assert "dry run interrupted; a dry run writes nothing under results_dir" in text
     assert "checkpoint" not in text.lower()
     assert not (tmp_path / "runs").exists()
+
+
+def _record_made_on(results_dir, study, cpu, threads):
+    """A finished record of `study` on the synthetic data, trained on `cpu` with `threads` threads."""
+    from archbench import record as rec
+
+    from helpers import fixture_record
+
+    record = fixture_record(study, "preact_resnet20", "resnet_v2", 0, test_top1=50.0)
+    record["data"] = "synthetic"
+    record["env"].update(cpu_model=cpu, threads=threads)
+    folder = Path(results_dir) / "runs" / study / "synthetic" / "preact_resnet20" / "quick-4st-00000000" / "seed0"
+    folder.mkdir(parents=True, exist_ok=True)
+    rec.write_record(folder, record)
+
+
+def test_a_seed_added_on_other_hardware_is_told_it_starts_a_comparison_of_its_own(tmp_path, caplog):
+    """Seeds 1-2 made on one machine, seed 3 planned on another: the report keeps them apart (GROUP_KEYS
+    include the hardware), so the plan and the run say so before the time is spent."""
+    import torch
+
+    from archbench.device import cpu_model
+    from archbench.run import format_plan, preflight, run
+
+    from helpers import spec_for
+
+    _record_made_on(tmp_path, "grown", "AMD EPYC 9B14 (elsewhere)", 1)
+    spec = spec_for(["model=resnet20", "study=grown", "seed=3", *FAST], tmp_path)
+    row = preflight(spec, timed_steps=0)
+    assert "1 on cpu: AMD EPYC 9B14 (elsewhere), 1 thread" in row["note"]
+    assert f"cpu: {cpu_model()}, {torch.get_num_threads()} thread" in row["note"]
+    assert not row["problem"]  # a warning, not a failure: a comparison of this machine's own is legitimate
+    assert "note (job 0): study grown on synthetic already has 1 finished run(s), none on this hardware" \
+        in format_plan([row])
+    with caplog.at_level(logging.WARNING, logger="archbench"):
+        assert run(spec)["status"] == "complete"
+    assert any("none on this hardware" in r.getMessage() for r in caplog.records)
+
+    # Once the study has a run from this hardware, the next seed from here joins it: no note.
+    assert preflight(spec_for(["model=resnet20", "study=grown", "seed=4", *FAST], tmp_path), timed_steps=0)["note"] \
+        is None
+    # A different thread count is different hardware too (CPU speed scales with it).
+    _record_made_on(tmp_path, "threads", cpu_model(), torch.get_num_threads() + 1)
+    assert "none on this hardware" in preflight(spec_for(["model=resnet20", "study=threads", *FAST], tmp_path),
+                                                timed_steps=0)["note"]

@@ -13,11 +13,12 @@ import traceback
 from pathlib import Path
 
 from archbench.files import WriteError, check_free_space, check_writable, exclusive_lock
-from archbench.record import atomic_write_json, environment, near_chance, new_record, now_iso, record_path
+from archbench.record import (atomic_write_json, environment, near_chance, new_record, now_iso, record_path,
+                              this_machine)
 from archbench.run.assemble import Built, build
 from archbench.run.distributed import from_rank_0, init_distributed
-from archbench.run.existing import finished_record, note_other_variants, run_lock
-from archbench.run.spec import InvalidRunError, RunSpec, summary, validate
+from archbench.run.existing import finished_record, note_other_variants, other_machines_note, run_lock
+from archbench.run.spec import InvalidRunError, RunSpec, resolve_device, summary, validate
 from archbench.run.tasks import WEIGHTS_FILENAME, evaluate_run, evaluate_weights, measure_run
 from archbench.run.training import CHECKPOINT_FILE, train
 
@@ -46,6 +47,8 @@ def run(spec: RunSpec) -> dict:
     if rank == 0:
         _check_writable(spec)  # before anything is built: a read-only results_dir costs nothing
     note_other_variants(spec)
+    if rank == 0 and (note := other_machines_note(spec, this_machine(resolve_device(spec.device)))):
+        log.warning("%s", note)
 
     log.info("building %s on %s: %s", spec.model.name, spec.dataset_name,
              "model and complexity count, then latency" if spec.task == "profile"

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections import Counter
 from pathlib import Path
 
 from archbench.files import exclusive_lock
-from archbench.record import FINISHED, RECORD_FILE, CorruptFileError, read_record, record_path
+from archbench.record import (FINISHED, RECORD_FILE, CorruptFileError, load_record, read_record, record_hardware,
+                              record_path)
 from archbench.run.spec import RunSpec
 from archbench.settings import differences
 
@@ -56,3 +58,26 @@ def note_other_variants(spec: RunSpec) -> None:
                 log.info("a record of other settings exists at %s; this run is a separate variant (%s): %s",
                          other.parent.parent.name, spec.variant, "; ".join(diff[:6]) or "no difference")
 
+
+
+def other_machines_note(spec: RunSpec, machine: str) -> str | None:
+    """A warning when the study's finished runs on this data were all made on other machines than `machine`.
+
+    The report compares runs of one study, data and machine (`results.GROUP_KEYS`): accuracy and speed are
+    never pooled across machines. So a seed added from another machine class does not join the existing
+    comparison; it starts a comparison of its own, which the user should know before spending the time.
+    """
+    study_dir = Path(spec.results_dir) / "runs" / spec.study / spec.dataset_name
+    machines = Counter()
+    for path in study_dir.glob(f"*/*/seed*/{RECORD_FILE}"):
+        record, _ = load_record(path)
+        if record and record.get("status") in FINISHED and record.get("task") == spec.identity["task"]:
+            machines[record_hardware(record)] += 1
+    if not machines or machine in machines:
+        return None
+    made_on = "; ".join(f"{n} on {label}" for label, n in sorted(machines.items()))
+    return (f"study {spec.study} on {spec.dataset_name} already has {sum(machines.values())} finished run(s), none "
+            f"on this hardware ({made_on}); this run's is {machine}, so its runs form a separate comparison in "
+            f"the report (accuracy and speed are never pooled across machines or thread counts). To add seeds to "
+            f"the existing comparison, run on that hardware; for a comparison of this machine's own, run every "
+            f"model and seed here (a new study name or results_dir keeps the two apart)")

@@ -12,11 +12,12 @@ import time
 from archbench.files import WriteError, check_writable
 from archbench.run.assemble import batch_too_large, create_model, load_data, profile_data_info
 from archbench.run.execute import format_value
-from archbench.run.existing import finished_record
+from archbench.run.existing import finished_record, other_machines_note
 from archbench.run.spec import RunSpec, resolve_device, validate
 from archbench.run.training import CHECKPOINT_FILE
 from archbench.data.registry import known_train_images
 from archbench.device import synchronize
+from archbench.record import this_machine
 from archbench.settings import DataSettings
 
 
@@ -41,6 +42,7 @@ def preflight(spec: RunSpec, timed_steps: int = PREFLIGHT_TIMED_STEPS) -> dict:
         row["problem"] = (spec.tuning or {}).get("problem")
         if row["action"] == "skip (complete)":
             return row
+        row["note"] = other_machines_note(spec, this_machine(resolve_device(spec.device)))
         try:
             check_writable(spec.results_dir)  # the real run would stop here; the plan says so
         except WriteError as err:
@@ -208,6 +210,11 @@ def format_plan(rows: list[dict]) -> str:
     problems = sum(1 for r in rows if r.get("problem"))
     lines += ["", f"{len(rows)} job(s); estimated training time on this device: {_duration(total)} "
                   f"({total / 3600:.1f} h) run one after another; {problems} with problems"]
+    notes: dict[str, list[int]] = {}
+    for i, row in enumerate(rows):
+        if row.get("note"):
+            notes.setdefault(row["note"], []).append(i)
+    lines += [f"note (job{'s' if len(jobs) > 1 else ''} {_job_list(jobs)}): {note}" for note, jobs in notes.items()]
     load, cores = os.getloadavg()[0], os.cpu_count() or 1
     if load > 0.5 * cores:
         lines.append(f"note: the 1-minute load average is {load:.1f} on {cores} cores: other work shares this "
@@ -215,6 +222,13 @@ def format_plan(rows: list[dict]) -> str:
     if total > LONG_RUN_S and not any("cuda" in str(r.get("device", "")) for r in rows):
         lines.append("over an hour here: train=quick or a smaller train.budget.* gives a CPU-sized run")
     return "\n".join(lines)
+
+
+def _job_list(jobs: list[int]) -> str:
+    """'0-5' for consecutive job numbers, else '0, 2, 4'."""
+    if len(jobs) > 2 and jobs == list(range(jobs[0], jobs[-1] + 1)):
+        return f"{jobs[0]}-{jobs[-1]}"
+    return ", ".join(map(str, jobs))
 
 
 def _duration(seconds) -> str:
