@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from archbench import results
+from archbench.results.frames import frame_dataset_label
 from archbench.stats import outward
 
 # Runs on different machines are never pooled in one rung: the rung keeps its largest machine group.
@@ -29,7 +30,7 @@ class Ladder:
     """One ladder: `rungs` (steps, ascending) and what the report shows of them."""
     study: str
     base: str | None
-    data: str                      # the dataset's label as the runs recorded it (its name where none)
+    data: str                      # the dataset's label as the runs recorded it (its known name where none)
     rungs: list[int]
     ranks: pd.DataFrame            # results.rank() per rung, with `steps`
     curve: pd.DataFrame            # per model and rung: mean, interval, seeds, steps, epochs, MACs consumed
@@ -100,8 +101,7 @@ def budget_ladder(runs: pd.DataFrame, study: str, base: str | None = None,
         shifts[steps] = results.ranking_shift(means[steps], means[top], pairs[top], samples[steps], samples[top])
         beyond[steps] = [swap for swap in shifts[steps]["swapped"]
                          if swap["separated"] and _separated(pairs[steps], swap["ahead_before"], swap["ahead_after"])]
-    label = chosen["data_label"].dropna() if "data_label" in chosen else pd.Series(dtype=object)
-    return Ladder(study=study, base=base, data=str(label.iloc[0]) if len(label) else data, rungs=order,
+    return Ladder(study=study, base=base, data=frame_dataset_label(chosen, data), rungs=order,
                   ranks=pd.concat(ranks.values(), ignore_index=True),
                   curve=_curve(rungs, samples, metric), shifts=shifts, beyond_noise=beyond,
                   target=_time_to_target(rungs), machines=machines, left_out=left_out,

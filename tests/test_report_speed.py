@@ -87,6 +87,30 @@ def test_speed_measured_again_on_another_machine_is_named_as_that_machine_s():
     assert speed_note(group.assign(latency_hardware="cpu: AMD EPYC, 1 thread")) is None
 
 
+def test_a_model_whose_seeds_were_timed_on_two_machines_names_both_and_is_not_compared():
+    """Machine labels hold commas ('cpu: AMD EPYC, 1 thread'), so a summary joins them with '; ' and the
+    readers split on that: each machine is named once, whole, and no speed comparison is drawn."""
+    from archbench.results import summarize
+
+    from helpers import FIXTURE_RECORD
+
+    runs = []
+    for seed, machine in enumerate(["Intel Xeon", "AMD EPYC"]):
+        record = fixture_record("s", "resnet20", "resnet_v1", seed)
+        record["env"].update(device="cpu", cpu_model="AMD EPYC", threads=1)
+        record["latency"].update(device="cpu", device_name=machine, threads=1, quiet={"checked": True},
+                                 other_machine="measured on ..." if machine != "AMD EPYC" else None)
+        runs.append(record_columns(record, FIXTURE_RECORD.parent.parent / f"seed{seed}" / "record.json"))
+    summary = summarize(pd.DataFrame(runs))
+    assert list(summary.latency_hardware) == ["cpu: AMD EPYC, 1 thread; cpu: Intel Xeon, 1 thread"]
+    other = summary.assign(model="b", label="b", latency_hardware="cpu: AMD EPYC, 1 thread")
+    group = pd.concat([summary.assign(label="a"), other], ignore_index=True)
+    text = " ".join(profile_findings(group, "cpu: AMD EPYC, 1 thread"))
+    assert "Fastest" not in text
+    assert "measured on different machines (cpu: AMD EPYC, 1 thread; cpu: Intel Xeon, 1 thread)" in text
+    assert "measured again with task=measure on cpu: Intel Xeon, 1 thread, not on" in speed_note(group)
+
+
 def test_a_model_timed_within_the_fastest_one_s_spread_is_not_called_slower():
     group = pd.DataFrame([
         {"label": "a", "family": "f", "model": "a", "latency_b1_ms": 2.08, "latency_b1_p90_ms": 2.15,

@@ -14,6 +14,7 @@ import json
 import pandas as pd
 
 from archbench.results import PAIRED_TEST, RESAMPLED_SEEDS_AND_IMAGES, SIGNIFICANCE_LEVEL
+from archbench.results.frames import machines_of
 from archbench.stats import TAU_HOLDS, outward
 
 from .labels import count_text
@@ -214,7 +215,7 @@ def _speed(group: pd.DataFrame, hardware: str) -> list[str]:
                 "`task=measure` on a quiet machine measures them again."]
     # task=measure may have timed a study's models again on another machine: its figures are that machine's,
     # and models timed on different machines are not compared.
-    machines = sorted({str(m) for m in group["latency_hardware"].dropna()}) if "latency_hardware" in group else []
+    machines = sorted(machines_of(group.get("latency_hardware")))
     if len(machines) > 1 and group.latency_b1_ms.notna().any():
         return [f"No speed conclusion: the models' latency and throughput were measured on different machines "
                 f"({'; '.join(machines)})."]

@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from archbench.record import METRICS, Metric, metrics as declared_metrics
+from archbench.results.frames import machines_of
 
 from .document import markdown_table
 from .labels import count_text
@@ -60,7 +61,7 @@ def measured_elsewhere(frame: pd.DataFrame) -> list[str]:
     `hardware`): empty when every speed figure is the runs' own."""
     if "latency_hardware" not in frame or "hardware" not in frame:
         return []
-    return sorted({str(h) for h in frame["latency_hardware"].dropna()} - {str(h) for h in frame["hardware"].dropna()})
+    return sorted(machines_of(frame["latency_hardware"]) - machines_of(frame["hardware"]))
 
 
 def _measured_elsewhere(group: pd.DataFrame) -> str | None:

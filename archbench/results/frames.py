@@ -53,12 +53,28 @@ def _values(group: pd.DataFrame, column: str) -> pd.Series:
     return values[np.isfinite(values)]
 
 
-def _distinct_text(series):
+def _distinct_text(series, separator: str = ", "):
     """The distinct values of a column joined ('bf16' or 'bf16, off'); None when none is set."""
     if series is None:
         return None
     present = sorted({str(value) for value in series.dropna()})
-    return ", ".join(present) if present else None
+    return separator.join(present) if present else None
+
+
+# Joins the machines behind one summary row: their labels ('cpu: AMD EPYC, 1 thread') hold commas themselves.
+MACHINE_SEPARATOR = "; "
+
+
+def distinct_machines(series) -> str | None:
+    """The machine labels of a column, one label or several joined by MACHINE_SEPARATOR; None when none."""
+    return _distinct_text(series, MACHINE_SEPARATOR)
+
+
+def machines_of(series) -> set[str]:
+    """Each machine named in a column of machine labels, as written by `distinct_machines` or per run."""
+    if series is None:
+        return set()
+    return {machine for value in series.dropna() for machine in str(value).split(MACHINE_SEPARATOR)}
 
 
 def _first_present(series):
@@ -90,3 +106,28 @@ def _same(series: pd.Series, value) -> pd.Series:
     if _is_missing(value):
         return series.isna()
     return series == value
+
+
+# Config key -> what the data is, for records made before they carried a `data_label`.
+DATASET_LABELS = {
+    "cifar10_jpg": "CIFAR-10 (JPEG image folder)",
+    "fashion_mnist": "Fashion-MNIST",
+    "cifar10": "CIFAR-10",
+    "cifar100": "CIFAR-100",
+    "svhn": "SVHN",
+    "imagenet": "ImageNet",
+    "synthetic": "synthetic",
+}
+
+
+def dataset_label(data, data_label=None) -> str:
+    """The record's own label when it has one, else the known name of the config key."""
+    if isinstance(data_label, str) and data_label.strip():
+        return data_label.strip()
+    return DATASET_LABELS.get(str(data), str(data))
+
+
+def frame_dataset_label(frame, data) -> str:
+    """`dataset_label` for the rows of one dataset in a runs or summary table."""
+    labels = frame["data_label"].dropna() if "data_label" in frame else []
+    return dataset_label(data, labels.iloc[0] if len(labels) else None)

@@ -14,7 +14,7 @@ from archbench.record import metrics as declared_metrics
 from archbench.stats import binomial_se, finite, variance_components
 
 from .frames import (GROUP_KEYS, MODEL_KEYS, _distinct_text, _first_present, _is_missing, _require_columns,
-                     _rows_with, _short, _values, model_label)
+                     _rows_with, _short, _values, distinct_machines, model_label)
 from .loading import pool_order_seeds
 from .tuning_analysis import study_kind
 
@@ -77,7 +77,7 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
         # The precision training ran in (train.amp=auto picks it per model), e.g. 'bf16'.
         row["amp"] = _distinct_text(group.get("amp"))
         row["ttt_reached"] = len(_values(group, "ttt_s"))
-        row["latency_hardware"] = _distinct_text(group.get("latency_hardware"))
+        row["latency_hardware"] = distinct_machines(group.get("latency_hardware"))
         # Speed figures taken under load, and MFUs that cannot be shown (archbench.quiet): the reason, or None.
         for column in ("latency_under_load", "mfu_note"):
             notes = group[column].dropna() if column in group else pd.Series(dtype=object)
