@@ -377,8 +377,8 @@ def hardware_label(device, device_name, cpu_model, threads) -> str:
 def record_hardware(record: dict) -> str:
     """The label of the machine that made `record` (its training machine): one comparison group's hardware."""
     env, latency = record.get("env") or {}, record.get("latency") or {}
-    return hardware_label(env.get("device") or latency.get("device"), env.get("device_name") or latency.get("device_name"),
-                          env.get("cpu_model"), _threads(record))
+    return hardware_label(env.get("device") or latency.get("device"),
+                          env.get("device_name") or latency.get("device_name"), env.get("cpu_model"), _threads(record))
 
 
 def this_machine(device: str) -> str:

@@ -59,7 +59,6 @@ def note_other_variants(spec: RunSpec) -> None:
                          other.parent.parent.name, spec.variant, "; ".join(diff[:6]) or "no difference")
 
 
-
 def other_machines_note(spec: RunSpec, machine: str) -> str | None:
     """A warning when the study's finished runs on this data were all made on other machines than `machine`.
 
