@@ -556,7 +556,7 @@ def test_at_a_glance_opens_the_report_with_a_verdict_per_comparison(readme):
                if line.startswith("- **golden, CIFAR-10 on cpu: Fixture CPU"))
     assert "resnet56 has the highest mean test top-1 (94.0%)" in cpu
     assert "1 of 6 pairwise gaps is separated at 95% confidence" in cpu
-    assert "cannot separate densenet40, shufflenet_v2_x0_5 from resnet56" in cpu
+    assert "cannot separate densenet40 and shufflenet_v2_x0_5 from resnet56" in cpu
     assert "after 3 epochs" in cpu
     assert "profile only" in next(line for line in verdicts if line.startswith("- **latency"))
 
@@ -629,5 +629,10 @@ def test_at_a_glance_ranking_verdict_names_only_swaps_beyond_noise():
     brief = ranking_verdict(shift, "clean", "corrupted", brief=True)
     assert "b over a" in full and "c over a" in full
     assert "c over a" in brief and "b over a" not in brief and "1 of them separated by the seeds" in brief
+    # the glance states tau and its interval; the rule behind 'holds' is said once, in 'How to read'
+    interval = {**shift, "verdict": "inconclusive", "tau_low": -0.2, "tau_high": 1.0}
+    assert "it holds when the whole interval" in ranking_verdict(interval, "clean", "corrupted")
+    brief = ranking_verdict(interval, "clean", "corrupted", brief=True)
+    assert "0.33, 95% bootstrap interval -0.20 to 1.00)" in brief and "it holds when" not in brief
     quiet = ranking_verdict({**shift, "swapped": [swap("b", "a", False)]}, "clean", "corrupted", brief=True)
     assert "b over a" not in quiet and "inconclusive: 1 of 3 pairs swaps order, 0 of them separated" in quiet

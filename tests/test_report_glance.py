@@ -59,6 +59,10 @@ def test_the_report_opens_with_the_headline_verdict_figure_and_short_table(built
     assert glance < headline < readme.index("## How to read") < readme.index("## Study: cifar_cpu")
     top = readme[headline:readme.index("## How to read")]
     assert "has the highest mean test top-1" in top and "![Mean test top-1 per model" in top
+    # the headline verdict is one point a line, not a paragraph
+    points = [line for line in top.splitlines() if line.startswith("- ")]
+    assert points[0].startswith("- ") and "has the highest mean test top-1" in points[0]
+    assert any(point.startswith("- It says how these models rank") for point in points)
     assert "| Model | Test top-1 (%) | 95% interval | Seeds | MACs (M) | Params (M) | Batch-1 latency (ms, cpu: " in top
     assert "| Training precision |" in top
     # the committed speed figures were re-measured in quiet on another machine: named as that machine's

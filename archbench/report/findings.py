@@ -17,7 +17,7 @@ from archbench.results import PAIRED_TEST, RESAMPLED_SEEDS_AND_IMAGES, SIGNIFICA
 from archbench.results.frames import machines_of
 from archbench.stats import TAU_HOLDS, outward
 
-from .labels import count_text
+from .labels import count_text, word_list
 from .tables import is_missing, probability_text
 
 
@@ -269,13 +269,13 @@ def budget_text(budget_json) -> str:
 
 
 def glance_verdict(study: str, dataset: str, hardware: str, group: pd.DataFrame,
-                   pairs: pd.DataFrame, ranking: pd.DataFrame) -> tuple[str, str]:
-    """`(title, verdict)`: what one trained comparison can say in plain words, and what it
+                   pairs: pd.DataFrame, ranking: pd.DataFrame) -> tuple[str, list[str]]:
+    """`(title, sentences)`: what one trained comparison can say in plain words, and what it
     cannot."""
     title = f"{study}, {dataset} on {hardware}"
     trained = group.dropna(subset=["test_top1_mean"])
     if trained.empty:
-        return title, "no test accuracy to compare."
+        return title, ["no test accuracy to compare."]
     setting = []
     if not is_missing(trained.train_size.max()):
         setting.append(f"{trained.train_size.max():,.0f} training images")
@@ -292,7 +292,7 @@ def glance_verdict(study: str, dataset: str, hardware: str, group: pd.DataFrame,
     parts = [f"{count_text(len(trained), 'model')} ({', '.join(setting)}); "
              f"{best.label} has the highest mean test top-1 ({best['mean']:.1f}%)."]
     if len(trained) == 1:
-        return title, parts[0]
+        return title, parts[:1]
     together = list(ranking.iloc[1:].label[ranking.iloc[1:].with_best])
     if seeds[-1] < 2:
         parts.append("With one seed per model these seeds cannot separate any gap.")
@@ -316,8 +316,7 @@ def glance_verdict(study: str, dataset: str, hardware: str, group: pd.DataFrame,
         else:
             parts[-1] += "."
         if together:
-            parts.append(f"The seeds cannot separate {', '.join(together)} from "
-                         f"{best.label}.")
+            parts.append(f"The seeds cannot separate {word_list(together)} from {best.label}.")
         else:
             parts.append(f"{best.label} is separated from every other model.")
     noise = pairs[pairs.below_noise_floor.astype(bool)]
@@ -327,7 +326,7 @@ def glance_verdict(study: str, dataset: str, hardware: str, group: pd.DataFrame,
     budget_words = f"after {budgets[0]}" if len(budgets) == 1 else "under these budgets"
     parts.append(f"It says how these models rank {budget_words}; it cannot say how they "
                  "rank at convergence or under another recipe.")
-    return title, " ".join(parts)
+    return title, parts
 
 
 def _swap_text(swap: dict, unit: str = "points") -> str:
@@ -356,9 +355,10 @@ def ranking_verdict(shift: dict, before: str, after: str, brief: bool = False) -
     interval = shift.get("verdict")
     if interval is not None:
         low, high = outward(shift["tau_low"], shift["tau_high"])
-        head += (f" (95% bootstrap interval {low:.2f} to {high:.2f}; it holds when the "
-                 f"whole interval is at least {TAU_HOLDS}, at most 1 pair in 5 swapped, and changes when the "
-                 "whole interval is below)")
+        head += f", 95% bootstrap interval {low:.2f} to {high:.2f}"
+        if not brief:  # the at-a-glance list leaves the rule to 'How to read this report'
+            head += (f"; it holds when the whole interval is at least {TAU_HOLDS}, at most 1 pair in 5 swapped, "
+                     "and changes when the whole interval is below")
     pairs = len(swapped)
     separated = [swap for swap in swapped if swap["separated"]]
     swaps = f"{pairs} of {models * (models - 1) // 2} pairs {'swaps' if pairs == 1 else 'swap'} order"

@@ -13,3 +13,9 @@ def count_text(count, noun: str) -> str:
         return f"? {noun}s"
     count = int(count)
     return f"{count} {noun}" if count == 1 else f"{count:,} {noun}s"
+
+
+def word_list(words) -> str:
+    """'a', 'a and b', 'a, b and c': names in a sentence."""
+    words = [str(word) for word in words]
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .. import figures as plots
 from ..context import notes
-from ..document import Glance, Heading, Paragraph
+from ..document import BulletList, Glance, Heading, Paragraph
 from ..findings import glance_verdict, lead_in, ranking_verdict, variance_verdict
 from ..labels import count_text
 from ..tables import headline_table, summary_dirty_note, speed_note
@@ -18,14 +18,14 @@ def section(context) -> list:
     for study in context.ladders:  # a ladder mixes budgets: one verdict about its rankings, not per comparison
         found = ladder.glance(context, study)
         if found is not None:
-            verdicts[(study, None, None)] = found
+            verdicts[(study, None, None)] = (found[0], [found[1]])
     blocks = [Heading("At a glance", 2)]
     headline = [study for study in context.studies if study in context.headline]
     for study in headline:
         blocks += headline_blocks(context, study, verdicts)
     rank_of = {study: index for index, study in enumerate(context.studies)}
-    others = [text for keys, text in sorted(verdicts.items(), key=lambda item: rank_of[item[0][0]])
-              if keys[0] not in headline]
+    others = [(title, " ".join(sentences)) for keys, (title, sentences)
+              in sorted(verdicts.items(), key=lambda item: rank_of[item[0][0]]) if keys[0] not in headline]
     if headline and others:
         blocks.append(Paragraph("The other comparisons, in the order of the sections below:"))
     if others or not headline:
@@ -40,9 +40,9 @@ def headline_blocks(context, study, verdicts) -> list:
         if not comparison.trained:
             continue
         group, label, hardware = comparison.summary, comparison.label, comparison.hardware
-        title, text = verdicts[(study, comparison.data, hardware)]
+        title, sentences = verdicts[(study, comparison.data, hardware)]
         stem = f"headline--{comparison.stem}"
-        blocks += [Heading(f"Headline: {title}", 3), Paragraph(text)]
+        blocks += [Heading(f"Headline: {title}", 3), BulletList(sentences)]  # one point a line: read at a glance
         blocks += context.figure(plots.headline_accuracy(group, comparison.title, context.colors),
                                  stem, f"Mean test top-1 per model with its 95% interval over seeds, {label} "
                                        f"on {hardware}")
@@ -53,17 +53,17 @@ def headline_blocks(context, study, verdicts) -> list:
     return blocks
 
 
-def verdict(analysis, comparison) -> tuple[str, str]:
-    """(title, verdict in plain words) of one comparison."""
+def verdict(analysis, comparison) -> tuple[str, list[str]]:
+    """(title, the verdict's sentences in plain words) of one comparison."""
     study, label, hardware = comparison.study, comparison.label, comparison.hardware
     title = f"{study}, {label} on {hardware}"
     if not comparison.trained:
-        return title, (f"profile only: size and speed of {count_text(comparison.runs.model.nunique(), 'model')}, "
-                       "no training, so nothing about which model learns best.")
+        return title, [f"profile only: size and speed of {count_text(comparison.runs.model.nunique(), 'model')}, "
+                       "no training, so nothing about which model learns best."]
     kind = analysis.kinds.get(study)
     if kind == "tuning":
-        return title, " ".join(tuning.findings(comparison.runs)[:2])
-    title, text = glance_verdict(study, label, hardware, comparison.summary, comparison.rows(analysis.pairs),
+        return title, tuning.findings(comparison.runs)[:2]
+    title, sentences = glance_verdict(study, label, hardware, comparison.summary, comparison.rows(analysis.pairs),
                                  comparison.rows(analysis.ranking))
     extra = [brief for _shared, brief, _gain in tuned.against_shared(analysis, comparison, brief=True)]
     differ = recipe.study_confounds(comparison.runs, kind)
@@ -76,5 +76,5 @@ def verdict(analysis, comparison) -> tuple[str, str]:
     corruption = evaluation.corruption_shift(analysis, comparison)
     if corruption is not None:
         extra.append(lead_in("Under corruption", ranking_verdict(corruption, "clean", "corrupted", brief=True)))
-    return title, " ".join([text, *extra])
+    return title, [*sentences, *extra]
 
