@@ -552,8 +552,10 @@ def test_at_a_glance_opens_the_report_with_a_verdict_per_comparison(readme):
     glance = readme.split("## At a glance")[1].split("## How to read")[0]
     verdicts = [line for line in glance.splitlines() if line.startswith("- ")]
     assert len(verdicts) == 3  # golden on CPU, golden on GPU, latency (profile only)
-    cpu = next(line for line in verdicts
-               if line.startswith("- **golden, CIFAR-10 on cpu: Fixture CPU"))
+    # a verdict of several sentences: its title, then one point a line beneath it
+    blocks = re.split(r"\n(?=- )", glance.strip())
+    cpu = next(block for block in blocks if block.startswith("- **golden, CIFAR-10 on cpu: Fixture CPU"))
+    assert cpu.splitlines()[0].endswith("threads**:") and all(line.startswith("  - ") for line in cpu.splitlines()[1:])
     assert "resnet56 has the highest mean test top-1 (94.0%)" in cpu
     assert "1 of 6 pairwise gaps is separated at 95% confidence" in cpu
     assert "cannot separate densenet40 and shufflenet_v2_x0_5 from resnet56" in cpu

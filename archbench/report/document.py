@@ -37,8 +37,9 @@ class BulletList:
 
 @dataclass
 class Glance:
-    """The verdicts at the top of the report: (title, plain-words verdict) per comparison."""
-    items: list[tuple[str, str]]
+    """The verdicts at the top of the report: (title, plain-words verdict) per comparison; a verdict of
+    several sentences (a list) is shown one point a line under its title."""
+    items: list[tuple[str, str | list[str]]]
 
 
 @dataclass
@@ -65,6 +66,10 @@ class Figure:
     svg: str
 
 
+def _glance_points(block: Glance) -> list[tuple[str, list[str]]]:
+    return [(title, [text] if isinstance(text, str) else list(text)) for title, text in block.items]
+
+
 def render_markdown(blocks) -> str:
     parts = [_markdown_block(block) for block in blocks]
     return "\n\n".join(part for part in parts if part) + "\n"
@@ -80,7 +85,9 @@ def _markdown_block(block) -> str:
     if isinstance(block, BulletList):
         return "\n".join(f"- {item}" for item in block.items)
     if isinstance(block, Glance):
-        return "\n".join(f"- **{title}**: {text}" for title, text in block.items)
+        return "\n".join(f"- **{title}**: {points[0]}" if len(points) == 1
+                         else f"- **{title}**:" + "".join(f"\n  - {point}" for point in points)
+                         for title, points in _glance_points(block))
     if isinstance(block, Code):
         return f"```\n{block.text}\n```"
     if isinstance(block, Table):
@@ -189,8 +196,10 @@ def _html_block(block, report_dir: Path) -> str:
         items = "".join(f"<li>{escape(item)}</li>" for item in block.items)
         return f"<ul>{items}</ul>"
     if isinstance(block, Glance):
-        items = "".join(f"<li><strong>{escape(title)}</strong>: {escape(text)}</li>"
-                        for title, text in block.items)
+        items = "".join(f"<li><strong>{escape(title)}</strong>: {escape(points[0])}</li>" if len(points) == 1
+                        else f"<li><strong>{escape(title)}</strong>:<ul>"
+                             + "".join(f"<li>{escape(point)}</li>" for point in points) + "</ul></li>"
+                        for title, points in _glance_points(block))
         return f'<div class="glance"><ul>{items}</ul></div>'
     if isinstance(block, Code):
         return f"<pre><code>{escape(block.text)}</code></pre>"

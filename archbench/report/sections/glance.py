@@ -24,8 +24,8 @@ def section(context) -> list:
     for study in headline:
         blocks += headline_blocks(context, study, verdicts)
     rank_of = {study: index for index, study in enumerate(context.studies)}
-    others = [(title, " ".join(sentences)) for keys, (title, sentences)
-              in sorted(verdicts.items(), key=lambda item: rank_of[item[0][0]]) if keys[0] not in headline]
+    others = [verdicts[keys] for keys in sorted(verdicts, key=lambda keys: rank_of[keys[0]])
+              if keys[0] not in headline]
     if headline and others:
         blocks.append(Paragraph("The other comparisons, in the order of the sections below:"))
     if others or not headline:
@@ -65,7 +65,8 @@ def verdict(analysis, comparison) -> tuple[str, list[str]]:
         return title, tuning.findings(comparison.runs)[:2]
     title, sentences = glance_verdict(study, label, hardware, comparison.summary, comparison.rows(analysis.pairs),
                                  comparison.rows(analysis.ranking))
-    extra = [brief for _shared, brief, _gain in tuned.against_shared(analysis, comparison, brief=True)]
+    extra = [sentence for _shared, brief, _gain in tuned.against_shared(analysis, comparison, brief=True)
+             for sentence in brief]
     differ = recipe.study_confounds(comparison.runs, kind)
     if differ:
         extra.insert(0, f"Identical except: {', '.join(name for name, _values in differ)} (listed in the "

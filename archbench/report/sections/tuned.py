@@ -12,8 +12,8 @@ from ..tables import tuning_gain_table
 
 
 def against_shared(analysis, comparison, brief: bool = False) -> list[tuple[str, str, pd.DataFrame]]:
-    """(shared study, verdict, gain table) for each shared-recipe counterpart of a tuned comparison;
-    `brief` for the at-a-glance list."""
+    """(shared study, [ranking verdict, tuning-gain sentence], gain table) for each shared-recipe
+    counterpart of a tuned comparison; `brief` for the at-a-glance list."""
     keys = comparison.keys
     matches = rows_matching(analysis.counterparts.rename(columns={"tuned_study": "study"}), keys)
     compared = []
@@ -27,10 +27,9 @@ def against_shared(analysis, comparison, brief: bool = False) -> list[tuple[str,
                                       gain.set_index("model").tuned_mean, pairs,
                                       results.bootstrap_means(shared[shared.task == "train"])[0],
                                       results.bootstrap_means(tuned[tuned.task == "train"])[0])
-        verdict = (lead_in(f"Against the shared recipe of {shared_study},",
-                           ranking_verdict(shift, "shared-recipe", "tuned", brief=brief))
-                   + " " + tuning_gain_sentence(gain))
-        compared.append((shared_study, verdict, gain))
+        ranking = lead_in(f"Against the shared recipe of {shared_study},",
+                          ranking_verdict(shift, "shared-recipe", "tuned", brief=brief))
+        compared.append((shared_study, [ranking, tuning_gain_sentence(gain)], gain))
     return compared
 
 
@@ -47,7 +46,7 @@ def blocks(context, comparison) -> list:
             "and models is in this report, so the tuned ranking is not set beside a shared "
             "one.")]
     for shared_study, verdict, gain in compared:
-        blocks += [Paragraph(verdict), context.table(
+        blocks += [Paragraph(" ".join(verdict)), context.table(
             f"{comparison.stem}--vs-{slug(shared_study)}",
             f"{comparison.study} / {comparison.label}: ranking under the shared recipe ({shared_study}) and "
             "after equal-effort tuning, mean test top-1 over seeds", tuning_gain_table(gain), gain)]
