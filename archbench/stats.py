@@ -353,38 +353,52 @@ def paired_gap_interval(correct_a, correct_b, confidence: float = 0.95, resample
     return gap_interval(samples[:, 0], samples[:, 1], gap, confidence)
 
 
-def _quantiles(seeds: int, tests: int, alpha: float, power: float) -> float:
-    """t_{1 - alpha / tests / 2} + t_{power}, with the 2 (seeds - 1) degrees of freedom of two models' seeds."""
-    df = 2 * (seeds - 1)
+def welch_df_factor(var_a: float, var_b: float) -> float:
+    """Welch-Satterthwaite degrees of freedom per extra seed, for two models with equal seed counts n:
+    df = factor x (n - 1), factor = (var_a + var_b)^2 / (var_a^2 + var_b^2), from 1 (one model's spread
+    dominates) to 2 (equal spreads, the pooled t-test's 2 (n - 1))."""
+    total, squares = var_a + var_b, var_a ** 2 + var_b ** 2
+    return float(total ** 2 / squares) if squares > 0 and math.isfinite(squares) else 2.0
+
+
+def _quantiles(seeds: int, tests: int, alpha: float, power: float, df_factor: float = 2.0) -> float:
+    """t_{1 - alpha / tests / 2} + t_{power}, with the Welch degrees of freedom df_factor x (seeds - 1)."""
+    df = df_factor * (seeds - 1)
     return float(stats.t.isf(alpha / max(tests, 1) / 2, df) + stats.t.ppf(power, df))
 
 
 def detectable_gap(se_per_seed: float, seeds: int, tests: int = 1, fixed_se: float = 0.0,
-                   alpha: float = 0.05, power: float = POWER) -> float:
+                   alpha: float = 0.05, power: float = POWER, df_factor: float = 2.0) -> float:
     """Smallest gap (points) a two-sided test at `alpha / tests` (Holm's strictest step) separates with
     probability `power`, when the gap's standard error is sqrt(se_per_seed^2 / seeds + fixed_se^2):
     `se_per_seed` the part that averaging seeds shrinks (sqrt(var_a + var_b) of single runs), `fixed_se`
     the part it does not (test-set sampling, the same images for every seed). Student t quantiles with
-    2 (seeds - 1) degrees of freedom (the usual power approximation), so three seeds pay for their few
-    degrees of freedom.
+    the Welch test's degrees of freedom, `df_factor` x (seeds - 1) (`welch_df_factor`; 2 when the two
+    spreads are equal), so few seeds, and unequal spreads, pay for their few degrees of freedom.
     """
     if seeds < 2:
         return math.nan
-    return float(_quantiles(seeds, tests, alpha, power) * math.sqrt(se_per_seed ** 2 / seeds + fixed_se ** 2))
+    return float(_quantiles(seeds, tests, alpha, power, df_factor)
+                 * math.sqrt(se_per_seed ** 2 / seeds + fixed_se ** 2))
+
+
+def seedless_limit(fixed_se: float, tests: int = 1, alpha: float = 0.05, power: float = POWER) -> float:
+    """The smallest gap that any number of seeds could separate: with unlimited seeds only the fixed
+    (test-set) part of the standard error is left, and the quantiles become normal."""
+    z = stats.norm.isf(alpha / max(tests, 1) / 2) + stats.norm.ppf(power)
+    return float(z * fixed_se)
 
 
 def seeds_needed(gap: float, se_per_seed: float, tests: int = 1, fixed_se: float = 0.0,
-                 alpha: float = 0.05, power: float = POWER) -> float:
-    """Seeds per model for `detectable_gap` to reach `gap`; inf when no number of seeds can (the fixed,
-    test-set part alone is too large), NaN when there is no seed spread to go on."""
+                 alpha: float = 0.05, power: float = POWER, df_factor: float = 2.0) -> float:
+    """Seeds per model for `detectable_gap` to reach `gap`; inf when no number of seeds can (`gap` is not
+    above `seedless_limit`, the test-set part alone), NaN when there is no seed spread to go on."""
     if not (np.isfinite(se_per_seed) and se_per_seed > 0):
         return math.nan
-    # The limit of many seeds has normal quantiles: if even that cannot reach the gap, nothing can.
-    z = stats.norm.isf(alpha / max(tests, 1) / 2) + stats.norm.ppf(power)
-    if (abs(gap) / z) ** 2 <= fixed_se ** 2:
+    if abs(gap) <= seedless_limit(fixed_se, tests, alpha, power):
         return math.inf
     for seeds in range(2, 10_001):
-        if detectable_gap(se_per_seed, seeds, tests, fixed_se, alpha, power) <= abs(gap):
+        if detectable_gap(se_per_seed, seeds, tests, fixed_se, alpha, power, df_factor) <= abs(gap):
             return float(seeds)
     return math.inf
 

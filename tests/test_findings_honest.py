@@ -1,6 +1,7 @@
 """Findings that never overclaim: confounds named, power stated, rank and tau intervals in words, and the
 cross-study aggregate; constructed tables whose answers are known."""
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -52,14 +53,18 @@ def test_power_sentence_and_seeds_needed_for_pairs_not_separated():
     assert re.search(r"a vs b \(2\.00 points\): about \d+", text)  # not separated; a seed count is given
     # A gap under the independent floor (~0.8 points on 10,000 images): more seeds cannot help unpaired.
     close = " ".join(power_findings(results.compare(_runs(means=(90.0, 89.5, 70.0)))))
-    assert "a vs b (0.50 points): no number of seeds while the test set counts as unpaired" in close
+    assert re.search(r"a vs b \(0\.50 points\): no number of seeds: even unlimited seeds separate only gaps above "
+                     r"\d+\.\d\d while the test set counts as unpaired", close)
+    assert close.count("Per-image outcomes") == 1  # the remedy is said once, not once per pair
     assert "real" not in text
 
 
 def test_rank_intervals_in_words():
     ranking = results.rank(_runs(means=(90.0, 89.9, 70.0)))
     (text,) = rank_interval_findings(ranking)
-    assert "resampling seeds; test-set sampling not included" in text
+    # the fallback is a parametric bootstrap over seeds, and the text says so
+    assert "parametric bootstrap over seeds (each mean drawn as mean + s/√n × Student t with n − 1 degrees" in text
+    assert "test-set sampling not included" in text
     assert "c rank 3 (first in 0%)" in text and "a rank 1–2" in text
 
 
@@ -85,3 +90,14 @@ def test_across_studies_aggregates_only_models_in_every_comparison():
     assert a.iqm == pytest.approx(np.mean([79 / 80, 80 / 80, 61 / 65, 60 / 65]))  # the middle four of six
     assert profile.set_index(["model", "comparison"]).distance[("a", "s2 / d2")] == pytest.approx(5.0)
     assert results.across_studies(_runs())[0].empty  # one comparison: nothing to aggregate
+
+
+def test_a_separable_gap_past_100_points_is_said_in_words_not_printed():
+    """Two seeds with a wide spread imply a separable gap above 100 points, which no accuracy gap can be."""
+    runs = _runs(means=(90.0, 60.0, 30.0))
+    wide = runs.assign(test_top1=runs.test_top1 + runs.seed.map({0: -30.0, 1: 30.0, 2: 0.0}))
+    pairs = results.compare(wide[wide.seed < 2])
+    assert (pairs.detectable_gap > 100).all()
+    (power, *_rest) = power_findings(pairs)
+    assert "is over 100 points, more than any gap" in power and "to over 100 by the pair" in power
+    assert not re.search(r"\b[1-9]\d{2,}\.\d\d\b", power)  # no three-digit gap printed

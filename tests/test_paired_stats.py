@@ -86,6 +86,55 @@ def test_detectable_gap_and_seeds_needed_invert_each_other():
     assert seeds_needed(0.1, 2.0, fixed_se=0.1) == math.inf
 
 
+def test_power_uses_welch_degrees_of_freedom_so_unequal_spreads_get_no_free_power():
+    """Three seeds each: the pooled 2 (n - 1) = 4 degrees of freedom only when the spreads are equal; one
+    spread dominating leaves Welch about n - 1 = 2, and the separable gap grows to match the test."""
+    from scipy import stats
+
+    from archbench.stats import seedless_limit, welch_df_factor
+
+    assert welch_df_factor(1.0, 1.0) == 2.0 and welch_df_factor(1.0, 0.0) == 1.0
+    assert 1.0 < welch_df_factor(4.0, 1.0) < 2.0
+    equal = detectable_gap(1.0, 3, df_factor=welch_df_factor(0.5, 0.5))
+    assert equal == pytest.approx(detectable_gap(1.0, 3))  # the old, pooled value
+    lopsided = detectable_gap(1.0, 3, df_factor=welch_df_factor(0.99, 0.01))
+    t = stats.t.isf(0.025, 2 * welch_df_factor(0.99, 0.01)) + stats.t.ppf(0.8, 2 * welch_df_factor(0.99, 0.01))
+    assert lopsided == pytest.approx(t / math.sqrt(3)) and lopsided > 1.4 * equal
+    assert seeds_needed(lopsided, 1.0, df_factor=welch_df_factor(0.99, 0.01)) == 3
+    assert seeds_needed(equal, 1.0, df_factor=welch_df_factor(0.99, 0.01)) > 3
+    # The smallest gap any number of seeds separates: the test-set part alone, at normal quantiles.
+    limit = seedless_limit(0.5, tests=15)
+    assert limit == pytest.approx((stats.norm.isf(0.05 / 30) + stats.norm.ppf(0.8)) * 0.5)
+    assert seeds_needed(limit * 0.999, 1.0, tests=15, fixed_se=0.5) == math.inf
+    assert seeds_needed(limit * 1.5, 1.0, tests=15, fixed_se=0.5) < math.inf
+
+
+def test_runs_over_several_data_orders_count_once_per_seed_in_a_comparison():
+    """3 seeds x 3 order seeds: the runs of one seed share its initialisation, so the test has 3 samples
+    per model (per-seed means), not 9 independent ones."""
+    import pandas as pd
+    from scipy import stats
+
+    from archbench.results import compare
+
+    rows = []
+    for model, base in (("a", 60.0), ("b", 58.0)):
+        for seed, shift in enumerate((-2.0, 0.0, 2.5)):
+            for order_seed, wobble in enumerate((-0.1, 0.0, 0.1)):
+                rows.append({"study": "v", "data": "d", "hardware": "h", "model": model, "variant": "x",
+                             "variant_label": "", "seed": seed, "order_seed": order_seed,
+                             "pooled_order_seeds": True, "test_top1": base + shift + wobble, "test_size": 10_000})
+    runs = pd.DataFrame(rows)
+    pair = compare(runs).iloc[0]
+    assert (pair.n_a, pair.n_b) == (3, 3)
+    per_seed = runs.groupby(["model", "seed"]).test_top1.mean()
+    expected = stats.ttest_ind(per_seed["a"], per_seed["b"], equal_var=False).pvalue
+    assert pair.p_value == pytest.approx(expected)
+    # Counted as 9 independent runs the same data looks far more certain: the overstatement avoided.
+    unpooled = compare(runs.assign(pooled_order_seeds=False)).iloc[0]
+    assert unpooled.n_a == 9 and unpooled.p_value < 0.05 < pair.p_value
+
+
 def test_rank_distribution_gives_share_first_and_rank_intervals():
     rng = np.random.default_rng(0)
     samples = np.column_stack([10 + rng.normal(0, 0.1, 2000), 5 + rng.normal(0, 1, 2000),

@@ -215,3 +215,16 @@ def test_a_candidate_that_differs_beyond_the_search_space_stays_named(tmp_path):
     # the batch size is no search-space value: which candidate ran with it is said, with its values
     assert "64 (resnet20 (batch_size=64, lr=0.3, weight_decay=0.0005))" in listed
     assert "- precision: bf16 (resnet20 (batch_size=128, lr=0.01" in listed
+
+
+def test_a_diverged_trial_is_named_as_tried_and_lost_in_the_tuning_verdict():
+    from archbench.report.findings import tuning_findings
+
+    best = pd.DataFrame([{"model": "a", "val_top1": 71.0, "trial": 2}, {"model": "b", "val_top1": 70.0, "trial": 0}])
+    curves = pd.DataFrame(
+        [{"model": "a", "trials": n, "expected_best": 70.0 + n / 8, "finished": 8} for n in range(1, 9)]
+        + [{"model": "b", "trials": n, "expected_best": 69.0 + n / 7, "finished": 7} for n in range(1, 8)])
+    (effort, *_rest) = tuning_findings(best, curves, candidates=8)
+    assert "each trained with the same 8 candidates" in effort
+    assert effort.endswith("Trials that diverged were tried and lost, not rerun: b 1.")
+    assert "diverged" not in tuning_findings(best, curves.assign(finished=8), candidates=8)[0]

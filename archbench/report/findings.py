@@ -18,7 +18,7 @@ from archbench.results.frames import machines_of
 from archbench.stats import TAU_HOLDS, outward
 
 from .labels import count_text, word_list
-from .tables import is_missing, probability_text
+from .tables import gap_points, is_missing, probability_text
 
 
 def train_findings(group: pd.DataFrame, pairs: pd.DataFrame, ranking: pd.DataFrame,
@@ -81,7 +81,7 @@ def gap_sentence(pair) -> str:
     odds = f"{pair.label_a} beats {pair.label_b} in {probability_text(pair)} of seeds"
     interval = ""
     if not is_missing(getattr(pair, "gap_low", None)):
-        interval = (f"95% interval of the gap {pair.gap_low:+.2f} to {pair.gap_high:+.2f} points, "
+        interval = (f"unadjusted 95% interval of the gap {pair.gap_low:+.2f} to {pair.gap_high:+.2f} points, "
                     + ("paired over test images and seeds; " if paired else "Welch over seeds; "))
     test = "paired bootstrap" if paired else "Welch"
     if pair.tie:
@@ -122,9 +122,16 @@ def rank_interval_findings(ranking: pd.DataFrame) -> list[str]:
     basis = ranking.rank_basis.iloc[0]
     parts = [f"{row.label} {_rank_range(row)} (first in {row.share_first:.0%})"
              for row in ranking.itertuples(index=False)]
-    return [f"Rank with its 95% bootstrap interval (resampling {basis}"
-            + ("" if basis == RESAMPLED_SEEDS_AND_IMAGES else "; test-set sampling not included")
-            + "), and the share of resamples in which each model is first: " + "; ".join(parts) + "."]
+    if basis == RESAMPLED_SEEDS_AND_IMAGES:
+        method = "95% bootstrap interval (resampling seeds and test images)"
+    else:  # archbench.stats.seed_means: parametric, since resampling 2-3 seeds shows only a few distinct means
+        seeds = int(ranking["n"].min()) if "n" in ranking and ranking["n"].notna().any() else None
+        method = ("95% interval from a parametric bootstrap over seeds (each mean drawn as mean + s/√n × Student "
+                  "t with n − 1 degrees of freedom, as in the Welch test; test-set sampling not included"
+                  + ("; with 2 seeds that t has very heavy tails, so ranks and shares are coarse" if seeds == 2
+                     else "") + ")")
+    return [f"Rank with its {method}, and the share of resamples in which each model is first: "
+            + "; ".join(parts) + "."]
 
 
 def _rank_range(row) -> str:
@@ -143,10 +150,11 @@ def power_findings(pairs: pd.DataFrame) -> list[str]:
     seeds = int(min(tested.n_a.min(), tested.n_b.min()))
     paired = (tested.test == PAIRED_TEST).all()
     gaps = tested.detectable_gap
-    spread = "" if len(tested) == 1 else f" (median over {len(tested)} pairs; {gaps.min():.2f} to {gaps.max():.2f} " \
-                                          "by the pair's seed spread)"
+    spread = "" if len(tested) == 1 else (f" (median over {len(tested)} pairs; {gap_points(gaps.min())} to "
+                                          f"{gap_points(gaps.max())} by the pair's seed spread)")
+    size = f"about {gaps.median():.2f} points" if gaps.median() <= 100 else "over 100 points, more than any gap"
     findings = [f"Power: with {count_text(seeds, 'seed')} per model, the smallest gap these seeds separate at 80% "
-                f"power is about {gaps.median():.2f} points{spread}, two-sided at Holm's strictest threshold "
+                f"power is {size}{spread}, two-sided at Holm's strictest threshold "
                 f"({SIGNIFICANCE_LEVEL}/{len(pairs)}), from the observed seed variances"
                 + ("; test-set sampling included (paired over images)." if paired else
                    "; with no per-image outcomes, the independent test-set floor applies on top.")]
@@ -155,7 +163,10 @@ def power_findings(pairs: pd.DataFrame) -> list[str]:
         listed = "; ".join(f"{row.label_a} vs {row.label_b} ({row.mean_diff:.2f} points): {_seeds_text(row, paired)}"
                            for row in apart.sort_values("mean_diff", ascending=False).itertuples(index=False))
         findings.append(f"Not separated by these seeds, with roughly the seeds per model that would separate the "
-                        f"observed gap at 80% power: {listed}.")
+                        f"observed gap at 80% power: {listed}."
+                        + ("" if paired or not (apart.seeds_needed == float("inf")).any() else
+                           " Per-image outcomes (saved by runs made now) would pair the test set and lower "
+                           "that limit."))
     return findings
 
 
@@ -164,8 +175,10 @@ def _seeds_text(row, paired: bool) -> str:
     if is_missing(needed):
         return "no seed spread to go on"
     if needed == float("inf"):
-        return ("no number of seeds (the test set limits it)" if paired else
-                "no number of seeds while the test set counts as unpaired (per-image outcomes would pair it)")
+        limit = getattr(row, "seedless_limit", None)
+        bound = "" if is_missing(limit) else f": even unlimited seeds separate only gaps above {limit:.2f}"
+        return (f"no number of seeds{bound} (the test set limits it)" if paired else
+                f"no number of seeds{bound} while the test set counts as unpaired")
     return f"about {int(needed)}"
 
 
@@ -304,15 +317,18 @@ def glance_verdict(study: str, dataset: str, hardware: str, group: pd.DataFrame,
         method = ("Holm-adjusted paired bootstrap over seeds and test images" if paired else
                   "Holm-adjusted Welch tests, and larger than the test-set noise floor")
         parts.append(f"{len(separated)} of {count_text(len(pairs), 'pairwise gap')} "
-                     f"{'is' if len(separated) == 1 else 'are'} separated at 95% confidence "
+                     f"{'is' if 1 in (len(separated), len(pairs)) else 'are'} separated at 95% confidence "
                      f"({method}"
                      + (f"; {untested} involve a model with one seed and cannot be tested)"
                         if untested else ")")
                      + (f", e.g. {separated.iloc[0].label_a} over {separated.iloc[0].label_b} by "
                         f"{separated.iloc[0].mean_diff:.1f} points" if len(separated) else ""))
         if "detectable_gap" in tested and tested.detectable_gap.notna().any():
-            parts[-1] += (f"; these seeds separate gaps of about {tested.detectable_gap.median():.1f} points at "
-                          "80% power, and a gap they do not separate is not shown to be absent.")
+            median = tested.detectable_gap.median()
+            parts[-1] += (f"; these seeds separate gaps of about {median:.1f} points at 80% power"
+                          if median <= 100 else "; at 80% power these seeds could separate no possible gap "
+                          "(the median separable gap is over 100 points)")
+            parts[-1] += ", and a gap they do not separate is not shown to be absent."
         else:
             parts[-1] += "."
         if together:
@@ -405,6 +421,11 @@ def tuning_findings(best: pd.DataFrame, curves: pd.DataFrame, candidates: int) -
     findings = [f"{count_text(len(best), 'model')}, each trained with the same "
                 f"{count_text(candidates, 'candidate')}; selection reads validation top-1 only "
                 "(ties: lower validation loss), never the test set."]
+    finished = curves.groupby("model").finished.max() if {"model", "finished"} <= set(curves) else pd.Series()
+    lost = {model: candidates - int(n) for model, n in finished.items() if pd.notna(n) and int(n) < candidates}
+    if lost:  # a diverged trial was tried and lost: it counts towards the equal effort, never as selectable
+        findings[0] += (" Trials that diverged were tried and lost, not rerun: "
+                        + ", ".join(f"{model} {n}" for model, n in sorted(lost.items())) + ".")
     top = best.sort_values("val_top1", ascending=False).iloc[0]
     findings.append(f"Best validation top-1: {top.model}, {top.val_top1:.2f}% (trial {int(top.trial)}).")
     gains = []

@@ -32,6 +32,14 @@ def number(value, digits: int = 2, scale: float = 1.0) -> str:
     return f"{value / scale:,.{digits}f}"
 
 
+def gap_points(value, digits: int = 2) -> str:
+    """A gap in accuracy points; past 100 (what a seed spread can imply with 2-3 seeds, but no accuracy
+    gap can be) it says so instead of printing an impossible number."""
+    if is_missing(value):
+        return MISSING
+    return "over 100" if value > 100 else f"{value:.{digits}f}"
+
+
 # After a speed figure taken under load (archbench.quiet) or an MFU that cannot be a result: shown
 # greyed, never concluded from; the note under the table says why.
 UNDER_LOAD_MARK = "‡"
@@ -423,8 +431,8 @@ def _value(value) -> str:
     return MISSING if is_missing(value) else f"{value:.3g}"
 
 
-SIGNIFICANCE_COLUMNS = ["Better", "Worse", "Gap (points)", "95% interval of the gap", "Seeds", "Test", "p (raw)",
-                        "Holm p", "P(better > worse)", "Noise floor (points)", "Separable gap at 80% power",
+SIGNIFICANCE_COLUMNS = ["Better", "Worse", "Gap (points)", "95% interval of the gap (unadjusted)", "Seeds", "Test",
+                        "p (raw)", "Holm p", "P(better > worse)", "Noise floor (points)", "Separable gap at 80% power",
                         "Verdict"]
 
 
@@ -439,7 +447,7 @@ def significance_table(pairs: pd.DataFrame, dirty: dict | None = None) -> pd.Dat
             "Better": dirty_label(row.label_a, dirty.get(row.label_a)),
             "Worse": dirty_label(row.label_b, dirty.get(row.label_b)),
             "Gap (points)": f"{row.mean_diff:+.2f}",
-            "95% interval of the gap": MISSING if is_missing(getattr(row, "gap_low", None))
+            "95% interval of the gap (unadjusted)": MISSING if is_missing(getattr(row, "gap_low", None))
             else f"{row.gap_low:+.2f} to {row.gap_high:+.2f}",
             "Seeds": f"{row.n_a} vs {row.n_b}",
             "Test": "paired (seeds x images)" if str(getattr(row, "test", "")).startswith("paired") else "Welch",
@@ -447,7 +455,7 @@ def significance_table(pairs: pd.DataFrame, dirty: dict | None = None) -> pd.Dat
             "Holm p": _p_text(row.p_holm),
             "P(better > worse)": probability_text(row),
             "Noise floor (points)": number(row.noise_floor, 2),
-            "Separable gap at 80% power": number(getattr(row, "detectable_gap", None), 2),
+            "Separable gap at 80% power": gap_points(getattr(row, "detectable_gap", None)),
             "Verdict": pair_verdict(row),
         })
     return pd.DataFrame(rows, columns=SIGNIFICANCE_COLUMNS)

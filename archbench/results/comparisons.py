@@ -11,7 +11,7 @@ from scipy import stats
 
 from archbench.stats import (detectable_gap, gap_interval, holm, noise_floor, prob_outperform,
                              prob_outperform_interval, rank_agreement, rank_distribution, seed_means, seeds_needed,
-                             tau_interval, two_level_means, welch_p_value)
+                             seedless_limit, tau_interval, two_level_means, welch_df_factor, welch_p_value)
 
 from .frames import (ENTRY_KEYS, GROUP_KEYS, MODEL_KEYS, _first_of, _first_present, _is_missing, _require_columns,
                      _rows_with, _values, model_label)
@@ -21,21 +21,36 @@ SIGNIFICANCE_LEVEL = 0.05
 
 
 def _entries(group: pd.DataFrame, metric: str) -> list[dict]:
-    """The rows of one comparison with their seeds' values of `metric`, best mean first."""
+    """The rows of one comparison with their independent units' values of `metric`, best mean first.
+
+    A unit is a seed: where data-order seeds were pooled with the seeds (`pool_order_seeds`), the runs
+    of one seed share its initialisation, so they are averaged into one value rather than counted as
+    independent samples (which would overstate every test). `paths` lists each unit's records.
+    """
     entries = []
     for keys, entry_runs in group.groupby(ENTRY_KEYS, dropna=False, sort=True):
         keys = keys if isinstance(keys, tuple) else (keys,)
         values = _values(entry_runs, metric)
         if len(values):
+            units = _seed_units(entry_runs.loc[values.index])
+            paths = entry_runs.loc[values.index, "path"].astype(str) if "path" in entry_runs else None
             entries.append({
                 "keys": dict(zip(ENTRY_KEYS, keys)),
                 "label": model_label(keys[0], _first_present(entry_runs.get("variant_label"))),
-                "values": values.to_numpy(),
-                "paths": [str(path) for path in entry_runs.loc[values.index, "path"]] if "path" in entry_runs
-                else [],
+                "values": np.array([values[unit].mean() for unit in units]),
+                "paths": [list(paths[unit]) for unit in units] if paths is not None else [],
                 "test_size": _first_present(entry_runs.get("test_size")),
             })
     return sorted(entries, key=lambda entry: (-entry["values"].mean(), entry["label"]))
+
+
+def _seed_units(runs: pd.DataFrame) -> list[list]:
+    """Row labels of `runs` grouped into independent units: per seed where order seeds were pooled, else
+    one run each."""
+    pooled = "pooled_order_seeds" in runs and runs["pooled_order_seeds"].fillna(False).astype(bool).any()
+    if not pooled or "seed" not in runs:
+        return [[index] for index in runs.index]
+    return [list(index) for _seed, index in runs.groupby("seed", sort=True).groups.items()]
 
 
 COMPARE_COLUMNS = (GROUP_KEYS + [f"{key}_a" for key in ENTRY_KEYS]
@@ -43,7 +58,7 @@ COMPARE_COLUMNS = (GROUP_KEYS + [f"{key}_a" for key in ENTRY_KEYS]
                    + ["label_a", "label_b", "mean_a", "mean_b", "mean_diff", "n_a", "n_b",
                       "p_value", "p_holm", "tie", "p_a_beats_b", "p_a_beats_b_low",
                       "p_a_beats_b_high", "noise_floor", "below_noise_floor", "test", "gap_low", "gap_high",
-                      "gap_se", "detectable_gap", "seeds_needed"])
+                      "gap_se", "detectable_gap", "seeds_needed", "seedless_limit"])
 
 # How a pair was tested: paired over test images where every run saved its outcomes, else the fallback.
 PAIRED_TEST = "paired bootstrap over seeds and test images"
@@ -65,8 +80,9 @@ def compare(runs: pd.DataFrame, metric: str = "test_top1", outcomes: dict | None
     `p_holm` is Holm-adjusted over all pairs of the same comparison, and `tie` (not separated) uses
     it: `p_holm >= 0.05`, or fewer than two seeds on either side. `p_a_beats_b` is P(A > B) over
     pairs of seeds with its 95% bootstrap interval. `detectable_gap` is the gap this pair's seeds
-    would separate with 80% power at Holm's strictest threshold, and `seeds_needed` roughly how many
-    seeds per model would separate the observed gap (inf: more seeds cannot, the test set limits it).
+    would separate with 80% power at Holm's strictest threshold (Welch's degrees of freedom), and
+    `seeds_needed` roughly how many seeds per model would separate the observed gap (inf: more seeds
+    cannot, the gap is not above `seedless_limit`, the smallest gap the test-set part alone allows).
     """
     if runs.empty:
         return pd.DataFrame(columns=COMPARE_COLUMNS)
@@ -94,10 +110,14 @@ def compare(runs: pd.DataFrame, metric: str = "test_top1", outcomes: dict | None
 
 def _outcome_matrix(entry: dict, outcomes: dict | None):
     """(seeds, images) 0/1 outcomes of one entry, or None unless every one of its runs saved them."""
-    if not outcomes or not entry["paths"] or any(path not in outcomes for path in entry["paths"]):
+    paths = [path for unit in entry["paths"] for path in unit]
+    if not outcomes or not paths or any(path not in outcomes for path in paths):
         return None
-    rows = [outcomes[path]["correct"] for path in entry["paths"]]
-    return np.array(rows, dtype=float) if len({len(row) for row in rows}) == 1 else None
+    if len({len(outcomes[path]["correct"]) for path in paths}) != 1:
+        return None
+    # One row per unit: a seed's runs over several data orders count as one seed, image by image.
+    return np.array([np.mean([outcomes[path]["correct"] for path in unit], axis=0) for unit in entry["paths"]],
+                    dtype=float)
 
 
 def _paired_samples(entries: list[dict], outcomes: dict | None):
@@ -107,7 +127,7 @@ def _paired_samples(entries: list[dict], outcomes: dict | None):
             len({matrix.shape[1] for matrix in matrices}) != 1:
         return None
     # Paired only when every run saw the same labels in the same order: the same test images.
-    labels = [outcomes[path]["labels"] for entry in entries for path in entry["paths"]]
+    labels = [outcomes[path]["labels"] for entry in entries for unit in entry["paths"] for path in unit]
     if any(not np.array_equal(labels[0], other) for other in labels[1:]):
         return None
     return two_level_means(matrices)
@@ -143,9 +163,13 @@ def _pair_row(group_keys: dict, better: dict, worse: dict, samples, tests: int) 
         fixed = floor / 1.959964 if np.isfinite(floor) else 0.0
         row.update(test=UNPAIRED_TEST, noise_floor=floor, below_noise_floor=bool(gap < floor),
                    p_value=welch_p_value(a, b), gap_low=welch_low, gap_high=welch_high, gap_se=se)
-    row["detectable_gap"] = detectable_gap(seed_spread, seeds, tests, fixed) if np.isfinite(seed_spread) \
-        else math.nan
-    row["seeds_needed"] = seeds_needed(gap, seed_spread, tests, fixed) if np.isfinite(seed_spread) else math.nan
+    # Welch's degrees of freedom: unequal seed spreads leave fewer than the pooled 2 (n - 1).
+    df_factor = welch_df_factor(np.var(a, ddof=1), np.var(b, ddof=1)) if seeds >= 2 else 2.0
+    row["detectable_gap"] = detectable_gap(seed_spread, seeds, tests, fixed, df_factor=df_factor) \
+        if np.isfinite(seed_spread) else math.nan
+    row["seeds_needed"] = seeds_needed(gap, seed_spread, tests, fixed, df_factor=df_factor) \
+        if np.isfinite(seed_spread) else math.nan
+    row["seedless_limit"] = seedless_limit(fixed, tests)
     return row
 
 

@@ -37,13 +37,19 @@ def section(context) -> list:
             "images. Without per-image outcomes, a gap smaller than the noise floor (1.96 × the "
             "standard error of the difference, the two models' errors taken as independent, which "
             "overstates it for similar models) is called test-set noise whatever the seeds say.",
-            "Rank intervals and 'first in' come from the same bootstrap (seeds only where no per-image "
-            "outcomes were saved). A ranking 'holds' under another scoring when the 95% bootstrap "
+            "Rank intervals and 'first in' come from the same bootstrap; where no per-image outcomes were "
+            "saved it is parametric over seeds (each mean drawn as mean + s/√n × Student t with n − 1 "
+            "degrees of freedom, as in the Welch test), so two seeds give very wide intervals. The "
+            "separable gap at 80% power uses Welch's degrees of freedom, and 'no number of seeds' means "
+            "the gap is below what even unlimited seeds could separate at Holm's strictest threshold, "
+            "given the test-set error. A ranking 'holds' under another scoring when the 95% bootstrap "
             "interval of Kendall tau lies at or above 0.6 (at most 1 pair in 5 swapped), 'changes' "
             "when it lies below, and is 'inconclusive' otherwise.",
             "Published numbers appear only beside runs that repeated the paper's experiment: "
             "its recipe unchanged, its full budget and the full training set with no "
-            "validation hold-out; otherwise the report says why they are left out.",
+            "validation hold-out. Where a model's paper reports the same dataset but its runs are not "
+            "that experiment, the study lists why its published numbers are left out; other studies "
+            "show none.",
             "MACs are multiply-accumulates counted by fvcore (which calls them 'flops'). FLOPs "
             "are forward floating-point operations from torch's FlopCounterMode, about 2 × MACs.",
             "Runs on different hardware are never averaged together: each comparison names its "
