@@ -1,9 +1,10 @@
 """Corrupted copies of test images: generated deterministically, or read from official CIFAR-10-C / -100-C files.
 
 Generated sets use imagecorruptions-imaug (a maintained fork of Hendrycks & Dietterich's ImageNet-C code)
-with ImageNet-C's parameters, applied at the dataset's own resolution. CIFAR-10-C was made with different,
-smaller-image parameters, so accuracies on generated sets are comparable between models of this suite but
-NOT with published CIFAR-10-C results. With the official files (``corruptions_root``) they are.
+with ImageNet-C's parameters, applied at the dataset's own resolution. CIFAR-10-C and CIFAR-100-C were made
+with different, smaller-image parameters, so accuracies on generated sets are comparable between models of
+this suite but NOT with published CIFAR-10-C, CIFAR-100-C or ImageNet-C results; the report names the
+benchmark of the run's dataset. With the official files (``corruptions_root``) they are.
 
 Each image gets its own seed drawn from (seed, corruption, severity, position), so the bytes depend on
 nothing else: not on the order of calls, not on other code's use of NumPy's global generator (saved and
@@ -47,7 +48,7 @@ def library_version() -> str:
 def describe_generated(image_size: int) -> str:
     return (f"generated with {LIBRARY} {library_version()}: ImageNet-C parameters applied at "
             f"{image_size}x{image_size}; "
-            f"comparable between models here, NOT with published CIFAR-10-C results")
+            f"comparable between models here, NOT with published CIFAR-10-C, CIFAR-100-C or ImageNet-C results")
 
 
 def check_corruption(name: str) -> None:

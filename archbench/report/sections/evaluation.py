@@ -1,12 +1,70 @@
 """Calibration and corruption robustness of a trained comparison: its table, notes and figures."""
 from __future__ import annotations
 
+import math
+import re
+
 from archbench import results
 
 from .. import figures as plots
 from ..document import BulletList, Heading
 from ..findings import corruption_method_text, lead_in, ranking_verdict
 from ..tables import evaluation_table, summary_dirty_note
+
+
+# The clause of a generated set's method that says which published results it is not comparable with:
+# records name CIFAR-10-C (older ones, whatever the dataset) or every benchmark; the report names the
+# dataset's own.
+_NOT_PUBLISHED = re.compile(r"NOT with (?:any )?published .*$")
+
+
+def corruption_benchmark(data, label=None) -> str | None:
+    """The published corruption benchmark of a dataset (CIFAR-10-C, CIFAR-100-C, ImageNet-C), else None."""
+    for name in (data, label):
+        text = re.sub(r"[^a-z0-9]", "", str(name or "").lower())
+        if text.startswith("cifar100"):
+            return "CIFAR-100-C"
+        if text.startswith("cifar10"):
+            return "CIFAR-10-C"
+        if text.startswith(("imagenet", "ilsvrc")):
+            return "ImageNet-C"
+    return None
+
+
+def dataset_method(method, data, label=None):
+    """A record's corruption method, with the published results it cannot be compared with named for
+    its dataset; other methods (official files, a skip reason) unchanged."""
+    if not isinstance(method, str) or not _NOT_PUBLISHED.search(method):
+        return method
+    benchmark = corruption_benchmark(data, label)
+    clause = (f"NOT with published {benchmark} results" if benchmark else
+              "NOT with any published corruption benchmark (CIFAR-10-C, ImageNet-C)")
+    return _NOT_PUBLISHED.sub(clause, method)
+
+
+def images_scored(runs) -> str | None:
+    """How many test images the corruptions were scored on, and whether that is a subset."""
+    if "corruption_images" not in runs:
+        return None
+    scored = runs[runs["corruption_images"].gt(0)]
+    counts = sorted({int(count) for count in scored["corruption_images"]})
+    if not counts:
+        return None
+    sizes = sorted({int(size) for size in scored.get("test_size", []) if not _missing(size)})
+    if len(counts) > 1:
+        return (f"Corruption top-1 (and the clean top-1 beside it) is scored on {counts[0]:,} to {counts[-1]:,} "
+                "test images, depending on the run (evaluate.test_subset differs).")
+    count = counts[0]
+    if len(sizes) == 1 and count >= sizes[0]:
+        return f"Corruption top-1 (and the clean top-1 beside it) is scored on all {count:,} test images."
+    of = f" of the {sizes[0]:,}" if len(sizes) == 1 else ""
+    return (f"Corruption top-1 (and the clean top-1 beside it) is scored on {count:,}{of} test images: "
+            "a fixed subset (evaluate.test_subset, drawn with evaluate.seed), the same images for every "
+            "corruption and severity.")
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def corruption_shift(analysis, comparison):
@@ -32,9 +90,13 @@ def blocks(context, comparison) -> list:
     notes = ["ECE: 15 equal-width bins of top-1 confidence, in percent; NLL in nats per "
              "image; Brier summed over classes (0-2). 'After T': after temperature scaling "
              "fitted on the validation split, never on test."]
-    method = corruption_method_text(evaluated.corruption_method)
+    method = corruption_method_text(dataset_method(method, comparison.data, comparison.label)
+                                    for method in evaluated.corruption_method)
     if method:
         notes.append(method)
+    scored = images_scored(comparison.runs)
+    if scored:
+        notes.append(scored)
     shift = corruption_shift(context.analysis, comparison)
     if shift is not None:
         notes.append(lead_in("From clean test top-1 to mean corruption top-1,",
