@@ -36,6 +36,17 @@ def test_confounds_name_each_setting_with_what_each_model_got():
     assert results.confounds(same) == []
 
 
+def test_models_trained_at_different_commits_name_the_code_version():
+    """Code can change what the settings do not name (a shortcut's wiring), so a commit that differs between
+    models is listed; one model whose seeds span two commits is shown under both."""
+    commits = {"a": "3683be2e2cd3", "b": "cd66b00aaaaa", "c": "cd66b00aaaaa"}
+    runs = _runs(amp="bf16", git_commit=commits)
+    runs.loc[(runs.model == "a") & (runs.seed == 2), "git_commit"] = "cd66b00aaaaa"
+    assert dict(results.confounds(runs)) == {"code version": {"commit 3683be2": ["a"],
+                                                             "commit cd66b00": ["a", "b", "c"]}}
+    assert results.confounds(_runs(amp="bf16", git_commit="cd66b00aaaaa")) == []
+
+
 def test_a_setting_varied_within_every_model_is_no_confound_but_one_between_models_is():
     runs = _runs(amp="bf16")
     runs["variant_settings"] = [json.dumps({"data.order_seed": seed % 2, "recipe.optimizer.lr": lr})

@@ -162,6 +162,8 @@ def test_report_has_tuning_calibration_and_robustness_sections(readme):
         assert list((out / "figures").glob(f"tune--*--{kind}.png")), kind
     tuned = text.split("## Study: tuned")[1].split("## Study:")[0]
     assert "apart from the tuned values" in tuned and "Warning" not in tuned
+    glance = text.split("## At a glance")[1].split("## How to read")[0]
+    assert "Identical except: each model's tuned values (by design)" in glance.split("**tuned,")[1].split("- **")[0]
     assert "Kendall tau between the shared-recipe and the tuned ranking of 3 models: 0.33" in tuned
     assert "densenet40 over resnet56 (was 2.00 points behind, now 0.50 ahead" in tuned
     assert "| densenet40 | 2 | 92.00 (3 seeds) | 1 | 95.00 (3 seeds) | +3.00 |" in tuned

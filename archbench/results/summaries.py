@@ -229,14 +229,16 @@ CONFOUND_SETTINGS = {
     "stem": ("stem", str),
     "final feature map": ("final_feature_map", str),
     "batch halved to fit memory": ("batch_size_halved", lambda value: f"to {value:g}"),
+    # Runs made at different commits may differ in code the settings do not name (a model's wiring).
+    "code version": ("git_commit", lambda value: f"commit {str(value)[:7]}"),
 }
 
 
 def confounds(runs: pd.DataFrame, ignore: tuple = ()) -> list[tuple[str, dict]]:
     """Every setting that differs between the models of one study's train runs: `(setting, {value:
     [labels]})`, the resolved precision and memory layout (train.amp=auto picks them per model), stem,
-    final feature-map size, a batch halved to fit memory, and any identity setting in which the models'
-    variants differ beyond the model itself (`ignore`: flattened keys that differ by design, e.g. a
+    final feature-map size, a batch halved to fit memory, the code version (git commit), and any identity
+    setting in which the models' variants differ beyond the model itself (`ignore`: flattened keys that differ by design, e.g. a
     tuned study's tuned values). A setting that varies the same way within every model (an order seed
     crossed with every model) is no confound. Empty when the models differ in nothing but architecture.
     """

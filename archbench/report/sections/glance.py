@@ -67,10 +67,11 @@ def verdict(analysis, comparison) -> tuple[str, list[str]]:
                                  comparison.rows(analysis.ranking))
     extra = [sentence for _shared, brief, _gain in tuned.against_shared(analysis, comparison, brief=True)
              for sentence in brief]
-    differ = recipe.study_confounds(comparison.runs, kind)
+    differ = [name for name, _values in recipe.study_confounds(comparison.runs, kind)]
+    if kind == "tuned":  # each model runs its own best candidate: the point of the study, named all the same
+        differ.insert(0, "each model's tuned values (by design)")
     if differ:
-        extra.insert(0, f"Identical except: {', '.join(name for name, _values in differ)} (listed in the "
-                        "study's recipe section).")
+        extra.insert(0, f"Identical except: {', '.join(differ)} (listed in the study's recipe section).")
     variance = variance_verdict(comparison.rows(analysis.variance))
     if variance:
         extra.append(variance)
