@@ -30,7 +30,8 @@ Columns (the record module owns the map, `archbench.record.record_columns` and t
   complexity    params, trainable_params, macs, flops_forward, flops_train (forward + backward, per
                 image), activations
   speed         latency_hardware (the machine latency and throughput were timed on: the run's own, or
-                the one task=measure re-timed them on), latency_device, latency_b1_ms, latency_b1_p10_ms,
+                the one task=measure re-timed them on), latency_device, latency_precision (what they were
+                timed at, e.g. 'fp32 NCHW'), latency_b1_ms, latency_b1_p10_ms,
                 latency_b1_p90_ms (batch-1 median and spread), throughput_batch_size, throughput_img_s,
                 train_img_s, wall_s (training only), job_wall_s (the whole job), epochs, steps, mfu
                 (achieved / peak FLOP/s), peak_mem_bytes, mfu_raw and mfu_note (the MFU as computed,

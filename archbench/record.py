@@ -530,6 +530,13 @@ def _speed_mark(column: str) -> Callable[[dict], Any]:
     return lambda record: _speed_marks(record)[column]
 
 
+def _latency_precision(record: dict) -> str | None:
+    latency = record.get("latency") or {}
+    if not latency.get("batch_1") or not latency.get("precision"):
+        return None
+    return " ".join(str(part) for part in (latency.get("precision"), latency.get("memory_format")) if part)
+
+
 def _calibrated(record: dict, key: str):
     """A temperature-scaled calibration figure: "calibrated" in early drafts of the section."""
     section = record.get("calibration") or {}
@@ -548,7 +555,8 @@ def _corruption_method(record: dict):
 class Display:
     """How a metric shows in the report's tables (archbench.report.tables renders `style`).
 
-    `heading` may hold `{device}`; `style` is one of tables.CELL_STYLES: `millions`, `number`, `speed` (a
+    `heading` may hold `{device}` (where speed was timed) and `{trained_on}` (the training machine);
+    `style` is one of tables.CELL_STYLES: `millions`, `number`, `speed` (a
     number marked when measured under load), `mfu`, `mean_pm_std` (over seeds); `optional` columns are
     left out of a table where no model has them (records made before the figure existed).
     """
@@ -592,6 +600,9 @@ METRICS: dict[str, Metric] = {metric.name: metric for metric in (
     # fvcore's activation count of one forward pass.
     Metric("activations", ("complexity", "activations"), "mean", Display("Activations (M)", "millions")),
     Metric("latency_device", ("latency", "device"), number=False),
+    # What latency and throughput were timed at (the measure settings), e.g. 'fp32 NCHW': not always the
+    # precision the model trained in.
+    Metric("latency_precision", _latency_precision, number=False),
     Metric("latency_b1_ms", ("latency", "batch_1", "median_ms"), "mean",
            Display("Batch-1 latency (ms, {device})", "speed", 2)),
     Metric("latency_b1_p10_ms", ("latency", "batch_1", "p10_ms")),
@@ -600,9 +611,9 @@ METRICS: dict[str, Metric] = {metric.name: metric for metric in (
     Metric("throughput_batch_size", ("latency", "throughput", "batch_size")),
     Metric("throughput_img_s", ("latency", "throughput", "img_per_s"), "mean",
            Display("Throughput (img/s, {device})", "speed", 0)),
-    Metric("train_img_s", ("train", "img_per_s"), "mean", Display("Train (img/s)", "number", 0)),
+    Metric("train_img_s", ("train", "img_per_s"), "mean", Display("Train (img/s, {trained_on}, during training)", "number", 0)),
     # Training time only (job_wall_s is the whole job).
-    Metric("wall_s", ("train", "wall_s"), "mean", Display("Training time (s)", "number", 0)),
+    Metric("wall_s", ("train", "wall_s"), "mean", Display("Training time (s, {trained_on})", "number", 0)),
     Metric("job_wall_s", ("env", "job_wall_s")),
     Metric("epochs", ("train", "epochs")),
     Metric("steps", ("train", "steps")),

@@ -122,3 +122,28 @@ def test_a_model_timed_within_the_fastest_one_s_spread_is_not_called_slower():
     text = " ".join(profile_findings(group.assign(macs=1e6, params=1e3), "cpu"))
     assert "Fastest at batch 1: a (f), 2.08 ms median (on cpu); within its timing spread (p90 2.15 ms), " \
            "so not shown slower: b 2.10 ms." in text
+
+
+def test_training_throughput_and_time_headings_name_the_training_machine():
+    """Latency may be re-timed elsewhere; training throughput and time are always the training machine's,
+    taken while it trained, and their headings say which machine that was."""
+    from archbench.report.tables import metric_cells
+
+    row = {"hardware": "cpu: AMD EPYC, 1 thread", "train_img_s": 512.0, "wall_s": 41.0, "latency_b1_ms": 2.0,
+           "latency_under_load": None}
+    cells = metric_cells(row, ["train_img_s", "wall_s", "latency_b1_ms"], "cpu: Intel Xeon, 1 thread")
+    assert cells == {"Train (img/s, cpu: AMD EPYC, 1 thread, during training)": "512",
+                     "Training time (s, cpu: AMD EPYC, 1 thread)": "41",
+                     "Batch-1 latency (ms, cpu: Intel Xeon, 1 thread)": "2.00"}
+
+
+def test_a_speed_timed_at_another_precision_than_training_says_so():
+    record = fixture_record("s", "resnet20", "resnet_v1", 0)
+    record["latency"].update(precision="fp32", memory_format="NCHW")
+    assert columns(record)["latency_precision"] == "fp32 NCHW"
+    group = pd.DataFrame([{"label": "a", "hardware": "h", "latency_hardware": "h", "latency_under_load": None,
+                           "latency_precision": "fp32 NCHW", "amp": "bf16"},
+                          {"label": "b", "hardware": "h", "latency_hardware": "h", "latency_under_load": None,
+                           "latency_precision": "fp32 NCHW", "amp": "off"}])
+    assert "timed at fp32 NCHW (the measure settings), not at each model's training precision" in speed_note(group)
+    assert speed_note(group.assign(amp="off")) is None  # every model trained in what was timed

@@ -61,7 +61,20 @@ def mfu_text(row) -> str:
 def speed_note(group: pd.DataFrame, label_column: str = "label") -> str | None:
     """The sentences under a table with speed figures: where they were measured when that is not the
     training machine, and which figures are marked (under load), with one reason of each kind."""
-    return " ".join(note for note in (_measured_elsewhere(group), _under_load(group, label_column)) if note) or None
+    notes = (_measured_elsewhere(group), _timed_precision(group), _under_load(group, label_column))
+    return " ".join(note for note in notes if note) or None
+
+
+def _timed_precision(group: pd.DataFrame) -> str | None:
+    """Which precision latency and throughput were timed at, where it is not what every model trained in."""
+    if "latency_precision" not in group or "amp" not in group:
+        return None
+    timed = sorted({str(value) for value in group["latency_precision"].dropna()})
+    trained = {"fp32" if str(value) == "off" else str(value) for value in group["amp"].dropna()}
+    if not timed or {precision.split()[0] for precision in timed} >= trained:
+        return None
+    return (f"Latency and throughput were timed at {' / '.join(timed)} (the measure settings), not at each model's "
+            "training precision.")
 
 
 def measured_elsewhere(frame: pd.DataFrame) -> list[str]:
@@ -166,8 +179,10 @@ CELL_STYLES = {
 }
 
 
-def heading(metric: Metric, device: str) -> str:
-    return metric.display.heading.format(device=device)
+def heading(metric: Metric, device: str, trained_on: str = "the training machine") -> str:
+    """A metric's column heading: `{device}` the machine its speed was timed on, `{trained_on}` the one
+    that trained the runs (training throughput and time are that machine's, taken during training)."""
+    return metric.display.heading.format(device=device, trained_on=trained_on)
 
 
 def metric_cells(row, names, device: str) -> dict:
@@ -175,7 +190,9 @@ def metric_cells(row, names, device: str) -> dict:
     cells = {}
     for name in names:
         metric = METRICS[name]
-        cells[heading(metric, device)] = CELL_STYLES[metric.display.style](row, name, metric.display.digits)
+        trained_on = row.get("hardware") if isinstance(row.get("hardware"), str) else "the training machine"
+        cells[heading(metric, device, trained_on)] = CELL_STYLES[metric.display.style](row, name,
+                                                                                     metric.display.digits)
     return cells
 
 

@@ -78,6 +78,7 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
         row["amp"] = _distinct_text(group.get("amp"))
         row["ttt_reached"] = len(_values(group, "ttt_s"))
         row["latency_hardware"] = distinct_machines(group.get("latency_hardware"))
+        row["latency_precision"] = _distinct_text(group.get("latency_precision"))
         # Speed figures taken under load, and MFUs that cannot be shown (archbench.quiet): the reason, or None.
         for column in ("latency_under_load", "mfu_note"):
             notes = group[column].dropna() if column in group else pd.Series(dtype=object)

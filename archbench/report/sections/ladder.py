@@ -60,9 +60,11 @@ def blocks(context, study) -> list:
         shift = ladder.shifts[steps]
         swaps = shift["swapped"]
         beyond = {(s["ahead_before"], s["ahead_after"]) for s in ladder.beyond_noise[steps]}
+        # A swap is beyond noise only when the seeds separate the pair at both rungs, in opposite orders.
+        noise = {True: "separated at both rungs: beyond noise", False: "not separated at both rungs"}
         swap_text = "; ".join(
             f"{s['ahead_before']} ahead by {s['gap_before']:.1f} → {s['ahead_after']} ahead by {s['gap_after']:.1f}"
-            f" ({'beyond noise' if (s['ahead_before'], s['ahead_after']) in beyond else 'within noise'})"
+            f" ({noise[(s['ahead_before'], s['ahead_after']) in beyond]})"
             for s in swaps) or "no pair changes order"
         low, high = outward(shift["tau_low"], shift["tau_high"])
         findings.append(f"{steps} → {top} steps: tau {shift['tau']:.2f} [{low:.2f}, {high:.2f}], "
