@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ..document import BulletList, Heading, Paragraph
-from ..labels import frame_dataset_label
+from ..labels import count_text, frame_dataset_label
 from ..tables import is_missing
 from . import evaluation, ladder, profile, published, recipe, training, tuned, tuning, variance
 
@@ -67,7 +67,7 @@ def environment(group_runs: pd.DataFrame, data) -> list[str]:
         f"Threads: {values('threads')}; torch {values('torch')}; Python {values('python')}; "
         f"CUDA {values('cuda')}",
         f"archbench {values('archbench_version')} at commit {commit_text}; "
-        f"{group_runs.hostname.nunique()} host(s)",
+        f"{count_text(group_runs.hostname.nunique(), 'host')}",
         f"Dataset sizes (train / val / test): {values('train_size')} / {values('val_size')} / "
         f"{values('test_size')}; {values('num_classes')} classes; image size "
         f"{values('image_size')}",
