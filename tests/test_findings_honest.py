@@ -112,3 +112,15 @@ def test_a_separable_gap_past_100_points_is_said_in_words_not_printed():
     (power, *_rest) = power_findings(pairs)
     assert "is over 100 points, more than any gap" in power and "to over 100 by the pair" in power
     assert not re.search(r"\b[1-9]\d{2,}\.\d\d\b", power)  # no three-digit gap printed
+
+
+def test_intervals_wider_than_the_accuracy_scale_are_said_in_words():
+    from archbench.report.tables import significance_table
+
+    runs = _runs(means=(90.0, 60.0, 30.0))
+    wide = runs.assign(test_top1=runs.test_top1 + runs.seed.map({0: -30.0, 1: 30.0, 2: 0.0}))
+    table = significance_table(results.compare(wide[wide.seed < 2]))
+    assert set(table["95% interval of the gap (unadjusted)"]) == {"wider than ±100 points"}
+    assert set(table["Separable gap at 80% power"]) == {"over 100"}
+    narrow = significance_table(results.compare(runs))
+    assert narrow["95% interval of the gap (unadjusted)"].str.contains(" to ").all()

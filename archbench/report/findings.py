@@ -81,7 +81,9 @@ def gap_sentence(pair) -> str:
     odds = f"{pair.label_a} beats {pair.label_b} in {probability_text(pair)} of seeds"
     interval = ""
     if not is_missing(getattr(pair, "gap_low", None)):
-        interval = (f"unadjusted 95% interval of the gap {pair.gap_low:+.2f} to {pair.gap_high:+.2f} points, "
+        bounds = (f"{pair.gap_low:+.2f} to {pair.gap_high:+.2f} points" if max(-pair.gap_low, pair.gap_high) <= 100
+                  else "wider than ±100 points")
+        interval = (f"unadjusted 95% interval of the gap {bounds}, "
                     + ("paired over test images and seeds; " if paired else "Welch over seeds; "))
     test = "paired bootstrap" if paired else "Welch"
     if pair.tie:

@@ -221,7 +221,8 @@ def accuracy_table(group: pd.DataFrame, ranking: pd.DataFrame, on_front: pd.Seri
             "Family": row.family or MISSING,
             "Seeds": int(row.seeds),
             "Test top-1 (%)": mean_pm_std(row.test_top1_mean, row.test_top1_std),
-            "95% CI": MISSING if is_missing(row.test_top1_ci95) else f"±{row.test_top1_ci95:.2f}",
+            "95% CI": MISSING if is_missing(row.test_top1_ci95) else f"±{row.test_top1_ci95:.2f}"
+            if row.test_top1_ci95 <= 100 else "over ±100",
             "Test-set SE": MISSING if is_missing(row.test_top1_se_test)
             else f"±{row.test_top1_se_test:.2f}",
             "Test top-5 (%)": mean_pm_std(row.test_top5_mean, row.test_top5_std),
@@ -255,9 +256,12 @@ def _mean_pm_std_of(row, metric: str, digits: int = 2) -> str:
     return mean_pm_std(row.get(f"{metric}_mean"), row.get(f"{metric}_std"), digits)
 
 
-def _ci_text(row, metric: str, digits: int = 2) -> str:
+def _ci_text(row, metric: str, digits: int = 2, percent: bool = False) -> str:
+    """'±x'; a percentage's interval wider than the whole scale (two seeds far apart) is said in words."""
     value = row.get(f"{metric}_ci95")
-    return MISSING if is_missing(value) else f"±{value:.{digits}f}"
+    if is_missing(value):
+        return MISSING
+    return "over ±100" if percent and value > 100 else f"±{value:.{digits}f}"
 
 
 def _rank_text(ranks: pd.DataFrame, label: str) -> str:
@@ -293,7 +297,8 @@ def headline_table(group: pd.DataFrame, device: str) -> pd.DataFrame:
             "Model": dirty_label(row.label, row.get("dirty_runs")),
             "Test top-1 (%)": number(row.test_top1_mean, 2),
             "95% interval": MISSING if is_missing(row.test_top1_ci95) else
-            f"{row.test_top1_mean - row.test_top1_ci95:.2f}–{row.test_top1_mean + row.test_top1_ci95:.2f}",
+            f"{row.test_top1_mean - row.test_top1_ci95:.2f}–{row.test_top1_mean + row.test_top1_ci95:.2f}"
+            if row.test_top1_ci95 <= 100 else "wider than 0–100",
             "Seeds": int(row.seeds),
             **metric_cells(row, HEADLINE_METRICS, device),
             PRECISION_HEADING: row.get("amp") or MISSING,
@@ -324,7 +329,7 @@ def evaluation_table(group: pd.DataFrame) -> pd.DataFrame:
             "Model": dirty_label(row.label, row.get("dirty_runs")),
             "Seeds": int(max(row.ece_n, row.mean_corruption_top1_n)),
             "ECE (%)": _mean_pm_std_of(row, "ece"),
-            "ECE 95% CI": _ci_text(row, "ece"),
+            "ECE 95% CI": _ci_text(row, "ece", percent=True),
             "ECE after T (%)": _mean_pm_std_of(row, "ece_calibrated"),
             "NLL (nats)": _mean_pm_std_of(row, "nll", 3),
             "NLL 95% CI": _ci_text(row, "nll", 3),
@@ -332,7 +337,7 @@ def evaluation_table(group: pd.DataFrame) -> pd.DataFrame:
             "Brier (0-2)": _mean_pm_std_of(row, "brier", 3),
             "Clean top-1, same images (%)": _mean_pm_std_of(row, "corruption_clean_top1"),
             "Corrupted top-1 (%)": _mean_pm_std_of(row, "mean_corruption_top1"),
-            "Corrupted 95% CI": _ci_text(row, "mean_corruption_top1"),
+            "Corrupted 95% CI": _ci_text(row, "mean_corruption_top1", percent=True),
             "Relative drop (%)": _mean_pm_std_of(row, "relative_corruption_drop", 1),
         })
     table = pd.DataFrame(rows)
@@ -465,7 +470,8 @@ def significance_table(pairs: pd.DataFrame, dirty: dict | None = None) -> pd.Dat
             "Worse": dirty_label(row.label_b, dirty.get(row.label_b)),
             "Gap (points)": f"{row.mean_diff:+.2f}",
             "95% interval of the gap (unadjusted)": MISSING if is_missing(getattr(row, "gap_low", None))
-            else f"{row.gap_low:+.2f} to {row.gap_high:+.2f}",
+            else f"{row.gap_low:+.2f} to {row.gap_high:+.2f}" if max(-row.gap_low, row.gap_high) <= 100
+            else "wider than ±100 points",
             "Seeds": f"{row.n_a} vs {row.n_b}",
             "Test": "paired (seeds x images)" if str(getattr(row, "test", "")).startswith("paired") else "Welch",
             "p (raw)": _p_text(row.p_value),
