@@ -230,3 +230,5 @@ def test_a_diverged_trial_is_named_as_tried_and_lost_in_the_tuning_verdict():
     assert "each trained with the same 8 candidates" in effort
     assert effort.endswith("Trials that diverged were tried and lost, not rerun: b 1.")
     assert "diverged" not in tuning_findings(best, curves.assign(finished=8), candidates=8)[0]
+    # the winning trial's validation score is a maximum over trials: labelled as the selection value
+    assert "Best validation top-1: a, 71.00% (trial 2; the selection value, optimistic" in _rest[0]

@@ -429,7 +429,9 @@ def tuning_findings(best: pd.DataFrame, curves: pd.DataFrame, candidates: int) -
         findings[0] += (" Trials that diverged were tried and lost, not rerun: "
                         + ", ".join(f"{model} {n}" for model, n in sorted(lost.items())) + ".")
     top = best.sort_values("val_top1", ascending=False).iloc[0]
-    findings.append(f"Best validation top-1: {top.model}, {top.val_top1:.2f}% (trial {int(top.trial)}).")
+    findings.append(f"Best validation top-1: {top.model}, {top.val_top1:.2f}% (trial {int(top.trial)}; the "
+                    "selection value, optimistic as the best of several trials: the tuned study's fresh seeds "
+                    "give the unbiased figure).")
     gains = []
     for model, curve in curves.groupby("model", sort=True):
         curve = curve.set_index("trials")["expected_best"]
