@@ -169,7 +169,8 @@ def test_report_has_tuning_calibration_and_robustness_sections(readme):
     assert "| densenet40 | 2 | 92.00 (3 seeds) | 1 | 95.00 (3 seeds) | +3.00 |" in tuned
     shared = text.split("## Study: shared")[1].split("## Study:")[0]
     assert METHOD in shared
-    assert "From clean test top-1 to mean corruption top-1, the ranking changes: 1 of 3 pairs" in shared
+    # clean and corrupted scored on the same images (the records carry the subset's clean top-1)
+    assert "From clean top-1 on the same images to mean corruption top-1, the ranking changes: 1 of 3 pairs" in shared
     assert "densenet40 over resnet56 (was 2.00 points behind, now 10.00 ahead" in shared
     assert "| resnet56 | 3 | 3.00 ± 1.00 |" in shared  # ECE mean ± std over seeds
     for kind in ("reliability", "corruption-severity", "clean-vs-corrupted", "acc-vs-activations"):

@@ -74,10 +74,15 @@ def corruption_shift(analysis, comparison):
         return None
     runs = comparison.runs
     pairs = results.compare(runs, "mean_corruption_top1")
-    return results.ranking_shift(group.set_index("label").test_top1_mean,
-                                 group.set_index("label").mean_corruption_top1_mean, pairs,
-                                 results.bootstrap_means(runs, "test_top1")[0],
-                                 results.bootstrap_means(runs, "mean_corruption_top1")[0])
+    # Clean and corrupted on the same images: the corruption subset's own clean score where every model
+    # has one (evaluate.test_subset scores fewer images than the whole test set), else the full test set.
+    clean = "corruption_clean_top1" if "corruption_clean_top1_mean" in group \
+        and group.corruption_clean_top1_mean[group.mean_corruption_top1_n.gt(0)].notna().all() else "test_top1"
+    shift = results.ranking_shift(group.set_index("label")[f"{clean}_mean"],
+                                  group.set_index("label").mean_corruption_top1_mean, pairs,
+                                  results.bootstrap_means(runs, clean)[0],
+                                  results.bootstrap_means(runs, "mean_corruption_top1")[0])
+    return {**shift, "clean": "clean top-1 on the same images" if clean != "test_top1" else "clean test top-1"}
 
 
 def blocks(context, comparison) -> list:
@@ -99,7 +104,7 @@ def blocks(context, comparison) -> list:
         notes.append(scored)
     shift = corruption_shift(context.analysis, comparison)
     if shift is not None:
-        notes.append(lead_in("From clean test top-1 to mean corruption top-1,",
+        notes.append(lead_in(f"From {shift['clean']} to mean corruption top-1,",
                              ranking_verdict(shift, "clean", "corrupted")))
     shown = group[(group["ece_n"] > 0) | (group["mean_corruption_top1_n"] > 0)]
     blocks += [BulletList(notes), context.table(
