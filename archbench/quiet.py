@@ -120,9 +120,8 @@ def judge(settings: QuietSettings, threads: int, before: float | None, during: f
         reasons.append("the load average cannot be read on this system")
     elif before > limit:
         waited = f"after waiting {waited_s:.0f} s" if settings.timeout_s > 0 else "measured without waiting"
-        threads_text = f"{threads} thread{'' if threads == 1 else 's'}"
         reasons.append(f"1-minute load {before:.2f} before measuring, above the limit {limit:.2f} "
-                       f"({settings.max_load_per_thread:g} x {threads_text} on {cores} cores), {waited}")
+                       f"({settings.max_load_per_thread:g} x {_threads_text(threads)} on {cores} cores), {waited}")
     highest = max((x for x in (during, after) if x is not None), default=None)
     if highest is not None and highest > limit + own:
         reasons.append(f"1-minute load rose to {highest:.2f} while measuring (limit {limit + own:.2f}, "
@@ -172,8 +171,7 @@ def legacy_under_load(section: dict | None, threads: Any = None,
         return None
     limit = settings.limit(threads)
     if load > limit:
-        threads_text = f"{threads} thread{'' if threads == 1 else 's'}"
-        return {"reason": f"measured at 1-minute load {load:.2f} (above {limit:.2f} for {threads_text}) "
+        return {"reason": f"measured at 1-minute load {load:.2f} (above {limit:.2f} for {_threads_text(threads)}) "
                           "before quiet checks existed, likely beside other jobs; re-measure with task=measure",
                 "load_before": load, "legacy": True}
     return None
@@ -182,3 +180,8 @@ def legacy_under_load(section: dict | None, threads: Any = None,
 def is_quiet(section: dict | None) -> bool:
     """Measured with the quiet check and found quiet: task=measure skips it unless forced."""
     return bool(section and (section.get("quiet") or {}).get("checked") and not section.get("under_load"))
+
+
+def _threads_text(threads) -> str:
+    """'1 thread', '2 threads'."""
+    return f"{threads} thread{'' if threads == 1 else 's'}"

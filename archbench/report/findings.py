@@ -18,7 +18,7 @@ from archbench.results.frames import machines_of
 from archbench.stats import TAU_HOLDS, outward
 
 from .labels import count_text, word_list
-from .tables import gap_points, is_missing, probability_text
+from .tables import gap_interval_text, gap_points, is_missing, probability_text
 
 
 def train_findings(group: pd.DataFrame, pairs: pd.DataFrame, ranking: pd.DataFrame,
@@ -81,9 +81,7 @@ def gap_sentence(pair) -> str:
     odds = f"{pair.label_a} beats {pair.label_b} in {probability_text(pair)} of seeds"
     interval = ""
     if not is_missing(getattr(pair, "gap_low", None)):
-        bounds = (f"{pair.gap_low:+.2f} to {pair.gap_high:+.2f} points" if max(-pair.gap_low, pair.gap_high) <= 100
-                  else "wider than ±100 points")
-        interval = (f"unadjusted 95% interval of the gap {bounds}, "
+        interval = (f"unadjusted 95% interval of the gap {gap_interval_text(pair.gap_low, pair.gap_high, ' points')}, "
                     + ("paired over test images and seeds; " if paired else "Welch over seeds; "))
     test = "paired bootstrap" if paired else "Welch"
     if pair.tie:

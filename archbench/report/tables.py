@@ -32,6 +32,12 @@ def number(value, digits: int = 2, scale: float = 1.0) -> str:
     return f"{value / scale:,.{digits}f}"
 
 
+def gap_interval_text(low: float, high: float, unit: str = "") -> str:
+    """'+1.63 to +6.39' (then `unit`); an interval reaching past ±100 points, which no accuracy gap can, in
+    words."""
+    return f"{low:+.2f} to {high:+.2f}{unit}" if max(-low, high) <= 100 else "wider than ±100 points"
+
+
 def gap_points(value, digits: int = 2) -> str:
     """A gap in accuracy points; past 100 (what a seed spread can imply with 2-3 seeds, but no accuracy
     gap can be) it says so instead of printing an impossible number."""
@@ -470,8 +476,7 @@ def significance_table(pairs: pd.DataFrame, dirty: dict | None = None) -> pd.Dat
             "Worse": dirty_label(row.label_b, dirty.get(row.label_b)),
             "Gap (points)": f"{row.mean_diff:+.2f}",
             "95% interval of the gap (unadjusted)": MISSING if is_missing(getattr(row, "gap_low", None))
-            else f"{row.gap_low:+.2f} to {row.gap_high:+.2f}" if max(-row.gap_low, row.gap_high) <= 100
-            else "wider than ±100 points",
+            else gap_interval_text(row.gap_low, row.gap_high),
             "Seeds": f"{row.n_a} vs {row.n_b}",
             "Test": "paired (seeds x images)" if str(getattr(row, "test", "")).startswith("paired") else "Welch",
             "p (raw)": _p_text(row.p_value),

@@ -1,7 +1,6 @@
 """Calibration and corruption robustness of a trained comparison: its table, notes and figures."""
 from __future__ import annotations
 
-import math
 import re
 
 from archbench import results
@@ -9,7 +8,7 @@ from archbench import results
 from .. import figures as plots
 from ..document import BulletList, Heading
 from ..findings import corruption_method_text, lead_in, ranking_verdict
-from ..tables import evaluation_table, summary_dirty_note
+from ..tables import evaluation_table, is_missing, summary_dirty_note
 
 
 # The clause of a generated set's method that says which published results it is not comparable with:
@@ -50,7 +49,7 @@ def images_scored(runs) -> str | None:
     counts = sorted({int(count) for count in scored["corruption_images"]})
     if not counts:
         return None
-    sizes = sorted({int(size) for size in scored.get("test_size", []) if not _missing(size)})
+    sizes = sorted({int(size) for size in scored.get("test_size", []) if not is_missing(size)})
     if len(counts) > 1:
         return (f"Corruption top-1 (and the clean top-1 beside it) is scored on {counts[0]:,} to {counts[-1]:,} "
                 "test images, depending on the run (evaluate.test_subset differs).")
@@ -61,10 +60,6 @@ def images_scored(runs) -> str | None:
     return (f"Corruption top-1 (and the clean top-1 beside it) is scored on {count:,}{of} test images: "
             "a fixed subset (evaluate.test_subset, drawn with evaluate.seed), the same images for every "
             "corruption and severity.")
-
-
-def _missing(value) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def corruption_shift(analysis, comparison):
