@@ -227,6 +227,24 @@ def test_imagefolder_grayscale_is_one_channel_and_rgb_on_request(tmp_path, cache
     assert torch.equal(rgb.train.images[:, 0], gray.train.images[:, 0])
 
 
+def test_imagefolder_reads_a_class_folder_that_is_a_symbolic_link(tmp_path, cache_dir):
+    elsewhere = write_image_tree(tmp_path / "elsewhere", classes=("eel",))
+    tree = write_image_tree(tmp_path / "tree", classes=("cat", "dog"))
+    for part in ("train", "test"):
+        (tree / part / "eel").symlink_to(elsewhere / part / "eel", target_is_directory=True)
+    ds = load_dataset("imagefolder", root=tree, image_size=16, val_size=0, cache_dir=cache_dir)
+    assert ds.class_names == ["cat", "dog", "eel"]
+    assert torch.bincount(ds.train.labels).tolist() == [12, 12, 12] and len(ds.test.labels) == 12
+
+
+def test_imagefolder_refuses_a_link_that_loops_back_naming_it(tmp_path, cache_dir):
+    tree = write_image_tree(tmp_path / "tree")
+    loop = tree / "train" / "cat" / "again"
+    loop.symlink_to(tree / "train", target_is_directory=True)
+    with pytest.raises(DataError, match=rf"{loop} is a symbolic link to {tree / 'train'}, a folder that contains it"):
+        load_dataset("imagefolder", root=tree, image_size=16, val_size=0, cache_dir=cache_dir)
+
+
 def test_synthetic_is_flagged_and_shaped(cache_dir):
     ds = load_dataset("synthetic", image_size=20, in_chans=1, num_classes=4, synthetic_size=200, val_size=0.1)
     assert ds.synthetic and ds.info["selection"] == "val"

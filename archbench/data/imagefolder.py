@@ -56,6 +56,25 @@ def is_image(name: str) -> bool:
     return name.lower().endswith(IMAGE_EXTENSIONS)
 
 
+def tree_names(root: Path, reader: str = "imagefolder") -> list[str]:
+    """Every file under a folder as a root-relative POSIX path, through symbolic links.
+
+    A class folder that is a link (a class kept elsewhere, or shared between sets) is read like any other:
+    not following links would train without that class and say nothing. A link back to a folder that
+    contains it would list the same images forever, so it is refused by name.
+    """
+    names = []
+    for folder, subfolders, files in os.walk(root, followlinks=True):
+        real = Path(folder).resolve()
+        for sub in subfolders:
+            link = Path(folder, sub)
+            if link.is_symlink() and (real == link.resolve() or real.is_relative_to(link.resolve())):
+                raise DataError(f"{reader}: {link} is a symbolic link to {link.resolve()}, a folder that contains it, "
+                                f"so the tree never ends; remove the link or point it at a folder outside {root}")
+        names.extend(Path(folder, f).relative_to(root).as_posix() for f in files)
+    return names
+
+
 def find_sources(root: Path, name: str = "imagefolder") -> tuple[list[Path], Path | None]:
     """(files to fingerprint, tree root or None): an archive is hashed by content, a folder by its listing."""
     if not root.exists():
@@ -68,7 +87,7 @@ def find_sources(root: Path, name: str = "imagefolder") -> tuple[list[Path], Pat
             raise DataError(f"imagefolder: data.root={root} is a file but not a .tar, .tar.gz, .tgz or .zip archive."
                             f"\n{SET_ROOT}")
         return [root], None
-    files = [Path(d) / f for d, _, names in os.walk(root) for f in names if is_image(f)]
+    files = [root / n for n in tree_names(root, name) if is_image(n)]
     if not files:
         raise DataError(f"imagefolder: data.root={root} holds no image files ({', '.join(IMAGE_EXTENSIONS)}).\n"
                         f"{LAYOUT_HINT}\n{SET_ROOT}")
@@ -151,7 +170,7 @@ def iter_bytes(root: Path, wanted: dict[str, Entry]):
 def list_names(root: Path) -> list[str]:
     try:
         if root.is_dir():
-            return [Path(d, f).relative_to(root).as_posix() for d, _, names in os.walk(root) for f in names]
+            return tree_names(root)
         if root.name.lower().endswith(".zip"):
             with zipfile.ZipFile(root) as archive:
                 return [n for n in archive.namelist() if not n.endswith("/")]

@@ -6,14 +6,13 @@ each epoch: RandomResizedCrop + flip for training, resize to image_size/0.875 th
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
 
 from . import registry
 from .base import DataError, DataNotFoundError, FileSplit, RawData
-from .imagefolder import index_entries, is_archive
+from .imagefolder import index_entries, is_archive, tree_names
 
 # The ImageNet training-set statistics everyone uses; computing them anew would decode 1.28M images.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -37,7 +36,7 @@ def read(request: registry.Request, files: list[Path]) -> RawData:
         hint = " extract it first;" if is_archive(root) else ""
         raise DataError(f"imagenet: {root} is a file;{hint} streaming needs a folder with train/ and val/ "
                         f"class folders")
-    names = [Path(d, f).relative_to(root).as_posix() for d, _, found in os.walk(root, followlinks=True) for f in found]
+    names = tree_names(root, "imagenet")
     if not names:
         raise DataError(f"imagenet: {root} is empty; expected {root}/train/<class>/ and {root}/val/<class>/ images")
     entries, class_names, test_folder = index_entries(names, root)
