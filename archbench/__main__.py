@@ -26,7 +26,7 @@ from archbench import sweep
 from archbench.files import STORAGE_ERRNOS, WriteError, write_error
 from archbench.run import InvalidRunError, RunSpec, format_plan, preflight, run, summary
 from archbench.loggers import LoggerSettings, unavailable
-from archbench.settings import SettingsError, check_keys, parse_bool
+from archbench.settings import SettingsError, check_keys, parse_bool, parse_threads
 from archbench.tuning import TuningError, apply_candidate, select as select_trial, trial_settings
 from archbench.train.budget import budget_kinds
 from archbench.train.loop import EXIT_INTERRUPTED
@@ -118,6 +118,7 @@ def spec_from_config(cfg: DictConfig, overrides: list[str]) -> RunSpec:
     config = OmegaConf.to_container(cfg, resolve=True)
     config.pop("hydra", None)  # present when composed with the compose API (tests), absent under @hydra.main
     check_keys("", {k: v for k, v in config.items() if k not in TOP_LEVEL_KEYS}, list(TOP_LEVEL_KEYS))
+    parse_threads(config.get("threads"))  # refused here, before a dry run's plan or a run's record repeats it
     config["train"]["budget"] = budget_from_overrides(config["train"].get("budget") or {}, overrides)
     tuning = None
     if config.get("trial") is not None:  # one trial of an equal-effort tuning study: candidate k of the space
@@ -166,13 +167,13 @@ def main(cfg: DictConfig) -> dict:
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     overrides = list(hydra_cfg.overrides.task)
-    if cfg.get("threads"):
-        import torch
-        torch.set_num_threads(int(cfg.threads))  # parallel jobs must not oversubscribe the cores
     spec = None
     try:
         dry_run = parse_bool(cfg.dry_run, "dry_run")
         spec = spec_from_config(cfg, overrides)
+        if cfg.get("threads"):  # checked by spec_from_config: a positive int here
+            import torch
+            torch.set_num_threads(cfg.threads)  # parallel jobs must not oversubscribe the cores
         if multirun and cfg.task == "measure" and sweep.parallel_launcher(hydra_cfg.launcher):
             raise SettingsError("task=measure times one model at a time, so it runs without a parallel launcher: "
                                 "drop hydra/launcher=... (parallel jobs would be each other's load)")

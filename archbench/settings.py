@@ -65,6 +65,19 @@ def parse_bool(value, key: str, also: tuple = ()):
     raise SettingsError(f"{key}={value!r} is not a boolean: use {allowed} (any case; yes/no, on/off and 1/0 work too)")
 
 
+def parse_threads(value) -> int | None:
+    """`threads`: a positive count of torch intra-op threads, or None for torch's own default.
+
+    Anything else is refused rather than passed over: 0 used to leave torch's default in place while the
+    record said 0, so the run's speed figures were filed under a thread count they were not taken with.
+    """
+    if value is None or (isinstance(value, int) and not isinstance(value, bool) and value > 0):
+        return value
+    raise SettingsError(f"threads={value!r} is not a positive whole number: use threads=N with N >= 1 "
+                        f"(torch intra-op threads, e.g. threads={os.cpu_count() or 1} for every core here) "
+                        f"or threads=null for torch's default")
+
+
 def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 

@@ -1,7 +1,9 @@
 """Bad input: a clear message naming the value and the fix, a non-zero exit, and nothing written to results."""
 import pytest
 
-from helpers import FAST, FMNIST, archbench
+from archbench.settings import SettingsError
+
+from helpers import FAST, FMNIST, archbench, spec_for
 
 CASES = {
     "unknown model": (["model=resnet2O"], "unknown model 'resnet2O' (closest: resnet32, resnet20"),
@@ -20,6 +22,7 @@ CASES = {
     "input too small": (["model=densenet121", "model.stem=imagenet", "data.image_size=8"],
                         "cannot run on 8x8 inputs"),
     "bad stem": (["model.stem=tiny"], "tiny"),
+    "zero threads": (["threads=0"], "threads=0 is not a positive whole number: use threads=N with N >= 1"),
 }
 
 
@@ -41,6 +44,18 @@ def test_bad_input_fails_clearly_and_writes_nothing(case, tmp_path):
     assert expected in message, message
     assert "Traceback" not in out.stderr or case == "misspelt key", message
     assert not (tmp_path / "results" / "runs").exists()  # no failed record, no half-made folder
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "1.5", "two", "true"])
+def test_threads_other_than_a_positive_whole_number_are_refused(value, tmp_path):
+    with pytest.raises(SettingsError, match=r"threads=.* is not a positive whole number.*threads=null"):
+        spec_for([*FAST, f"threads={value}"], tmp_path / "results")
+
+
+@pytest.mark.parametrize("value", ["1", "3", "null"])
+def test_a_positive_thread_count_or_null_is_taken(value, tmp_path):
+    assert spec_for([*FAST, f"threads={value}"], tmp_path / "results").config["threads"] == \
+        (None if value == "null" else int(value))
 
 
 @pytest.mark.skipif(not FMNIST.exists(), reason="needs dataset-fashion-mnist")
