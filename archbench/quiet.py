@@ -6,10 +6,15 @@ each measurement `measure_quietly` waits (up to `timeout_s`) for the 1-minute lo
 `max_load_per_thread` x the threads the measurement uses, records the load before, the highest seen
 while measuring and after, and marks the figure `under_load` with a reason when the machine was busy.
 
+On a GPU the question is another one: the figure is the GPU's, so it needs no other process on that GPU
+(asked through a `gpu_neighbours` callable, NVML in practice) and one free host core for the thread that
+launches and times the kernels, so the host's load is judged against its core count (`host_limit`).
+
 No torch here: the report judges old records (`legacy_under_load`) with the same rule.
 """
 from __future__ import annotations
 
+import logging
 import math
 import os
 import threading
@@ -17,6 +22,7 @@ import time
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Callable
 
+log = logging.getLogger("archbench")
 # Caps measure.quiet.timeout_s for every run in this environment (the test suite sets it to 0: its busy
 # 2-core CI machine is never quiet, and its speed figures are not results). The figure is still judged.
 MAX_WAIT_ENV = "ARCHBENCH_QUIET_MAX_WAIT_S"
@@ -60,19 +66,34 @@ class QuietSettings:
         return self.max_load_per_thread * max(int(threads or 1), 1)
 
 
+def host_limit(settings: QuietSettings, threads: int, on_gpu: bool = False) -> float:
+    """The highest quiet 1-minute load: `settings.limit` on a CPU; on a GPU, whatever leaves the timing
+    threads their cores (a 16-core GPU host after a sweep is never at 0.5, and need not be)."""
+    if not on_gpu:
+        return settings.limit(threads)
+    return max(float((os.cpu_count() or 1) - max(int(threads or 1), 1)), settings.limit(threads))
+
+
+# Other processes' ids on the GPU being measured, or None when that cannot be known (no NVML).
+GpuNeighbours = Callable[[], "list[int] | None"]
+
+
 def load_1m() -> float | None:
     return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
 
 
 def wait_for_quiet(settings: QuietSettings, threads: int, loadavg: Callable[[], float | None] = load_1m,
                    sleep: Callable[[float], None] = time.sleep,
-                   clock: Callable[[], float] = time.monotonic) -> tuple[float | None, float]:
-    """(load when measuring may start, seconds waited): returns once the load is under the limit or on timeout."""
-    limit, start = settings.limit(threads), clock()
+                   clock: Callable[[], float] = time.monotonic,
+                   gpu_neighbours: GpuNeighbours | None = None) -> tuple[float | None, float]:
+    """(load when measuring may start, seconds waited): returns once the load is under the limit (and, on a
+    GPU, no other process uses it) or on timeout."""
+    limit, start = host_limit(settings, threads, gpu_neighbours is not None), clock()
     while True:
         load = loadavg()
         waited = clock() - start
-        if load is None or load <= limit or waited >= settings.timeout_s:
+        host_quiet = load is None or load <= limit
+        if (host_quiet and not (gpu_neighbours and gpu_neighbours())) or waited >= settings.timeout_s:
             return load, waited
         sleep(min(settings.poll_s, max(settings.timeout_s - waited, 0.0)))
 
@@ -106,22 +127,34 @@ class LoadWatch:
 
 
 def judge(settings: QuietSettings, threads: int, before: float | None, during: float | None,
-          after: float | None, elapsed_s: float, waited_s: float) -> tuple[dict, dict | None]:
-    """(the `quiet` section, the `under_load` mark or None) for one measurement."""
-    limit = settings.limit(threads)
+          after: float | None, elapsed_s: float, waited_s: float,
+          gpu_others: dict | None = None) -> tuple[dict, dict | None]:
+    """(the `quiet` section, the `under_load` mark or None) for one measurement.
+
+    gpu_others: on a GPU, {"before": pids or None, "after": pids or None} of other processes on it."""
+    limit = host_limit(settings, threads, gpu_others is not None)
     # The measurement itself keeps `threads` cores busy, which lifts the 1-minute average by at most this.
     own = max(int(threads or 1), 1) * (1 - math.exp(-elapsed_s / LOAD_TIME_CONSTANT_S))
     cores = os.cpu_count()
     quiet = {"checked": True, "load_before": before, "load_during_max": during, "load_after": after,
              "limit": limit, "limit_while_measuring": limit + own, "threads": threads, "cpu_count": cores,
              "waited_s": round(waited_s, 1), "measure_s": round(elapsed_s, 1), "settings": asdict(settings)}
+    waited = f"after waiting {waited_s:.0f} s" if settings.timeout_s > 0 else "measured without waiting"
     reasons = []
     if before is None:
         reasons.append("the load average cannot be read on this system")
     elif before > limit:
-        waited = f"after waiting {waited_s:.0f} s" if settings.timeout_s > 0 else "measured without waiting"
-        reasons.append(f"1-minute load {before:.2f} before measuring, above the limit {limit:.2f} "
-                       f"({settings.max_load_per_thread:g} x {_threads_text(threads)} on {cores} cores), {waited}")
+        rule = (f"{cores} cores less {_threads_text(threads)} timing the GPU" if gpu_others is not None
+                else f"{settings.max_load_per_thread:g} x {_threads_text(threads)} on {cores} cores")
+        reasons.append(f"1-minute load {before:.2f} before measuring, above the limit {limit:.2f} ({rule}), {waited}")
+    if gpu_others is not None:
+        quiet["gpu_other_processes"] = gpu_others
+        if gpu_others.get("before") is None:
+            quiet["gpu_note"] = "other processes on the GPU could not be read (NVML unavailable): not checked"
+        busy = sorted(set(gpu_others.get("before") or []) | set(gpu_others.get("after") or []))
+        if busy:
+            reasons.append(f"{len(busy)} other process{'' if len(busy) == 1 else 'es'} used the GPU while measuring "
+                           f"(pid {', '.join(map(str, busy))}), {waited}")
     highest = max((x for x in (during, after) if x is not None), default=None)
     if highest is not None and highest > limit + own:
         reasons.append(f"1-minute load rose to {highest:.2f} while measuring (limit {limit + own:.2f}, "
@@ -137,18 +170,30 @@ _OUT_OF_PATIENCE: list[bool] = [False]
 
 def measure_quietly(measure: Callable[[], dict], settings: QuietSettings, threads: int,
                     loadavg: Callable[[], float | None] = load_1m,
-                    sleep: Callable[[float], None] = time.sleep) -> dict:
-    """`measure()` after waiting for quiet; its dict gains `quiet` and, when busy, `under_load`."""
+                    sleep: Callable[[float], None] = time.sleep,
+                    gpu_neighbours: GpuNeighbours | None = None) -> dict:
+    """`measure()` after waiting for quiet; its dict gains `quiet` and, when busy, `under_load`.
+
+    gpu_neighbours: for a GPU measurement, reads the other processes on that GPU (see the module doc)."""
     patient = settings if not _OUT_OF_PATIENCE[0] else QuietSettings(settings.max_load_per_thread, 0.0,
                                                                       settings.poll_s)
-    before, waited = wait_for_quiet(patient, threads, loadavg, sleep)
-    _OUT_OF_PATIENCE[0] = before is not None and before > settings.limit(threads)
+    if patient.timeout_s > 0:
+        log.info("waiting up to %.0f s for a quiet machine before timing (%s)", patient.timeout_s,
+                 "no other process on the GPU, a free host core" if gpu_neighbours else
+                 f"1-minute load at most {settings.limit(threads):.2f}")
+    before, waited = wait_for_quiet(patient, threads, loadavg, sleep, gpu_neighbours=gpu_neighbours)
+    others_before = gpu_neighbours() if gpu_neighbours else None
+    _OUT_OF_PATIENCE[0] = (before is not None and before > host_limit(settings, threads, gpu_neighbours is not None)) \
+        or bool(others_before)
+    if waited >= 1:
+        log.info("waited %.0f s for quiet (1-minute load now %s)", waited, "unknown" if before is None else f"{before:.2f}")
     tick = time.monotonic()
     with LoadWatch(settings.poll_s, loadavg) as watch:
         result = measure()
     elapsed = time.monotonic() - tick
     after = loadavg()
-    quiet, under = judge(settings, threads, before, watch.highest, after, elapsed, waited)
+    gpu_others = {"before": others_before, "after": gpu_neighbours()} if gpu_neighbours else None
+    quiet, under = judge(settings, threads, before, watch.highest, after, elapsed, waited, gpu_others)
     result = {k: v for k, v in result.items() if k != "under_load"}
     result["quiet"] = quiet
     if under is not None:

@@ -13,6 +13,7 @@ import contextlib
 import logging
 from pathlib import Path
 
+from archbench.measure.energy import gpu_neighbours
 from archbench.quiet import QuietSettings, is_quiet, measure_quietly
 from archbench.record import FINISHED, atomic_write_json, environment, now_iso, read_record
 from archbench.settings import MeasureSettings, ModelSettings
@@ -61,7 +62,8 @@ def _needs_peak(record: dict) -> bool:
 
 def remeasure_record(path: str | Path, measure: MeasureSettings, device: str = "auto", threads: int | None = None,
                      force: bool = False) -> tuple[str, dict]:
-    """("measured" or "skipped", the record): re-measure the record at `path` in place.
+    """("measured", "skipped" or "kept", the record): re-measure the record at `path` in place; "kept" when
+    the new figure was taken under load and the record already had a quiet one (left as it was).
 
     `threads` None measures with the threads the record was measured (or trained) with, so the figure
     stays comparable with its hardware label; `device` auto takes the record's own device.
@@ -86,11 +88,13 @@ def remeasure_record(path: str | Path, measure: MeasureSettings, device: str = "
     try:
         # CUDA timing needs one host thread; the CPU's load matters only through the cores we use.
         busy_threads = threads if device == "cpu" else 1
-        latency = measure_quietly(lambda: _latency(record, measure, device), quiet, busy_threads)
+        neighbours = gpu_neighbours(device)
+        latency = measure_quietly(lambda: _latency(record, measure, device), quiet, busy_threads,
+                                  gpu_neighbours=neighbours)
         trained_on = _trained_on(record)
         elsewhere = bool(trained_on and latency.get("device_name") and trained_on != latency["device_name"])
         # An MFU divides the training machine's throughput by a peak: only that machine's peak will do.
-        peak_section = _peak_section(record, device, threads, quiet, busy_threads) \
+        peak_section = _peak_section(record, device, threads, quiet, busy_threads, neighbours) \
             if _needs_peak(record) and not elsewhere else None
     finally:
         torch.set_num_threads(previous_threads)
@@ -104,6 +108,11 @@ def remeasure_record(path: str | Path, measure: MeasureSettings, device: str = "
         latency["other_machine"] = f"measured on {latency['device_name']}, the run was trained on {trained_on}"
         log.warning("%s: %s; its MFU is left as it was", path, latency["other_machine"])
     old = record.get("latency") or {}
+    if latency.get("under_load") and is_quiet(old) and not old.get("other_machine"):
+        # A quiet figure is never replaced by a loaded one: keep it, and say what the new attempt saw.
+        log.warning("%s: kept its quiet latency figure; the new one was taken under load (%s)", path,
+                    latency["under_load"]["reason"])
+        return "kept", record
     if old:
         latency["replaced"] = old.get("replaced") or _summary(old)
     with exclusive_lock(path.parent / ".lock", wait=True):
@@ -174,7 +183,8 @@ def _latency(record: dict, measure: MeasureSettings, device: str) -> dict:
     return measure_latency(model, shape, device=device, **measure.options)
 
 
-def _peak_section(record: dict, device: str, threads: int, quiet: QuietSettings, busy_threads: int) -> dict:
+def _peak_section(record: dict, device: str, threads: int, quiet: QuietSettings, busy_threads: int,
+                  neighbours=None) -> dict:
     """The quiet peak in the precision the run trained in, and the run's MFU against it."""
     from archbench.measure import device_peak_flops, training_cost
     from archbench.measure.peak import precision_name
@@ -185,7 +195,7 @@ def _peak_section(record: dict, device: str, threads: int, quiet: QuietSettings,
     if key not in _PEAKS or not is_quiet(_PEAKS[key]):
         # refresh: the cached peak may have been measured beside a training job
         _PEAKS[key] = measure_quietly(lambda: device_peak_flops(device, precision=precision, refresh=True),
-                                      quiet, busy_threads)
+                                      quiet, busy_threads, gpu_neighbours=neighbours)
     peak = _PEAKS[key]
     per_device = train.get("img_per_s_per_device") or train["img_per_s"] / (train.get("world_size") or 1)
     cost = training_cost(record["complexity"]["flops_train"], per_device, peak.get("flops_per_s"))

@@ -119,8 +119,13 @@ def measurement_pass(config, rows: list[dict]) -> list[dict]:
     if not paths:
         return []
     measure = MeasureSettings.from_config(OmegaConf.to_container(config.measure, resolve=True))
+    _end_idle_workers()
     log.info("measuring the speed of %d record(s) one at a time, now that no job trains", len(paths))
+    tick = time.time()
     results = remeasure_paths(paths, measure, device=str(config.device))
+    with contextlib.suppress(OSError):  # how long the pass took, for scripts that account for every phase
+        atomic_write_json(Path(config.hydra.sweep.dir) / "measurement_pass.json",
+                          {"records": len(paths), "seconds": round(time.time() - tick, 1)})
     loaded = [r for r in results if r.get("under_load")]
     for r in loaded:
         log.warning("%s: speed measured under load: %s", r["record"], r["under_load"])
@@ -128,6 +133,19 @@ def measurement_pass(config, rows: list[dict]) -> list[dict]:
              sum(r["status"] == "measured" for r in results), sum(r["status"] == "skipped" for r in results),
              len(loaded), sum(r["status"] == "failed" for r in results))
     return results
+
+
+def _end_idle_workers() -> None:
+    """Shut joblib's idle worker processes down: on a GPU each still holds its CUDA context, so the quiet
+    check would see them as other processes on the device (and they hold its memory)."""
+    try:
+        from joblib.externals.loky import reusable_executor
+    except ImportError:
+        return
+    executor = getattr(reusable_executor, "_executor", None)
+    if executor is not None:
+        with contextlib.suppress(Exception):  # a pool already broken or closed has nothing left to end
+            executor.shutdown(wait=True, kill_workers=True)
 
 
 def _speed_deferred(path: Path) -> bool:

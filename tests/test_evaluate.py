@@ -330,3 +330,26 @@ def test_yaml_mirrors_settings_defaults():
 def test_settings_errors_name_key_and_fix(values, match):
     with pytest.raises(ValueError, match=match):
         EvaluateSettings.from_dict(values)
+
+
+def test_a_failing_robustness_section_is_recorded_and_the_run_stays_complete(tmp_path, monkeypatch):
+    """A corruption library broken on another machine's numpy must not cost a trained run its record."""
+    import json
+
+    import archbench.evaluate.stage as stage
+    from archbench.run import run
+    from test_faults import tiny_spec
+
+    def broken(*args, **kwargs):
+        raise AttributeError("module 'numpy' has no attribute 'float'")
+
+    monkeypatch.setattr(stage, "robustness", broken)
+    monkeypatch.setattr(stage, "_load_library", lambda: None)
+    spec = tiny_spec(tmp_path, measure={"warmup": 1, "min_reps": 2, "min_time_s": 0.01, "batch_size": 2},
+                     evaluate=stage.EvaluateSettings(corruptions=["contrast"], severities=[1], test_subset=20))
+    assert run(spec)["status"] == "complete"
+    record = json.loads((spec.record_dir / "record.json").read_text())
+    assert record["status"] == "complete" and record["calibration"]["uncalibrated"]["ece"] >= 0
+    assert record["calibration"]["precision"].startswith(("fp32", "bf16"))
+    robustness = record["robustness"]
+    assert robustness["error"]["type"] == "AttributeError" and "robustness failed" in robustness["skipped"]

@@ -103,6 +103,10 @@ def test_task_measure_rewrites_only_the_speed_sections_and_skips_quiet_records(t
     assert forced.returncode == 0 and json.loads(path.read_text())["latency"]["replaced"]["batch_1_median_ms"] \
         == before["latency"]["batch_1"]["median_ms"]  # the first figure replaced is the one kept
     assert stamp  # measured_at present on every re-measurement
+    quiet_figure = json.loads(path.read_text())["latency"]
+    loaded = archbench([*NO_EVAL, "task=measure", *NEVER_QUIET, "force=true"], tmp_path)
+    assert loaded.returncode == 0 and "kept its quiet latency figure" in loaded.stdout + loaded.stderr
+    assert json.loads(path.read_text())["latency"] == quiet_figure  # never a loaded figure over a quiet one
 
     # a record whose settings fingerprint differently (an older archbench): the study's one record of
     # that model and seed is measured
@@ -195,3 +199,35 @@ def test_task_measure_on_another_machine_names_it_and_leaves_the_training_machin
     assert remeasure.needs_measuring(after, "AMD EPYC")  # back on the training machine: measured there
     monkeypatch.setattr(remeasure, "_this_machine", lambda device: "Intel Xeon")
     assert remeasure.remeasure_record(path, settings, device="cpu", threads=1)[0] == "skipped"
+
+
+def test_on_a_gpu_quiet_means_no_other_process_on_it_and_a_free_host_core(monkeypatch):
+    from archbench.quiet import host_limit
+
+    monkeypatch.setattr("os.cpu_count", lambda: 16)
+    settings = QuietSettings(max_load_per_thread=0.5, timeout_s=60, poll_s=5)
+    assert host_limit(settings, 1) == 0.5 and host_limit(settings, 1, on_gpu=True) == 15
+    # a 16-core host at load 9 after a sweep is quiet for a GPU figure once the sweep's processes are gone
+    fake = FakeClock([9.0])
+    others = [[4242], [4242], []]
+    load, waited = wait_for_quiet(settings, 1, fake.load, fake.sleep, fake.clock,
+                                  gpu_neighbours=lambda: others.pop(0) if len(others) > 1 else others[0])
+    assert load == 9.0 and waited == 10
+    quiet, under = judge(settings, 1, 9.0, 9.5, 9.4, 3, 10, {"before": [], "after": []})
+    assert under is None and quiet["limit"] == 15
+    # another process on the GPU while measuring: marked, whatever the host's load
+    _, busy = judge(settings, 1, 0.1, 0.1, 0.1, 3, 60, {"before": [4242], "after": [4242, 77]})
+    assert "2 other processes used the GPU" in busy["reason"] and "pid 77, 4242" in busy["reason"]
+    # NVML unreadable: said in the record, not counted as busy, and no wait on it
+    quiet, under = judge(settings, 1, 0.1, 0.1, 0.1, 3, 0, {"before": None, "after": None})
+    assert under is None and "could not be read" in quiet["gpu_note"]
+
+
+def test_measure_quietly_waits_on_a_busy_gpu_then_marks_the_figure(monkeypatch):
+    import archbench.quiet as quiet_module
+
+    monkeypatch.setattr(quiet_module, "_OUT_OF_PATIENCE", [False])
+    result = measure_quietly(lambda: {"x": 1}, QuietSettings(timeout_s=0.05, poll_s=0.01), 1, loadavg=lambda: 0.1,
+                             gpu_neighbours=lambda: [99])
+    assert result["quiet"]["waited_s"] >= 0 and "1 other process used the GPU" in result["under_load"]["reason"]
+    assert quiet_module._OUT_OF_PATIENCE[0]  # the next model of the pass does not wait again

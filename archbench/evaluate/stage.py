@@ -5,6 +5,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import time
@@ -16,6 +17,7 @@ import torch
 from torch import nn
 
 from archbench.data import Dataset, Split, normalize
+from archbench.train.precision import AMP_DTYPES
 
 from .calibration import calibrate
 from .corruptions import CORRUPTIONS, SEVERITIES, _load_library, check_corruption
@@ -104,15 +106,24 @@ class EvaluateSettings:
 
 
 @torch.inference_mode()
-def predict_logits(model: nn.Module, images, mean, std, device, batch_size: int = 500) -> torch.Tensor:
-    """float32 logits on the CPU for uint8 (N, C, H, W) images, normalized as in training, in eval mode."""
+def predict_logits(model: nn.Module, images, mean, std, device, batch_size: int = 500, amp: str = "off",
+                   channels_last: bool = False) -> torch.Tensor:
+    """float32 logits on the CPU for uint8 (N, C, H, W) images, normalized as in training, in eval mode,
+    computed in `amp` and layout `channels_last` (the training run's, so they match its test top-1)."""
     images = torch.as_tensor(np.asarray(images)) if not isinstance(images, torch.Tensor) else images
     device = torch.device(device)
+    dtype = AMP_DTYPES[amp]
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+
+    def forward(batch):
+        x = normalize(batch.to(device, non_blocking=True), mean, std).contiguous(memory_format=layout)
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            return model(x).float().cpu()
+
     was_training = model.training
     model.eval()  # BatchNorm in training mode would use batch statistics and overwrite its running ones
     try:
-        out = [model(normalize(images[i:i + batch_size].to(device, non_blocking=True), mean, std)).float().cpu()
-               for i in range(0, images.shape[0], batch_size)]
+        out = [forward(images[i:i + batch_size]) for i in range(0, images.shape[0], batch_size)]
     finally:
         model.train(was_training)
     if not out:
@@ -128,11 +139,14 @@ def _in_memory(split, name: str, dataset: Dataset) -> Split:
 
 
 def evaluate(model: nn.Module, dataset: Dataset, device, settings: EvaluateSettings | None = None,
-             logits: dict[str, torch.Tensor] | None = None) -> dict:
+             logits: dict[str, torch.Tensor] | None = None, amp: str = "off", channels_last: bool = False) -> dict:
     """{"calibration": ..., "robustness": ...} for a trained model; a section is None when switched off.
 
     Without the optional imagecorruptions-imaug package (and no official files), robustness is
-    {"skipped": <why, naming the package>} and the rest is measured as usual.
+    {"skipped": <why, naming the package>} and the rest is measured as usual. A section that fails for any
+    other reason (a corruption library broken on this machine's numpy, say) is {"skipped": ..., "error":
+    {type, message}}: the trained run keeps its other results. Predictions run in `amp` and `channels_last`
+    (the training precision), and each section names them under "precision".
 
     Calibration uses the whole test split (15 bins need the images); the temperature is fitted on the
     validation split only. Robustness uses settings.test_subset test images, clean and corrupted alike.
@@ -147,27 +161,35 @@ def evaluate(model: nn.Module, dataset: Dataset, device, settings: EvaluateSetti
         raise ValueError(f"logits keys {unknown} are not splits evaluate uses; pass 'val' and/or 'test'")
 
     def predict(images):
-        return predict_logits(model, images, dataset.mean, dataset.std, device, settings.batch_size)
+        return predict_logits(model, images, dataset.mean, dataset.std, device, settings.batch_size, amp,
+                              channels_last)
+
+    precision = f"{'fp32' if amp == 'off' else amp} {'channels_last' if channels_last else 'NCHW'}"
+
+    # The caller's mistake is raised here, before the sections that would record it as a failed section.
+    for name, given in logits.items():
+        size = len(test) if name == "test" else len(dataset.val)
+        if tuple(given.shape[:1]) != (size,):
+            raise ValueError(f"logits[{name!r}] has {given.shape[0]} rows but the {name} split has "
+                             f"{size} images: pass the logits of exactly this split, or leave them out")
 
     def split_logits(name: str, split: Split) -> torch.Tensor:
         if name not in logits:
             logits[name] = predict(split.images)
-        elif tuple(logits[name].shape[:1]) != (len(split),):
-            raise ValueError(f"logits[{name!r}] has {logits[name].shape[0]} rows but the {name} split has "
-                             f"{len(split)} images: pass the logits of exactly this split, or leave them out")
         return logits[name]
 
     sections: dict = {"calibration": None, "robustness": None}
     if settings.calibration:
         start = time.perf_counter()
-        val_logits = val_labels = None
-        if settings.temperature and len(dataset.val) > 0:
-            val = _in_memory(dataset.val, "val", dataset)
-            val_logits, val_labels = split_logits("val", val), val.labels
-        sections["calibration"] = calibrate(split_logits("test", test), test.labels, val_logits, val_labels)
-        if not settings.temperature:
-            sections["calibration"]["temperature_note"] = "not fitted: evaluate.temperature=false"
-        sections["calibration"]["seconds"] = time.perf_counter() - start
+        with _section_failure(sections, "calibration"):
+            val_logits = val_labels = None
+            if settings.temperature and len(dataset.val) > 0:
+                val = _in_memory(dataset.val, "val", dataset)
+                val_logits, val_labels = split_logits("val", val), val.labels
+            sections["calibration"] = calibrate(split_logits("test", test), test.labels, val_logits, val_labels)
+            if not settings.temperature:
+                sections["calibration"]["temperature_note"] = "not fitted: evaluate.temperature=false"
+            sections["calibration"].update(seconds=time.perf_counter() - start, precision=precision)
     if settings.corruption_names and not settings.corruptions_root:
         try:
             _load_library()  # an optional package: without it the run keeps everything else
@@ -176,9 +198,24 @@ def evaluate(model: nn.Module, dataset: Dataset, device, settings: EvaluateSetti
             sections["robustness"] = {"skipped": str(err)}
     if settings.corruption_names and sections["robustness"] is None:
         start = time.perf_counter()
-        sections["robustness"] = robustness(
-            predict, test.images, test.labels, settings.corruption_names, settings.severities,
-            test_subset=settings.test_subset, seed=settings.seed, corruptions_root=settings.corruptions_root,
-            cache_dir=settings.cache_dir, source=dataset.name, clean_logits=logits.get("test"))
-        sections["robustness"]["seconds"] = time.perf_counter() - start
+        with _section_failure(sections, "robustness"):
+            sections["robustness"] = robustness(
+                predict, test.images, test.labels, settings.corruption_names, settings.severities,
+                test_subset=settings.test_subset, seed=settings.seed, corruptions_root=settings.corruptions_root,
+                cache_dir=settings.cache_dir, source=dataset.name, clean_logits=logits.get("test"))
+            sections["robustness"].update(seconds=time.perf_counter() - start, precision=precision)
     return sections
+
+
+@contextlib.contextmanager
+def _section_failure(sections: dict, name: str):
+    """An evaluation section that raises is recorded as skipped with its error; the run stays complete.
+
+    Out-of-memory is an error like any other here; an interrupt (KeyboardInterrupt, SystemExit) is not."""
+    try:
+        yield
+    except Exception as err:  # noqa: BLE001 - evaluation is optional after training; its reason is kept
+        message = str(err).splitlines()[0] if str(err) else "no detail"
+        log.warning("%s left out of the record: %s: %s", name, type(err).__name__, message)
+        sections[name] = {"skipped": f"{name} failed: {type(err).__name__}: {message}",
+                          "error": {"type": type(err).__name__, "message": str(err)[:2000]}}

@@ -77,6 +77,31 @@ class EnergyMeter:
                 f"{prefix}_window_s": seconds, f"{prefix}_images": int(images)}
 
 
+def gpu_neighbours(device) -> Callable[[], list[int] | None] | None:
+    """For a CUDA device, a callable listing the other processes with compute work on it (None when NVML
+    cannot say); None for any other device. The quiet check waits on it before timing a GPU."""
+    if not str(device).startswith("cuda"):
+        return None
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        handle = _handle(pynvml, str(device))
+    except Exception:  # noqa: BLE001 - no NVML: the check says it could not look, and does not wait
+        return lambda: None
+
+    def others() -> list[int] | None:
+        import os
+
+        try:
+            running = pynvml.nvmlDeviceGetComputeRunningProcesses(handle)
+        except Exception:  # noqa: BLE001
+            return None
+        return sorted({p.pid for p in running if getattr(p, "pid", None) not in (None, os.getpid())})
+
+    return others
+
+
 def _handle(pynvml, device: str):
     """The NVML handle of this CUDA device: by UUID, since CUDA and NVML may number devices differently."""
     import torch

@@ -145,7 +145,7 @@ def execute(spec: RunSpec, built: Built, tick: float) -> dict:
                 from archbench.outcomes import OUTCOMES_FILENAME, write_outcomes
                 record["test_outcomes"] = write_outcomes(spec.record_dir / OUTCOMES_FILENAME, *result.test_outcomes)
             if spec.evaluate is not None and spec.evaluate.after_train:
-                record.update(evaluate_weights(spec, built.model, built.dataset, built.device))
+                record.update(evaluate_weights(spec, built.model, built.dataset, built.device, record.get("train")))
     except SystemExit:
         raise  # interrupted: the checkpoint is saved, the record is not final
     except BaseException as err:

@@ -14,13 +14,17 @@ log = logging.getLogger("archbench")
 WEIGHTS_FILENAME = "weights.pt"
 
 
-def evaluate_weights(spec: RunSpec, model, dataset, device: str) -> dict:
-    """Calibration and corruption robustness of the selected weights (archbench.evaluate)."""
+def evaluate_weights(spec: RunSpec, model, dataset, device: str, train: dict | None = None) -> dict:
+    """Calibration and corruption robustness of the selected weights (archbench.evaluate), in the precision
+    and layout the run trained in (`train`: the record's train section)."""
     from archbench.evaluate import evaluate
 
+    train = train or {}
+    amp = train.get("amp") if train.get("amp") in ("bf16", "fp16") else "off"
     log.info("evaluating calibration and corruption robustness of %s", spec.model.name)
     tick = time.perf_counter()
-    sections = evaluate(model, dataset, device, spec.evaluate)
+    sections = evaluate(model, dataset, device, spec.evaluate, amp=amp,
+                        channels_last=bool(train.get("channels_last")))
     for section in sections.values():
         if isinstance(section, dict):
             section.setdefault("evaluate_s", time.perf_counter() - tick)
@@ -56,7 +60,7 @@ def evaluate_run(spec: RunSpec, tick: float) -> dict:
             f"the record with a new run of the same settings), then task=evaluate") from err
     device = resolve_device(spec.device)
     model.to(device).eval()
-    record.update(evaluate_weights(spec, model, dataset, device))
+    record.update(evaluate_weights(spec, model, dataset, device, record.get("train")))
     with run_lock(spec.record_dir, "wait"):
         atomic_write_json(path, record)
     log.info("added calibration and robustness to %s", path)
