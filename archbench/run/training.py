@@ -72,6 +72,10 @@ def train(spec: RunSpec, built: Built, record: dict, tracker=None):
     train["peak_mem_bytes"] = peak_memory_bytes(device) - (resident or 0)
     train["dataset_resident_bytes"] = resident
     train["peak_mem_includes"] = PEAK_INCLUDES_CUDA if device.startswith("cuda") else PEAK_INCLUDES_CPU
+    if spec.defer_speed and device.startswith("cuda"):
+        # A parallel sweep's jobs share this GPU, each with other neighbours: a figure of that sharing only.
+        train["shared_device"] = ("trained beside the sweep's other jobs on the same GPU: its img/s, step time, "
+                                  "MFU and energy are figures while sharing the device")
     if meter is not None:
         inference = inference_window(result.model, built.input_shape, device, recipe.eval_batch_size, amp,
                                      channels_last) if not meter.skipped else None
