@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 from archbench.sweep import count_jobs, progress_line
 from archbench.timefmt import duration
 from archbench.train.budget import Budget
-from archbench.train.loop import _log_eta
+from archbench.train.loop import _bar_total, _log_eta
 
 from helpers import FAST, REPO, archbench
 
@@ -97,6 +97,32 @@ def test_the_progress_bar_appears_on_a_pseudo_terminal(tmp_path):
     text = run_in_pty([*FAST, "evaluate.after_train=false", "progress_bar=true", f"results_dir={tmp_path}"])
     assert "wrote " in text, text[-3000:]
     assert "epoch 0: " in text and "%|" in text and "it/s]" in text, text[-3000:]
+
+
+def test_the_bar_total_is_what_the_budget_leaves_of_the_epoch():
+    def total(planned, step, resumed_batches=0, batches=351):
+        return _bar_total(SimpleNamespace(planned_steps=planned), SimpleNamespace(step=step), range(batches),
+                          {"batches": resumed_batches})
+
+    assert total(40, 0) == 40  # the case: 40 steps of a 351-batch epoch
+    assert total(400, 351) == 49  # the second epoch's last 49 steps
+    assert total(40, 12, resumed_batches=12) == 40  # resumed mid-epoch: the bar replays the first 12
+    assert total(4000, 0) == 351 and total(None, 0) == 351  # a longer budget, or seconds: the whole epoch
+
+
+@pytest.mark.slow  # one real run on a terminal, about 15 s
+def test_with_a_steps_budget_the_bar_counts_the_steps_and_log_lines_sit_above_it(tmp_path):
+    # 1,080 training images in batches of 32: 34 batches an epoch, of which the budget takes 14; the ETA
+    # line is logged after step 11, while the bar is drawn.
+    args = [*FAST, "data.synthetic_size=1200", "train.budget.steps=14", "evaluate.after_train=false",
+            "progress_bar=true", f"results_dir={tmp_path}"]
+    text = run_in_pty(args)
+    assert "wrote " in text, text[-3000:]
+    assert "/14 [" in text and "/34 [" not in text, text[-3000:]  # tqdm redraws at most every 0.1 s: no 14/14
+    # what stays on each screen line: the text after its last carriage return (the terminal ends lines in \r\n)
+    screen_lines = [line.rstrip("\r").rsplit("\r", 1)[-1] for line in text.split("\n")]
+    eta = [line for line in screen_lines if "estimated training time left" in line]
+    assert eta and not any("%|" in line or "it/s" in line for line in eta), eta
 
 
 def test_a_dry_run_times_each_network_once_whatever_the_class_count(tmp_path, monkeypatch):

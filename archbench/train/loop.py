@@ -369,7 +369,7 @@ def train_one_epoch(trainer: _Trainer, state: TrainingState, loader, interrupt: 
     tick = time.perf_counter()
     lr = settings.lr * settings.schedule(min(trainer.fraction_done(state), 1.0))
     logits = None
-    for batch_index, (x, y) in enumerate(trainer.bar(loader, epoch)):
+    for batch_index, (x, y) in enumerate(trainer.bar(loader, epoch, _bar_total(trainer, state, loader, resume))):
         if batch_index < resume["batches"]:
             continue  # replay the deterministic order up to where the interrupted epoch stopped
         if trainer.fraction_done(state) >= 1.0:
@@ -627,14 +627,27 @@ def _fmt(value) -> str:
     return "nan" if value is None else f"{value:.4f}"
 
 
+def _bar_total(trainer: _Trainer, state: TrainingState, loader, resume: dict) -> int:
+    """The batches this epoch will take: the whole loader, or fewer when the budget ends inside the epoch.
+
+    A steps budget of 40 drew `8/351` with the epoch's time left beside it, while the run ended at 40.
+    A seconds budget has no step plan, so its bar counts the epoch.
+    """
+    batches = len(loader)
+    if trainer.planned_steps is None:
+        return batches
+    return max(0, min(batches, resume["batches"] + trainer.planned_steps - state.step))
+
+
 def _progress_bar(enabled: bool):
     """A tqdm bar per epoch on a terminal; plain iteration (and one log line per epoch) otherwise."""
     if not enabled:
-        return lambda loader, epoch: loader
+        return lambda loader, epoch, total: loader
     import os
     import sys
 
     from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
     try:
         size = os.get_terminal_size(sys.stderr.fileno())
         sized = size.columns > 0 and size.lines > 0
@@ -642,4 +655,11 @@ def _progress_bar(enabled: bool):
         sized = False
     # A terminal that reports no size (a fresh pseudo-terminal, some consoles) makes tqdm draw nothing at all
     fixed = {} if sized else {"ncols": 80, "nrows": 24}
-    return lambda loader, epoch: tqdm(loader, desc=f"epoch {epoch}", leave=False, dynamic_ncols=sized, **fixed)
+
+    def bar(loader, epoch, total):
+        # Log lines (the ETA, warnings) go above the bar through tqdm, not onto the end of its line.
+        with logging_redirect_tqdm(), tqdm(loader, total=total, desc=f"epoch {epoch}", leave=False,
+                                           dynamic_ncols=sized, **fixed) as batches:
+            yield from batches
+
+    return bar
