@@ -4,11 +4,12 @@
         --study gpu_reference --smoke-study gpu_reference_smoke --expect-models a,b --expect-seeds 0,1,2
 
 writes into OUT (beside the log the shell script already writes there):
-    summary.md         the smoke table and one row per study job (model, seed, status, top-1, img/s, MFU,
-                       peak memory, energy), then each model's mean over the seeds that finished
-    versions.json      versions, the matmul peak of each precision, and every row above, machine-readable
-    records.tar.gz     every record.json and run.log under --results (no weights, no checkpoints): what
-                       `results/reference/` receives once committed
+    summary.md         the time of every phase beside its GPU estimate, the smoke table and one row per
+                       study job (model, seed, status, top-1, training img/s, MFU, peak memory, energy, and
+                       the latency and inference img/s timed alone), then each model's mean over its seeds
+    versions.json      versions, the matmul peak of each precision, the phases and every row above
+    records.tar.gz     every record.json, run.log and test_outcomes.npz under --results (no weights, no
+                       checkpoints): what `results/reference/` receives once committed
 The device tool returns at most 8 files no more than 2 folders below OUT, so nothing here nests.
 Exits 1 when any expected job has no complete record (the files are written all the same).
 """
@@ -26,9 +27,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gpu_smoke_check import check_record, peak_label, run_precision  # noqa: E402
 
 # What leaves the machine: the results, never weights or checkpoints (large, and not results).
-PACKED_NAMES = ("record.json", "run.log")
+# test_outcomes.npz: which test images each run got right; records name it, and paired comparisons read it.
+PACKED_NAMES = ("record.json", "run.log", "test_outcomes.npz")
+# Training figures of a parallel study are taken while its jobs share the GPU (the record's
+# train.shared_device); the latency columns are the closing pass's, one model alone on the device.
+SHARED = " (shared GPU)"
 COLUMNS = ["model", "seed", "status", "precision", "test top-1", "val top-1", "epochs", "train s", "img/s",
-           "MFU", "MFU vs peak", "peak mem MiB", "J/train img", "J/infer img"]
+           "MFU", "MFU vs peak", "peak mem MiB", "J/train img", "J/infer img", "batch-1 ms (alone)",
+           "infer img/s (alone)"]
+SHARED_COLUMNS = ("img/s", "MFU", "J/train img", "J/infer img", "mean img/s")
+PEAK_MEM_NOTE = ("peak mem: CUDA memory at its peak in training (weights, optimizer state, gradients, "
+                 "activations and the float32 augmented epoch, about 553 MB for 45,000 CIFAR images; not the "
+                 "resident uint8 dataset)")
 
 
 def _round(value, digits):
@@ -53,7 +63,12 @@ def job_row(model: str, seed: int, record: dict | None) -> dict:
     record = record or {}
     train, metrics, energy = record.get("train") or {}, record.get("metrics") or {}, record.get("energy") or {}
     mem = train.get("peak_mem_bytes")
+    latency = record.get("latency") or {}
+    alone = latency if latency.get("batch_1") and not latency.get("under_load") else {}
     return {"model": model, "seed": seed, "status": record.get("status", "missing"),
+            "shared": bool(train.get("shared_device") or energy.get("shared_device")),
+            "batch-1 ms (alone)": _round((alone.get("batch_1") or {}).get("median_ms"), 3),
+            "infer img/s (alone)": _round((alone.get("throughput") or {}).get("img_per_s"), 0),
             "precision": run_precision(train) if train else None,
             "test top-1": _round(metrics.get("test_top1"), 2), "val top-1": _round(metrics.get("val_top1"), 2),
             "epochs": _round(train.get("epochs"), 2), "train s": _round(train.get("wall_s"), 1),
@@ -71,7 +86,7 @@ def means(rows: list[dict]) -> list[dict]:
         done = [r for r in rows if r["model"] == model and r["status"] == "complete"]
         top1 = [r["test top-1"] for r in done if r["test top-1"] is not None]
         speed = [r["img/s"] for r in done if r["img/s"] is not None]
-        out.append({"model": model, "complete seeds": len(done),
+        out.append({"model": model, "complete seeds": len(done), "shared": any(r["shared"] for r in done),
                     "mean test top-1": _round(statistics.fmean(top1), 2) if top1 else None,
                     "std": _round(statistics.stdev(top1), 2) if len(top1) > 1 else None,
                     "mean img/s": _round(statistics.fmean(speed), 0) if speed else None})
@@ -81,8 +96,34 @@ def means(rows: list[dict]) -> list[dict]:
 def markdown(rows: list[dict], columns: list[str]) -> str:
     from tabulate import tabulate
 
-    return tabulate([[row.get(c) for c in columns] for row in rows], headers=columns, tablefmt="github",
+    shared = any(row.get("shared") for row in rows)
+    headers = [c + SHARED if shared and c in SHARED_COLUMNS else c for c in columns]
+    return tabulate([[row.get(c) for c in columns] for row in rows], headers=headers, tablefmt="github",
                     missingval="-", floatfmt="g")
+
+
+def parse_phases(text: str | None) -> list[dict]:
+    """'install=3:10 smoke=40:60' (name=seconds:GPU estimate) -> rows, with the totals."""
+    rows = []
+    for item in (text or "").split():
+        name, _, times = item.partition("=")
+        took, _, estimate = times.partition(":")
+        rows.append({"phase": name, "seconds": int(float(took)), "GPU estimate s": int(float(estimate or 0))})
+    if rows:
+        rows.append({"phase": "total", "seconds": sum(r["seconds"] for r in rows),
+                     "GPU estimate s": sum(r["GPU estimate s"] for r in rows)})
+    return rows
+
+
+def cut_note(rows: list[dict], limit_s: int) -> str:
+    """What a stop at the study's limit cost: later jobs, or only the closing pass's speed figures."""
+    missing = [r for r in rows if r["status"] != "complete"]
+    if missing:
+        return (f"the study was stopped at its {limit_s} s limit: {len(missing)} of {len(rows)} jobs have no "
+                f"complete record (the latest in study order)")
+    untimed = sum(r["batch-1 ms (alone)"] is None for r in rows)
+    return (f"the study was stopped at its {limit_s} s limit after every job had finished: only the closing "
+            f"measurement pass was cut ({untimed} of {len(rows)} records without a latency timed alone)")
 
 
 def pack_records(results: Path, tarball: Path) -> int:
@@ -108,7 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--expect-models", required=True, help="comma-separated, in study order")
     parser.add_argument("--smoke-models", help="comma-separated; default: --expect-models")
     parser.add_argument("--expect-seeds", default="0,1,2")
-    parser.add_argument("--note", action="append", default=[], help="a line for the summary (e.g. a timeout)")
+    parser.add_argument("--note", action="append", default=[], help="a line for the summary")
+    parser.add_argument("--stopped-at", type=int, help="the study sweep was stopped at this limit (seconds)")
+    parser.add_argument("--phases", help="name=seconds:gpu_estimate ... of every phase, from the shell script")
     args = parser.parse_args(argv)
 
     models = [m for m in args.expect_models.split(",") if m]
@@ -123,22 +166,33 @@ def main(argv: list[str] | None = None) -> int:
     problems = [f"{args.study} {r['model']} seed {r['seed']}: {p}" for r in rows
                 for p in check_record((study.get((r["model"], r["seed"])) or (None, None))[1], None)]
     versions = json.loads(args.versions.read_text()) if args.versions and args.versions.exists() else {}
+    notes = list(args.note) + ([cut_note(rows, args.stopped_at)] if args.stopped_at is not None else [])
+    if any(r["shared"] for r in rows):
+        notes.append(f"columns marked{SHARED} were taken while the study's jobs shared the GPU, each beside "
+                     "different neighbours: compare them only within this table; the '(alone)' columns were "
+                     "timed one model at a time after training")
+    phases = parse_phases(args.phases)
 
     packed = pack_records(args.results, args.out / "records.tar.gz")
     lines = [f"# {args.study}: {sum(r['status'] == 'complete' for r in rows)} of {len(rows)} jobs complete", ""]
     if versions:
         lines += [f"torch {versions.get('torch')}, CUDA {versions.get('cuda')}, "
                   f"{versions.get('gpu') or versions.get('cpu')}", ""]
-    lines += [*(f"- {note}" for note in args.note), "", "## Smoke: one short training per representative", "",
+    lines += [*(f"- {note}" for note in notes), f"- {PEAK_MEM_NOTE}", ""]
+    if phases:
+        lines += ["## Phases", "", markdown(phases, ["phase", "seconds", "GPU estimate s"]), ""]
+    lines += ["## Smoke: one short training", "",
               markdown(smoke_rows, COLUMNS), "", "## Study, one row per job", "", markdown(rows, COLUMNS), "",
               "## Mean over complete seeds", "",
               markdown(means(rows), ["model", "complete seeds", "mean test top-1", "std", "mean img/s"]), "",
-              f"records.tar.gz: {packed} files (record.json and run.log; no weights or checkpoints)"]
+              f"records.tar.gz: {packed} files (record.json, run.log and test_outcomes.npz; no weights or "
+              "checkpoints)"]
     if problems:
         lines += ["", "## Not complete", "", *(f"- {p}" for p in problems)]
     (args.out / "summary.md").write_text("\n".join(lines) + "\n")
     (args.out / "versions.json").write_text(json.dumps(
-        {**versions, "smoke": smoke_rows, "study": rows, "problems": problems, "notes": args.note}, indent=2))
+        {**versions, "smoke": smoke_rows, "study": rows, "problems": problems, "notes": notes, "phases": phases},
+        indent=2))
     print("\n".join(lines))
     return 1 if problems else 0
 
