@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 from scipy import stats
+from scipy.optimize import brentq
 from statsmodels.stats.multitest import multipletests
 
 # Resamples of the bootstrap interval of P(A > B); a fixed seed makes the report reproducible.
@@ -274,20 +275,19 @@ def _correct_matrix(correct, name: str) -> np.ndarray:
 
 def two_level_means(correct_by_model, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED,
                     chunk: int = 250) -> np.ndarray:
-    """Bootstrap accuracies (percent), shape (resamples, models): each resample draws the test images
-    with replacement ONCE for all models (they are scored on the same images, so the draw pairs them)
-    and each model's seeds with replacement, then averages that model's resampled seeds on those images.
+    """Bootstrap accuracies (percent), shape (resamples, models), for ranks and rank intervals: each
+    resample draws the test images with replacement ONCE for all models (they are scored on the same
+    images, so the draw pairs them), and on those images draws each model's mean over seeds as
+    mean + s / sqrt(n) x Student t(n - 1), s the spread of its seeds' accuracies there.
 
     `correct_by_model`: one (seeds, images) 0/1 array per model, the same images in the same order.
-    The spread of a difference of two columns holds both sources of noise, seeds and test-set sampling,
-    with the images' pairing (a two-level bootstrap; Davison and Hinkley 1997, section 3.8).
+    The seed part is parametric, as in `seed_means` and the Welch test: resampling two or three seeds
+    shows only three or ten distinct means, which made these intervals far too narrow with the seed
+    counts studies have. Both levels carry the seed-by-image interaction, so the spread is, if anything,
+    slightly too wide (by its share over seeds and images, about 1 / images of the seed variance).
     """
     matrices = [_correct_matrix(correct, f"model {index}") for index, correct in enumerate(correct_by_model)]
-    images = {matrix.shape[1] for matrix in matrices}
-    if len(images) != 1:
-        raise ValueError(f"two_level_means: every model must be scored on the same test images, got "
-                         f"{sorted(images)} images: pass the outcomes of one test set")
-    count = images.pop()
+    count = _one_test_set(matrices, "two_level_means")
     rng = np.random.default_rng(seed)
     out = np.empty((resamples, len(matrices)))
     for start in range(0, resamples, chunk):
@@ -298,14 +298,20 @@ def two_level_means(correct_by_model, resamples: int = BOOTSTRAP_RESAMPLES, seed
         for column, matrix in enumerate(matrices):
             per_seed = weights @ matrix.T  # (size, seeds): each seed's accuracy on the drawn images
             seeds = matrix.shape[0]
-            picks = rng.integers(0, seeds, size=(size, seeds))
             centre = per_seed.mean(axis=1)
-            drawn = np.take_along_axis(per_seed, picks, axis=1).mean(axis=1)
-            # Resampling n seeds gives the plug-in variance (n-1)/n s^2 / n; sqrt(n / (n-1)) restores s^2 / n,
-            # which matters with the three seeds a study usually has.
-            inflate = math.sqrt(seeds / (seeds - 1)) if seeds > 1 else 1.0
-            out[start:start + size, column] = 100.0 * (centre + (drawn - centre) * inflate)
+            if seeds > 1:
+                spread = per_seed.std(axis=1, ddof=1) / math.sqrt(seeds)
+                centre = centre + spread * rng.standard_t(seeds - 1, size)
+            out[start:start + size, column] = 100.0 * centre
     return out
+
+
+def _one_test_set(matrices: list[np.ndarray], caller: str) -> int:
+    images = {matrix.shape[1] for matrix in matrices}
+    if len(images) != 1:
+        raise ValueError(f"{caller}: every model must be scored on the same test images, got "
+                         f"{sorted(images)} images: pass the outcomes of one test set")
+    return images.pop()
 
 
 def seed_means(values_by_model, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED) -> np.ndarray:
@@ -325,32 +331,88 @@ def seed_means(values_by_model, resamples: int = BOOTSTRAP_RESAMPLES, seed: int 
     return out
 
 
-def gap_interval(samples_a, samples_b, gap: float, confidence: float = 0.95) -> dict:
-    """`gap`'s percentile interval, bootstrap standard error and two-sided p-value (normal, from that
-    standard error) from aligned bootstrap samples of the two means."""
-    differences = np.asarray(samples_a, dtype=float) - np.asarray(samples_b, dtype=float)
-    tail = (1 - confidence) / 2
-    low, high = np.quantile(differences, [tail, 1 - tail])
-    se = float(differences.std(ddof=1))
+def satterthwaite_df(variances, dfs) -> float:
+    """Welch-Satterthwaite degrees of freedom of a sum of independent variance estimates, each with its
+    own degrees of freedom: (sum v)^2 / sum(v^2 / df). Components with no variance take no part; inf
+    when every remaining component has infinite degrees of freedom; NaN when there is no variance."""
+    variances, dfs = np.asarray(variances, dtype=float), np.asarray(dfs, dtype=float)
+    if variances.shape != dfs.shape or (variances < 0).any() or (dfs <= 0).any():
+        raise ValueError(f"satterthwaite_df: one non-negative variance per positive degrees of freedom, got "
+                         f"{variances.tolist()} and {dfs.tolist()}")
+    total = float(variances.sum())
+    if total == 0:
+        return math.nan
+    uncertain = float(np.sum(variances ** 2 / dfs))  # an infinite df adds nothing here
+    return float(total ** 2 / uncertain) if uncertain > 0 else math.inf
+
+
+def _interaction_mean_square(matrix: np.ndarray) -> float:
+    """Residual mean square of a (seeds, images) table without replication: how much a seed's outcome on
+    one image departs from that seed's and that image's averages (the seed-by-image interaction)."""
+    seeds, images = matrix.shape
+    if seeds < 2 or images < 2:
+        return 0.0
+    residual = matrix - matrix.mean(axis=1, keepdims=True) - matrix.mean(axis=0, keepdims=True) + matrix.mean()
+    return float((residual ** 2).sum() / ((seeds - 1) * (images - 1)))
+
+
+def paired_t_test(correct_a, correct_b, confidence: float = 0.95) -> dict:
+    """The gap A - B in mean test top-1 (points) tested over seeds and test images at once, with a Student
+    t reference whose degrees of freedom match what the seeds can say.
+
+    `correct_a`, `correct_b`: (seeds, images) 0/1 outcomes on the same test images. The gap's variance, for
+    new seeds and new images from the same source, is the sum of three independent estimates:
+    - each model's seed part, var(its seeds' accuracies) / seeds, with seeds - 1 degrees of freedom;
+    - the paired image part, var over images of the per-image difference (A's mean over seeds minus B's) /
+      images, less the seed-by-image interaction it also holds (counted once already, in the seed part),
+      with images - 1 degrees of freedom.
+    The reference is Student t with the Welch-Satterthwaite degrees of freedom of that sum (`satterthwaite_df`),
+    so with two or three seeds, where the seed part dominates, the test has the one to four degrees of
+    freedom of a Welch test, not the normal's infinity. With one seed each it is the paired (McNemar-like)
+    test of two proportions. Returns `gap`, `low`, `high` (the t interval), `se`, `df`, `p_value` and the
+    parts `seed_se` and `image_se`.
+    """
+    a, b = _correct_matrix(correct_a, "correct_a"), _correct_matrix(correct_b, "correct_b")
+    images = _one_test_set([a, b], "paired_t_test")
+    if not 0 < confidence < 1:
+        raise ValueError(f"paired_t_test: confidence must lie in (0, 1), got {confidence}")
+    gap = 100.0 * (a.mean() - b.mean())
+    variances, dfs = [], []
+    for matrix in (a, b):
+        if matrix.shape[0] > 1:
+            variances.append(matrix.mean(axis=1).var(ddof=1) / matrix.shape[0])
+            dfs.append(matrix.shape[0] - 1)
+    seed_variance = float(sum(variances))
+    difference = a.mean(axis=0) - b.mean(axis=0)
+    overlap = _interaction_mean_square(a) / a.shape[0] + _interaction_mean_square(b) / b.shape[0]
+    image_variance = max(float(difference.var(ddof=1)) - overlap, 0.0) / images if images > 1 else 0.0
+    variances.append(image_variance)
+    dfs.append(max(images - 1, 1))
+    se = 100.0 * math.sqrt(seed_variance + image_variance)
+    result = {"gap": float(gap), "se": se, "seed_se": 100.0 * math.sqrt(seed_variance),
+              "image_se": 100.0 * math.sqrt(image_variance)}
     if se == 0:
-        p_value = 1.0 if gap == 0 else 0.0
-    else:
-        p_value = float(2 * stats.norm.sf(abs(gap) / se))
-    return {"gap": float(gap), "low": float(low), "high": float(high), "se": se, "p_value": p_value}
+        # Every seed and image agrees: the gap, if any, is systematic; there is no spread to test it against.
+        return {**result, "low": float(gap), "high": float(gap), "df": math.nan,
+                "p_value": 1.0 if gap == 0 else 0.0}
+    df = satterthwaite_df(variances, dfs)
+    half = float(stats.t.isf((1 - confidence) / 2, df)) * se
+    return {**result, "low": float(gap - half), "high": float(gap + half), "df": df,
+            "p_value": float(2 * stats.t.sf(abs(gap) / se, df))}
 
 
 def paired_gap_interval(correct_a, correct_b, confidence: float = 0.95, resamples: int = BOOTSTRAP_RESAMPLES,
                         seed: int = BOOTSTRAP_SEED) -> dict:
-    """The gap A - B in mean test top-1 (points) with its two-level paired bootstrap interval, standard
-    error and p-value. `correct_a`, `correct_b`: (seeds, images) 0/1 outcomes on the same test images.
+    """The gap A - B in mean test top-1 (points), paired over test images, with its interval, standard
+    error and p-value: `paired_t_test`. `correct_a`, `correct_b`: (seeds, images) 0/1 outcomes on the
+    same test images.
 
-    With one seed each it reduces to the paired (McNemar-like) difference of two proportions, whose
-    standard error is 100 sqrt((b + c - (b - c)^2 / n) / n^2), b and c the images only A or only B gets right.
+    `resamples` and `seed` are accepted for earlier callers and no longer used: the test was a two-level
+    bootstrap whose normal p-value rejected 11% of null studies at p < 0.05 with two seeds per model,
+    and the t reference needs no resampling.
     """
-    a, b = _correct_matrix(correct_a, "correct_a"), _correct_matrix(correct_b, "correct_b")
-    samples = two_level_means([a, b], resamples, seed)
-    gap = 100.0 * (a.mean() - b.mean())
-    return gap_interval(samples[:, 0], samples[:, 1], gap, confidence)
+    del resamples, seed
+    return paired_t_test(correct_a, correct_b, confidence)
 
 
 def welch_df_factor(var_a: float, var_b: float) -> float:
@@ -361,25 +423,59 @@ def welch_df_factor(var_a: float, var_b: float) -> float:
     return float(total ** 2 / squares) if squares > 0 and math.isfinite(squares) else 2.0
 
 
-def _quantiles(seeds: int, tests: int, alpha: float, power: float, df_factor: float = 2.0) -> float:
-    """t_{1 - alpha / tests / 2} + t_{power}, with the Welch degrees of freedom df_factor x (seeds - 1)."""
-    df = df_factor * (seeds - 1)
-    return float(stats.t.isf(alpha / max(tests, 1) / 2, df) + stats.t.ppf(power, df))
+def t_test_power(gap: float, se: float, df: float, tests: int = 1, alpha: float = 0.05) -> float:
+    """Probability that a two-sided t test at `alpha / tests` separates a true gap `gap` whose estimate
+    has standard error `se` and `df` degrees of freedom: both tails of the noncentral t (scipy.stats.nct),
+    noncentrality gap / se. Infinite `df`: the normal."""
+    if not (se > 0 and df > 0):
+        return math.nan
+    shift = abs(gap) / se
+    if math.isinf(df):
+        critical = stats.norm.isf(alpha / max(tests, 1) / 2)
+        return float(stats.norm.sf(critical - shift) + stats.norm.cdf(-critical - shift))
+    critical = stats.t.isf(alpha / max(tests, 1) / 2, df)
+    upper, lower = float(stats.nct.sf(critical, df, shift)), float(stats.nct.cdf(-critical, df, shift))
+    # scipy's nct can return NaN deep in the far tail (wrong side, large noncentrality), where the
+    # probability is below the normal's and negligible.
+    return upper + (lower if math.isfinite(lower) else 0.0)
+
+
+def _gap_at_power(se: float, df: float, tests: int, alpha: float, target: float) -> float:
+    """The gap at which `t_test_power` reaches `target`: power rises with the gap, so a bracketed root."""
+    def short(gap):
+        return t_test_power(gap, se, df, tests, alpha) - target
+
+    high = se
+    while short(high) < 0:
+        high *= 2
+    return float(brentq(short, 0.0, high, xtol=1e-10 * se, rtol=1e-12))
+
+
+def gap_df(se_per_seed: float, seeds: int, fixed_se: float = 0.0, df_factor: float = 2.0,
+           fixed_df: float = math.inf) -> float:
+    """Degrees of freedom of a gap's standard error sqrt(se_per_seed^2 / seeds + fixed_se^2): the seed part
+    with Welch's df_factor x (seeds - 1), the fixed (test-set) part with `fixed_df` (images - 1), joined by
+    Welch-Satterthwaite (`satterthwaite_df`)."""
+    return satterthwaite_df([se_per_seed ** 2 / seeds, fixed_se ** 2], [df_factor * (seeds - 1), fixed_df])
 
 
 def detectable_gap(se_per_seed: float, seeds: int, tests: int = 1, fixed_se: float = 0.0,
-                   alpha: float = 0.05, power: float = POWER, df_factor: float = 2.0) -> float:
-    """Smallest gap (points) a two-sided test at `alpha / tests` (Holm's strictest step) separates with
-    probability `power`, when the gap's standard error is sqrt(se_per_seed^2 / seeds + fixed_se^2):
-    `se_per_seed` the part that averaging seeds shrinks (sqrt(var_a + var_b) of single runs), `fixed_se`
-    the part it does not (test-set sampling, the same images for every seed). Student t quantiles with
-    the Welch test's degrees of freedom, `df_factor` x (seeds - 1) (`welch_df_factor`; 2 when the two
-    spreads are equal), so few seeds, and unequal spreads, pay for their few degrees of freedom.
+                   alpha: float = 0.05, power: float = POWER, df_factor: float = 2.0,
+                   fixed_df: float = math.inf) -> float:
+    """Smallest gap (points) a two-sided t test at `alpha / tests` (Holm's strictest step) separates with
+    probability `power` (the noncentral t, `t_test_power`), when the gap's standard error is
+    sqrt(se_per_seed^2 / seeds + fixed_se^2): `se_per_seed` the part that averaging seeds shrinks
+    (sqrt(var_a + var_b) of single runs), `fixed_se` the part it does not (test-set sampling, the same
+    images for every seed). Degrees of freedom from `gap_df`: Welch's df_factor x (seeds - 1) for the seed
+    part (`welch_df_factor`; 2 when the two spreads are equal), so few seeds, and unequal spreads, pay
+    for their few degrees of freedom.
     """
     if seeds < 2:
         return math.nan
-    return float(_quantiles(seeds, tests, alpha, power, df_factor)
-                 * math.sqrt(se_per_seed ** 2 / seeds + fixed_se ** 2))
+    se = math.sqrt(se_per_seed ** 2 / seeds + fixed_se ** 2)
+    if not se > 0:
+        return math.nan
+    return _gap_at_power(se, gap_df(se_per_seed, seeds, fixed_se, df_factor, fixed_df), tests, alpha, power)
 
 
 def seedless_limit(fixed_se: float, tests: int = 1, alpha: float = 0.05, power: float = POWER) -> float:
@@ -390,17 +486,32 @@ def seedless_limit(fixed_se: float, tests: int = 1, alpha: float = 0.05, power: 
 
 
 def seeds_needed(gap: float, se_per_seed: float, tests: int = 1, fixed_se: float = 0.0,
-                 alpha: float = 0.05, power: float = POWER, df_factor: float = 2.0) -> float:
-    """Seeds per model for `detectable_gap` to reach `gap`; inf when no number of seeds can (`gap` is not
-    above `seedless_limit`, the test-set part alone), NaN when there is no seed spread to go on."""
+                 alpha: float = 0.05, power: float = POWER, df_factor: float = 2.0,
+                 fixed_df: float = math.inf) -> float:
+    """Seeds per model for `detectable_gap` to reach `gap`, a planning gap (the smallest gap worth
+    finding), never an observed one: an observed gap that was not separated is, on average, larger than
+    the true one (the winner's curse), so planning on it asks for too few seeds. inf when no number of
+    seeds can (`gap` is not above `seedless_limit`, the test-set part alone), NaN when there is no seed
+    spread to go on."""
     if not (np.isfinite(se_per_seed) and se_per_seed > 0):
         return math.nan
     if abs(gap) <= seedless_limit(fixed_se, tests, alpha, power):
         return math.inf
-    for seeds in range(2, 10_001):
-        if detectable_gap(se_per_seed, seeds, tests, fixed_se, alpha, power, df_factor) <= abs(gap):
-            return float(seeds)
-    return math.inf
+    # detectable_gap falls as seeds grow: bisect on the seed count instead of stepping through 10,000.
+    def reaches(seeds):
+        return detectable_gap(se_per_seed, seeds, tests, fixed_se, alpha, power, df_factor, fixed_df) <= abs(gap)
+
+    low, high = 2, 2
+    while not reaches(high):
+        if high >= 100_000:
+            return math.inf
+        low, high = high, high * 2
+    if reaches(low):
+        return float(low)
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (low, middle) if reaches(middle) else (middle, high)
+    return float(high)
 
 
 # ------------------------------------------------------------------------------ rankings with intervals
@@ -430,26 +541,75 @@ def outward(low: float, high: float, digits: int = 2) -> tuple[float, float]:
 # A ranking "holds" when at most 20% of the pairs can swap order: Kendall tau = 1 - 2 x (share of
 # discordant pairs) >= 0.6 over the whole interval; "changes" when the interval lies below that.
 TAU_HOLDS = 0.6
+# Resamples behind a tau verdict: enough that the share of resamples beyond the threshold is known to about
+# +-0.15 percentage points, so only a share within a few of those of the 2.5% tail reads "inconclusive".
+TAU_RESAMPLES = 10_000
+# How many Monte Carlo standard errors of that share keep a verdict away from the tail's edge.
+TAU_MARGIN = 3.0
+
+
+def kendall_tau_rows(before, after) -> np.ndarray:
+    """Kendall tau-b between the rows of two (resamples, models) arrays, row by row (the statistic of
+    scipy.stats.kendalltau, vectorised over rows); NaN for a row in which one side is all ties."""
+    before, after = np.asarray(before, dtype=float), np.asarray(after, dtype=float)
+    upper = np.triu_indices(before.shape[1], k=1)
+    sign_before = np.sign(before[:, :, None] - before[:, None, :])[:, upper[0], upper[1]]
+    sign_after = np.sign(after[:, :, None] - after[:, None, :])[:, upper[0], upper[1]]
+    untied = np.count_nonzero(sign_before, axis=1) * np.count_nonzero(sign_after, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(untied > 0, (sign_before * sign_after).sum(axis=1) / np.sqrt(untied), np.nan)
+
+
+def attainable_taus(models: int, near: float = TAU_HOLDS, each_side: int = 2) -> list[float]:
+    """The values Kendall tau can take between two untied rankings of `models` models (1 - 4k / (m (m - 1))
+    for k discordant pairs), the `each_side` nearest below and at-or-above `near`: a percentile of tau
+    jumps between these, so an interval's end is one of them."""
+    pairs = models * (models - 1) // 2
+    values = sorted({round(1 - 2 * k / pairs, 12) for k in range(pairs + 1)})
+    below = [value for value in values if value < near][-each_side:]
+    above = [value for value in values if value >= near][:each_side]
+    return below + above
 
 
 def tau_interval(samples_before, samples_after, confidence: float = 0.95) -> dict:
     """Kendall tau-b between two rankings of the same models, per bootstrap resample (rows of the two
-    (resamples, models) arrays, resampled independently), with its percentile interval and the verdict:
-    `holds` (interval >= TAU_HOLDS), `changes` (interval < TAU_HOLDS) or `inconclusive`."""
+    (resamples, models) arrays, drawn by one method for both sides), with its percentile interval and the
+    verdict: `holds` (interval >= TAU_HOLDS), `changes` (interval < TAU_HOLDS) or `inconclusive`.
+
+    Tau takes few values (16 with 6 models), so the interval's end sits on a jump between two of them and
+    can move a whole step with the generator's seed. The verdict is therefore read from the share of
+    resamples below the threshold, `share_below`, and is given only when that share is on one side of the
+    tail by more than TAU_MARGIN Monte Carlo standard errors; a share that close to the tail reads
+    "inconclusive" (`on_edge` True), whatever this draw's percentile says. `attainable` lists the values
+    tau can take near the threshold.
+    """
     before, after = np.asarray(samples_before, dtype=float), np.asarray(samples_after, dtype=float)
     if before.shape != after.shape or before.ndim != 2 or before.shape[1] < 2:
         raise ValueError(f"tau_interval: two (resamples, models) arrays of the same shape with two or more "
                          f"models, got {before.shape} and {after.shape}")
-    taus = np.array([stats.kendalltau(x, y).statistic for x, y in zip(before, after)])
+    if not 0 < confidence < 1:
+        raise ValueError(f"tau_interval: confidence must lie in (0, 1), got {confidence}")
     # Tau is a ratio of pair counts: rounding drops float noise, so exactly 0.6 (e.g. 3 of 15 pairs
     # discordant) is judged as 0.6, not as 0.5999999999999999.
-    taus = np.round(taus[np.isfinite(taus)], 12)
+    taus = np.round(kendall_tau_rows(before, after), 12)
+    taus = taus[np.isfinite(taus)]
+    attainable = attainable_taus(before.shape[1])
     if len(taus) == 0:
-        return {"low": math.nan, "high": math.nan, "verdict": "inconclusive"}
+        return {"low": math.nan, "high": math.nan, "verdict": "inconclusive", "share_below": math.nan,
+                "on_edge": False, "resamples": 0, "attainable": attainable}
     tail = (1 - confidence) / 2
     low, high = (float(v) for v in np.quantile(taus, [tail, 1 - tail]))
-    verdict = "holds" if low >= TAU_HOLDS else "changes" if high < TAU_HOLDS else "inconclusive"
-    return {"low": low, "high": high, "verdict": verdict}
+    share_below = float(np.mean(taus < TAU_HOLDS))
+    margin = TAU_MARGIN * math.sqrt(tail * (1 - tail) / len(taus))
+    if share_below <= tail - margin:
+        verdict = "holds"
+    elif 1 - share_below <= tail - margin:
+        verdict = "changes"
+    else:
+        verdict = "inconclusive"
+    on_edge = abs(share_below - tail) < margin or abs((1 - share_below) - tail) < margin
+    return {"low": low, "high": high, "verdict": verdict, "share_below": share_below, "on_edge": on_edge,
+            "resamples": int(len(taus)), "attainable": attainable}
 
 
 # --------------------------------------------------------------------------------- across studies

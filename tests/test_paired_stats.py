@@ -60,28 +60,41 @@ def test_one_seed_each_matches_the_closed_form_paired_standard_error():
     assert 1.96 * se < 0.7 * noise_floor(100 * a.mean(), 100 * b.mean(), IMAGES)
 
 
-def test_two_level_means_carry_the_seed_variance():
-    # Every image the same within a seed: only the seeds vary, so the variance of a mean of n seeds is
-    # s^2 / n (the resampling's plug-in (n-1)/n is corrected).
+def test_two_level_means_draw_the_seed_part_from_student_t():
+    # Every image the same within a seed: only the seeds vary, so each resampled mean is
+    # 75 + s / sqrt(4) x t(3), s the seeds' spread: heavy tails, as the Welch test's reference has.
+    from scipy import stats
+
     a = np.repeat(np.array([[1.0], [0.0], [1.0], [1.0]]), 50, axis=1)  # seed accuracies 100, 0, 100, 100
     samples = two_level_means([a], resamples=8000)[:, 0]
-    assert samples.mean() == pytest.approx(75.0, abs=1.5)
-    assert samples.var() == pytest.approx(np.var([100, 0, 100, 100], ddof=1) / 4, rel=0.08)
+    assert np.median(samples) == pytest.approx(75.0, abs=1.5)
+    half = np.std([100, 0, 100, 100], ddof=1) / 2 * stats.t.isf(0.025, 3)
+    assert np.quantile(samples, 0.975) - 75.0 == pytest.approx(half, rel=0.06)
+    assert half > 1.5 * np.std([100, 0, 100, 100], ddof=1) / 2 * 1.96  # far wider than a normal interval
     with pytest.raises(ValueError, match="same test images"):
         two_level_means([np.ones((2, 10)), np.ones((2, 11))])
 
 
-def test_detectable_gap_and_seeds_needed_invert_each_other():
+def test_detectable_gap_is_the_noncentral_t_gap_at_80_percent_power():
     from scipy import stats
+    from statsmodels.stats.power import TTestIndPower
 
-    t = stats.t.isf(0.025, 6) + stats.t.ppf(0.8, 6)  # 4 seeds per model: 6 degrees of freedom
-    assert detectable_gap(1.0, 4) == pytest.approx(t * 0.5, rel=1e-9)
+    from archbench.stats import t_test_power
+
+    # Equal spreads, 4 seeds each: the pooled t-test's power (statsmodels, noncentral t) at effect size
+    # gap / sigma, sigma^2 = 0.5 per model when se_per_seed = sqrt(var_a + var_b) = 1.
+    gap = detectable_gap(1.0, 4)
+    assert TTestIndPower().power(gap / math.sqrt(0.5), nobs1=4, alpha=0.05) == pytest.approx(0.8, abs=1e-6)
+    assert t_test_power(gap, 0.5, 6) == pytest.approx(0.8, abs=1e-9)
+    # The old normal-approximation formula (t quantiles added) understates the gap with few seeds.
+    assert gap > (stats.t.isf(0.025, 6) + stats.t.ppf(0.8, 6)) * 0.5
     # Many seeds: the normal quantiles of the textbook formula.
     assert detectable_gap(1.0, 10_000) == pytest.approx((1.959964 + 0.841621) / 100, rel=1e-3)
     # Holm over 15 pairs: the strictest threshold is 0.05 / 15.
     assert detectable_gap(1.0, 3, tests=15) > detectable_gap(1.0, 3)
     gap = detectable_gap(2.0, 5, tests=15, fixed_se=0.1)
     assert seeds_needed(gap, 2.0, tests=15, fixed_se=0.1) == 5
+    assert seeds_needed(gap * 0.999, 2.0, tests=15, fixed_se=0.1) == 6
     # The test-set part does not shrink with seeds: a gap below it needs more than any number of seeds.
     assert seeds_needed(0.1, 2.0, fixed_se=0.1) == math.inf
 
@@ -96,10 +109,13 @@ def test_power_uses_welch_degrees_of_freedom_so_unequal_spreads_get_no_free_powe
     assert welch_df_factor(1.0, 1.0) == 2.0 and welch_df_factor(1.0, 0.0) == 1.0
     assert 1.0 < welch_df_factor(4.0, 1.0) < 2.0
     equal = detectable_gap(1.0, 3, df_factor=welch_df_factor(0.5, 0.5))
-    assert equal == pytest.approx(detectable_gap(1.0, 3))  # the old, pooled value
+    assert equal == pytest.approx(detectable_gap(1.0, 3))  # the pooled value
     lopsided = detectable_gap(1.0, 3, df_factor=welch_df_factor(0.99, 0.01))
-    t = stats.t.isf(0.025, 2 * welch_df_factor(0.99, 0.01)) + stats.t.ppf(0.8, 2 * welch_df_factor(0.99, 0.01))
-    assert lopsided == pytest.approx(t / math.sqrt(3)) and lopsided > 1.4 * equal
+    df = 2 * welch_df_factor(0.99, 0.01)
+    shift = lopsided * math.sqrt(3)  # the noncentrality at that gap
+    critical = stats.t.isf(0.025, df)
+    assert stats.nct.sf(critical, df, shift) + stats.nct.cdf(-critical, df, shift) == pytest.approx(0.8)
+    assert lopsided > 1.4 * equal
     assert seeds_needed(lopsided, 1.0, df_factor=welch_df_factor(0.99, 0.01)) == 3
     assert seeds_needed(equal, 1.0, df_factor=welch_df_factor(0.99, 0.01)) > 3
     # The smallest gap any number of seeds separates: the test-set part alone, at normal quantiles.
@@ -201,7 +217,7 @@ def test_a_tau_interval_is_printed_rounded_outward_and_an_exact_threshold_holds(
     assert outward(0.5966666, 0.9966) == (0.59, 1.0)  # never shown as [0.60, ...] beside a 0.6 threshold
     assert outward(0.6, 0.8) == (0.6, 0.8) and outward(-0.2, 1.0) == (-0.2, 1.0)
     # 3 of 15 pairs discordant is tau 0.6 exactly: on the threshold, which holds
-    before = np.tile(np.arange(6.0), (50, 1))
-    after = np.tile(np.array([1.0, 0.0, 3.0, 2.0, 5.0, 4.0]), (50, 1))
+    before = np.tile(np.arange(6.0), (2000, 1))
+    after = np.tile(np.array([1.0, 0.0, 3.0, 2.0, 5.0, 4.0]), (2000, 1))
     interval = tau_interval(before, after)
     assert interval["low"] == 0.6 and interval["verdict"] == "holds"

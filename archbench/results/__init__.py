@@ -10,8 +10,9 @@ importable from `archbench.results` itself.
 from archbench.record import RECORD_FILE, RECORD_FILENAME
 from archbench.stats import welch_p_value
 
-from .comparisons import (COMPARE_COLUMNS, PAIRED_TEST, RANK_COLUMNS, RESAMPLED_SEEDS, RESAMPLED_SEEDS_AND_IMAGES,
-                          SIGNIFICANCE_LEVEL, UNPAIRED_TEST, bootstrap_means, compare, rank, ranking_shift)
+from .comparisons import (COMPARE_COLUMNS, PAIRED_TEST, PLANNING_GAP, RANK_COLUMNS, RESAMPLED_SEEDS,
+                          RESAMPLED_SEEDS_AND_IMAGES, SIGNIFICANCE_LEVEL, UNPAIRED_TEST, alike_bootstrap_means,
+                          bootstrap_means, compare, rank, ranking_shift)
 from .frames import ENTRY_KEYS, GROUP_KEYS, MODEL_KEYS, RUN_KEYS, model_label
 from .loading import (EXCLUDED_COLUMNS, ORDER_SEED_KEY, Evaluation, evaluation, evaluation_run_columns, history,
                       load, load_with_exclusions, pool_order_seeds, test_outcomes, with_evaluation)
@@ -24,9 +25,9 @@ from .tuning_analysis import (COUNTERPART_COLUMNS, TUNING_GAIN_COLUMNS, expected
 __all__ = [
     "ACROSS_COLUMNS", "COMPARE_COLUMNS", "CONFOUND_SETTINGS", "COUNTERPART_COLUMNS", "ENTRY_KEYS", "EXCLUDED_COLUMNS",
     "Evaluation", "GROUP_KEYS", "MEAN_SUMMARY_ORDER", "MODEL_KEYS", "ORDER_SEED_KEY", "PAIRED_TEST",
-    "PROFILE_COLUMNS", "RANK_COLUMNS", "RECORD_FILE", "RECORD_FILENAME", "RESAMPLED_SEEDS",
+    "PLANNING_GAP", "PROFILE_COLUMNS", "RANK_COLUMNS", "RECORD_FILE", "RECORD_FILENAME", "RESAMPLED_SEEDS",
     "RESAMPLED_SEEDS_AND_IMAGES", "RUN_KEYS", "SEED_SUMMARY_ORDER", "SIGNIFICANCE_LEVEL", "TUNING_GAIN_COLUMNS",
-    "UNPAIRED_TEST", "VARIANCE_COLUMNS", "VARIANCE_FACTORS", "across_studies", "bootstrap_means", "compare",
+    "UNPAIRED_TEST", "VARIANCE_COLUMNS", "VARIANCE_FACTORS", "across_studies", "alike_bootstrap_means", "bootstrap_means", "compare",
     "confounds", "confounds_text", "evaluation", "evaluation_run_columns", "expected_best", "history", "load",
     "load_with_exclusions", "mean_std_ci95", "model_label", "pareto_front", "pool_order_seeds", "rank",
     "ranking_shift", "reliability_curve", "shared_counterparts", "study_kind", "summarised", "summarize",

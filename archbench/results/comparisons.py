@@ -9,9 +9,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from archbench.stats import (detectable_gap, gap_interval, holm, noise_floor, prob_outperform,
-                             prob_outperform_interval, rank_agreement, rank_distribution, seed_means, seeds_needed,
-                             seedless_limit, tau_interval, two_level_means, welch_df_factor, welch_p_value)
+from archbench.stats import (BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, TAU_RESAMPLES, detectable_gap, holm, noise_floor, paired_t_test, prob_outperform,
+                             prob_outperform_interval, rank_agreement, rank_distribution, satterthwaite_df,
+                             seed_means, seeds_needed, seedless_limit, tau_interval, two_level_means, welch_df_factor,
+                             welch_p_value)
 
 from .frames import (ENTRY_KEYS, GROUP_KEYS, MODEL_KEYS, _first_of, _first_present, _is_missing, _require_columns,
                      _rows_with, _values, model_label)
@@ -58,31 +59,39 @@ COMPARE_COLUMNS = (GROUP_KEYS + [f"{key}_a" for key in ENTRY_KEYS]
                    + ["label_a", "label_b", "mean_a", "mean_b", "mean_diff", "n_a", "n_b",
                       "p_value", "p_holm", "tie", "p_a_beats_b", "p_a_beats_b_low",
                       "p_a_beats_b_high", "noise_floor", "below_noise_floor", "test", "gap_low", "gap_high",
-                      "gap_se", "detectable_gap", "seeds_needed", "seedless_limit"])
+                      "gap_se", "gap_df", "se_per_seed", "fixed_se", "fixed_df", "detectable_gap", "planning_gap",
+                      "seeds_needed", "seedless_limit"])
 
 # How a pair was tested: paired over test images where every run saved its outcomes, else the fallback.
-PAIRED_TEST = "paired bootstrap over seeds and test images"
+PAIRED_TEST = "paired t over seeds and test images"
+# The true gap, in points, that `seeds_needed` plans for unless the caller names another: a planning gap is
+# the smallest gap worth finding, chosen before looking, never the observed gap (the winner's curse).
+PLANNING_GAP = 1.0
 UNPAIRED_TEST = "Welch over seeds, independent test-set floor (no per-image outcomes)"
 
 
-def compare(runs: pd.DataFrame, metric: str = "test_top1", outcomes: dict | None = None) -> pd.DataFrame:
+def compare(runs: pd.DataFrame, metric: str = "test_top1", outcomes: dict | None = None,
+            planning_gap: float = PLANNING_GAP) -> pd.DataFrame:
     """Every pair of models within each study, data and hardware, `model_a` the higher mean.
 
     For test top-1, where every run of both models saved its per-image outcomes (`outcomes`, as from
-    `test_outcomes(runs)`, read here when None), the gap is tested by a two-level bootstrap that draws
-    the test images once for both models (they are paired) and the seeds within each
-    (`archbench.stats.two_level_means`): `gap_low`/`gap_high` its 95% interval, `gap_se` its standard
-    error, `p_value` the normal p from it; test-set sampling is then inside the interval, so there is
-    no separate floor. Otherwise (`test` says which) `p_value` is the two-sided Welch t-test over seeds,
+    `test_outcomes(runs)`, read here when None), the gap is tested over seeds and test images at once,
+    paired over the images (`archbench.stats.paired_t_test`: Student t with Welch-Satterthwaite degrees
+    of freedom `gap_df`): `gap_low`/`gap_high` its 95% interval, `gap_se` its standard error, `p_value`
+    its two-sided p; test-set sampling is then inside the interval, so there is no separate floor.
+    Otherwise (`test` says which) `p_value` is the two-sided Welch t-test over seeds,
     `gap_low`/`gap_high` Welch's interval, and `noise_floor` is the smallest gap a test set of
     `test_size` images can resolve with the two models' errors taken as independent;
     `below_noise_floor` marks a smaller gap, whatever the seeds say.
     `p_holm` is Holm-adjusted over all pairs of the same comparison, and `tie` (not separated) uses
     it: `p_holm >= 0.05`, or fewer than two seeds on either side. `p_a_beats_b` is P(A > B) over
-    pairs of seeds with its 95% bootstrap interval. `detectable_gap` is the gap this pair's seeds
-    would separate with 80% power at Holm's strictest threshold (Welch's degrees of freedom), and
-    `seeds_needed` roughly how many seeds per model would separate the observed gap (inf: more seeds
-    cannot, the gap is not above `seedless_limit`, the smallest gap the test-set part alone allows).
+    pairs of seeds with its 95% bootstrap interval. `detectable_gap` is the true gap this pair's seeds
+    would separate with 80% power at Holm's strictest threshold (noncentral t, `archbench.stats.t_test_power`),
+    from `se_per_seed` (sqrt(var_a + var_b) of single runs) and `fixed_se` (the part more seeds do not
+    shrink, with `fixed_df` degrees of freedom); `seeds_needed` how many seeds per model would separate a
+    true gap of `planning_gap` points (inf: no number of seeds can, it is not above `seedless_limit`, the
+    smallest gap the test-set part alone allows). `archbench.stats.seeds_needed` with those columns gives
+    it for any other planning gap.
     """
     if runs.empty:
         return pd.DataFrame(columns=COMPARE_COLUMNS)
@@ -92,10 +101,10 @@ def compare(runs: pd.DataFrame, metric: str = "test_top1", outcomes: dict | None
     frames = []
     for keys, group in runs.groupby(GROUP_KEYS, dropna=False, sort=True):
         entries = _entries(group, metric)
-        samples = _paired_samples(entries, outcomes if metric == "test_top1" else None)
+        matrices = _paired_matrices(entries, outcomes if metric == "test_top1" else None)
         tests = len(entries) * (len(entries) - 1) // 2
         rows = [_pair_row(dict(zip(GROUP_KEYS, keys)), entries[i], entries[j],
-                          None if samples is None else (samples[:, i], samples[:, j]), tests)
+                          None if matrices is None else (matrices[i], matrices[j]), tests, planning_gap)
                 for i, j in itertools.combinations(range(len(entries)), 2)]
         if rows:
             frame = pd.DataFrame(rows)
@@ -120,8 +129,8 @@ def _outcome_matrix(entry: dict, outcomes: dict | None):
                     dtype=float)
 
 
-def _paired_samples(entries: list[dict], outcomes: dict | None):
-    """Two-level bootstrap means (resamples, entries) when every entry has outcomes on one test set."""
+def _paired_matrices(entries: list[dict], outcomes: dict | None):
+    """Each entry's (seeds, images) outcomes when every entry has them on one test set, else None."""
     matrices = [_outcome_matrix(entry, outcomes) for entry in entries]
     if len(entries) < 2 or any(matrix is None for matrix in matrices) or \
             len({matrix.shape[1] for matrix in matrices}) != 1:
@@ -130,10 +139,18 @@ def _paired_samples(entries: list[dict], outcomes: dict | None):
     labels = [outcomes[path]["labels"] for entry in entries for unit in entry["paths"] for path in unit]
     if any(not np.array_equal(labels[0], other) for other in labels[1:]):
         return None
-    return two_level_means(matrices)
+    return matrices
 
 
-def _pair_row(group_keys: dict, better: dict, worse: dict, samples, tests: int) -> dict:
+def _paired_samples(entries: list[dict], outcomes: dict | None, seed: int | None = None):
+    """Two-level bootstrap means (resamples, entries) when every entry has outcomes on one test set."""
+    matrices = _paired_matrices(entries, outcomes)
+    if matrices is None:
+        return None
+    return two_level_means(matrices) if seed is None else two_level_means(matrices, seed=seed)
+
+
+def _pair_row(group_keys: dict, better: dict, worse: dict, matrices, tests: int, planning_gap: float) -> dict:
     a, b = better["values"], worse["values"]
     low, high = prob_outperform_interval(a, b)
     gap = float(a.mean() - b.mean())
@@ -149,28 +166,35 @@ def _pair_row(group_keys: dict, better: dict, worse: dict, samples, tests: int) 
         "p_holm": math.nan, "tie": True,
         "p_a_beats_b": prob_outperform(a, b), "p_a_beats_b_low": low, "p_a_beats_b_high": high,
     }
-    if samples is not None:
-        interval = gap_interval(samples[0], samples[1], gap)
-        # The part of the bootstrap variance more seeds would not shrink: test-set sampling.
-        seed_part = (np.var(a, ddof=1) / len(a) + np.var(b, ddof=1) / len(b)) if seeds >= 2 else 0.0
-        fixed = math.sqrt(max(interval["se"] ** 2 - seed_part, 0.0))
+    if matrices is not None:
+        test = paired_t_test(*matrices)
+        # The part of the variance more seeds would not shrink: test-set sampling, paired over the images.
+        fixed, fixed_df = test["image_se"], matrices[0].shape[1] - 1
         row.update(test=PAIRED_TEST, noise_floor=math.nan, below_noise_floor=False,
-                   p_value=interval["p_value"] if seeds >= 2 else math.nan,
-                   gap_low=interval["low"], gap_high=interval["high"], gap_se=interval["se"])
+                   p_value=test["p_value"] if seeds >= 2 else math.nan,
+                   gap_low=test["low"], gap_high=test["high"], gap_se=test["se"], gap_df=test["df"])
     else:
         floor = noise_floor(a.mean(), b.mean(), _first_of(better["test_size"], worse["test_size"]))
         welch_low, welch_high, se = _welch_interval(a, b)
-        fixed = floor / 1.959964 if np.isfinite(floor) else 0.0
+        fixed, fixed_df = (floor / 1.959964 if np.isfinite(floor) else 0.0), math.inf
         row.update(test=UNPAIRED_TEST, noise_floor=floor, below_noise_floor=bool(gap < floor),
-                   p_value=welch_p_value(a, b), gap_low=welch_low, gap_high=welch_high, gap_se=se)
+                   p_value=welch_p_value(a, b), gap_low=welch_low, gap_high=welch_high, gap_se=se,
+                   gap_df=_welch_df(a, b))
     # Welch's degrees of freedom: unequal seed spreads leave fewer than the pooled 2 (n - 1).
     df_factor = welch_df_factor(np.var(a, ddof=1), np.var(b, ddof=1)) if seeds >= 2 else 2.0
-    row["detectable_gap"] = detectable_gap(seed_spread, seeds, tests, fixed, df_factor=df_factor) \
-        if np.isfinite(seed_spread) else math.nan
-    row["seeds_needed"] = seeds_needed(gap, seed_spread, tests, fixed, df_factor=df_factor) \
-        if np.isfinite(seed_spread) else math.nan
-    row["seedless_limit"] = seedless_limit(fixed, tests)
+    plan = dict(tests=tests, fixed_se=fixed, df_factor=df_factor, fixed_df=fixed_df)
+    row.update(se_per_seed=seed_spread, fixed_se=fixed, fixed_df=fixed_df, planning_gap=planning_gap,
+               detectable_gap=detectable_gap(seed_spread, seeds, **plan) if np.isfinite(seed_spread) else math.nan,
+               seeds_needed=seeds_needed(planning_gap, seed_spread, **plan) if np.isfinite(seed_spread) else math.nan,
+               seedless_limit=seedless_limit(fixed, tests))
     return row
+
+
+def _welch_df(a, b) -> float:
+    """The Welch test's degrees of freedom; NaN with fewer than two seeds or no spread."""
+    if min(len(a), len(b)) < 2:
+        return math.nan
+    return satterthwaite_df([np.var(a, ddof=1) / len(a), np.var(b, ddof=1) / len(b)], [len(a) - 1, len(b) - 1])
 
 
 def _welch_interval(a, b) -> tuple[float, float, float]:
@@ -239,23 +263,40 @@ def _outcomes_if_any(runs: pd.DataFrame, metric: str) -> dict:
     return test_outcomes(runs[runs["outcomes_file"].notna()])
 
 
-def _samples(entries: list[dict], outcomes: dict | None):
+def _samples(entries: list[dict], outcomes: dict | None, resamples: int = BOOTSTRAP_RESAMPLES,
+             seed: int = BOOTSTRAP_SEED, seeds_only: bool = False):
     """(bootstrap means (resamples, entries), what was resampled): seeds and test images where every
-    entry saved per-image outcomes of one test set, else seeds only."""
-    samples = _paired_samples(entries, outcomes)
-    if samples is not None:
-        return samples, RESAMPLED_SEEDS_AND_IMAGES
-    return seed_means([entry["values"] for entry in entries]), RESAMPLED_SEEDS
+    entry saved per-image outcomes of one test set (unless `seeds_only`), else seeds only."""
+    matrices = None if seeds_only else _paired_matrices(entries, outcomes)
+    if matrices is not None:
+        return two_level_means(matrices, resamples, seed), RESAMPLED_SEEDS_AND_IMAGES
+    return seed_means([entry["values"] for entry in entries], resamples, seed), RESAMPLED_SEEDS
 
 
-def bootstrap_means(runs: pd.DataFrame, metric: str = "test_top1") -> tuple[pd.DataFrame, str]:
+def bootstrap_means(runs: pd.DataFrame, metric: str = "test_top1", resamples: int = TAU_RESAMPLES,
+                    seed: int = BOOTSTRAP_SEED, seeds_only: bool = False) -> tuple[pd.DataFrame, str]:
     """Bootstrap means of `metric` per model of ONE comparison: a (resamples, labels) frame, and what
-    was resampled ('seeds and test images' where every run saved per-image outcomes, else 'seeds')."""
+    was resampled ('seeds and test images' where every run saved per-image outcomes and not `seeds_only`,
+    else 'seeds'). The default resamples are the tau verdict's (`archbench.stats.TAU_RESAMPLES`)."""
     entries = _entries(runs, metric)
     if not entries:
         return pd.DataFrame(), RESAMPLED_SEEDS
-    samples, basis = _samples(entries, _outcomes_if_any(runs, metric))
+    samples, basis = _samples(entries, _outcomes_if_any(runs, metric), resamples, seed, seeds_only)
     return pd.DataFrame(samples, columns=[entry["label"] for entry in entries]), basis
+
+
+def alike_bootstrap_means(scorings, resamples: int = TAU_RESAMPLES,
+                          seed: int = BOOTSTRAP_SEED) -> tuple[list[pd.DataFrame], str]:
+    """Bootstrap means of several scorings ((runs, metric) pairs) of the same models, all drawn by ONE
+    method, so that a tau between two of them compares like with like: seeds and test images only where
+    every scoring has per-image outcomes, else seeds for all. Returns the frames and what was resampled."""
+    scorings = list(scorings)
+    first = [bootstrap_means(runs, metric, resamples, seed) for runs, metric in scorings]
+    if all(basis == RESAMPLED_SEEDS_AND_IMAGES for _frame, basis in first) or \
+            all(basis == RESAMPLED_SEEDS for _frame, basis in first):
+        return [frame for frame, _basis in first], first[0][1] if first else RESAMPLED_SEEDS
+    return [bootstrap_means(runs, metric, resamples, seed, seeds_only=True)[0] for runs, metric in scorings], \
+        RESAMPLED_SEEDS
 
 
 def _pair_with(pairs: pd.DataFrame, keys_a: dict, keys_b: dict):
@@ -276,7 +317,8 @@ def ranking_shift(before: pd.Series, after: pd.Series, after_pairs: pd.DataFrame
     the after scores; None when not given or the pair is not in it)). Models missing either score
     are left out. With bootstrap means of both scorings (`bootstrap_means`, columns = labels), also
     `tau_low`/`tau_high`, the 95% interval of tau over resamples, and `verdict`: 'holds', 'changes' or
-    'inconclusive' (archbench.stats.tau_interval); None without them.
+    'inconclusive' (archbench.stats.tau_interval, with its `share_below`, `on_edge`, `resamples` and
+    `attainable`); None without them. Draw both with one method (`alike_bootstrap_means`).
     """
     both = pd.concat({"before": before, "after": after}, axis=1).dropna().sort_index()
     tau, p_value, swaps = rank_agreement(both["before"].to_numpy(), both["after"].to_numpy())
@@ -289,12 +331,15 @@ def ranking_shift(before: pd.Series, after: pd.Series, after_pairs: pd.DataFrame
                         "gap_after": float(both.after[b] - both.after[a]),
                         "separated": _separated(after_pairs, b, a)})
     swapped.sort(key=lambda swap: -swap["gap_after"])
-    interval = {"low": math.nan, "high": math.nan, "verdict": None}
+    interval = {"low": math.nan, "high": math.nan, "verdict": None, "share_below": math.nan, "on_edge": False,
+                "resamples": 0, "attainable": []}
     if before_samples is not None and after_samples is not None and len(labels) >= 2 and \
             all(label in before_samples and label in after_samples for label in labels):
         interval = tau_interval(before_samples[labels].to_numpy(), after_samples[labels].to_numpy())
     return {"models": len(both), "tau": tau, "p_value": p_value, "swapped": swapped,
-            "tau_low": interval["low"], "tau_high": interval["high"], "verdict": interval["verdict"]}
+            "tau_low": interval["low"], "tau_high": interval["high"], "verdict": interval["verdict"],
+            "share_below": interval["share_below"], "on_edge": interval["on_edge"],
+            "resamples": interval["resamples"], "attainable": interval["attainable"]}
 
 
 def _separated(pairs, label_a, label_b):
