@@ -23,9 +23,13 @@ from scipy.optimize import minimize_scalar
 from torchmetrics.functional.classification import multiclass_calibration_error
 
 ECE_BINS = 15
-# Search range for the temperature. Fitted values on CIFAR-scale models are 1-3 (Guo et al. 2017); a fit at
-# either end means the validation logits carry no usable signal, which the record shows as a boundary value.
+# Search range for the temperature. Fitted values on CIFAR-scale models are 1-3 (Guo et al. 2017). A fit at
+# either end found no minimum inside the range: the validation NLL is still falling there, typically because a
+# few validation images carry huge wrong-class margins (an unstable run), and such a T makes test calibration
+# worse, not better. It is rejected: T = 1 is kept and the record says why.
 TEMPERATURE_BOUNDS = (0.05, 20.0)
+# A fit within this factor of either bound counts as at the bound (the bounded search stops within ~1e-6 of it).
+BOUND_FACTOR = 1.01
 BRIER_CONVENTION = "sum over classes of squared error, mean over images (range 0-2)"
 
 
@@ -121,10 +125,21 @@ def calibrate(test_logits: torch.Tensor, test_labels: torch.Tensor,
     temperature = fit_temperature(val_logits, val_labels)
     val_before = calibration_metrics(val_logits, val_labels)
     val_after = calibration_metrics(val_logits, val_labels, temperature)
-    section.update(
-        temperature=temperature,
-        temperature_fit={"split": "val", "images": int(val_labels.shape[0]),
-                         "nll_before": val_before["nll"], "nll_after": val_after["nll"]},
-        temperature_scaled=calibration_metrics(test_logits, test_labels, temperature),
-    )
+    fit = {"split": "val", "images": int(val_labels.shape[0]), "nll_before": val_before["nll"],
+           "nll_after": val_after["nll"], "fitted": temperature, "bounds": list(TEMPERATURE_BOUNDS),
+           "at_bound": temperature_at_bound(temperature)}
+    if fit["at_bound"]:
+        low, high = TEMPERATURE_BOUNDS
+        section.update(temperature=1.0, temperature_fit=fit, temperature_scaled=None,
+                       temperature_note=f"rejected: the fit reached its bound (T = {temperature:.5g}, search "
+                                        f"range {low:g}-{high:g}), so T = 1 is kept and no scaled figures are given")
+        return section
+    section.update(temperature=temperature, temperature_fit=fit,
+                   temperature_scaled=calibration_metrics(test_logits, test_labels, temperature))
     return section
+
+
+def temperature_at_bound(temperature: float, bounds=TEMPERATURE_BOUNDS) -> bool:
+    """Whether a fitted temperature lies at (within BOUND_FACTOR of) either end of its search range."""
+    low, high = bounds
+    return not low * BOUND_FACTOR < temperature < high / BOUND_FACTOR

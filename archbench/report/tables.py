@@ -340,6 +340,7 @@ def evaluation_table(group: pd.DataFrame) -> pd.DataFrame:
             "NLL (nats)": _mean_pm_std_of(row, "nll", 3),
             "NLL 95% CI": _ci_text(row, "nll", 3),
             "NLL after T (nats)": _mean_pm_std_of(row, "nll_calibrated", 3),
+            "T fits at their bound (left out of 'after T')": _rejected_fits(row),
             "Brier (0-2)": _mean_pm_std_of(row, "brier", 3),
             "Clean top-1, same images (%)": _mean_pm_std_of(row, "corruption_clean_top1"),
             "Corrupted top-1 (%)": _mean_pm_std_of(row, "mean_corruption_top1"),
@@ -348,6 +349,14 @@ def evaluation_table(group: pd.DataFrame) -> pd.DataFrame:
         })
     table = pd.DataFrame(rows)
     return _without_empty(table, table.columns[2:]) if len(table) else table
+
+
+def _rejected_fits(row) -> str:
+    """'1 of 3 runs' where a temperature fit sat at its bound (archbench.results.temperature_rejected)."""
+    rejected = row.get("temperature_rejected_runs")
+    if is_missing(rejected) or not rejected:
+        return MISSING
+    return f"{int(rejected)} of {count_text(int(row.ece_n), 'run')}"
 
 
 def trials_table(trials: pd.DataFrame, tuned_keys) -> pd.DataFrame:

@@ -15,7 +15,8 @@ from .comparisons import (COMPARE_COLUMNS, PAIRED_TEST, PLANNING_GAP, RANK_COLUM
                           bootstrap_means, compare, rank, ranking_shift)
 from .frames import ENTRY_KEYS, GROUP_KEYS, MODEL_KEYS, RUN_KEYS, model_label
 from .loading import (EXCLUDED_COLUMNS, ORDER_SEED_KEY, Evaluation, evaluation, evaluation_run_columns, history,
-                      load, load_with_exclusions, pool_order_seeds, test_outcomes, with_evaluation)
+                      load, load_with_exclusions, pool_order_seeds, temperature_rejected, test_outcomes,
+                      with_evaluation)
 from .summaries import (ACROSS_COLUMNS, CONFOUND_SETTINGS, MEAN_SUMMARY_ORDER, PROFILE_COLUMNS, SEED_SUMMARY_ORDER,
                         VARIANCE_COLUMNS, VARIANCE_FACTORS, across_studies, confounds, confounds_text, mean_std_ci95,
                         pareto_front, reliability_curve, summarised, summarize, variance_sources)
@@ -31,5 +32,5 @@ __all__ = [
     "confounds", "confounds_text", "evaluation", "evaluation_run_columns", "expected_best", "history", "load",
     "load_with_exclusions", "mean_std_ci95", "model_label", "pareto_front", "pool_order_seeds", "rank",
     "ranking_shift", "reliability_curve", "shared_counterparts", "study_kind", "summarised", "summarize",
-    "test_outcomes", "tuning_gain", "variance_sources", "welch_p_value", "with_evaluation",
+    "temperature_rejected", "test_outcomes", "tuning_gain", "variance_sources", "welch_p_value", "with_evaluation",
 ]

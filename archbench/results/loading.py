@@ -206,8 +206,32 @@ def test_outcomes(runs: pd.DataFrame) -> dict:
 # ------------------------------------------------------------------ calibration and robustness
 
 def evaluation_run_columns() -> list[str]:
-    """The per-run columns `with_evaluation` adds: the metrics declared at the evaluation stage."""
-    return [metric.name for metric in declared_metrics(stage="evaluation")]
+    """The per-run columns `with_evaluation` adds: the metrics declared at the evaluation stage, and
+    `temperature_rejected`, whether the run's temperature fit sat at its bound (`temperature_rejected`)."""
+    return [metric.name for metric in declared_metrics(stage="evaluation")] + ["temperature_rejected"]
+
+
+# The temperature search range of records written before calibrate() stored its own (then
+# archbench.evaluate.calibration.TEMPERATURE_BOUNDS), and the factor within which a fit counts as at a
+# bound (calibration.BOUND_FACTOR); copied, not imported, to keep torch off the analysis path.
+LEGACY_TEMPERATURE_BOUNDS = (0.05, 20.0)
+BOUND_FACTOR = 1.01
+SCALED_COLUMNS = ("ece_calibrated", "nll_calibrated", "brier_calibrated")
+
+
+def temperature_rejected(record: dict) -> bool:
+    """Whether a record's temperature fit sat at (or near) an end of its search range: no minimum inside
+    it, so the scaled figures are not calibration (one such fit made test ECE 1.3 -> 11.4%). Newer records
+    say so themselves (`temperature_fit.at_bound`); older ones are judged on the fitted value."""
+    section = record.get("calibration") or {}
+    fit = section.get("temperature_fit") or {}
+    if isinstance(fit, dict) and "at_bound" in fit:
+        return bool(fit["at_bound"])
+    temperature = section.get("temperature")
+    if not isinstance(temperature, (int, float)) or isinstance(temperature, bool):
+        return False
+    low, high = LEGACY_TEMPERATURE_BOUNDS
+    return not low * BOUND_FACTOR < float(temperature) < high / BOUND_FACTOR
 
 
 @dataclass
@@ -238,8 +262,12 @@ def evaluation(runs: pd.DataFrame) -> Evaluation:
         record = load_record_or_empty(row["path"])
         keys = {key: row.get(key) for key in RUN_KEYS + ["family"]}
         keys["label"] = model_label(row.get("model"), row.get("variant_label"))
-        per_run.append({**keys, "path": row["path"], **evaluation_columns(record)})
-        for scaling in ("uncalibrated", "temperature_scaled"):
+        columns = {**evaluation_columns(record), "temperature_rejected": temperature_rejected(record)}
+        if columns["temperature_rejected"]:
+            # A fit at its bound is not calibration: its scaled figures stay out of every mean.
+            columns.update({column: float("nan") for column in SCALED_COLUMNS})
+        per_run.append({**keys, "path": row["path"], **columns})
+        for scaling in ("uncalibrated",) + (() if columns["temperature_rejected"] else ("temperature_scaled",)):
             bins += [{**keys, "scaling": scaling, **entry} for entry in reliability_rows(record, scaling)]
         cells += [{**keys, **entry} for entry in corruption_rows(record)]
     return Evaluation(

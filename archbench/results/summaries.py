@@ -93,6 +93,9 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
         # Runs whose accuracy is within noise of chance: they learned nothing measurable.
         row["near_chance_runs"] = int(group["near_chance"].fillna(False).astype(bool).sum()) \
             if "near_chance" in group else 0
+        # Temperature fits at their bound (archbench.results.temperature_rejected): left out of the scaled means.
+        row["temperature_rejected_runs"] = int(group["temperature_rejected"].eq(True).sum()) \
+            if "temperature_rejected" in group else 0
         rows.append(row)
     return pd.DataFrame(rows)
 
