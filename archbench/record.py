@@ -208,6 +208,10 @@ def _is_missing(value) -> bool:
 
 # ---------------------------------------------------------------------------------------------- environment
 
+# Set by whoever exports a clean commit with `git archive` to run elsewhere (scripts/gpu_reference.sh's caller).
+EXPORTED_COMMIT_ENV = "ARCHBENCH_EXPORTED_COMMIT"
+
+
 def _git(*args: str) -> str | None:
     root = Path(archbench.__file__).resolve().parent.parent
     try:
@@ -235,6 +239,9 @@ def environment(device: str) -> dict:
 
     commit = _git("rev-parse", "HEAD")
     dirty = None if commit is None else bool(_git("status", "--porcelain", "--untracked-files=no"))
+    if commit is None and os.environ.get(EXPORTED_COMMIT_ENV):
+        # A tree exported with `git archive` (the GPU machine's copy has no .git): exactly that commit.
+        commit, dirty = os.environ[EXPORTED_COMMIT_ENV], False
     cuda = device.startswith("cuda") and torch.cuda.is_available()
     return {
         "archbench_version": archbench.__version__,

@@ -110,6 +110,14 @@ phase_done() {  # phase_done NAME [SECONDS]: record how long NAME took (default:
 CHILD=""
 run_bounded() {  # run_bounded SECONDS COMMAND...: its exit status (124 on timeout)
   local limit=$1; shift
+  if ! command -v setsid >/dev/null; then  # util-linux missing: timeout's own process group, no watchdog
+    timeout --kill-after=15 "$limit" "$@" &
+    CHILD=$!
+    local rc=0
+    wait "$CHILD" || rc=$?
+    CHILD=""
+    return "$rc"
+  fi
   setsid bash -c 'parent=$1; limit=$2; shift 2
     ( while kill -0 "$parent" 2>/dev/null; do sleep 1; done; kill -TERM 0 ) </dev/null >/dev/null 2>&1 &
     exec timeout --kill-after=15 "$limit" "$@"' _ "$$" "$limit" "$@" &
@@ -132,7 +140,12 @@ trap 'echo "gpu_reference: stopped by a signal; ending everything it started" >&
 shopt -s nullglob
 WHEELS=(vendor/wheels/*.whl)
 if [ ${#WHEELS[@]} -gt 0 ]; then
-  "$PY" -m pip install --quiet --no-index --no-deps --no-compile --disable-pip-version-check \
+  # Without any pip configuration: a machine-wide constraint file or index would otherwise apply to these
+  # exact, offline wheels (seen here: global.constraint in /etc/xdg/pip).
+  unset_pip=$(env | sed -n 's/^\(PIP_[A-Za-z0-9_]*\)=.*/-u \1/p' | tr '\n' ' ')
+  # shellcheck disable=SC2086
+  env $unset_pip PIP_CONFIG_FILE=/dev/null "$PY" -m pip install --quiet --no-index --no-deps --no-compile \
+    --disable-pip-version-check \
     --target "$WORK/site" "${WHEELS[@]}" || { echo "gpu_reference: pip could not install vendor/wheels" >&2; finish 3; }
   export PYTHONPATH="$WORK/site${PYTHONPATH:+:$PYTHONPATH}"
   echo "installed ${#WHEELS[@]} wheels from vendor/wheels"
@@ -167,7 +180,7 @@ else
   N_JOBS_ARGS=(hydra.launcher.n_jobs=1)
 fi
 pip_config=$("$PY" -m pip config list 2>/dev/null | tr '\n' ' ')
-echo "check: pip configuration: ${pip_config:-none} (the wheels install with --no-index, so none applies)"
+echo "check: pip configuration: ${pip_config:-none} (ignored: the wheels were installed without it)"
 "$PY" scripts/gpu_smoke_check.py versions --out "$WORK" --device "$DEVICE" || STATUS=1
 phase_done checks
 

@@ -70,3 +70,15 @@ def test_order_seed_column_reads_the_identity_and_a_null_follows_the_seed(tmp_pa
     assert rec.record_columns({**base, "config": {"data": {"order_seed": 7}}}, path)["order_seed"] == 7
     assert rec.record_columns({**base, "config": {"data": {"name": "cifar10"}}}, path)["order_seed"] == 4
     assert rec.record_columns(base, path)["git_dirty"] is None
+
+
+def test_an_exported_tree_without_git_is_stamped_with_the_commit_it_was_exported_from(monkeypatch):
+    import archbench.record as record_module
+
+    monkeypatch.setattr(record_module, "_git", lambda *args: None)
+    monkeypatch.delenv(record_module.EXPORTED_COMMIT_ENV, raising=False)
+    bare = record_module.environment("cpu")
+    assert bare["git_commit"] is None and bare["git_dirty"] is None
+    monkeypatch.setenv(record_module.EXPORTED_COMMIT_ENV, "0123abc")
+    stamped = record_module.environment("cpu")
+    assert stamped["git_commit"] == "0123abc" and stamped["git_dirty"] is False
