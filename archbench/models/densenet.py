@@ -23,7 +23,7 @@ from torch import nn
 
 from .registry import Family, ModelSpec, declare_family
 from .resnet import init_weights
-from .timm_adapter import create_timm_model
+from .timm_adapter import timm_spec
 
 
 class DenseLayer(nn.Module):
@@ -129,13 +129,6 @@ def _cifar_densenet(name: str, depth: int, growth_rate: int, bc: bool) -> ModelS
     return ModelSpec(name, build, cifar_native=True)
 
 
-def _timm_densenet(name: str) -> ModelSpec:
-    def build(num_classes: int, in_chans: int = 3, stem: str = "imagenet", **kwargs) -> nn.Module:
-        return create_timm_model(name, num_classes, in_chans, stem, **kwargs)
-
-    return ModelSpec(name, build, builder_lib="timm")
-
-
 FAMILY = declare_family(Family(
     name="densenet",
     arxiv="1608.06993",
@@ -144,7 +137,7 @@ FAMILY = declare_family(Family(
             _cifar_densenet("densenet_bc_40_12", 40, 12, bc=True),
             _cifar_densenet("densenet_bc_100_12", 100, 12, bc=True),
             _cifar_densenet("densenet_bc_190_40", 190, 40, bc=True),
-            *map(_timm_densenet, ("densenet121", "densenet169", "densenet201"))),
+            *map(timm_spec, ("densenet121", "densenet169", "densenet201"))),
     # Not in the paper's tables: the family's CPU-scale representative (about 74 M MACs at 32x32;
     # DenseNet-BC-100-12 already needs about 300 M). Same depth as DenseNet-40, 6 bottleneck layers per block.
     small_representative="densenet_bc_40_12",

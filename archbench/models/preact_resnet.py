@@ -36,7 +36,7 @@ from torch import nn
 
 from .registry import Family, ModelSpec, declare_family
 from .resnet import init_weights, shortcut_option_a
-from .timm_adapter import create_timm_model
+from .timm_adapter import timm_spec
 
 
 class PreActBasicBlock(nn.Module):
@@ -142,19 +142,12 @@ def _cifar_preact(depth: int, bottleneck: bool) -> ModelSpec:
     return ModelSpec(f"preact_resnet{depth}", build, cifar_native=True)
 
 
-def _timm_resnetv2(name: str) -> ModelSpec:
-    def build(num_classes: int, in_chans: int = 3, stem: str = "imagenet", **kwargs) -> nn.Module:
-        return create_timm_model(name, num_classes, in_chans, stem, **kwargs)
-
-    return ModelSpec(name, build, builder_lib="timm")
-
-
 FAMILY = declare_family(Family(
     name="resnet_v2",
     arxiv="1603.05027",
     module=__name__,
     models=(*(_cifar_preact(depth, bottleneck)
               for depth, bottleneck in ((20, False), (110, False), (164, True), (1001, True))),
-            *map(_timm_resnetv2, ("resnetv2_18", "resnetv2_34", "resnetv2_50", "resnetv2_101", "resnetv2_152"))),
+            *map(timm_spec, ("resnetv2_18", "resnetv2_34", "resnetv2_50", "resnetv2_101", "resnetv2_152"))),
     small_representative="preact_resnet20",
 ))

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .registry import Family, ModelSpec, declare_family
-from .timm_adapter import create_timm_model
+from .timm_adapter import timm_spec
 
 
 class ZeroPadShortcut(nn.Module):
@@ -116,18 +116,11 @@ def _cifar_resnet(depth: int) -> ModelSpec:
     return ModelSpec(f"resnet{depth}", build, cifar_native=True)
 
 
-def _timm_resnet(name: str) -> ModelSpec:
-    def build(num_classes: int, in_chans: int = 3, stem: str = "imagenet", **kwargs) -> nn.Module:
-        return create_timm_model(name, num_classes, in_chans, stem, **kwargs)
-
-    return ModelSpec(name, build, builder_lib="timm")
-
-
 FAMILY = declare_family(Family(
     name="resnet_v1",
     arxiv="1512.03385",
     module=__name__,
     models=(*map(_cifar_resnet, (20, 32, 44, 56, 110)),
-            *map(_timm_resnet, ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152"))),
+            *map(timm_spec, ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152"))),
     small_representative="resnet20",
 ))

@@ -13,6 +13,8 @@ import difflib
 import timm
 from torch import nn
 
+from .registry import ModelSpec
+
 # Where timm keeps the stem max-pool, by architecture (ResNet/WRN, ResNetV2, DenseNet).
 STEM_POOL_NAMES = ("maxpool", "stem.pool", "features.pool0")
 
@@ -35,6 +37,17 @@ def create_timm_model(
     # create_model() merges this into the final archbench_info, so the record names the timm build.
     model.archbench_info = {"timm_name": timm_name, "timm_kwargs": dict(kwargs), "stem_changes": stem_changes}
     return model
+
+
+def timm_spec(name: str) -> ModelSpec:
+    """The registry entry of a family member that timm builds under the same name.
+
+    One builder for every family that wraps timm models: a family lists ``*map(timm_spec, names)``.
+    """
+    def build(num_classes: int, in_chans: int = 3, stem: str = "imagenet", **kwargs) -> nn.Module:
+        return create_timm_model(name, num_classes, in_chans, stem, **kwargs)
+
+    return ModelSpec(name, build, builder_lib="timm")
 
 
 def apply_cifar_stem(model: nn.Module, model_name: str) -> list[str]:

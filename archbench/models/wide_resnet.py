@@ -19,7 +19,7 @@ from torch import nn
 
 from .registry import Family, ModelSpec, declare_family
 from .preact_resnet import PreActNetwork
-from .timm_adapter import create_timm_model
+from .timm_adapter import timm_spec
 
 PAPER_DROPOUT = 0.3
 
@@ -81,19 +81,12 @@ def _wrn(depth: int, widen_factor: int) -> ModelSpec:
     return ModelSpec(f"wrn_{depth}_{widen_factor}", build, cifar_native=True)
 
 
-def _timm_wide(name: str) -> ModelSpec:
-    def build(num_classes: int, in_chans: int = 3, stem: str = "imagenet", **kwargs) -> nn.Module:
-        return create_timm_model(name, num_classes, in_chans, stem, **kwargs)
-
-    return ModelSpec(name, build, builder_lib="timm")
-
-
 FAMILY = declare_family(Family(
     name="wide_resnet",
     arxiv="1605.07146",
     module=__name__,
     models=(*(_wrn(depth, k) for depth, k in ((16, 2), (16, 4), (16, 8), (28, 10), (40, 4))),
-            *map(_timm_wide, ("wide_resnet50_2", "wide_resnet101_2"))),
+            *map(timm_spec, ("wide_resnet50_2", "wide_resnet101_2"))),
     # wrn_16_2 is not one of the paper's CIFAR table entries; it is the family's CPU-scale
     # representative (about 100 M MACs at 32x32; WRN-16-4 already needs about 400 M).
     small_representative="wrn_16_2",
