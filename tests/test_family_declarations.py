@@ -41,13 +41,16 @@ def _load_gen_model_docs():
 
 def test_derived_tables_keep_their_values():
     """The values the tables had when each was written by hand (other code imports them)."""
-    assert FAMILIES == ("resnet_v1", "resnet_v2", "wide_resnet", "densenet", "shufflenet_v2", "efficientnet_v2",
-                        "timm")
+    # FractalNet (arXiv 1605.07648) and ResNeXt (1611.05431) joined in publication order.
+    assert FAMILIES == ("resnet_v1", "resnet_v2", "wide_resnet", "fractalnet", "densenet", "resnext", "shufflenet_v2",
+                        "efficientnet_v2", "timm")
     assert list(SMALL_REPRESENTATIVES.items()) == [
         ("resnet_v1", "resnet20"),
         ("resnet_v2", "preact_resnet20"),
         ("wide_resnet", "wrn_16_2"),
+        ("fractalnet", "fractalnet_20_w4"),
         ("densenet", "densenet_bc_40_12"),
+        ("resnext", "resnext29_8x64d_w8"),
         ("shufflenet_v2", "shufflenet_v2_x2_0"),
         ("efficientnet_v2", "efficientnetv2_b0"),
     ]
@@ -58,7 +61,9 @@ def test_derived_tables_keep_their_values():
         "resnet_v1": "archbench.models.resnet",
         "resnet_v2": "archbench.models.preact_resnet",
         "wide_resnet": "archbench.models.wide_resnet",
+        "fractalnet": "archbench.models.fractalnet",
         "densenet": "archbench.models.densenet",
+        "resnext": "archbench.models.resnext",
         "shufflenet_v2": "archbench.models.shufflenet",
         "efficientnet_v2": "archbench.models.efficientnet",
     }

@@ -56,6 +56,9 @@ PINNED_PARAMS = {
     "efficientnetv2_l": 118_515_272,
     "efficientnetv2_m": 54_139_356,
     "efficientnetv2_s": 21_458_488,
+    "fractalnet_20": 33_724_618,
+    "fractalnet_20_w4": 2_113_594,
+    "fractalnet_40": 76_106_634,
     "preact_resnet1001": 10_327_706,
     "preact_resnet110": 1_727_962,
     "preact_resnet164": 1_703_258,
@@ -75,6 +78,11 @@ PINNED_PARAMS = {
     "resnetv2_18": 11_687_720,
     "resnetv2_34": 21_795_880,
     "resnetv2_50": 25_549_352,
+    "resnext101_32x4d": 44_177_704,
+    "resnext29_16x64d": 68_155_210,
+    "resnext29_8x64d": 34_426_698,
+    "resnext29_8x64d_w8": 545_522,
+    "resnext50_32x4d": 25_028_904,
     "shufflenet_v2_x0_5": 1_366_792,
     "shufflenet_v2_x1_0": 2_278_604,
     "shufflenet_v2_x1_5": 3_503_624,
@@ -103,6 +111,22 @@ PINNED_FINAL_MAP = {
     "shufflenet_v2_x0_5": (2, 7), "shufflenet_v2_x1_0": (2, 7), "shufflenet_v2_x1_5": (2, 7), "shufflenet_v2_x2_0": (2, 7),
     "wide_resnet50_2": (4, 7), "wide_resnet101_2": (4, 7),
     "wrn_16_2": (8, 8), "wrn_16_4": (8, 8), "wrn_16_8": (8, 8), "wrn_28_10": (8, 8), "wrn_40_4": (8, 8),
+    # FractalNet pools after every one of its five blocks: 2x2 after the fourth, 1x1 after the fifth.
+    "fractalnet_20": (2, 2), "fractalnet_40": (2, 2), "fractalnet_20_w4": (2, 2),
+    "resnext29_8x64d": (8, 8), "resnext29_16x64d": (8, 8), "resnext29_8x64d_w8": (8, 8),
+    "resnext50_32x4d": (4, 7), "resnext101_32x4d": (4, 7),
+}
+
+# Published parameter counts this suite cannot reproduce from the paper's own description, with the
+# count the described network has. The published-count check expects exactly this gap, so a change that
+# closes (or widens) it has to update the entry and say why.
+PUBLISHED_PARAM_GAPS = {
+    # Table 1 prints 38.6M; the paper's widths (64, 128, 256, 512, 512; C = 3, B = 5) wired as the
+    # authors' generator (gustavla/fractalnet, generation/fractalnet.py) does give 33.7M.
+    "fractalnet_20": 33.7,
+    # Table 1 prints 22.9M for a 4-column network with a per-column width plan (a footnote) that is
+    # not built here; the 20-layer network's widths with C = 4 give 76.1M.
+    "fractalnet_40": 76.1,
 }
 
 # Models whose forward/backward checks run only under -m slow: deep or wide enough to take
@@ -112,6 +136,7 @@ HEAVY = {
     "efficientnetv2_s", "efficientnetv2_m", "efficientnetv2_l",
     "preact_resnet1001", "resnet101", "resnet152", "resnetv2_101", "resnetv2_152",
     "wide_resnet50_2", "wide_resnet101_2", "wrn_28_10",
+    "fractalnet_40", "resnext29_8x64d", "resnext29_16x64d", "resnext101_32x4d",
 }
 # Natural-size checks above this many GMACs run only under -m slow.
 FAST_GMACS = 1.0
@@ -251,7 +276,12 @@ def test_parameter_count_matches_reference(name):
     assert params == PINNED_PARAMS[name], f"{name}: {params:_} parameters, pinned {PINNED_PARAMS[name]:_}"
     assert model_family(name) == REFERENCE.loc[name].family
     published = _raw_reference_value(name, "params_m")
-    if published:
+    if name in PUBLISHED_PARAM_GAPS:
+        assert round(params / 1e6, 1) == PUBLISHED_PARAM_GAPS[name], f"{name}: {params / 1e6:.2f}M parameters"
+        assert abs(params - float(published) * 1e6) > published_tolerance(published) * 1e6, (
+            f"{name} now matches its published {published}M: remove it from PUBLISHED_PARAM_GAPS")
+        assert "PUBLISHED_PARAM_GAPS" in REFERENCE.loc[name].notes, f"reference.csv should explain {name}'s gap"
+    elif published:
         tolerance = published_tolerance(published) * 1e6
         assert abs(params - float(published) * 1e6) <= tolerance, (
             f"{name}: {params / 1e6:.3f}M parameters, published {published}M (tolerance {tolerance / 1e6:.3f}M)"
@@ -328,6 +358,101 @@ def test_efficientnetv2_uses_symmetric_padding():
     tf_padded = timm.create_model("tf_efficientnetv2_b0", num_classes=10)
     assert [m for m in tf_padded.modules() if "Same" in type(m).__name__], "timm's tf_ build should use 'same' padding"
     assert count_params(model) == count_params(tf_padded)
+
+
+def test_resnext_blocks_are_grouped_bottlenecks_of_the_paper_widths():
+    """ResNeXt-29 8x64d (paper Table 7): 3 stages x 3 blocks; inside 512/1024/2048 channels in 8 groups
+    (d = 64 doubling per stage), outputs 256/512/1024; the stride on the grouped 3x3."""
+    from archbench.models.resnext import ResNeXtBlock
+
+    model = create_model("resnext29_8x64d", num_classes=10)
+    blocks = [m for m in model.modules() if isinstance(m, ResNeXtBlock)]
+    assert len(blocks) == 9
+    assert [(b.conv2.in_channels, b.conv2.groups, b.conv3.out_channels) for b in blocks[::3]] == [
+        (512, 8, 256), (1024, 8, 512), (2048, 8, 1024)]
+    strided = [m for m in model.modules() if isinstance(m, nn.Conv2d) and m.stride == (2, 2)]
+    assert sorted((m.kernel_size, m.groups) for m in strided) == [((1, 1), 1)] * 2 + [((3, 3), 8)] * 2
+    projections = [b for b in blocks if not isinstance(b.shortcut, nn.Identity)]
+    assert len(projections) == 3  # 64 -> 256, then the two stages that halve the map
+    wide = create_model("resnext29_16x64d", num_classes=10)
+    assert {m.groups for m in wide.modules() if isinstance(m, nn.Conv2d) and m.groups > 1} == {16}
+
+
+def test_resnext_small_representative_is_the_paper_design_divided_by_8():
+    from archbench.models.resnext import ResNeXtBlock
+
+    small = [m for m in create_model("resnext29_8x64d_w8", num_classes=10).modules() if isinstance(m, ResNeXtBlock)]
+    paper = [m for m in create_model("resnext29_8x64d", num_classes=10).modules() if isinstance(m, ResNeXtBlock)]
+    assert [(b.conv2.in_channels * 8, b.conv2.groups, b.conv3.out_channels * 8) for b in small] == [
+        (b.conv2.in_channels, b.conv2.groups, b.conv3.out_channels) for b in paper]
+
+
+def _fractal_columns_reached(model, drop) -> dict[int, int]:
+    """Per block, how many of its convolutions get a non-zero gradient under ``drop``."""
+    from archbench.models.fractalnet import ConvUnit
+
+    model.zero_grad()
+    model(torch.randn(4, 3, 32, 32), drop).sum().backward()
+    return {i: sum(bool(unit[0].weight.grad.abs().sum() > 0) for unit in block.modules() if isinstance(unit, ConvUnit))
+            for i, block in enumerate(model.blocks)}
+
+
+def test_fractalnet_blocks_follow_the_expansion_rule():
+    """C columns, 2^C - 1 convolutions per block, the deepest column 2^(C-1) long: B x 2^(C-1) layers."""
+    from archbench.models.fractalnet import ConvUnit, DropPath
+
+    for name, columns, layers in (("fractalnet_20_w4", 3, 20), ("fractalnet_40", 4, 40)):
+        model = create_model(name, num_classes=10)
+        assert len(model.blocks) == 5
+        units = [sum(isinstance(m, ConvUnit) for m in block.modules()) for block in model.blocks]
+        assert units == [2**columns - 1] * 5, name
+        if name == "fractalnet_20_w4":
+            model.train()
+            for column in range(columns):  # global drop-path: one column alone, 2^column convolutions long
+                reached = _fractal_columns_reached(model, DropPath(global_column=column))
+                assert set(reached.values()) == {2**column}, (column, reached)
+            assert 5 * 2 ** (columns - 1) == layers
+    channels = [block.shallow[0].out_channels for block in create_model("fractalnet_20", num_classes=10).blocks]
+    assert channels == [64, 128, 256, 512, 512]
+
+
+def test_fractalnet_join_is_the_mean_and_evaluation_keeps_every_column():
+    from archbench.models.fractalnet import DropPath, join
+
+    a, b, c = (torch.full((1, 2, 2, 2), v) for v in (1.0, 2.0, 6.0))
+    assert torch.equal(join([(2, a), (1, b), (0, c)]), torch.full((1, 2, 2, 2), 3.0))
+    assert torch.equal(join([(2, a), (1, b), (0, c)], DropPath(global_column=1)), b)
+    torch.manual_seed(0)
+    for _ in range(50):  # a local draw never drops every input, and averages only what it keeps
+        out = join([(2, a), (1, b), (0, c)], DropPath(local_drop_prob=0.9))
+        assert out.unique().item() in {1.0, 2.0, 6.0, 1.5, 3.5, 4.0, 3.0}
+    model = create_model("fractalnet_20_w4", num_classes=10).eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(model(x), model(x)), "evaluation must not draw drop-path or dropout"
+
+
+def test_fractalnet_draws_drop_path_per_batch_at_the_paper_rates():
+    from archbench.models.fractalnet import NO_DROP
+
+    model = create_model("fractalnet_20_w4", num_classes=10).train()
+    torch.manual_seed(0)
+    draws = [model.draw_drop_path() for _ in range(2000)]
+    global_draws = [d.global_column for d in draws if d.global_column is not None]
+    assert 0.45 < len(global_draws) / len(draws) < 0.55  # paper: half the mini-batches
+    assert sorted(set(global_draws)) == [0, 1, 2]
+    assert {d.local_drop_prob for d in draws if d.global_column is None} == {0.15}
+    assert model.eval().draw_drop_path() == NO_DROP
+    off = create_model("fractalnet_20_w4", num_classes=10, dropout=[0.0] * 5, local_drop_prob=0.0,
+                       global_drop_fraction=0.0).train()
+    assert all(off.draw_drop_path().weights([2, 1, 0]) is None for _ in range(20))
+    assert not [m for m in off.modules() if isinstance(m, nn.Dropout)]
+    rates = sorted({m.p for m in model.modules() if isinstance(m, nn.Dropout)})
+    assert rates == [0.1, 0.2, 0.3, 0.4]  # the first block has none (paper: 0%, 10%, ..., 40%)
+    with pytest.raises(ValueError, match="one dropout rate per block"):
+        create_model("fractalnet_20_w4", num_classes=10, dropout=[0.1, 0.2])
+    with pytest.raises(ValueError, match="local_drop_prob"):
+        create_model("fractalnet_20_w4", num_classes=10, local_drop_prob=1.0)
 
 
 # --- small inputs: the stem switch -----------------------------------------------------------
@@ -472,7 +597,7 @@ def test_hydra_model_files_match_the_registry():
     assert timm_cfg["name"] == "???" and timm_cfg["family"] == "timm"
 
 
-@pytest.mark.parametrize("name", ["wrn_16_2", "efficientnetv2_b0"])
+@pytest.mark.parametrize("name", ["wrn_16_2", "efficientnetv2_b0", "fractalnet_20_w4", "fractalnet_20"])
 def test_hydra_kwargs_are_accepted(name):
     kwargs = yaml.safe_load((REPO / f"conf/model/{name}.yaml").read_text())["kwargs"]
     assert kwargs, f"expected builder arguments in conf/model/{name}.yaml"
