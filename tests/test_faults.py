@@ -62,6 +62,7 @@ def test_sigterm_saves_checkpoint_and_exits_75_then_resumes(tmp_path, uninterrup
     output, _ = proc.communicate(timeout=120)
     assert proc.returncode == 75, output
     assert "checkpoint saved" in output and ckpt.stat().st_mtime_ns != first  # a mid-epoch checkpoint
+    assert "exiting with code 75: rerun the same command to resume from the checkpoint" in output
     assert not record_path(tmp_path).exists()
     out = archbench(LONG, tmp_path)
     assert out.returncode == 0, out.stdout + out.stderr

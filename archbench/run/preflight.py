@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import time
 
 from archbench.files import WriteError, check_writable
 from archbench.run.assemble import batch_too_large, create_model, load_data, profile_data_info
+from archbench.run import phases
 from archbench.run.execute import format_value
 from archbench.run.existing import finished_record, other_machines_note
 from archbench.run.spec import RunSpec, resolve_device, validate
@@ -65,9 +67,14 @@ def preflight(spec: RunSpec, timed_steps: int = PREFLIGHT_TIMED_STEPS) -> dict:
         row["planned_steps"] = planned
         train_s = recipe.budget.planned_seconds(planned, step_s)
         epochs = (planned or steps_per_epoch) / steps_per_epoch
-        # Evaluation: a forward pass is about a third of a training step's work per image.
-        eval_images = epochs * (data_info.get("val_size") or 0) + 2 * (data_info.get("test_size") or 0)
-        row["est_s"] = train_s + eval_images * step_s / batch / 3
+        # Validation every epoch, then the test set, latency and the evaluation after training: a 3-step run
+        # spends nearly all its time there, so the estimate is of the whole run, not of its training.
+        val_size, test_size = data_info.get("val_size") or 0, data_info.get("test_size") or 0
+        after = [phases.Phase("validation", images=math.ceil(epochs) * val_size)] + \
+            phases.after_training(spec, val_size, test_size, data_info["image_size"])
+        row["eval_s"] = sum(p.seconds(phases.forward_s(step_s, recipe.batch_size)) for p in after)
+        row["evaluates_after_train"] = spec.evaluate is not None and spec.evaluate.after_train
+        row["est_s"] = train_s + row["eval_s"]
         row["epochs"] = epochs
     except (ValueError, TypeError, FileNotFoundError, NotADirectoryError, RuntimeError) as err:
         row["problem"] = "; ".join(filter(None, [row["problem"], f"{type(err).__name__}: {err}"]))
@@ -208,8 +215,11 @@ def format_plan(rows: list[dict]) -> str:
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     total = sum(r.get("est_s") or 0 for r in rows if (r.get("action") or "").startswith(("run", "resume")))
     problems = sum(1 for r in rows if r.get("problem"))
-    lines += ["", f"{len(rows)} job(s); estimated training time on this device: {_duration(total)} "
-                  f"({total / 3600:.1f} h) run one after another; {problems} with problems"]
+    evaluation = sum(r.get("eval_s") or 0 for r in rows if (r.get("action") or "").startswith(("run", "resume")))
+    skip = (f"; {phases.SKIP_HINT} for a quick check" if any(r.get("evaluates_after_train") for r in rows) else "")
+    lines += ["", f"{len(rows)} job(s); estimated time on this device: {_duration(total)} ({total / 3600:.1f} h) "
+                  f"run one after another, {_duration(evaluation)} of it evaluation (validation, the test set, "
+                  f"latency{', calibration and corruptions' if skip else ''}{skip}); {problems} with problems"]
     notes: dict[str, list[int]] = {}
     for i, row in enumerate(rows):
         if row.get("note"):

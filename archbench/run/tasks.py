@@ -21,7 +21,8 @@ def evaluate_weights(spec: RunSpec, model, dataset, device: str, train: dict | N
 
     train = train or {}
     amp = train.get("amp") if train.get("amp") in ("bf16", "fp16") else "off"
-    log.info("evaluating calibration and corruption robustness of %s", spec.model.name)
+    log.info("evaluating calibration and corruption robustness of %s%s", spec.model.name,
+             " (evaluate.after_train=false skips this)" if spec.task == "train" else "")
     tick = time.perf_counter()
     sections = evaluate(model, dataset, device, spec.evaluate, amp=amp,
                         channels_last=bool(train.get("channels_last")))

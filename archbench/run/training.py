@@ -47,7 +47,8 @@ def train(spec: RunSpec, built: Built, record: dict, tracker=None):
         amp=amp, channels_last=channels_last, world_size=world, identity=spec.fingerprint,
         on_epoch=tracker.log_epoch if tracker is not None else None,
         # Training MACs per image = FlopCounterMode's forward+backward FLOPs / 2 (one MAC = two FLOPs).
-        train_macs_per_image=flops_train / 2 if flops_train else None, progress_bar=spec.progress_bar)
+        train_macs_per_image=flops_train / 2 if flops_train else None, progress_bar=spec.progress_bar,
+        after_training=_after_training(spec, built, recipe.batch_size))
     steps_per_epoch = len(train_loader)
     planned = recipe.budget.planned_steps(steps_per_epoch, settings.train_macs_per_image * recipe.batch_size * world
                                           if settings.train_macs_per_image else None,
@@ -63,7 +64,8 @@ def train(spec: RunSpec, built: Built, record: dict, tracker=None):
                      checkpoint_path=spec.record_dir / CHECKPOINT_FILE)
         train_window = (window_start, meter.read()) if meter is not None else None
     except TrainingInterrupted as err:
-        log.warning("%s; exiting with code %d so a requeue resumes it", err, EXIT_INTERRUPTED)
+        log.warning("%s; exiting with code %d: rerun the same command to resume from the checkpoint (a SLURM "
+                    "requeue does so by itself)", err, EXIT_INTERRUPTED)
         raise SystemExit(EXIT_INTERRUPTED) from err
     train = result.train
     train["lr_scaled"] = settings.lr
@@ -87,6 +89,22 @@ def train(spec: RunSpec, built: Built, record: dict, tracker=None):
     record["dataset"]["selection"] = result.metrics["selection"]
     built.model = result.model
     return result
+
+
+def _after_training(spec: RunSpec, built: Built, batch_size: int):
+    """What the loop's ETA and end-of-training message add for validation and the phases after training."""
+    from archbench.run import phases
+
+    info = built.data_info
+    val_size, test_size = info.get("val_size") or 0, info.get("test_size") or 0
+    after = phases.after_training(spec, val_size, test_size, built.input_shape[-1])
+
+    def estimate(step_s: float, val_passes: int) -> tuple[float, str]:
+        validation = [phases.Phase(f"validation x {val_passes}", images=val_passes * val_size)] \
+            if val_passes and val_size else []
+        return phases.describe(validation + after, phases.forward_s(step_s, batch_size))
+
+    return estimate
 
 
 def _precision(spec: RunSpec, built: Built, device: str, record: dict) -> tuple[str, bool]:

@@ -69,6 +69,9 @@ class TrainSettings:
     identity: str | None = None  # the run's fingerprint: a checkpoint of another identity is never resumed
     train_macs_per_image: float | None = None  # needed by MACs budgets and recorded as consumed compute
     progress_bar: bool = False
+    # (seconds per training step, validation passes left) -> (seconds, words) of what follows training: the
+    # run's evaluation, priced by the caller (archbench.run.phases), so the ETA says when the run ends.
+    after_training: Callable[[float, int], tuple[float, str]] | None = None
     # An epoch's end writes a checkpoint only when this many seconds have passed since the last one; the
     # last epoch and a signal always write. GPU epochs of small models take about a second, and an
     # fsync'd checkpoint of weights, optimizer and best weights each time would cost more than training.
@@ -406,7 +409,7 @@ def train_one_epoch(trainer: _Trainer, state: TrainingState, loader, interrupt: 
         if nonfinite:
             break
         if state.step == trainer.eta_at_step and trainer.rank == 0:
-            _log_eta(state, settings, trainer.planned_steps, trainer.eta_from)
+            _log_eta(state, settings, trainer.planned_steps, trainer.eta_from, len(loader))
         if interrupt["signal"] is not None and (trainer.world == 1 or state.step % DDP_DECISION_EVERY == 0):
             trainer.save(state, {"batches": batch_index + 1, "loss_sum": loss_sum.item(), "top1": correct.item(),
                                  "count": count, "train_s": epoch_s})
@@ -504,6 +507,9 @@ def fit(model: nn.Module, train_loader, val_loader, test_loader, settings: Train
             due = time.monotonic() - trainer.last_save >= settings.checkpoint_every_s
             trainer.save(state, in_epoch=None, write=finished or due)
 
+    if rank == 0 and settings.after_training is not None and state.step and not state.diverged:
+        _, words = settings.after_training(state.train_s / state.step, 0)
+        log.info("training done: %d steps in %s; evaluation next, %s", state.step, _duration(state.train_s), words)
     return _finish(model, eval_model, test_loader, val_loader, settings, device, state, planned_steps,
                    steps_per_epoch, batch_size)
 
@@ -577,6 +583,10 @@ def _finish(model, eval_model, test_loader, val_loader, settings, device, state:
         return TrainResult("diverged", history, metrics, train, model)
 
     outcomes = []
+    if _world()[0] == 0:
+        log.info("evaluating the test set (the last weights%s)",
+                 " and the best on validation" if selection == "val" and state.best_epoch != history[-1]["epoch"]
+                 else "")
     last = evaluate(eval_model, test_loader, device, settings.amp, settings.channels_last, outcomes)
     metrics.update(test_top1_last=last["top1"], test_top5_last=last["top5"])
     if selection == "val" and state.best_state is not None:
@@ -596,17 +606,31 @@ def _finish(model, eval_model, test_loader, val_loader, settings, device, state:
     return TrainResult("complete", history, metrics, train, eval_model, test_outcomes)  # the selected weights
 
 
-def _log_eta(state: TrainingState, settings: TrainSettings, planned_steps: int | None, start: tuple) -> None:
-    """One line after the first timed steps: when the run will end, and a hint when that is far off."""
+def _log_eta(state: TrainingState, settings: TrainSettings, planned_steps: int | None, start: tuple,
+             steps_per_epoch: int | None = None) -> None:
+    """One line after the first timed steps: when the run will end, evaluation included, and a hint when that
+    is far off."""
     step_s = (state.train_s - start[1]) / max(state.step - start[0], 1)
     remaining = settings.budget.remaining_s(state.step, state.train_s, planned_steps, step_s)
-    end = time.strftime("%H:%M", time.localtime(time.time() + remaining))
-    from archbench.timefmt import duration  # seconds below a minute: "0 min" said nothing
-
-    log.info("estimated training time left: %s (%.0f ms per step), ending about %s (evaluation extra)",
-             duration(remaining), 1000 * step_s, end)
+    after = getattr(settings, "after_training", None)
+    evaluation, then = 0.0, " (evaluation extra)"
+    if after is not None:
+        # the epoch under way validates too; a seconds budget has no step plan, so only that one is counted
+        epochs_left = (-(-planned_steps // steps_per_epoch) - state.epoch if planned_steps and steps_per_epoch
+                       else 1)
+        evaluation, words = after(step_s, max(epochs_left, 1))
+        then = f"; then evaluation, {words}"
+    end = time.strftime("%H:%M", time.localtime(time.time() + remaining + evaluation))
+    log.info("estimated training time left: %s (%.0f ms per step)%s; ending about %s",
+             _duration(remaining), 1000 * step_s, then, end)
     if remaining > 3600:
         log.info("over an hour: train=quick or a smaller train.budget.* gives a run sized for this machine")
+
+
+def _duration(seconds: float) -> str:
+    from archbench.timefmt import duration  # seconds below a minute: "0 min" said nothing
+
+    return duration(seconds)
 
 
 def divergence(train_loss: float, num_classes: int | None) -> str | None:
