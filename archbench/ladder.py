@@ -19,7 +19,7 @@ import pandas as pd
 
 from archbench import results
 from archbench.results.frames import frame_dataset_label
-from archbench.stats import outward
+from archbench.stats import BOOTSTRAP_SEED, TAU_HOLDS, outward
 
 # Runs on different machines are never pooled in one rung: the rung keeps its largest machine group.
 RUNG_KEYS = ["data", "hardware"]
@@ -40,6 +40,7 @@ class Ladder:
     machines: dict                 # steps -> the machine that trained the rung
     base_steps: int | None = None  # the base study's rung
     left_out: list[str] = field(default_factory=list)
+    resampled: str = results.RESAMPLED_SEEDS  # what the tau intervals' bootstrap drew, the same for every rung
 
     @property
     def top(self) -> int:
@@ -64,8 +65,9 @@ def ladder_studies(conf_dir: Path | None = None) -> dict[str, str | None]:
 
 
 def budget_ladder(runs: pd.DataFrame, study: str, base: str | None = None,
-                  metric: str = "test_top1") -> Ladder | None:
-    """The ladder of `study` (plus `base`'s runs as a rung), or None with fewer than two rungs."""
+                  metric: str = "test_top1", seed: int = BOOTSTRAP_SEED) -> Ladder | None:
+    """The ladder of `study` (plus `base`'s runs as a rung), or None with fewer than two rungs. `seed` is the
+    bootstrap generator's; the verdicts do not depend on it (`archbench.stats.tau_interval`)."""
     chosen = runs[runs.study.isin([study, base]) & (runs.task == "train") & (runs.status == "complete")].copy()
     if chosen.empty:
         return None
@@ -90,12 +92,15 @@ def budget_ladder(runs: pd.DataFrame, study: str, base: str | None = None,
         return None
     order = sorted(rungs)
     top = order[-1]
-    ranks, samples, means, pairs = {}, {}, {}, {}
+    ranks, means, pairs = {}, {}, {}
     for steps in order:
         ranks[steps] = results.rank(rungs[steps], metric).assign(steps=steps)
-        samples[steps], _ = results.bootstrap_means(rungs[steps], metric)
         means[steps] = ranks[steps].set_index("label")["mean"]
         pairs[steps] = results.compare(rungs[steps], metric)
+    # Every rung drawn by one method (seeds only unless every rung saved per-image outcomes), so tau compares
+    # like with like, and with a fixed generator `seed`.
+    drawn, resampled = results.alike_bootstrap_means([(rungs[steps], metric) for steps in order], seed=seed)
+    samples = dict(zip(order, drawn))
     shifts, beyond = {}, {}
     for steps in order[:-1]:
         shifts[steps] = results.ranking_shift(means[steps], means[top], pairs[top], samples[steps], samples[top])
@@ -105,7 +110,7 @@ def budget_ladder(runs: pd.DataFrame, study: str, base: str | None = None,
                   ranks=pd.concat(ranks.values(), ignore_index=True),
                   curve=_curve(rungs, samples, metric), shifts=shifts, beyond_noise=beyond,
                   target=_time_to_target(rungs), machines=machines, left_out=left_out,
-                  base_steps=_only(chosen.loc[chosen.study == base, "rung"]))
+                  base_steps=_only(chosen.loc[chosen.study == base, "rung"]), resampled=resampled)
 
 
 def _only(values: pd.Series) -> int | None:
@@ -180,21 +185,33 @@ def _time_to_target(rungs: dict) -> dict:
 
 
 def verdict(ladder: Ladder, short: int | None = None) -> str:
-    """One sentence: does the ranking at `short` steps (default the base study's rung, else the smallest)
-    predict the ranking at the largest rung?"""
+    """A few short sentences: does the ranking at `short` steps (default the base study's rung, else the
+    smallest) predict the ranking at the largest rung?"""
     if short is None:
         short = ladder.base_steps if ladder.base_steps in ladder.shifts else ladder.rungs[0]
     shift = ladder.shifts[short]
     epochs = _epochs_text(ladder, short), _epochs_text(ladder, ladder.top)
     low, high = outward(shift["tau_low"], shift["tau_high"])
-    interval = f"Kendall tau {shift['tau']:.2f}, 95% interval [{low:.2f}, {high:.2f}]"
     answer = {"holds": "Yes", "changes": "No"}.get(shift["verdict"], "These seeds cannot tell")
     beyond = ladder.beyond_noise[short]
-    swaps = (f"; {len(beyond)} of {len(shift['swapped'])} swapped pairs change order beyond noise"
-             if shift["swapped"] else "; no pair changes order")
-    return (f"Does the ranking after {short} steps ({epochs[0]}) predict the ranking after {ladder.top} steps "
-            f"({epochs[1]}) on {ladder.data}? {answer}: "
-            f"{interval} over {shift['models']} models{swaps}.")
+    swaps = (f"{len(beyond)} of {len(shift['swapped'])} swapped pairs change order beyond noise."
+             if shift["swapped"] else "No pair changes order.")
+    return (f"Does the ranking after {short} steps ({epochs[0]}) predict the one after {ladder.top} steps "
+            f"({epochs[1]}) on {ladder.data}? {answer}: Kendall tau {shift['tau']:.2f}, 95% interval "
+            f"[{low:.2f}, {high:.2f}], {shift['models']} models. {tau_edge_text(shift)} {swaps}")
+
+
+def tau_edge_text(shift: dict) -> str:
+    """Where tau's interval sits against the 0.6 threshold: the values tau can take there, and the share of
+    resamples below it (the verdict reads that share, so it does not move with the generator's seed)."""
+    steps = shift.get("attainable") or []
+    values = ", ".join(f"{value:.2f}" for value in steps)
+    share = shift.get("share_below")
+    if not steps or share is None or not math.isfinite(share):
+        return ""
+    edge = "; within Monte Carlo error of the 2.5% tail, so inconclusive" if shift.get("on_edge") else ""
+    return (f"Near {TAU_HOLDS} tau can only be {values}; {share:.1%} of {shift['resamples']:,} resamples fall "
+            f"below {TAU_HOLDS}{edge}.")
 
 
 def _epochs_text(ladder: Ladder, steps: int) -> str:

@@ -41,7 +41,7 @@ def test_a_ranking_that_holds_across_rungs(tmp_path):
     assert found.shifts[176]["tau"] == pytest.approx(1.0) and found.shifts[176]["verdict"] == "holds"
     assert found.shifts[44]["swapped"] == [] and found.beyond_noise[44] == []
     text = ladders.verdict(found)
-    assert text.startswith("Does the ranking after 176 steps") and "Yes:" in text and "no pair changes order" in text
+    assert text.startswith("Does the ranking after 176 steps") and "Yes:" in text and "No pair changes order" in text
     # Each rung's ranks carry intervals; the best model is first at every rung.
     firsts = found.ranks[found.ranks["rank"] == 1]
     assert set(firsts.label) == {"resnet20"} and set(firsts.steps) == {44, 176, 704}

@@ -290,13 +290,17 @@ def alike_bootstrap_means(scorings, resamples: int = TAU_RESAMPLES,
     """Bootstrap means of several scorings ((runs, metric) pairs) of the same models, all drawn by ONE
     method, so that a tau between two of them compares like with like: seeds and test images only where
     every scoring has per-image outcomes, else seeds for all. Returns the frames and what was resampled."""
-    scorings = list(scorings)
-    first = [bootstrap_means(runs, metric, resamples, seed) for runs, metric in scorings]
-    if all(basis == RESAMPLED_SEEDS_AND_IMAGES for _frame, basis in first) or \
-            all(basis == RESAMPLED_SEEDS for _frame, basis in first):
-        return [frame for frame, _basis in first], first[0][1] if first else RESAMPLED_SEEDS
-    return [bootstrap_means(runs, metric, resamples, seed, seeds_only=True)[0] for runs, metric in scorings], \
-        RESAMPLED_SEEDS
+    inputs = [(_entries(runs, metric), _outcomes_if_any(runs, metric)) for runs, metric in scorings]
+    paired = bool(inputs) and all(entries and _paired_matrices(entries, outcomes) is not None
+                                  for entries, outcomes in inputs)
+    frames = []
+    for entries, outcomes in inputs:
+        if not entries:
+            frames.append(pd.DataFrame())
+            continue
+        samples, _basis = _samples(entries, outcomes, resamples, seed, seeds_only=not paired)
+        frames.append(pd.DataFrame(samples, columns=[entry["label"] for entry in entries]))
+    return frames, RESAMPLED_SEEDS_AND_IMAGES if paired else RESAMPLED_SEEDS
 
 
 def _pair_with(pairs: pd.DataFrame, keys_a: dict, keys_b: dict):

@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import re
 
+import pandas as pd
+
 from archbench import results
 
 from .. import figures as plots
 from ..document import BulletList, Heading
 from ..findings import corruption_method_text, lead_in, ranking_verdict
+from ..labels import count_text
 from ..tables import evaluation_table, is_missing, summary_dirty_note
 
 
@@ -73,10 +76,10 @@ def corruption_shift(analysis, comparison):
     # has one (evaluate.test_subset scores fewer images than the whole test set), else the full test set.
     clean = "corruption_clean_top1" if "corruption_clean_top1_mean" in group \
         and group.corruption_clean_top1_mean[group.mean_corruption_top1_n.gt(0)].notna().all() else "test_top1"
+    # One resampling method for both scorings: the corrupted scores have no per-image outcomes.
+    (before, after), _basis = results.alike_bootstrap_means([(runs, clean), (runs, "mean_corruption_top1")])
     shift = results.ranking_shift(group.set_index("label")[f"{clean}_mean"],
-                                  group.set_index("label").mean_corruption_top1_mean, pairs,
-                                  results.bootstrap_means(runs, clean)[0],
-                                  results.bootstrap_means(runs, "mean_corruption_top1")[0])
+                                  group.set_index("label").mean_corruption_top1_mean, pairs, before, after)
     return {**shift, "clean": "clean top-1 on the same images" if clean != "test_top1" else "clean test top-1"}
 
 
@@ -90,6 +93,11 @@ def blocks(context, comparison) -> list:
     notes = ["ECE: 15 equal-width bins of top-1 confidence, in percent; NLL in nats per "
              "image; Brier summed over classes (0-2). 'After T': after temperature scaling "
              "fitted on the validation split, never on test."]
+    rejected = int(group.get("temperature_rejected_runs", pd.Series(dtype=int)).fillna(0).sum())
+    if rejected:
+        notes.append(f"{count_text(rejected, 'temperature fit')} reached the end of its search range (T 0.05-20): "
+                     "no minimum inside it, so no calibration; T = 1 is kept for "
+                     f"{'it' if rejected == 1 else 'them'}, and 'after T' averages the other runs.")
     method = corruption_method_text(dataset_method(method, comparison.data, comparison.label)
                                     for method in evaluated.corruption_method)
     if method:

@@ -8,6 +8,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from archbench.ladder import Ladder, budget_ladder, precision_changes, verdict
+from archbench.results import RESAMPLED_SEEDS_AND_IMAGES
 from archbench.stats import outward
 
 from ..document import BulletList, Heading, Paragraph
@@ -42,7 +43,9 @@ def blocks(context, study) -> list:
         + (f"; the {ladder.base_steps}-step rung is {ladder.base}'s runs" if ladder.base_steps else "")
         + ". Each budget is its own run with its own learning-rate schedule. Tau is Kendall's between each "
         "rung's ranking (mean test top-1) and the largest rung's, with a 95% bootstrap interval: 'holds' when "
-        "the whole interval is at or above 0.6, 'changes' when it is below, else 'inconclusive'. A swap is "
+        "the whole interval is at or above 0.6, 'changes' when it is below, else 'inconclusive'; the verdict "
+        "reads the share of resamples below 0.6, and a share within Monte Carlo error of the 2.5% tail is "
+        f"'inconclusive'. Every rung is resampled the same way: {_resampled_text(ladder)}. A swap is "
         "beyond noise when the seeds separate the pair (Holm) at both rungs, in opposite orders.")]
     machines = sorted(set(ladder.machines.values()))
     if len(machines) > 1:
@@ -67,8 +70,10 @@ def blocks(context, study) -> list:
             f" ({noise[(s['ahead_before'], s['ahead_after']) in beyond]})"
             for s in swaps) or "no pair changes order"
         low, high = outward(shift["tau_low"], shift["tau_high"])
+        share = "" if not math.isfinite(shift["share_below"]) else \
+            f" ({shift['share_below']:.1%} of resamples below 0.6{', on the edge' if shift['on_edge'] else ''})"
         findings.append(f"{steps} → {top} steps: tau {shift['tau']:.2f} [{low:.2f}, {high:.2f}], "
-                        f"{shift['verdict']}; {swap_text}.")
+                        f"{shift['verdict']}{share}; {swap_text}.")
     target = ladder.target
     if not math.isnan(target["target"]) and len(target["reached"]):
         reached = target["reached"]
@@ -87,6 +92,13 @@ def blocks(context, study) -> list:
                             "training budget, in steps (left) and in training MACs consumed (right); one line "
                             "per model, each point a separate run of that budget")
     return blocks
+
+
+def _resampled_text(ladder: Ladder) -> str:
+    if ladder.resampled == RESAMPLED_SEEDS_AND_IMAGES:
+        return "test images drawn once for all models, each model's mean over seeds drawn from Student t"
+    return ("each model's mean drawn as mean + s/√n × Student t with n − 1 degrees of freedom, seeds only "
+            "(not every rung saved per-image outcomes, so test-set sampling is left out at all of them)")
 
 
 def _epochs(ladder: Ladder, steps: int) -> str:

@@ -23,10 +23,10 @@ def against_shared(analysis, comparison, brief: bool = False) -> list[tuple[str,
         gain = results.tuning_gain(shared, tuned)
         pairs = rows_matching(analysis.pairs, keys).assign(
             label_a=lambda frame: frame.model_a, label_b=lambda frame: frame.model_b)
+        (before, after), _basis = results.alike_bootstrap_means([(shared[shared.task == "train"], "test_top1"),
+                                                                 (tuned[tuned.task == "train"], "test_top1")])
         shift = results.ranking_shift(gain.set_index("model").shared_mean,
-                                      gain.set_index("model").tuned_mean, pairs,
-                                      results.bootstrap_means(shared[shared.task == "train"])[0],
-                                      results.bootstrap_means(tuned[tuned.task == "train"])[0])
+                                      gain.set_index("model").tuned_mean, pairs, before, after)
         ranking = lead_in(f"Against the shared recipe of {shared_study},",
                           ranking_verdict(shift, "shared-recipe", "tuned", brief=brief))
         compared.append((shared_study, [ranking, tuning_gain_sentence(gain)], gain))
