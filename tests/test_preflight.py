@@ -120,6 +120,8 @@ DESCRIBED_LR_FACTORS = {
     "he2015_deep": (0.1, 0.1, 0.01),       # 0.01 for the first epoch, then as he2015
     "wrn2016": (1.0, 0.2, 0.2 ** 3),       # x0.2 at 30%, 60%, 80%
     "densenet2017": (1.0, 0.1, 0.01),      # /10 at 50% and 75%
+    "resnext2017": (1.0, 0.1, 0.01),       # /10 at epochs 150 and 225 of 300
+    "fractalnet2017": (1.0, 0.1, 1e-4),    # /10 whenever the remaining epochs halve: 200, 300, 350, 375 of 400
 }
 
 

@@ -45,6 +45,14 @@ PAPER_RECIPES = {
         "batch_size": 64, "optimizer.lr": 0.1, "optimizer.momentum": 0.9,
         "optimizer.nesterov": True, "optimizer.weight_decay": 1e-4,
         "scheduler.milestones": [0.5, 0.75], "scheduler.gamma": 0.1}),
+    "resnext2017": PaperRecipe(frozenset({"resnext"}), 300, {
+        "batch_size": 128, "optimizer.lr": 0.1, "optimizer.momentum": 0.9,
+        "optimizer.nesterov": True, "optimizer.weight_decay": 5e-4,
+        "scheduler.milestones": [0.5, 0.75], "scheduler.gamma": 0.1}),
+    "fractalnet2017": PaperRecipe(frozenset({"fractalnet"}), 400, {
+        "batch_size": 100, "optimizer.lr": 0.02, "optimizer.momentum": 0.9,
+        "optimizer.nesterov": False, "optimizer.weight_decay": 0.0,
+        "scheduler.milestones": [0.5, 0.75, 0.875, 0.9375], "scheduler.gamma": 0.1}),
 }
 # Extras no paper above used: a run that turns one on is not the paper's experiment.
 _OFF_IN_PAPERS = {"label_smoothing": 0.0, "ema_decay": None, "grad_clip_norm": None}
