@@ -8,12 +8,12 @@ from omegaconf import OmegaConf
 
 from archbench.__main__ import CONF_DIR, budget_from_overrides, check_group_choices
 
-EXPECTED_GRID = {"demo": 6, "cpu_mini": 18, "cifar_paper": 36, "cifar_equal_macs": 18, "paper_recipes": 21,
+EXPECTED_GRID = {"demo": 6, "cpu_mini": 18, "cifar_paper": 36, "cifar_equal_macs": 18, "paper_recipes": 27,
                  "imagenet_complexity": 26, "tune_fmnist": 48, "tuned_fmnist": 18,
                  "tune_cifar_paper": 96, "cifar_paper_tuned": 18, "variance_sources": 18,
                  "cifar_cpu": 18, "tune_cifar_cpu": 24, "tuned_cifar_cpu": 18,
                  "gpu_reference": 18, "tune_gpu_reference": 24, "tuned_gpu_reference": 18,
-                 "cifar_cpu_ladder": 36}
+                 "cifar_cpu_ladder": 36, "seed_claim": 27}
 
 
 def names(group):

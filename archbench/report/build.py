@@ -20,7 +20,7 @@ from .document import render_html, render_markdown
 from .folder import (DEFAULT_OUT, DEFAULT_RESULTS_DIR, REPORT_MARKER, ReportInputError,
                      check_replaceable, write_marker, write_then_swap_in)
 from .reference import load_reference
-from .sections import across_studies, excluded, glance, how_to_read, introduction, study
+from .sections import across_studies, claim, excluded, glance, how_to_read, introduction, study
 from .tables import CSV_FLOAT
 
 __all__ = ["build_report", "write_report", "headline_studies", "ReportInputError", "REPORT_MARKER",
@@ -31,6 +31,7 @@ SECTIONS = [
     glance.section,          # the headline studies, then one verdict per comparison
     how_to_read.section,     # what each number, mark and verdict means
     study.section,           # one section per study: recipe, confounds, each comparison's tables and figures
+    claim.section,           # each declared claim (archbench.claims) against the comparisons that can test it
     across_studies.section,  # the same models over several comparisons
     excluded.section,        # every record found but not used, with the reason
 ]
