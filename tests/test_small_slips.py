@@ -32,6 +32,8 @@ def test_a_missing_relative_root_says_it_is_relative_to_the_launch_folder_and_ho
     message = str(err.value)
     assert f"taken from the folder the command is launched in (here {tmp_path})" in message
     assert "archbench does not download it" in message and "../shared/data/cifar10-jpg.tar.gz" in message
+    # where the archive comes from, and how to tell a rebuilt one is the same
+    assert "python scripts/make_cifar10_jpg.py" in message and "sha256 is d877bdec11f54282" in message
 
 
 def test_the_batch_size_error_suggests_only_possible_fixes(tmp_path):

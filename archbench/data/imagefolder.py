@@ -31,10 +31,16 @@ ONE_CHANNEL_MODES = ("1", "L", "LA", "La", "I", "F", *SIXTEEN_BIT_MODES)
 EIGHT_BIT_MODES = ("1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr")
 TEST_FOLDERS = ("test", "val")  # test/ wins when both exist: our validation split is carved from train/
 LAYOUT_HINT = "Expected <root>/train/<class>/<image> beside <root>/test/<class>/<image> (or val/)."
+# The archive the committed cifar10_jpg records were made from; scripts/make_cifar10_jpg.py rebuilds it from the
+# official CIFAR-10 and checks its result against this.
+CIFAR10_JPG_SHA256 = "d877bdec11f54282b92da36e9f045bd305d663b1223e3822baff39ca9ff6690a"
 # How to get the files a preset's default root names: archbench downloads none of them.
 GET_ARCHIVE = {"cifar10_jpg": "cifar10_jpg reads CIFAR-10 as JPEG files: a .tar.gz of train/<class>/*.jpg beside "
-                              "test/<class>/*.jpg (archbench does not download it). Copy or link that archive to the "
-                              "default place, ../shared/data/cifar10-jpg.tar.gz from the launch folder, or point to it."}
+                              "test/<class>/*.jpg (archbench does not download it). Build it from the official "
+                              "CIFAR-10 with `python scripts/make_cifar10_jpg.py` (torchvision downloads the set, or "
+                              "--source cifar-10-python.tar.gz offline; the result's sha256 is "
+                              f"{CIFAR10_JPG_SHA256}), or copy or link a copy to the default place, "
+                              "../shared/data/cifar10-jpg.tar.gz from the launch folder, or point data.root to it."}
 SET_ROOT = "Set data.root=/path/to/folder (a folder like that, or a .tar, .tar.gz or .zip archive of one)."
 MAX_DECODED_BYTES = 8 << 30  # beyond this the decoded set will not sit comfortably in memory: stream it instead
 DECODE_CHUNK = 2048  # images handed to the decoding threads at a time; bounds the undecoded bytes held
