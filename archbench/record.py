@@ -208,7 +208,8 @@ def _is_missing(value) -> bool:
 
 # ---------------------------------------------------------------------------------------------- environment
 
-# Set by whoever exports a clean commit with `git archive` to run elsewhere (scripts/gpu_reference.sh's caller).
+# Set by whoever runs a tree exported from a clean commit with `git archive` (the GPU call: that machine's copy
+# has no history of its own, or sits inside another checkout whose state is not the exported one's).
 EXPORTED_COMMIT_ENV = "ARCHBENCH_EXPORTED_COMMIT"
 
 
@@ -237,11 +238,12 @@ def environment(device: str) -> dict:
     """Everything needed to tell whether two records are comparable: code, libraries, hardware."""
     import torch
 
-    commit = _git("rev-parse", "HEAD")
-    dirty = None if commit is None else bool(_git("status", "--porcelain", "--untracked-files=no"))
-    if commit is None and os.environ.get(EXPORTED_COMMIT_ENV):
-        # A tree exported with `git archive` (the GPU machine's copy has no .git): exactly that commit.
+    if os.environ.get(EXPORTED_COMMIT_ENV):
+        # A tree exported with `git archive`: exactly that commit, whatever repository it may sit inside.
         commit, dirty = os.environ[EXPORTED_COMMIT_ENV], False
+    else:
+        commit = _git("rev-parse", "HEAD")
+        dirty = None if commit is None else bool(_git("status", "--porcelain", "--untracked-files=no"))
     cuda = device.startswith("cuda") and torch.cuda.is_available()
     return {
         "archbench_version": archbench.__version__,

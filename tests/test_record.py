@@ -72,7 +72,7 @@ def test_order_seed_column_reads_the_identity_and_a_null_follows_the_seed(tmp_pa
     assert rec.record_columns(base, path)["git_dirty"] is None
 
 
-def test_an_exported_tree_without_git_is_stamped_with_the_commit_it_was_exported_from(monkeypatch):
+def test_an_exported_tree_is_stamped_with_the_commit_it_was_exported_from(monkeypatch):
     import archbench.record as record_module
 
     monkeypatch.setattr(record_module, "_git", lambda *args: None)
@@ -82,3 +82,5 @@ def test_an_exported_tree_without_git_is_stamped_with_the_commit_it_was_exported
     monkeypatch.setenv(record_module.EXPORTED_COMMIT_ENV, "0123abc")
     stamped = record_module.environment("cpu")
     assert stamped["git_commit"] == "0123abc" and stamped["git_dirty"] is False
+    monkeypatch.setattr(record_module, "_git", lambda *args: "ffff" if args[0] == "rev-parse" else " M x.py")
+    assert record_module.environment("cpu")["git_commit"] == "0123abc"  # not the surrounding checkout's
