@@ -222,9 +222,18 @@ def test_imagefolder_grayscale_is_one_channel_and_rgb_on_request(tmp_path, cache
     tree = write_image_tree(tmp_path / "gray", mode="L", size=(12, 12))
     gray = load_dataset("imagefolder", root=tree, val_size=0, cache_dir=cache_dir)
     assert gray.in_chans == 1 and gray.image_size == 12 and len(gray.mean) == 1
-    rgb = load_dataset("imagefolder", root=tree, in_chans=3, val_size=0, cache_dir=cache_dir)
-    assert rgb.train.images.shape[1] == 3
+    with pytest.warns(UserWarning, match=r"every image under .*gray.* is grayscale, and data.in_chans=3 repeats"):
+        rgb = load_dataset("imagefolder", root=tree, in_chans=3, val_size=0, cache_dir=cache_dir)
+    assert rgb.train.images.shape[1] == 3 and rgb.info["grayscale_images"] == 36 + 12
     assert torch.equal(rgb.train.images[:, 0], gray.train.images[:, 0])
+    with pytest.warns(UserWarning, match="is grayscale"):  # said again when the decoded set comes from the cache
+        load_dataset("imagefolder", root=tree, in_chans=3, val_size=0, cache_dir=cache_dir)
+
+
+def test_a_colour_folder_read_as_rgb_gets_no_grayscale_note(tmp_path, cache_dir, recwarn):
+    ds = load_dataset("imagefolder", root=write_image_tree(tmp_path / "rgb"), in_chans=3, val_size=0,
+                      cache_dir=cache_dir)
+    assert ds.info["grayscale_images"] == 0 and not [w for w in recwarn if "grayscale" in str(w.message)]
 
 
 def test_imagefolder_reads_a_class_folder_that_is_a_symbolic_link(tmp_path, cache_dir):

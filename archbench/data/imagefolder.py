@@ -188,7 +188,13 @@ def list_names(root: Path) -> list[str]:
 
 def decode(data: bytes, mode: str, size: int) -> np.ndarray:
     """One image as (C, size, size) uint8: shorter side resized to size, then center-cropped."""
+    return decode_noting_gray(data, mode, size)[0]
+
+
+def decode_noting_gray(data: bytes, mode: str, size: int) -> tuple[np.ndarray, bool]:
+    """decode(), and whether the file itself had one channel (decoded as RGB, it repeats it three times)."""
     with Image.open(io.BytesIO(data)) as image:
+        one_channel = image.mode in ONE_CHANNEL_MODES
         image.draft(mode, (size, size))  # JPEG: let the decoder downscale by a power of two first, much faster
         image = to_eight_bit(image).convert(mode)
     width, height = image.size
@@ -199,7 +205,7 @@ def decode(data: bytes, mode: str, size: int) -> np.ndarray:
         left, top = (new_w - size) // 2, (new_h - size) // 2
         image = image.crop((left, top, left + size, top + size))
     array = np.asarray(image, dtype=np.uint8)
-    return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+    return (array[None] if array.ndim == 2 else array.transpose(2, 0, 1)), one_channel
 
 
 def to_eight_bit(image: Image.Image) -> Image.Image:
@@ -258,13 +264,14 @@ def read(root: Path, image_size: int | None, in_chans: int | None, on_bad_image:
     class_index = {c: i for i, c in enumerate(class_names)}
     decoded: dict[str, np.ndarray] = {}
     bad: list[str] = []
+    grayscale = 0  # files with one channel, whatever they are decoded as
     mode = size = None
     decoded_bytes = 0
 
     def decode_or_none(item):
         name, data = item
         try:
-            return name, decode(data, mode, size)
+            return name, decode_noting_gray(data, mode, size)
         except Exception as exc:  # PIL raises many types for corrupt files; all mean "cannot use this image"
             return name, exc
 
@@ -290,8 +297,9 @@ def read(root: Path, image_size: int | None, in_chans: int | None, on_bad_image:
                                 f"or set data.on_bad_image=skip to leave it out") from result
                         bad.append(name)
                     else:
-                        decoded[name] = result
-                        decoded_bytes += result.nbytes
+                        decoded[name], gray = result
+                        grayscale += gray
+                        decoded_bytes += decoded[name].nbytes
                 if decoded_bytes > MAX_DECODED_BYTES:
                     raise DataError(f"imagefolder: {root} decodes to more than {MAX_DECODED_BYTES >> 30} GiB at "
                                     f"image_size={size}; use a smaller data.image_size or data=imagenet (streaming)")
@@ -310,7 +318,8 @@ def read(root: Path, image_size: int | None, in_chans: int | None, on_bad_image:
         labels = torch.tensor([class_index[wanted[n].class_name] for _, n in names], dtype=torch.int64)
         return Split(images, labels)
 
-    extra = {"test_folder": test_folder, "bad_images": len(bad), "bad_image_examples": sorted(bad)[:10]}
+    extra = {"test_folder": test_folder, "bad_images": len(bad), "bad_image_examples": sorted(bad)[:10],
+             "grayscale_images": grayscale}
     return RawData(stack("train"), stack("test"), class_names, extra)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -84,6 +85,12 @@ def load_dataset(name: str, root=None, download: bool = False, image_size: int |
         **({"streaming": True} if streaming else {}),
         "load_s": round(time.perf_counter() - started, 3),
     }
+    if chans == 3 and raw.extra.get("grayscale_images") == len(raw.train) + len(raw.test):
+        # Not an error (a model made for RGB input may be wanted), but it costs memory and first-layer work
+        # for no information, and a 1-channel run is a different model: say so rather than choose.
+        warnings.warn(f"{name}: every image under {request.root} is grayscale, and data.in_chans=3 repeats its "
+                      f"one channel three times; set data.in_chans=1 (or null: follow the images) to train on "
+                      f"one channel", stacklevel=2)
     return Dataset(name=name, train=train, val=val, test=raw.test, num_classes=len(class_names),
                    class_names=class_names, in_chans=chans, image_size=height, mean=tuple(mean), std=tuple(std),
                    synthetic=reader.synthetic, info=info)
