@@ -110,7 +110,7 @@ def _chromium():
     for name in ("chromium", "chromium-browser", "google-chrome"):
         if shutil.which(name):
             return shutil.which(name)
-    pytest.skip("no Chromium here (Debian: apt-get install -y chromium; .ci/run installs it when it can): "
+    pytest.skip("no Chromium here (Debian: apt-get install -y chromium; make test installs it when it can): "
                 "the page is not tested in a browser")
 
 
