@@ -36,7 +36,14 @@ def check_keys(group: str, given: dict, known: list[str]) -> None:
         return
     key = unknown[0]
     full = (lambda k: f"{group}.{k}") if group else (lambda k: k)
-    close = difflib.get_close_matches(full(key), [full(k) for k in known], n=3, cutoff=0.6)
+    candidates = [full(k) for k in known]
+    # A key one level too high (train.lr for train.optimizer.lr) is closest by its last part, which spelling
+    # distance misses (it offered train, train.amp, train.scheduler): same last part first, same group first.
+    leaf, top = full(key).rsplit(".", 1)[-1], full(key).split(".", 1)[0]
+    same_leaf = sorted((k for k in candidates if "." in k and k.rsplit(".", 1)[-1] == leaf),
+                       key=lambda k: (k.split(".", 1)[0] != top, k.count("."), k))
+    spelled = difflib.get_close_matches(full(key), candidates, n=3, cutoff=0.6)
+    close = list(dict.fromkeys(same_leaf + spelled))[:3]
     if group == "train" and key in budget_kinds():
         close = [f"train.budget.{key}"]
     hint = f"did you mean {', '.join(close)}?" if close else f"known keys: {', '.join(known)}"

@@ -82,3 +82,13 @@ def test_unreadable_image_fails_with_path_when_asked(tmp_path):
     out = archbench(args, tmp_path / "results", timeout=120)
     assert out.returncode != 0 and "broken.png" in out.stderr, out.stdout + out.stderr
     assert not (tmp_path / "results" / "runs").exists()
+
+
+def test_a_key_one_level_too_high_is_matched_by_its_last_part():
+    from archbench.__main__ import check_override_keys
+
+    message = check_override_keys(["train.lr=0.05"])  # the case: train, train.amp, train.scheduler
+    assert "train.lr is not a setting any stage reads (did you mean train.optimizer.lr," in message, message
+    message = check_override_keys(["train.momentum=0.8"])
+    assert "(did you mean train.optimizer.momentum," in message, message
+    assert "did you mean train.budget.epochs" in check_override_keys(["train.epochss=3"])  # spelling still counts
