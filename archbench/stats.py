@@ -448,20 +448,24 @@ def _gap_at_power(se: float, df: float, tests: int, alpha: float, target: float)
     high = se
     while short(high) < 0:
         high *= 2
-    return float(brentq(short, 0.0, high, xtol=1e-10 * se, rtol=1e-12))
+    return float(brentq(short, 0.0, high, xtol=1e-7 * se))
 
 
 def gap_df(se_per_seed: float, seeds: int, fixed_se: float = 0.0, df_factor: float = 2.0,
-           fixed_df: float = math.inf) -> float:
-    """Degrees of freedom of a gap's standard error sqrt(se_per_seed^2 / seeds + fixed_se^2): the seed part
-    with Welch's df_factor x (seeds - 1), the fixed (test-set) part with `fixed_df` (images - 1), joined by
-    Welch-Satterthwaite (`satterthwaite_df`)."""
+           fixed_df: float | None = math.inf) -> float:
+    """Degrees of freedom of the test of a gap whose standard error is sqrt(se_per_seed^2 / seeds +
+    fixed_se^2): the seed part with Welch's df_factor x (seeds - 1), the fixed (test-set) part with
+    `fixed_df` (images - 1 for the paired test), joined by Welch-Satterthwaite (`satterthwaite_df`).
+    `fixed_df` None: the test is Welch's over seeds alone (the unpaired fallback, whose test-set floor is
+    a separate rule), so its degrees of freedom are the seeds' alone."""
+    if fixed_df is None:
+        return df_factor * (seeds - 1)
     return satterthwaite_df([se_per_seed ** 2 / seeds, fixed_se ** 2], [df_factor * (seeds - 1), fixed_df])
 
 
 def detectable_gap(se_per_seed: float, seeds: int, tests: int = 1, fixed_se: float = 0.0,
                    alpha: float = 0.05, power: float = POWER, df_factor: float = 2.0,
-                   fixed_df: float = math.inf) -> float:
+                   fixed_df: float | None = None) -> float:
     """Smallest gap (points) a two-sided t test at `alpha / tests` (Holm's strictest step) separates with
     probability `power` (the noncentral t, `t_test_power`), when the gap's standard error is
     sqrt(se_per_seed^2 / seeds + fixed_se^2): `se_per_seed` the part that averaging seeds shrinks
@@ -487,7 +491,7 @@ def seedless_limit(fixed_se: float, tests: int = 1, alpha: float = 0.05, power: 
 
 def seeds_needed(gap: float, se_per_seed: float, tests: int = 1, fixed_se: float = 0.0,
                  alpha: float = 0.05, power: float = POWER, df_factor: float = 2.0,
-                 fixed_df: float = math.inf) -> float:
+                 fixed_df: float | None = None) -> float:
     """Seeds per model for `detectable_gap` to reach `gap`, a planning gap (the smallest gap worth
     finding), never an observed one: an observed gap that was not separated is, on average, larger than
     the true one (the winner's curse), so planning on it asks for too few seeds. inf when no number of
@@ -498,8 +502,9 @@ def seeds_needed(gap: float, se_per_seed: float, tests: int = 1, fixed_se: float
     if abs(gap) <= seedless_limit(fixed_se, tests, alpha, power):
         return math.inf
     # detectable_gap falls as seeds grow: bisect on the seed count instead of stepping through 10,000.
-    def reaches(seeds):
-        return detectable_gap(se_per_seed, seeds, tests, fixed_se, alpha, power, df_factor, fixed_df) <= abs(gap)
+    def reaches(seeds):  # the power at `gap` itself: one noncentral t per seed count, no root to find
+        se = math.sqrt(se_per_seed ** 2 / seeds + fixed_se ** 2)
+        return t_test_power(gap, se, gap_df(se_per_seed, seeds, fixed_se, df_factor, fixed_df), tests, alpha) >= power
 
     low, high = 2, 2
     while not reaches(high):

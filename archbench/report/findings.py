@@ -15,7 +15,7 @@ import pandas as pd
 
 from archbench.results import PAIRED_TEST, RESAMPLED_SEEDS_AND_IMAGES, SIGNIFICANCE_LEVEL
 from archbench.results.frames import machines_of
-from archbench.stats import TAU_HOLDS, outward
+from archbench.stats import TAU_HOLDS, outward, seeds_needed
 
 from .labels import count_text, word_list
 from .tables import gap_interval_text, gap_points, is_missing, probability_text
@@ -46,11 +46,11 @@ def train_findings(group: pd.DataFrame, pairs: pd.DataFrame, ranking: pd.DataFra
     if "near_chance_runs" in trained:
         chance = trained[trained.near_chance_runs > 0]
         if len(chance):
-            listed = ", ".join(f"{row.label} ({row.near_chance_runs} of "
-                               f"{count_text(row.seeds, 'seed')})"
+            listed = ", ".join(f"{row.label} ({row.near_chance_runs} of {count_text(row.seeds, 'run')})"
                                for row in chance.itertuples(index=False))
-            findings.append(f"Within noise of chance accuracy, so these runs learned nothing "
-                            f"measurable: {listed}.")
+            findings.append(f"Flagged near chance by the run's own check, on its validation images (not a "
+                            f"test-set verdict; the test top-1 of such a run can still be above chance): {listed}.")
+    findings += pooled_code_findings(trained)
     single = sorted(trained.label[trained.test_top1_n < 2])
     if single:
         findings.append(f"One seed only, so spread unknown and never significantly different "
@@ -83,7 +83,7 @@ def gap_sentence(pair) -> str:
     if not is_missing(getattr(pair, "gap_low", None)):
         interval = (f"unadjusted 95% interval of the gap {gap_interval_text(pair.gap_low, pair.gap_high, ' points')}, "
                     + ("paired over test images and seeds; " if paired else "Welch over seeds; "))
-    test = "paired bootstrap" if paired else "Welch"
+    test = "paired t" if paired else "Welch"
     if pair.tie:
         return (f"not separated by these seeds ({interval}Holm p = {pair.p_holm:.2g} ≥ {SIGNIFICANCE_LEVEL}; "
                 f"raw {test} p = {pair.p_value:.2g}); {odds}")
@@ -140,8 +140,9 @@ def _rank_range(row) -> str:
 
 
 def power_findings(pairs: pd.DataFrame) -> list[str]:
-    """The smallest gap these seeds separate at 80% power, and for pairs not separated, roughly how
-    many seeds per model would separate their observed gap."""
+    """The true gap these seeds separate with 80% probability (noncentral t, median over pairs), and the
+    seeds per model that would separate a few planning gaps, chosen before looking, never the observed gap
+    (an unseparated observed gap is on average larger than the true one: planning on it asks too little)."""
     if pairs.empty or "detectable_gap" not in pairs:
         return []
     tested = pairs[pairs.detectable_gap.notna()]
@@ -150,36 +151,59 @@ def power_findings(pairs: pd.DataFrame) -> list[str]:
     seeds = int(min(tested.n_a.min(), tested.n_b.min()))
     paired = (tested.test == PAIRED_TEST).all()
     gaps = tested.detectable_gap
-    spread = "" if len(tested) == 1 else (f" (median over {len(tested)} pairs; {gap_points(gaps.min())} to "
-                                          f"{gap_points(gaps.max())} by the pair's seed spread)")
-    size = f"about {gaps.median():.2f} points" if gaps.median() <= 100 else "over 100 points, more than any gap"
-    findings = [f"Power: with {count_text(seeds, 'seed')} per model, the smallest gap these seeds separate at 80% "
-                f"power is {size}{spread}, two-sided at Holm's strictest threshold "
-                f"({SIGNIFICANCE_LEVEL}/{len(pairs)}), from the observed seed variances"
+    over = f"median over {len(tested)} pairs" if len(tested) > 1 else "one pair"
+    low, high = gap_points(gaps.min()), gap_points(gaps.max())
+    spread = "" if low == high else f"; {low} to {high} by pair"
+    size = (f"a true gap of about {gaps.median():.2f} points is" if gaps.median() <= 100 else
+            "only a true gap over 100 points, more than any gap, would be")
+    findings = [f"Power ({over}{spread}): with {count_text(seeds, 'seed')} per model, {size} "
+                f"separated with 80% probability, two-sided at Holm's strictest threshold "
+                f"({SIGNIFICANCE_LEVEL}/{len(pairs)}); noncentral t from the observed seed variances"
                 + ("; test-set sampling included (paired over images)." if paired else
                    "; with no per-image outcomes, the independent test-set floor applies on top.")]
-    apart = tested[tested.tie.astype(bool) | tested.below_noise_floor.astype(bool)]
-    if len(apart):
-        listed = "; ".join(f"{row.label_a} vs {row.label_b} ({row.mean_diff:.2f} points): {_seeds_text(row, paired)}"
-                           for row in apart.sort_values("mean_diff", ascending=False).itertuples(index=False))
-        findings.append(f"Not separated by these seeds, with roughly the seeds per model that would separate the "
-                        f"observed gap at 80% power: {listed}."
-                        + ("" if paired or not (apart.seeds_needed == float("inf")).any() else
-                           " Per-image outcomes (saved by runs made now) would pair the test set and lower "
-                           "that limit."))
+    if {"se_per_seed", "fixed_se", "fixed_df", "df_factor"} <= set(tested.columns):
+        findings.append(planning_sentence(tested, len(pairs), paired))
     return findings
 
 
-def _seeds_text(row, paired: bool) -> str:
-    needed = row.seeds_needed
-    if is_missing(needed):
-        return "no seed spread to go on"
-    if needed == float("inf"):
-        limit = getattr(row, "seedless_limit", None)
-        bound = "" if is_missing(limit) else f": even unlimited seeds separate only gaps above {limit:.2f}"
-        return (f"no number of seeds{bound} (the test set limits it)" if paired else
-                f"no number of seeds{bound} while the test set counts as unpaired")
-    return f"about {int(needed)}"
+# True gaps, in points, the seeds-needed sentence plans for: the reader picks the one that matters to them.
+PLANNING_GAPS = (1.0, 2.0, 5.0)
+
+
+def planning_sentence(tested: pd.DataFrame, tests: int, paired: bool) -> str:
+    """Seeds per model that separate each planning gap with 80% probability, median over pairs."""
+    parts = []
+    for gap in PLANNING_GAPS:
+        needed = [seeds_needed(gap, row.se_per_seed, tests, row.fixed_se, df_factor=row.df_factor,
+                               fixed_df=None if is_missing(row.fixed_df) else row.fixed_df)
+                  for row in tested.itertuples(index=False)]
+        needed = pd.Series(needed, dtype=float).dropna()
+        if needed.empty:
+            continue
+        median = needed.median()
+        parts.append(f"{gap:g} point{'s' if gap != 1 else ''}: "
+                     + ("no number of seeds" if median == float("inf") else f"about {int(median)}"))
+    if not parts:
+        return ""
+    unreachable = any("no number" in part for part in parts)
+    limit = "" if paired or not unreachable else (
+        " 'No number of seeds': the test set, counted as unpaired, cannot resolve it; per-image outcomes (saved "
+        "by runs made now) would pair it.")
+    return ("Seeds per model needed to separate a true gap of " + "; ".join(parts)
+            + " (80% power, median over pairs; planning gaps to choose from, not the observed gaps; "
+            "archbench.stats.seeds_needed gives any other)." + limit)
+
+
+def pooled_code_findings(summary: pd.DataFrame) -> list[str]:
+    """Models whose seeds come from more than one commit, with the same settings: pooled as seeds, and said."""
+    if "commit_count" not in summary:
+        return []
+    pooled = summary[summary.commit_count.fillna(0) > 1].sort_values("label")
+    if pooled.empty:
+        return []
+    listed = "; ".join(f"{row.label} ({row.commits})" for row in pooled.itertuples(index=False))
+    return [f"Seeds pooled across code versions (same settings, different commits; code the settings do not "
+            f"name may differ between them): {listed}."]
 
 
 def _noise(pairs: pd.DataFrame) -> list[str]:
@@ -314,7 +338,7 @@ def glance_verdict(study: str, dataset: str, hardware: str, group: pd.DataFrame,
         separated = tested[~tested.tie & ~tested.below_noise_floor.astype(bool)]
         untested = len(pairs) - len(tested)
         paired = "test" in tested and len(tested) and (tested.test == PAIRED_TEST).all()
-        method = ("Holm-adjusted paired bootstrap over seeds and test images" if paired else
+        method = ("Holm-adjusted paired t over seeds and test images" if paired else
                   "Holm-adjusted Welch tests, and larger than the test-set noise floor")
         parts.append(f"{len(separated)} of {count_text(len(pairs), 'pairwise gap')} "
                      f"{'is' if 1 in (len(separated), len(pairs)) else 'are'} separated at 95% confidence "
@@ -323,22 +347,21 @@ def glance_verdict(study: str, dataset: str, hardware: str, group: pd.DataFrame,
                         if untested else ")")
                      + (f", e.g. {separated.iloc[0].label_a} over {separated.iloc[0].label_b} by "
                         f"{separated.iloc[0].mean_diff:.1f} points" if len(separated) else ""))
+        parts[-1] += "; a gap not separated is not shown to be absent."
         if "detectable_gap" in tested and tested.detectable_gap.notna().any():
             median = tested.detectable_gap.median()
-            parts[-1] += (f"; these seeds separate gaps of about {median:.1f} points at 80% power"
-                          if median <= 100 else "; at 80% power these seeds could separate no possible gap "
-                          "(the median separable gap is over 100 points)")
-            parts[-1] += ", and a gap they do not separate is not shown to be absent."
-        else:
-            parts[-1] += "."
+            parts.append(f"Power, median over {count_text(tested.detectable_gap.notna().sum(), 'pair')}: a true gap "
+                         f"of about {median:.1f} points would be separated 80% of the time." if median <= 100 else
+                         f"Power, median over {count_text(tested.detectable_gap.notna().sum(), 'pair')}: no "
+                         "possible gap would be separated 80% of the time (it would need over 100 points).")
         if together:
             parts.append(f"The seeds cannot separate {word_list(together)} from {best.label}.")
         else:
             parts.append(f"{best.label} is separated from every other model.")
     noise = pairs[pairs.below_noise_floor.astype(bool)]
     if len(noise):
-        parts.append(f"{count_text(len(noise), 'gap')} {'is' if len(noise) == 1 else 'are'} "
-                     "smaller than the test set can measure.")
+        parts.append(f"{count_text(len(noise), 'gap')} {'is' if len(noise) == 1 else 'are'} under the unpaired "
+                     "test-set floor (no per-image outcomes saved; a paired test resolves smaller gaps).")
     budget_words = f"after {budgets[0]}" if len(budgets) == 1 else "under these budgets"
     parts.append(f"It says how these models rank {budget_words}; it cannot say how they "
                  "rank at convergence or under another recipe.")
@@ -378,39 +401,56 @@ def ranking_verdict(shift: dict, before: str, after: str, brief: bool = False) -
     pairs = len(swapped)
     separated = [swap for swap in swapped if swap["separated"]]
     swaps = f"{pairs} of {models * (models - 1) // 2} pairs {'swaps' if pairs == 1 else 'swap'} order"
+    # What "separated" means for a swap: the seeds separate the pair in its new order (Holm, the after scores).
+    meaning = ("the seeds separate none of them in the new order" if not separated else
+               f"the seeds separate {len(separated)} of them in the new order")
+    if brief:
+        word = interval if interval is not None else \
+            "holds" if not swapped else "changes" if separated else "inconclusive"
+        short = {"holds": "the ranking holds", "changes": "the ranking changes"}.get(
+            word, "whether the ranking holds is inconclusive") + f" (Kendall tau {tau}"
+        if interval is not None:
+            low, high = outward(shift["tau_low"], shift["tau_high"])
+            short += f", 95% interval {low:.2f} to {high:.2f}"
+        short += f", {count_text(models, 'model')})."
+        if not swapped:
+            return f"{short[:1].upper()}{short[1:]} No pair changes order."
+        tail = "; ".join(f"{swap['ahead_after']} over {swap['ahead_before']}" for swap in separated)
+        return (f"{short[:1].upper()}{short[1:]} {swaps}; {meaning}" + (f": {tail}." if tail else "."))
     if interval == "holds" or (interval is None and not swapped):
         if not swapped:
             return f"The ranking holds: {head}; no pair of models changes order."
         verdict = f"The ranking holds: {swaps}"
     elif interval == "changes" or (interval is None and separated):
-        verdict = f"The ranking changes: {swaps}, {len(separated)} of them separated by the seeds"
+        verdict = f"The ranking changes: {swaps}; {meaning}"
     else:
-        verdict = (f"Whether the ranking holds is inconclusive: {swaps}, {len(separated)} of them separated by "
-                   "the seeds")
+        verdict = f"Whether the ranking holds is inconclusive: {swaps}; {meaning}"
     if not swapped:
         return f"{verdict} ({head}); no pair of models changes order in the means."
-    shown = separated if brief else swapped
-    if not shown:
-        return f"{verdict} ({head}); the study's section lists the swaps."
-    return f"{verdict} ({head}). Swapped: " + "; ".join(_swap_text(swap) for swap in shown) + "."
+    return f"{verdict} ({head}). Swapped: " + "; ".join(_swap_text(swap) for swap in swapped) + "."
 
 
 def tuning_gain_sentence(gain: pd.DataFrame) -> str:
-    """Who gained most and least from tuning, and how many gains the seeds can tell from zero."""
+    """Tuned minus shared-recipe mean test top-1 per model, and which differences the seeds separate from
+    zero; a difference not separated is not called a change."""
     if gain.empty:
         return "No model ran both under the shared recipe and tuned."
     ordered = gain.sort_values("gain", ascending=False)
     top, bottom = ordered.iloc[0], ordered.iloc[-1]
     tested = gain[gain.gain_p_holm.notna()]
-    separated = tested[tested.gain_p_holm < SIGNIFICANCE_LEVEL]
-    text = (f"Tuning changed test top-1 by {bottom.gain:+.2f} ({bottom.model}) to {top.gain:+.2f} points "
-            f"({top.model}), "
-            "tuned runs on fresh seeds only (a rerun of a selection trial on its own seed is excluded)")
+    separated = tested[tested.gain_p_holm < SIGNIFICANCE_LEVEL].sort_values("gain", ascending=False)
+    text = (f"Tuned minus shared-recipe mean test top-1: {bottom.gain:+.2f} ({bottom.model}) to {top.gain:+.2f} "
+            f"points ({top.model}), tuned runs on fresh seeds only")
     if tested.empty:
-        return text + "; with one seed on a side, these seeds cannot separate any gain from zero."
-    return (text + f"; {len(separated)} of {count_text(len(tested), 'gain')} "
-            f"{'is' if len(separated) == 1 else 'are'} separated from zero by the seeds (Holm-adjusted Welch p < "
-            f"{SIGNIFICANCE_LEVEL}).")
+        return text + "; with one seed on a side, no difference can be separated from zero."
+    if separated.empty:
+        return (text + f". None of the {count_text(len(tested), 'difference')} is separated from zero "
+                f"(Holm-adjusted Welch), so these seeds do not show that tuning changed any model's accuracy.")
+    listed = ", ".join(f"{row.model} ({row.gain:+.2f}, Holm p = {row.gain_p_holm:.2g})"
+                       for row in separated.itertuples(index=False))
+    return (text + f". {len(separated)} of {count_text(len(tested), 'difference')} "
+            f"{'is' if len(separated) == 1 else 'are'} separated from zero (Holm-adjusted Welch p < "
+            f"{SIGNIFICANCE_LEVEL}): {listed}; the others are not shown to differ.")
 
 
 def tuning_findings(best: pd.DataFrame, curves: pd.DataFrame, candidates: int) -> list[str]:

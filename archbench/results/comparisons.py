@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from archbench.stats import (BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, TAU_RESAMPLES, detectable_gap, holm, noise_floor, paired_t_test, prob_outperform,
-                             prob_outperform_interval, rank_agreement, rank_distribution, satterthwaite_df,
-                             seed_means, seeds_needed, seedless_limit, tau_interval, two_level_means, welch_df_factor,
-                             welch_p_value)
+from archbench.stats import (BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, TAU_RESAMPLES, detectable_gap, holm, noise_floor,
+                             paired_t_test, prob_outperform, prob_outperform_interval, rank_agreement,
+                             rank_distribution, satterthwaite_df, seed_means, seeds_needed, seedless_limit,
+                             tau_interval, two_level_means, welch_df_factor, welch_p_value)
 
 from .frames import (ENTRY_KEYS, GROUP_KEYS, MODEL_KEYS, _first_of, _first_present, _is_missing, _require_columns,
                      _rows_with, _values, model_label)
@@ -59,8 +59,8 @@ COMPARE_COLUMNS = (GROUP_KEYS + [f"{key}_a" for key in ENTRY_KEYS]
                    + ["label_a", "label_b", "mean_a", "mean_b", "mean_diff", "n_a", "n_b",
                       "p_value", "p_holm", "tie", "p_a_beats_b", "p_a_beats_b_low",
                       "p_a_beats_b_high", "noise_floor", "below_noise_floor", "test", "gap_low", "gap_high",
-                      "gap_se", "gap_df", "se_per_seed", "fixed_se", "fixed_df", "detectable_gap", "planning_gap",
-                      "seeds_needed", "seedless_limit"])
+                      "gap_se", "gap_df", "se_per_seed", "fixed_se", "fixed_df", "df_factor", "detectable_gap",
+                      "planning_gap", "seeds_needed", "seedless_limit"])
 
 # How a pair was tested: paired over test images where every run saved its outcomes, else the fallback.
 PAIRED_TEST = "paired t over seeds and test images"
@@ -88,9 +88,9 @@ def compare(runs: pd.DataFrame, metric: str = "test_top1", outcomes: dict | None
     pairs of seeds with its 95% bootstrap interval. `detectable_gap` is the true gap this pair's seeds
     would separate with 80% power at Holm's strictest threshold (noncentral t, `archbench.stats.t_test_power`),
     from `se_per_seed` (sqrt(var_a + var_b) of single runs) and `fixed_se` (the part more seeds do not
-    shrink, with `fixed_df` degrees of freedom); `seeds_needed` how many seeds per model would separate a
-    true gap of `planning_gap` points (inf: no number of seeds can, it is not above `seedless_limit`, the
-    smallest gap the test-set part alone allows). `archbench.stats.seeds_needed` with those columns gives
+    shrink, with `fixed_df` degrees of freedom, None where the test is Welch's over seeds alone);
+    `seeds_needed` how many seeds per model would separate a true gap of `planning_gap` points (inf: no
+    number of seeds can, it is not above `seedless_limit`, the smallest gap the test-set part allows). `archbench.stats.seeds_needed` with those columns gives
     it for any other planning gap.
     """
     if runs.empty:
@@ -176,14 +176,16 @@ def _pair_row(group_keys: dict, better: dict, worse: dict, matrices, tests: int,
     else:
         floor = noise_floor(a.mean(), b.mean(), _first_of(better["test_size"], worse["test_size"]))
         welch_low, welch_high, se = _welch_interval(a, b)
-        fixed, fixed_df = (floor / 1.959964 if np.isfinite(floor) else 0.0), math.inf
+        # The Welch test's degrees of freedom are the seeds' alone (gap_df with fixed_df None).
+        fixed, fixed_df = (floor / 1.959964 if np.isfinite(floor) else 0.0), None
         row.update(test=UNPAIRED_TEST, noise_floor=floor, below_noise_floor=bool(gap < floor),
                    p_value=welch_p_value(a, b), gap_low=welch_low, gap_high=welch_high, gap_se=se,
                    gap_df=_welch_df(a, b))
     # Welch's degrees of freedom: unequal seed spreads leave fewer than the pooled 2 (n - 1).
     df_factor = welch_df_factor(np.var(a, ddof=1), np.var(b, ddof=1)) if seeds >= 2 else 2.0
     plan = dict(tests=tests, fixed_se=fixed, df_factor=df_factor, fixed_df=fixed_df)
-    row.update(se_per_seed=seed_spread, fixed_se=fixed, fixed_df=fixed_df, planning_gap=planning_gap,
+    row.update(se_per_seed=seed_spread, fixed_se=fixed, fixed_df=fixed_df, df_factor=df_factor,
+               planning_gap=planning_gap,
                detectable_gap=detectable_gap(seed_spread, seeds, **plan) if np.isfinite(seed_spread) else math.nan,
                seeds_needed=seeds_needed(planning_gap, seed_spread, **plan) if np.isfinite(seed_spread) else math.nan,
                seedless_limit=seedless_limit(fixed, tests))

@@ -65,9 +65,14 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
         for column in ("train_size", "val_size", "test_size"):
             row[column] = _first_present(group.get(column))
         row["seeds"] = len(group)
+        pooled = "pooled_order_seeds" in group and bool(group["pooled_order_seeds"].fillna(False).astype(bool).any())
         for metric in summarised("seeds"):
             values = _values(group, metric)
             mean, std, ci95 = mean_std_ci95(values)
+            if pooled and "seed" in group and len(values):
+                # Runs of one seed share its initialisation: the interval's unit is the seed (its runs
+                # averaged over their order seeds), as in the tests, not the run.
+                ci95 = mean_std_ci95(group.loc[values.index].groupby("seed")[metric].mean())[2]
             row.update({f"{metric}_mean": mean, f"{metric}_std": std,
                         f"{metric}_ci95": ci95, f"{metric}_n": len(values)})
         row["test_top1_se_test"] = binomial_se(row["test_top1_mean"], row["test_size"])
@@ -93,6 +98,10 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
         # Runs whose accuracy is within noise of chance: they learned nothing measurable.
         row["near_chance_runs"] = int(group["near_chance"].fillna(False).astype(bool).sum()) \
             if "near_chance" in group else 0
+        # Seeds of one row pooled across code versions (same settings, different commits): said, never silent.
+        commits = sorted({str(value)[:7] for value in group["git_commit"].dropna()}) if "git_commit" in group else []
+        row["commits"] = ", ".join(commits)
+        row["commit_count"] = len(commits)
         # Temperature fits at their bound (archbench.results.temperature_rejected): left out of the scaled means.
         row["temperature_rejected_runs"] = int(group["temperature_rejected"].eq(True).sum()) \
             if "temperature_rejected" in group else 0

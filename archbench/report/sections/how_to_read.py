@@ -13,16 +13,17 @@ def section(context) -> list:
             "Accuracies are percentages. 'mean ± std' is over seeds (sample standard "
             "deviation); '95% CI' is the Student-t half-width of the mean. One seed has an "
             "unknown spread, shown as '—', and no error bar in the figures.",
-            "Pairwise tests: where every run of both models saved its per-image test outcomes, a "
-            "two-level bootstrap that draws the test images once for both models (they are scored on "
-            "the same images, so their errors are paired) and the seeds within each; otherwise (runs "
-            "made before outcomes were saved; the 'Test' column says which) Welch t-tests over seeds "
-            "with the independent test-set floor below. Because a study tests many pairs at "
+            "Pairwise tests: where every run of both models saved its per-image test outcomes, a paired t "
+            "test over seeds and test images (the seed spread of each model plus the paired per-image "
+            "difference, Student t with Welch-Satterthwaite degrees of freedom, so 2-3 seeds get the 1-4 "
+            "degrees of freedom they have; its error rate is checked by simulation at 2, 3 and 5 seeds); "
+            "otherwise (runs made before outcomes were saved; the 'Test' column says which) Welch t-tests "
+            "over seeds with the independent test-set floor below. Because a study tests many pairs at "
             "once, every verdict uses the Holm-adjusted p-value (over all pairs of the same "
             f"comparison), not the raw one: 'separated' means Holm p < {results.SIGNIFICANCE_LEVEL}; 'not "
-            "separated by these seeds' says only that: each study states the gap its seeds separate "
-            "at 80% power and, per pair not separated, roughly how many seeds would. Both p-values "
-            "are shown.",
+            "separated by these seeds' says only that: each study states, median over its pairs, the true "
+            "gap its seeds separate with 80% probability, and the seeds per model that would separate a "
+            "planning gap of 1, 2 or 5 points. Both p-values are shown.",
             "Rank orders models by mean test top-1: a worse mean never gets a better rank. "
             "'With the best' says whether the seeds can separate a model from the most "
             "accurate one (Holm-adjusted); a model with one seed cannot be separated from "
@@ -37,14 +38,16 @@ def section(context) -> list:
             "images. Without per-image outcomes, a gap smaller than the noise floor (1.96 × the "
             "standard error of the difference, the two models' errors taken as independent, which "
             "overstates it for similar models) is called test-set noise whatever the seeds say.",
-            "Rank intervals and 'first in' come from the same bootstrap; where no per-image outcomes were "
-            "saved it is parametric over seeds (each mean drawn as mean + s/√n × Student t with n − 1 "
-            "degrees of freedom, as in the Welch test), so two seeds give very wide intervals. The "
-            "separable gap at 80% power uses Welch's degrees of freedom, and 'no number of seeds' means "
-            "the gap is below what even unlimited seeds could separate at Holm's strictest threshold, "
-            "given the test-set error. A ranking 'holds' under another scoring when the 95% bootstrap "
-            "interval of Kendall tau lies at or above 0.6 (at most 1 pair in 5 swapped), 'changes' "
-            "when it lies below, and is 'inconclusive' otherwise.",
+            "Rank intervals and 'first in' come from a bootstrap whose seed part is parametric (each mean "
+            "drawn as mean + s/√n × Student t with n − 1 degrees of freedom, as in the Welch test), with "
+            "the test images drawn once for all models where per-image outcomes were saved; two seeds give "
+            "very wide intervals. The separable gap at 80% power is the noncentral t's, with the test's "
+            "degrees of freedom, and 'no number of seeds' means the gap is below what even unlimited seeds "
+            "could separate at Holm's strictest threshold, given the test-set error. A ranking 'holds' "
+            "under another scoring when the 95% bootstrap interval of Kendall tau lies at or above 0.6 (at "
+            "most 1 pair in 5 swapped), 'changes' when it lies below, and is 'inconclusive' otherwise, or "
+            "when the share of resamples below 0.6 is within Monte Carlo error of 2.5%; both scorings are "
+            "resampled by one method.",
             "Published numbers appear only beside runs that repeated the paper's experiment: "
             "its recipe unchanged, its full budget and the full training set with no "
             "validation hold-out. Where a model's paper reports the same dataset but its runs are not "
@@ -57,7 +60,8 @@ def section(context) -> list:
             "with different settings are separate rows, never averaged as seeds; the one "
             "exception is settings that differ only in data.order_seed (data order and "
             "augmentation draws), whose runs are pooled with the seeds and split again under "
-            "'Sources of variance'.",
+            "'Sources of variance'. Runs with the same settings from different commits are pooled as "
+            "seeds; each study lists the models whose seeds span more than one commit.",
             "† after a model's name: at least one of its runs was made from a working tree with "
             "uncommitted changes (env.git_dirty), so it cannot be rebuilt from its commit; the "
             "sentence under the table says how many.",

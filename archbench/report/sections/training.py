@@ -33,7 +33,7 @@ def blocks(context, comparison) -> list:
         shown = set(pairs.label_a) | set(pairs.label_b)
         blocks.append(context.table(
             f"{comparison.stem}--significance",
-            f"{study} / {label} on {hardware}: every pair of models, test top-1 (paired bootstrap over "
+            f"{study} / {label} on {hardware}: every pair of models, test top-1 (paired t over "
             "seeds and test images where every run saved its per-image outcomes, else Welch t-tests over "
             "seeds with the independent test-set floor; Holm's correction over the pairs; P(better > "
             "worse) over seed pairs)",
@@ -79,6 +79,6 @@ def _pooled_text(group: pd.DataFrame) -> str:
     if pooled.empty:
         return ""
     return (f"; {', '.join(sorted(pooled.label))}: runs that differ in nothing but data.order_seed are "
-            "pooled as one row, so Seeds counts every (seed, order seed) run; runs that share a seed or "
-            "an order seed are not independent, so the 95% CI and the tests are if anything too narrow "
-            "(see Sources of variance)")
+            "pooled as one row, so Seeds counts every (seed, order seed) run and mean ± std is over runs; "
+            "the 95% CI and the tests take the seed as the unit (each seed's runs averaged over their order "
+            "seeds), since runs that share a seed are not independent (see Sources of variance)")
