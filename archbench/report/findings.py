@@ -350,10 +350,12 @@ def glance_verdict(study: str, dataset: str, hardware: str, group: pd.DataFrame,
         parts[-1] += "; a gap not separated is not shown to be absent."
         if "detectable_gap" in tested and tested.detectable_gap.notna().any():
             median = tested.detectable_gap.median()
-            parts.append(f"Power, median over {count_text(tested.detectable_gap.notna().sum(), 'pair')}: a true gap "
-                         f"of about {median:.1f} points would be separated 80% of the time." if median <= 100 else
-                         f"Power, median over {count_text(tested.detectable_gap.notna().sum(), 'pair')}: no "
-                         "possible gap would be separated 80% of the time (it would need over 100 points).")
+            count = int(tested.detectable_gap.notna().sum())
+            over = "Power, median over " + count_text(count, "pair") if count > 1 else "Power (one pair)"
+            parts.append(f"{over}: a true gap of about {median:.1f} points would be separated 80% of the time."
+                         if median <= 100 else
+                         f"{over}: no possible gap would be separated 80% of the time (it would need over 100 "
+                         "points).")
         if together:
             parts.append(f"The seeds cannot separate {word_list(together)} from {best.label}.")
         else:

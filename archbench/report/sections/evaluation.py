@@ -95,7 +95,8 @@ def blocks(context, comparison) -> list:
              "fitted on the validation split, never on test."]
     rejected = int(group.get("temperature_rejected_runs", pd.Series(dtype=int)).fillna(0).sum())
     if rejected:
-        notes.append(f"{count_text(rejected, 'temperature fit')} reached the end of its search range (T 0.05-20): "
+        notes.append(f"{count_text(rejected, 'temperature fit')} reached the end of "
+                     f"{'its' if rejected == 1 else 'their'} search range (T 0.05-20): "
                      "no minimum inside it, so no calibration; T = 1 is kept for "
                      f"{'it' if rejected == 1 else 'them'}, and 'after T' averages the other runs.")
     method = corruption_method_text(dataset_method(method, comparison.data, comparison.label)
