@@ -151,15 +151,24 @@ def write_tar(entries, path: Path) -> str:
 
 
 def compress(tar_path: Path, out: Path) -> str:
-    """tar_path gzipped to out: GNU gzip -n -6 where it exists (what the reference used), else Python's gzip."""
+    """tar_path gzipped to out, atomically (never a half-written archive where runs look for it): GNU gzip
+    -n -6 where it exists (what the reference used), else Python's gzip. Returns out's sha256."""
+    from archbench.files import atomic_write
+
     gnu = shutil.which("gzip")
-    with open(tar_path, "rb") as src, open(out, "wb") as dst:
-        if gnu and b"GNU" in subprocess.run([gnu, "--version"], capture_output=True).stdout[:200]:
-            subprocess.run([gnu, "-n", "-6", "-c"], stdin=src, stdout=dst, check=True)
-        else:
-            import gzip
-            with gzip.GzipFile(fileobj=dst, mode="wb", compresslevel=6, mtime=0) as packed:
-                shutil.copyfileobj(src, packed)
+    gnu = gnu if gnu and b"GNU" in subprocess.run([gnu, "--version"], capture_output=True).stdout[:200] else None
+
+    def write(dst):
+        with open(tar_path, "rb") as src:
+            if gnu:
+                dst.flush()
+                subprocess.run([gnu, "-n", "-6", "-c"], stdin=src, stdout=dst, check=True)
+            else:
+                import gzip
+                with gzip.GzipFile(fileobj=dst, mode="wb", compresslevel=6, mtime=0) as packed:
+                    shutil.copyfileobj(src, packed)
+
+    atomic_write(out, write)
     return sha256(out)
 
 
@@ -169,12 +178,9 @@ def build(data, out: Path, threads: int | None = None) -> tuple[str, str]:
     with ThreadPoolExecutor(threads or os.cpu_count() or 1) as pool:  # Pillow releases the GIL while encoding
         encoded = pool.map(lambda item: (item[0], None if item[1] is None else encode(item[1])), listed)
         entries = list(encoded)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".cifar10-jpg-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="cifar10-jpg-") as scratch:
         tar_sha = write_tar(entries, Path(scratch) / "cifar10-jpg.tar")
-        partial = Path(scratch) / out.name
-        gz_sha = compress(Path(scratch) / "cifar10-jpg.tar", partial)
-        os.replace(partial, out)  # never a half-written archive where runs look for it
+        gz_sha = compress(Path(scratch) / "cifar10-jpg.tar", out)
     return tar_sha, gz_sha
 
 
