@@ -252,6 +252,12 @@ def test_imagefolder_refuses_a_link_that_loops_back_naming_it(tmp_path, cache_di
     loop.symlink_to(tree / "train", target_is_directory=True)
     with pytest.raises(DataError, match=rf"{loop} is a symbolic link to {tree / 'train'}, a folder that contains it"):
         load_dataset("imagefolder", root=tree, image_size=16, val_size=0, cache_dir=cache_dir)
+    loop.unlink()
+    # two class folders linking into each other: neither link points above itself where it is first met
+    (tree / "train" / "cat" / "to_dog").symlink_to(tree / "train" / "dog", target_is_directory=True)
+    (tree / "train" / "dog" / "to_cat").symlink_to(tree / "train" / "cat", target_is_directory=True)
+    with pytest.raises(DataError, match="a folder that contains it, so the tree never ends"):
+        load_dataset("imagefolder", root=tree, image_size=16, val_size=0, cache_dir=cache_dir)
 
 
 def test_synthetic_is_flagged_and_shaped(cache_dir):

@@ -71,10 +71,12 @@ def tree_names(root: Path, reader: str = "imagefolder") -> list[str]:
     """
     names = []
     for folder, subfolders, files in os.walk(root, followlinks=True):
-        real = Path(folder).resolve()
+        parts = Path(folder).relative_to(root).parts
+        # where this folder and each folder above it really are: two links into each other loop too
+        chain = [(root / Path(*parts[:i])).resolve() for i in range(len(parts) + 1)]
         for sub in subfolders:
             link = Path(folder, sub)
-            if link.is_symlink() and (real == link.resolve() or real.is_relative_to(link.resolve())):
+            if link.is_symlink() and any(c.is_relative_to(link.resolve()) for c in chain):
                 raise DataError(f"{reader}: {link} is a symbolic link to {link.resolve()}, a folder that contains it, "
                                 f"so the tree never ends; remove the link or point it at a folder outside {root}")
         names.extend(Path(folder, f).relative_to(root).as_posix() for f in files)
