@@ -19,9 +19,14 @@ column, drawn uniformly, throughout the network; otherwise *local* drop-path dro
 every join with probability ``local_drop_prob`` (paper: 0.15), keeping at least one. Dropout rises
 per block (paper: 0, 0.1, 0.2, 0.3, 0.4). Evaluation uses every column and no dropout.
 
+Initialisation follows the authors' layer files (Caffe's "xavier": uniform, variance 1 / fan_in). Their
+convolutions have a bias, which the BN after it cancels, and their BN has no learned scale or shift; here
+the convolutions have no bias and BN learns scale and shift (the usual PyTorch form): one parameter more
+per channel, 0.03% of the total, and a per-channel affine the authors' network lacks.
+
 Parameter counts do not match the paper's: the authors' generator with the paper's widths gives
 33.7 M parameters for the 20-layer network, where Table 1 prints 38.6 M, and the 40-layer network
-with the same widths has 76.2 M where Table 1 prints 22.9 M (a per-column width plan this module
+with the same widths has 76.1 M where Table 1 prints 22.9 M (a per-column width plan this module
 does not reproduce). reference.csv and tests/test_models.py record both gaps.
 """
 from __future__ import annotations
@@ -32,7 +37,6 @@ import torch
 from torch import nn
 
 from .registry import Family, ModelSpec, declare_family
-from .resnet import init_weights
 
 PAPER_CHANNELS = (64, 128, 256, 512, 512)
 PAPER_DROPOUT = (0.0, 0.1, 0.2, 0.3, 0.4)
@@ -84,7 +88,7 @@ class FractalBlock(nn.Module):
     def __init__(self, columns: int, in_chs: int, out_chs: int, dropout: float):
         super().__init__()
         self.columns = columns
-        self.shallow = ConvUnit(in_chs, out_chs, dropout)  # this level's column 0
+        self.shallow = ConvUnit(in_chs, out_chs, dropout)  # this level's shallowest column
         if columns > 1:
             # f_{C-1} twice: the first reads the block input, the second the first's join.
             self.first = FractalBlock(columns - 1, in_chs, out_chs, dropout)
@@ -153,7 +157,7 @@ class FractalNet(nn.Module):
         self.global_pool = nn.AdaptiveAvgPool2d(1)  # the map is 1x1 already at 32 px; larger inputs still work
         self.fc = nn.Linear(in_chs, num_classes)
         self.num_features = in_chs
-        init_weights(self)
+        xavier_init(self)
 
     def draw_drop_path(self) -> DropPath:
         """This mini-batch's decision (the paper draws per batch): global for ``global_drop_fraction``
@@ -174,6 +178,19 @@ class FractalNet(nn.Module):
     def forward(self, x: torch.Tensor, drop: DropPath | None = None) -> torch.Tensor:
         """``drop`` overrides the drawn decision, e.g. ``DropPath(global_column=C - 1)`` for the deepest column alone."""
         return self.fc(self.global_pool(self.forward_features(x, drop)).flatten(1))
+
+
+def xavier_init(model: nn.Module) -> None:
+    """Caffe's "xavier" filler, as the authors' layer files use for convolutions and the classifier:
+    uniform with variance 1 / fan_in; unit BN, zero biases."""
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.kaiming_uniform_(m.weight, mode="fan_in", nonlinearity="linear")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
 
 
 def _fractalnet(name: str, columns: int, width_divisor: int = 1) -> ModelSpec:
