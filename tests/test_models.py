@@ -124,8 +124,8 @@ PUBLISHED_PARAM_GAPS = {
     # Table 1 prints 38.6M; the paper's widths (64, 128, 256, 512, 512; C = 3, B = 5) wired as the
     # authors' generator (gustavla/fractalnet, generation/fractalnet.py) does give 33.7M.
     "fractalnet_20": 33.7,
-    # Table 1 prints 22.9M for a 4-column network with a per-column width plan (a footnote) that is
-    # not built here; the 20-layer network's widths with C = 4 give 76.1M.
+    # Table 1 prints 22.9M for the 4-column network, which its widths cannot give: the 20-layer
+    # network's widths with C = 4 give 76.1M; the widths behind 22.9M are not built here.
     "fractalnet_40": 76.1,
 }
 

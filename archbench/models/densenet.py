@@ -140,5 +140,7 @@ FAMILY = declare_family(Family(
             *map(timm_spec, ("densenet121", "densenet169", "densenet201"))),
     # Not in the paper's tables: the family's CPU-scale representative (about 74 M MACs at 32x32;
     # DenseNet-BC-100-12 already needs about 300 M). Same depth as DenseNet-40, 6 bottleneck layers per block.
+    # It stands for DenseNet-BC in the ranking claim (archbench.claims); plain DenseNet, which the claim
+    # ranks apart, is represented there by densenet_40_12 (the paper's smallest, about 270 M MACs).
     small_representative="densenet_bc_40_12",
 ))
