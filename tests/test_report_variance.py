@@ -125,7 +125,7 @@ def test_the_report_has_a_sources_of_variance_section_for_the_crossed_study_only
     assert "#### Sources of variance" in crossed and "Sources of variance" not in plain
     assert ("With 3 seeds and 3 order seeds, the initialisation part rests on 2 degrees of freedom, the "
             "order part on 2 and the residual on 4") in crossed
-    assert "Most accurate: densenet40 (densenet), test top-1 93.00 ± 2.60% over 9 runs." in crossed
+    assert "Highest mean test top-1: densenet40 (densenet), 93.00 ± 2.60% over 9 runs" in crossed
     assert ("For resnet20, data order contributes 25% of the variance of test top-1, initialisation 50%, "
             "and the residual (their interaction and noise) 25%; one run varies by a std of 3.46 points "
             "(1.73 from order, 2.45 from initialisation), over 9 runs.") in crossed

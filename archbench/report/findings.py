@@ -31,8 +31,9 @@ def train_findings(group: pd.DataFrame, pairs: pd.DataFrame, ranking: pd.DataFra
     # Order seeds pooled with the seeds (archbench.results.pool_order_seeds): runs, not seeds.
     unit = "run" if best.get("pooled_order_seeds") in (True,) else "seed"
     findings = [
-        f"Most accurate: {best.label} ({best.family}), test top-1 "
-        f"{_accuracy(best)} over {count_text(best.test_top1_n, unit)}."
+        f"Highest mean test top-1: {best.label} ({best.family}), "
+        f"{_accuracy(best)} over {count_text(best.test_top1_n, unit)} (whether the seeds separate it from the "
+        "next ones: below)."
     ]
     if len(ordered) > 1:
         findings.append(_top_two_gap(ordered.iloc[0], ordered.iloc[1], pairs))
