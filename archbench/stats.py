@@ -270,6 +270,10 @@ def _correct_matrix(correct, name: str) -> np.ndarray:
         matrix = matrix[None, :]
     if matrix.ndim != 2 or matrix.shape[0] < 1 or matrix.shape[1] < 1:
         raise ValueError(f"{name}: expected a (seeds, test images) array of 0/1 outcomes, got shape {matrix.shape}")
+    # Fractions are allowed: a seed's runs over several data orders are averaged image by image.
+    if not np.isfinite(matrix).all() or matrix.min() < 0 or matrix.max() > 1:
+        raise ValueError(f"{name}: outcomes must be 0/1 (or their means over runs, in [0, 1]), got values from "
+                         f"{np.nanmin(matrix)} to {np.nanmax(matrix)}{' and NaN or inf' if not np.isfinite(matrix).all() else ''}")
     return matrix
 
 
@@ -284,7 +288,8 @@ def two_level_means(correct_by_model, resamples: int = BOOTSTRAP_RESAMPLES, seed
     The seed part is parametric, as in `seed_means` and the Welch test: resampling two or three seeds
     shows only three or ten distinct means, which made these intervals far too narrow with the seed
     counts studies have. Both levels carry the seed-by-image interaction, so the spread is, if anything,
-    slightly too wide (by its share over seeds and images, about 1 / images of the seed variance).
+    slightly too wide: by that interaction's variance / (seeds x images), small beside the seed part
+    (`paired_t_test` counts it once).
     """
     matrices = [_correct_matrix(correct, f"model {index}") for index, correct in enumerate(correct_by_model)]
     count = _one_test_set(matrices, "two_level_means")

@@ -221,3 +221,33 @@ def test_a_tau_interval_is_printed_rounded_outward_and_an_exact_threshold_holds(
     after = np.tile(np.array([1.0, 0.0, 3.0, 2.0, 5.0, 4.0]), (2000, 1))
     interval = tau_interval(before, after)
     assert interval["low"] == 0.6 and interval["verdict"] == "holds"
+
+
+@pytest.mark.parametrize("bad, match", [
+    (np.array([[0.0, 2.0]]), "0/1"),
+    (np.array([[0.0, np.nan]]), "NaN"),
+    (np.zeros((2, 2, 2)), "shape"),
+])
+def test_paired_gap_interval_rejects_what_is_not_outcomes(bad, match):
+    with pytest.raises(ValueError, match=match):
+        paired_gap_interval(bad, np.zeros((1, 2)))
+
+
+def test_paired_t_test_has_the_seeds_degrees_of_freedom_when_they_dominate():
+    from archbench.stats import paired_t_test
+
+    # Each seed gets a leading block of images right: the two models differ only in how many, seed by seed,
+    # so the gap's noise is the seeds' and the test has Welch's degrees of freedom over seed accuracies.
+    a = np.array([np.where(np.arange(1000) < k, 1.0, 0.0) for k in (600, 640, 620)])
+    b = np.array([np.where(np.arange(1000) < k, 1.0, 0.0) for k in (590, 610, 650)])
+    result = paired_t_test(a, b)
+    welch = stats_welch(a.mean(axis=1), b.mean(axis=1))
+    assert result["df"] == pytest.approx(welch.df, rel=0.05)
+    assert result["p_value"] == pytest.approx(welch.pvalue, rel=0.05)
+
+
+def stats_welch(a, b):
+    from scipy import stats
+
+    test = stats.ttest_ind(a, b, equal_var=False)
+    return type("Welch", (), {"df": test.df, "pvalue": test.pvalue})
