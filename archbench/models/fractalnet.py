@@ -26,8 +26,8 @@ per channel, 0.03% of the total, and a per-channel affine the authors' network l
 
 Parameter counts do not match the paper's: the authors' generator with the paper's widths gives
 33.7 M parameters for the 20-layer network, where Table 1 prints 38.6 M, and the 40-layer network
-with the same widths has 76.1 M where Table 1 prints 22.9 M (a per-column width plan this module
-does not reproduce). reference.csv and tests/test_models.py record both gaps.
+with the same widths has 76.1 M, where Table 1 prints 22.9 M (other widths, not built here).
+reference.csv and tests/test_models.py record both gaps.
 """
 from __future__ import annotations
 
