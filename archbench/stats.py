@@ -272,8 +272,9 @@ def _correct_matrix(correct, name: str) -> np.ndarray:
         raise ValueError(f"{name}: expected a (seeds, test images) array of 0/1 outcomes, got shape {matrix.shape}")
     # Fractions are allowed: a seed's runs over several data orders are averaged image by image.
     if not np.isfinite(matrix).all() or matrix.min() < 0 or matrix.max() > 1:
+        odd = "" if np.isfinite(matrix).all() else " and NaN or inf"
         raise ValueError(f"{name}: outcomes must be 0/1 (or their means over runs, in [0, 1]), got values from "
-                         f"{np.nanmin(matrix)} to {np.nanmax(matrix)}{' and NaN or inf' if not np.isfinite(matrix).all() else ''}")
+                         f"{np.nanmin(matrix)} to {np.nanmax(matrix)}{odd}")
     return matrix
 
 
