@@ -25,8 +25,8 @@ def section(context) -> list:
             "gap its seeds separate with 80% probability, and the seeds per model that would separate a "
             "planning gap of 1, 2 or 5 points. Both p-values are shown.",
             "Rank orders models by mean test top-1: a worse mean never gets a better rank. "
-            "'With the best' says whether the seeds can separate a model from the most "
-            "accurate one (Holm-adjusted); a model with one seed cannot be separated from "
+            "'With the best' says whether the seeds can separate a model from the one with "
+            "the highest mean (Holm-adjusted); a model with one seed cannot be separated from "
             "anything.",
             "P(better > worse) is the share of seed pairs (one run of each model) in which the "
             "better model scores higher, ties counting half (Bouthillier et al. 2021), with a "
