@@ -124,7 +124,8 @@ def rank_interval_findings(ranking: pd.DataFrame) -> list[str]:
     parts = [f"{row.label} {_rank_range(row)} (first in {row.share_first:.0%})"
              for row in ranking.itertuples(index=False)]
     if basis == RESAMPLED_SEEDS_AND_IMAGES:
-        method = "95% bootstrap interval (resampling seeds and test images)"
+        method = ("95% bootstrap interval (test images drawn once for all models, each mean's seed part drawn "
+                  "from Student t with n − 1 degrees of freedom)")
     else:  # archbench.stats.seed_means: parametric, since resampling 2-3 seeds shows only a few distinct means
         seeds = int(ranking["n"].min()) if "n" in ranking and ranking["n"].notna().any() else None
         method = ("95% interval from a parametric bootstrap over seeds (each mean drawn as mean + s/√n × Student "
