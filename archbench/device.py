@@ -6,6 +6,7 @@ reads, asks this one for the CPU model.
 """
 from __future__ import annotations
 
+import os
 import platform
 import socket
 from pathlib import Path
@@ -101,6 +102,86 @@ def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> frozenset[str]:
     except OSError:
         pass
     return frozenset()
+
+
+# The instruction sets that change CPU speed or numerics (oneDNN picks its kernels by them), strongest last.
+ISA_FLAGS = (("avx2", "AVX2"), ("avx512f", "AVX-512"), ("avx512_bf16", "AVX512-BF16"), ("amx_bf16", "AMX-BF16"))
+# (vendor, cpu family) -> [(first model, last model, name)]: enough to tell a Zen 2 VM from a Zen 4 one.
+MICROARCHITECTURES = {
+    ("AuthenticAMD", 23): [(0x00, 0x2F, "Zen/Zen+"), (0x30, 0xFF, "Zen 2")],
+    ("AuthenticAMD", 25): [(0x00, 0x0F, "Zen 3"), (0x10, 0x1F, "Zen 4"), (0x20, 0x5F, "Zen 3"),
+                           (0x60, 0xAF, "Zen 4")],
+    ("AuthenticAMD", 26): [(0x00, 0xFF, "Zen 5")],
+    ("GenuineIntel", 6): [(0x55, 0x55, "Skylake/Cascade Lake-SP"), (0x6A, 0x6C, "Ice Lake-SP"),
+                          (0x8F, 0x8F, "Sapphire Rapids"), (0xCF, 0xCF, "Emerald Rapids"),
+                          (0xAD, 0xAE, "Granite Rapids")],
+}
+
+
+def cpu_identity(cpuinfo: str | Path = "/proc/cpuinfo", meminfo: str | Path = "/proc/meminfo") -> dict:
+    """What tells two CPUs apart for speed and numerics: vendor, family/model/stepping (and the
+    microarchitecture they name), the speed-relevant instruction sets, cores and memory. The model name
+    alone ('AMD EPYC') covers a Zen 2 without AVX-512 and a Zen 4 with AVX512-BF16 alike."""
+    fields: dict[str, str] = {}
+    try:
+        with open(cpuinfo) as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if not key and fields:
+                    break  # the first processor's block is enough
+                fields.setdefault(key, value.strip())
+    except OSError:
+        pass
+    flags = set(fields.get("flags", fields.get("Features", "")).split())
+
+    def number(key):
+        try:
+            return int(fields[key], 0)
+        except (KeyError, ValueError):
+            return None
+
+    vendor, family, model = fields.get("vendor_id"), number("cpu family"), number("model")
+    arch = next((name for low, high, name in MICROARCHITECTURES.get((vendor, family), [])
+                 if model is not None and low <= model <= high), None)
+    memory = None
+    try:
+        with open(meminfo) as f:
+            memory = next(round(int(line.split()[1]) / 2**20, 1) for line in f if line.startswith("MemTotal"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        pass
+    return {"vendor": vendor, "model_name": fields.get("model name") or cpu_model(cpuinfo), "family": family,
+            "model": model, "stepping": number("stepping"), "microarchitecture": arch,
+            "isa": [label for flag, label in ISA_FLAGS if flag in flags],
+            "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+            "memory_gib": memory}
+
+
+def machine_identity(device: str = "cpu") -> dict:
+    """The machine a record was made on: its CPU (cpu_identity) and, on CUDA, the GPU's name, memory and
+    compute capability. Speed is grouped by it; accuracy is not (see archbench.settings.numerics_identity)."""
+    machine = {"cpu": cpu_identity()}
+    if str(device).startswith("cuda"):
+        import torch
+
+        if torch.cuda.is_available():
+            props = torch.cuda.get_device_properties(torch.device(device))
+            machine["gpu"] = {"name": props.name, "memory_gib": round(props.total_memory / 2**30, 1),
+                              "capability": f"sm_{props.major}{props.minor}"}
+    return machine
+
+
+def cpu_label(machine: dict | None, model_name: str | None = None) -> str:
+    """'AMD EPYC (Zen 5, AVX512-BF16)': the model name with what speed depends on; the bare name for a
+    record made before machines were identified (less specific: it may cover several kinds)."""
+    cpu = (machine or {}).get("cpu") or {}
+    name = model_name or cpu.get("model_name") or "unknown CPU"
+    if not cpu:
+        return name
+    arch = cpu.get("microarchitecture") or (f"family {cpu['family']} model {cpu['model']}"
+                                            if cpu.get("family") is not None else None)
+    isa = (cpu.get("isa") or ["no AVX2"])[-1]
+    return f"{name} ({', '.join(x for x in (arch, isa) if x)})"
 
 
 def cuda_tf32_enabled(kind: str = "conv") -> bool:

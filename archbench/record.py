@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import archbench
-from archbench.device import cpu_model
+from archbench.device import cpu_label, cpu_model, machine_identity
 from archbench.files import atomic_write_bytes, atomic_write_json, move_aside  # noqa: F401 (re-exported)
 
 # 2: identity (fingerprint, variant, settings), a normalised recipe section, variant folders, flags.
@@ -259,6 +259,7 @@ def environment(device: str) -> dict:
         "device": device,
         "device_name": torch.cuda.get_device_name(torch.device(device)) if cuda else "cpu",
         "cpu_model": cpu_model(),
+        "machine": machine_identity(device),  # what tells this machine's speed apart from another's
         "threads": torch.get_num_threads(),
         "hostname": socket.gethostname(),
         "platform": platform.platform(),
@@ -282,6 +283,7 @@ def new_record(*, task: str, study: str, model: str, family: str, data: str, see
         "seed": seed,
         "synthetic": synthetic,
         "identity": identity,  # fingerprint, variant and the settings behind them (archbench.settings)
+        "numerics": None,      # what can change what it learns, machine aside: settings.numerics_identity
         "recipe": recipe,      # the normalised training recipe: what results and the report read
         "config": config,      # the whole resolved config, verbatim, for a person to read
         "flags": [],           # e.g. "near_chance": finished, but validation accuracy within noise of chance
@@ -368,15 +370,17 @@ def _best_val_loss(record: dict):
     return None
 
 
-def hardware_label(device, device_name, cpu_model, threads) -> str:
-    """Readable machine label, e.g. 'cpu: AMD EPYC 7B13, 2 threads' or 'cuda: NVIDIA H100'.
+def hardware_label(device, device_name, cpu_model, threads, machine: dict | None = None) -> str:
+    """Readable machine label, e.g. 'cpu: AMD EPYC (Zen 4, AVX512-BF16), 2 threads' or 'cuda: NVIDIA H100'.
 
-    CPU thread count is part of the label because CPU latency and throughput scale with it.
+    CPU thread count is part of the label because CPU latency and throughput scale with it; so are the
+    microarchitecture and instruction sets (env.machine), where the record has them: records made before
+    keep the bare model name, a less specific label that may cover several kinds of CPU.
     """
     device = str(device) if device else "unknown device"
     kind = device.split(":")[0]
     if kind == "cpu":
-        label = f"cpu: {cpu_model or device_name or 'unknown CPU'}"
+        label = f"cpu: {cpu_label(machine, cpu_model or device_name or 'unknown CPU')}"
         if isinstance(threads, (int, float)) and not isinstance(threads, bool) and math.isfinite(threads):
             label += f", {int(threads)} thread{'' if int(threads) == 1 else 's'}"
         return label
@@ -387,7 +391,8 @@ def record_hardware(record: dict) -> str:
     """The label of the machine that made `record` (its training machine): one comparison group's hardware."""
     env, latency = record.get("env") or {}, record.get("latency") or {}
     return hardware_label(env.get("device") or latency.get("device"),
-                          env.get("device_name") or latency.get("device_name"), env.get("cpu_model"), _threads(record))
+                          env.get("device_name") or latency.get("device_name"), env.get("cpu_model"), _threads(record),
+                          env.get("machine"))
 
 
 def this_machine(device: str) -> str:
@@ -396,7 +401,7 @@ def this_machine(device: str) -> str:
 
     cuda = device.startswith("cuda") and torch.cuda.is_available()
     return hardware_label(device, torch.cuda.get_device_name(torch.device(device)) if cuda else "cpu", cpu_model(),
-                          torch.get_num_threads())
+                          torch.get_num_threads(), machine_identity(device))
 
 
 def _latency_hardware(latency: dict, hardware: str) -> str | None:
@@ -454,6 +459,8 @@ def record_columns(record: dict, path: str | os.PathLike) -> dict:
         "synthetic": bool(record.get("synthetic", False)),
         "near_chance": "near_chance" in (record.get("flags") or []),
         "hardware": hardware,
+        # Runs of one numerics identity learn alike on any machine (archbench.settings.numerics_identity).
+        "numerics": nested(record, "numerics", "fingerprint"),
         # Where latency and throughput were measured: the training machine, or the one `task=measure`
         # re-measured them on (a speed is that machine's, whatever trained the weights).
         "latency_hardware": _latency_hardware(latency, hardware),

@@ -21,7 +21,9 @@ from typing import Any, Callable
 
 from archbench.train.budget import Budget, budget_kinds, parse_budget
 
-# Bumped when a change of code makes old results incomparable; part of every run's identity.
+# Bumped when a change of code makes old results incomparable; part of every run's identity and of its
+# numerics identity. tests/test_numerics.py pins a few deterministic fp32 steps of each family: a change
+# that moves those losses changes what models learn, and must bump this.
 CODE_MAJOR_VERSION = 1
 
 
@@ -399,6 +401,18 @@ def run_identity(task: str, seed: int, model: ModelSettings, data: DataSettings,
         "measure": measure.identity() if task == "profile" else None,
         "seed": seed,
     }
+
+
+def numerics_identity(identity: dict, amp: str, channels_last: bool, torch_version: str) -> dict:
+    """What can change what a model learns, apart from its seed: the model, data and recipe settings, the
+    precision and memory layout the run resolved to, torch's major.minor version and the code's numerics
+    version. Not the machine, its threads or its load: runs of one numerics identity may pool their accuracy
+    across machines and commits; their speed never does (it is the machine's)."""
+    core = {"settings": {k: v for k, v in identity.items() if k not in ("seed", "task", "measure")},
+            "precision": "fp32" if amp in (None, "off", "fp32") else str(amp), "channels_last": bool(channels_last),
+            "torch": ".".join(str(torch_version).split("+")[0].split(".")[:2])}
+    return {"fingerprint": fingerprint(core)[:16], "precision": core["precision"],
+            "channels_last": core["channels_last"], "torch": core["torch"], "code": identity.get("code")}
 
 
 def fingerprint(identity: dict) -> str:

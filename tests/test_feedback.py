@@ -160,7 +160,7 @@ def test_an_interrupted_dry_run_says_nothing_was_written(tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
-def _record_made_on(results_dir, study, cpu, threads):
+def _record_made_on(results_dir, study, cpu, threads, machine=None):
     """A finished record of `study` on the synthetic data, trained on `cpu` with `threads` threads."""
     from archbench import record as rec
 
@@ -168,7 +168,7 @@ def _record_made_on(results_dir, study, cpu, threads):
 
     record = fixture_record(study, "preact_resnet20", "resnet_v2", 0, test_top1=50.0)
     record["data"] = "synthetic"
-    record["env"].update(cpu_model=cpu, threads=threads)
+    record["env"].update(cpu_model=cpu, threads=threads, machine=machine)
     folder = Path(results_dir) / "runs" / study / "synthetic" / "preact_resnet20" / "quick-4st-00000000" / "seed0"
     folder.mkdir(parents=True, exist_ok=True)
     rec.write_record(folder, record)
@@ -179,7 +179,7 @@ def test_a_seed_added_on_other_hardware_is_told_it_starts_a_comparison_of_its_ow
     include the hardware), so the plan and the run say so before the time is spent."""
     import torch
 
-    from archbench.device import cpu_model
+    from archbench.record import this_machine
     from archbench.run import format_plan, preflight, run
 
     from helpers import spec_for
@@ -188,7 +188,7 @@ def test_a_seed_added_on_other_hardware_is_told_it_starts_a_comparison_of_its_ow
     spec = spec_for(["model=resnet20", "study=grown", "seed=3", *FAST], tmp_path)
     row = preflight(spec, timed_steps=0)
     assert "1 on cpu: AMD EPYC 9B14 (elsewhere), 1 thread" in row["note"]
-    assert f"cpu: {cpu_model()}, {torch.get_num_threads()} thread" in row["note"]
+    assert this_machine("cpu") in row["note"]
     assert not row["problem"]  # a warning, not a failure: a comparison of this machine's own is legitimate
     assert "note (job 0): study grown on synthetic already has 1 finished run(s), none on this hardware" \
         in format_plan([row])
@@ -200,6 +200,7 @@ def test_a_seed_added_on_other_hardware_is_told_it_starts_a_comparison_of_its_ow
     assert preflight(spec_for(["model=resnet20", "study=grown", "seed=4", *FAST], tmp_path), timed_steps=0)["note"] \
         is None
     # A different thread count is different hardware too (CPU speed scales with it).
-    _record_made_on(tmp_path, "threads", cpu_model(), torch.get_num_threads() + 1)
+    from archbench.device import cpu_model, machine_identity
+    _record_made_on(tmp_path, "threads", cpu_model(), torch.get_num_threads() + 1, machine_identity("cpu"))
     assert "none on this hardware" in preflight(spec_for(["model=resnet20", "study=threads", *FAST], tmp_path),
                                                 timed_steps=0)["note"]

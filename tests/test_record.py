@@ -84,3 +84,23 @@ def test_an_exported_tree_is_stamped_with_the_commit_it_was_exported_from(monkey
     assert stamped["git_commit"] == "0123abc" and stamped["git_dirty"] is False
     monkeypatch.setattr(record_module, "_git", lambda *args: "ffff" if args[0] == "rev-parse" else " M x.py")
     assert record_module.environment("cpu")["git_commit"] == "0123abc"  # not the surrounding checkout's
+
+
+def test_the_machine_identity_tells_cpu_kinds_apart(tmp_path):
+    from archbench.device import cpu_identity
+    from archbench.record import hardware_label
+
+    def cpu(family, model, flags):
+        path = tmp_path / f"cpuinfo-{family}-{model}"
+        path.write_text(f"processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: {family}\nmodel\t\t: {model}\n"
+                        f"model name\t: AMD EPYC\nstepping\t: 0\nflags\t\t: fpu {flags}\n\nprocessor\t: 1\n")
+        return {"cpu": cpu_identity(path, tmp_path / "no-meminfo")}
+
+    zen2, zen4 = cpu(23, 49, "avx avx2"), cpu(25, 17, "avx2 avx512f avx512_bf16")
+    assert zen2["cpu"]["microarchitecture"] == "Zen 2" and zen2["cpu"]["isa"] == ["AVX2"]
+    assert hardware_label("cpu", "cpu", "AMD EPYC", 1, zen2) == "cpu: AMD EPYC (Zen 2, AVX2), 1 thread"
+    assert hardware_label("cpu", "cpu", "AMD EPYC", 1, zen4) == "cpu: AMD EPYC (Zen 4, AVX512-BF16), 1 thread"
+    # a record made before machines were identified keeps its bare, less specific label
+    assert hardware_label("cpu", "cpu", "AMD EPYC", 1) == "cpu: AMD EPYC, 1 thread"
+    unknown = cpu(99, 1, "")
+    assert hardware_label("cpu", "cpu", "AMD EPYC", 2, unknown) == "cpu: AMD EPYC (family 99 model 1, no AVX2), 2 threads"

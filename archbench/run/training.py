@@ -24,6 +24,7 @@ def train(spec: RunSpec, built: Built, record: dict, tracker=None):
     from archbench.measure.peak import PEAK_INCLUDES_CPU, PEAK_INCLUDES_CUDA, allocated_bytes
     from archbench.measure.utilisation import add_utilisation
     from archbench.train.loop import EXIT_INTERRUPTED, TrainingInterrupted, fit
+    from archbench.settings import numerics_identity
 
     recipe = spec.recipe
     world = int(os.environ.get("WORLD_SIZE", 1))
@@ -70,6 +71,7 @@ def train(spec: RunSpec, built: Built, record: dict, tracker=None):
     train = result.train
     train["lr_scaled"] = settings.lr
     train["amp"], train["channels_last"], train["compile"] = amp, channels_last, recipe.compile
+    record["numerics"] = numerics_identity(spec.identity, amp, channels_last, torch.__version__)
     train["world_size"] = world
     train["peak_mem_bytes"] = peak_memory_bytes(device) - (resident or 0)
     train["dataset_resident_bytes"] = resident
