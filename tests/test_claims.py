@@ -87,7 +87,7 @@ def test_claim_section_reads_a_study_with_one_model_per_family(tmp_path):
     out = build_report(results_dir, tmp_path / "report", reference=NO_REFERENCE)
     readme = (out / "README.md").read_text(encoding="utf-8")
     claim = readme.split(f"## Claim: {CIFAR_RANKING.statement}")[1].split("\n## ")[0]
-    assert "Measured (mean test top-1 over 3 seeds or more): DenseNet-BC (densenet_bc_40_12) > ResNeXt " in claim
+    assert "Measured (mean test top-1 over 3 seeds): DenseNet-BC (densenet_bc_40_12) > ResNeXt " in claim
     assert "ResNetV2 (preact_resnet20) > FractalNet (fractalnet_20_w4) > ResNet (resnet20)" in claim
     assert "4 confirmed, 1 reversed beyond noise, 1 not separated" in claim
     assert "shufflenet" not in claim.split("Adjacent pairs")[0].split("Measured")[1]

@@ -62,7 +62,7 @@ def comparison_blocks(context, claim, comparison, scale: str) -> list:
                                                                                          NOT_SEPARATED)}
     blocks = [heading, Paragraph(
         f"Claimed: {' > '.join(f'{family_of[m]} ({m})' for m in models)}. Measured (mean test top-1 over "
-        f"{count_text(int(measured.n.min()), 'seed')} or more): "
+        f"{seeds_text(measured.n)}): "
         f"{' > '.join(f'{family_of[m]} ({m})' for m in ranking.model)}. Kendall tau between the claimed and "
         f"the measured order: {tau:.2f}, 95% interval [{low:.2f}, {high:.2f}] (bootstrap over {basis}; "
         f"verdict against tau >= {stats.TAU_HOLDS}: {interval['verdict']}). Adjacent pairs of the claim: "
@@ -82,6 +82,11 @@ def comparison_blocks(context, claim, comparison, scale: str) -> list:
         f"(Holm p < 0.05); reversed beyond noise: the other way round, separated; not separated: the seeds "
         f"(or the test set) cannot tell the pair apart."]))
     return blocks
+
+
+def seeds_text(counts: pd.Series) -> str:
+    low, high = int(counts.min()), int(counts.max())
+    return count_text(low, "seed") if low == high else f"{low} to {high} seeds"
 
 
 def adjacent_pairs(pairs: pd.DataFrame, models: list[str]) -> list[dict]:
