@@ -93,7 +93,7 @@ def test_near_chance_flag_uses_the_binomial_noise_of_the_evaluation_set():
 def test_dry_run_plans_without_writing_and_fails_on_a_missing_dataset(tmp_path):
     out = archbench([*FAST, "dry_run=true"], tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert "| run |" in out.stdout and "estimated training time" in out.stdout
+    assert "| run |" in out.stdout and "estimated time on this device" in out.stdout
     assert not tmp_path.exists() or not any(tmp_path.iterdir())
     missing = archbench(["data=cifar10", "data.root=" + str(tmp_path / "none"), "dry_run=true"], tmp_path)
     assert missing.returncode == 1 and "data:" in missing.stdout
