@@ -124,7 +124,7 @@ def test_readme_groups_by_hardware_and_latency_columns_name_the_device(readme):
 
 def test_findings_come_from_the_data(readme):
     assert "Highest mean test top-1: resnet56 (resnet_v1)" in readme
-    assert ("resnet56 leads densenet40 by 1.50 points: not separated by these seeds (unadjusted 95% interval of the "
+    assert ("resnet56's mean is 1.50 points above densenet40's: not separated by these seeds (unadjusted 95% interval of the "
             "gap ") in readme
     assert "Welch over seeds; Holm p = 0.29 ≥ 0.05; raw Welch p = 0.14)" in readme
     assert "resnet56 beats densenet40 in 100% of 6 pairs of seeds" in readme

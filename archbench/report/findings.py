@@ -93,7 +93,8 @@ def gap_sentence(pair) -> str:
 
 def _top_two_gap(first, second, pairs: pd.DataFrame) -> str:
     gap = first.test_top1_mean - second.test_top1_mean
-    lead = f"Top-2 gap: {first.label} leads {second.label} by {gap:.2f} points"
+    # "Leads" would claim an order the test may not support: the gap is stated in means, then judged.
+    lead = f"Top-2 gap: {first.label}'s mean is {gap:.2f} points above {second.label}'s"
     pair = _pair(pairs, first.label, second.label)
     if pair is None:
         return f"{lead}; these seeds cannot separate it."
