@@ -251,3 +251,47 @@ def test_compile_and_warm_up_are_timed_apart_from_training_time():
     assert result.train["warmup_s"] > 0
     # the first step's images are outside the rate: 5 timed steps of 32 images over wall_s
     assert result.train["img_per_s"] == pytest.approx(5 * 32 / result.train["wall_s"])
+
+
+def test_a_run_resumed_on_another_machine_is_one_record_listing_both(tmp_path):
+    """Interrupted on machine A, resumed on machine B with the same numerics: one result, each machine's steps."""
+    from archbench.train.checkpoint import checkpoint_numerics
+
+    def sigterm_in_epoch_1(epoch, index):
+        if epoch == 1 and index == 3 and not fired:
+            fired.append(True)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    fired = []
+    ckpt = tmp_path / "checkpoint.ckpt"
+    train, val, test = loaders(on_batch=sigterm_in_epoch_1)
+    with pytest.raises(TrainingInterrupted):
+        fit(toy_model(), train, val, test, settings(Budget("epochs", 3), machine="cpu: Machine A (Zen 4, AVX512-BF16)"),
+            checkpoint_path=ckpt)
+    assert checkpoint_numerics(ckpt, None) == {"amp": "off", "channels_last": False}
+    train, val, test = loaders()
+    resumed = fit(toy_model(), train, val, test, settings(Budget("epochs", 3), machine="cpu: Machine B (Sapphire Rapids)"),
+                  checkpoint_path=ckpt)
+    machines = resumed.train["machines"]
+    assert [m["machine"] for m in machines] == ["cpu: Machine A (Zen 4, AVX512-BF16)", "cpu: Machine B (Sapphire Rapids)"]
+    assert sum(m["steps"] for m in machines) == resumed.train["steps"] and all(m["steps"] > 0 for m in machines)
+    # one machine throughout: one entry with every step
+    train, val, test = loaders()
+    alone = fit(toy_model(), train, val, test, settings(Budget("epochs", 1), machine="cpu: Machine A"))
+    assert alone.train["machines"] == [{"machine": "cpu: Machine A", "steps": alone.train["steps"]}]
+
+
+def test_a_resume_keeps_the_precision_auto_chose_when_it_started(tmp_path):
+    from archbench.run import RunSpec
+    from archbench.run.training import CHECKPOINT_FILE, _precision
+    from archbench.train.checkpoint import save_checkpoint
+
+    recipe = {"name": "tiny", "batch_size": 32, "budget": {"steps": 2}, "amp": "auto", "channels_last": "auto",
+              "optimizer": {"_target_": "torch.optim.SGD", "lr": 0.1},
+              "scheduler": {"_target_": "archbench.train.schedules.Cosine"}}
+    spec = RunSpec.from_configs(model={"name": "resnet20"}, data={"name": "synthetic", "synthetic_size": 64,
+                                "image_size": 16}, train=recipe, results_dir=str(tmp_path))
+    spec.record_dir.mkdir(parents=True)
+    save_checkpoint(spec.record_dir / CHECKPOINT_FILE, {"model": {}, "step": 5, "identity": spec.fingerprint,
+                                                          "numerics": {"amp": "bf16", "channels_last": True}})
+    assert _precision(spec, None, "cpu", {}) == ("bf16", True)  # no probe on this machine: the run's own choice

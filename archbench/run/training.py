@@ -24,6 +24,7 @@ def train(spec: RunSpec, built: Built, record: dict, tracker=None):
     from archbench.measure.peak import PEAK_INCLUDES_CPU, PEAK_INCLUDES_CUDA, allocated_bytes
     from archbench.measure.utilisation import add_utilisation
     from archbench.train.loop import EXIT_INTERRUPTED, TrainingInterrupted, fit
+    from archbench.record import this_machine
     from archbench.settings import numerics_identity
 
     recipe = spec.recipe
@@ -46,6 +47,7 @@ def train(spec: RunSpec, built: Built, record: dict, tracker=None):
     amp, channels_last = _precision(spec, built, device, record)
     settings = recipe.train_settings(
         amp=amp, channels_last=channels_last, world_size=world, identity=spec.fingerprint,
+        machine=this_machine(device),
         on_epoch=tracker.log_epoch if tracker is not None else None,
         # Training MACs per image = FlopCounterMode's forward+backward FLOPs / 2 (one MAC = two FLOPs).
         train_macs_per_image=flops_train / 2 if flops_train else None, progress_bar=spec.progress_bar,
@@ -115,6 +117,13 @@ def _precision(spec: RunSpec, built: Built, device: str, record: dict) -> tuple[
     amp, channels_last = recipe.amp, recipe.channels_last
     if amp != "auto" and channels_last != "auto":
         return amp, channels_last
+    from archbench.train.checkpoint import checkpoint_numerics
+
+    started = checkpoint_numerics(spec.record_dir / CHECKPOINT_FILE, spec.fingerprint)
+    if started is not None:  # a resume, perhaps on another machine: what it learns must not change midway
+        log.info("resuming in the precision the run started with (%s, channels_last %s), not a new probe",
+                 started["amp"], started["channels_last"])
+        return started["amp"], started["channels_last"]
     from archbench.train.precision import choose_precision
     cache = Path(os.environ.get("ARCHBENCH_CACHE_DIR") or Path.home() / ".cache" / "archbench") / "precision"
     world = int(os.environ.get("WORLD_SIZE", 1))

@@ -67,6 +67,7 @@ class TrainSettings:
     target_top1: float | None = None
     on_epoch: Callable[[dict], None] | None = None  # each history entry, e.g. to an experiment logger
     identity: str | None = None  # the run's fingerprint: a checkpoint of another identity is never resumed
+    machine: str | None = None  # the label of the machine training now (speed's, not learning's, identity)
     train_macs_per_image: float | None = None  # needed by MACs budgets and recorded as consumed compute
     progress_bar: bool = False
     # (seconds per training step, validation passes left) -> (seconds, words) of what follows training: the
@@ -250,6 +251,9 @@ class TrainingState:
     diverged_reason: str | None = None
     warmup_s: float | None = None
     warmup_images: int | None = None
+    # Each stretch of training on one machine: {"machine": label, "from_step": the step it began at}. A run
+    # resumed elsewhere lists every machine; the steps kept from each follow from where the next began.
+    machines: list[dict] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         progress = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -317,6 +321,8 @@ class _Trainer:
             "scaler": self.scaler.state_dict(), "ema": self.ema.state_dict() if self.ema is not None else None,
             "rng": _rng_state(self.device), "progress": state.as_dict(), "step": state.step,
             "identity": self.settings.identity,
+            # what `auto` resolved to: a resume on another machine trains on in the same numerics
+            "numerics": {"amp": self.settings.amp, "channels_last": bool(self.settings.channels_last)},
         })
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -481,6 +487,7 @@ def fit(model: nn.Module, train_loader, val_loader, test_loader, settings: Train
     planned_steps = settings.budget.planned_steps(steps_per_epoch, macs_per_step, images_per_step=batch_size)
 
     state = _resume(checkpoint_path, settings.identity, model, optimizer, scaler, ema, device)
+    state.machines.append({"machine": settings.machine, "from_step": state.step})
 
     train_model = nn.parallel.DistributedDataParallel(model) if world > 1 else model
     if settings.compile != "off":
@@ -531,6 +538,16 @@ def _resume(checkpoint_path, identity: str | None, model: nn.Module, optimizer, 
     return state
 
 
+def machine_steps(stretches: list[dict], final_step: int) -> list[dict]:
+    """[{"machine", "steps"}] in order of first appearance: the steps of the final result each machine
+    trained (a stretch lasts until the next one began; steps redone after an interruption count once)."""
+    steps: dict = {}
+    for stretch, following in zip(stretches, [*stretches[1:], {"from_step": final_step}]):
+        done = max(following["from_step"] - stretch["from_step"], 0)
+        steps[stretch["machine"]] = steps.get(stretch["machine"], 0) + done
+    return [{"machine": machine, "steps": count} for machine, count in steps.items() if count or len(steps) == 1]
+
+
 def _history_entry(totals: EpochTotals, state: TrainingState) -> dict:
     """The epoch's line in the history; the validation fields stay None when it diverged or has no validation."""
     return {"epoch": totals.epoch, "train_loss": _finite_or_none(totals.train_loss),
@@ -572,6 +589,7 @@ def _finish(model, eval_model, test_loader, val_loader, settings, device, state:
         "warmup_s": state.warmup_s,
         "diverged_reason": state.diverged_reason,
         "time_to_target": state.time_to_target,
+        "machines": machine_steps(state.machines, state.step),
     }
     train["budget_consumed"] = budget_consumed(Usage(
         steps=state.step, epochs=train["epochs_fractional"], seconds=state.train_s, images=images,
