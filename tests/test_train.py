@@ -295,3 +295,46 @@ def test_a_resume_keeps_the_precision_auto_chose_when_it_started(tmp_path):
     save_checkpoint(spec.record_dir / CHECKPOINT_FILE, {"model": {}, "step": 5, "identity": spec.fingerprint,
                                                           "numerics": {"amp": "bf16", "channels_last": True}})
     assert _precision(spec, None, "cpu", {}) == ("bf16", True)  # no probe on this machine: the run's own choice
+
+
+def test_auto_precision_is_decided_once_per_study_and_model_and_reused_on_any_machine(tmp_path, monkeypatch, caplog):
+    import logging
+
+    import json
+
+    import archbench.run.training as training
+    import archbench.train.precision as precision
+    from archbench.run import RunSpec
+
+    probes = []
+
+    def probe(*args, **kwargs):
+        probes.append(kwargs.get("model_name"))
+        return {"amp": "bf16", "channels_last": True, "reason": "fastest here"}
+
+    monkeypatch.setattr(precision, "choose_precision", probe)
+
+    def spec(seed):
+        recipe = {"name": "tiny", "batch_size": 32, "budget": {"steps": 2}, "amp": "auto", "channels_last": "auto",
+                  "optimizer": {"_target_": "torch.optim.SGD", "lr": 0.1},
+                  "scheduler": {"_target_": "archbench.train.schedules.Cosine"}}
+        return RunSpec.from_configs(model={"name": "resnet20"}, data={"name": "synthetic", "synthetic_size": 64,
+                                    "image_size": 16}, train=recipe, results_dir=str(tmp_path), seed=seed)
+
+    class Built:  # what the probe would read; the decision path never touches it
+        model, input_shape, data_info = None, (1, 3, 16, 16), {"num_classes": 10}
+
+    assert training._precision(spec(0), Built, "cpu", {}) == ("bf16", True) and probes == ["resnet20"]
+    decision = json.loads((spec(0).record_dir.parent / training.STUDY_DECISION_FILE).read_text())
+    assert decision["amp"] == "bf16" and decision["decided_on"].startswith("cpu: ")
+    record = {}
+    with caplog.at_level(logging.INFO, logger="archbench"):
+        assert training._precision(spec(1), Built, "cpu", record) == ("bf16", True)
+    assert probes == ["resnet20"] and "the study's decision" in record["train_precision"]["reason"]
+    # a machine without native bf16 cannot follow it: it probes its own and says its runs stand apart
+    monkeypatch.setattr(precision, "native_low_precision", lambda device: (None, "no bf16 here"))
+    monkeypatch.setattr(precision, "choose_precision", lambda *a, **k: probes.append("own") or
+                        {"amp": "off", "channels_last": True, "reason": "fp32 here"})
+    with caplog.at_level(logging.WARNING, logger="archbench"):
+        assert training._precision(spec(2), Built, "cpu", {}) == ("off", True)
+    assert probes == ["resnet20", "own"] and "cannot follow the study's precision decision" in caplog.text

@@ -129,10 +129,14 @@ def _precision(spec: RunSpec, built: Built, device: str, record: dict) -> tuple[
     world = int(os.environ.get("WORLD_SIZE", 1))
     choice = None
     if int(os.environ.get("RANK", 0)) == 0:
-        log.info("precision probe: timing a few training steps of fp32/bf16 x NCHW/channels_last (cached per machine)")
-        choice = choose_precision(built.model, built.input_shape[1:], recipe.batch_size,
-                                  built.data_info["num_classes"], device, amp=amp, channels_last=channels_last,
-                                  cache_dir=cache, model_name=spec.model.name)
+        choice = _study_decision(spec, device)
+        if choice is None:
+            log.info("precision probe: timing a few training steps of fp32/bf16 x NCHW/channels_last (cached per "
+                     "machine)")
+            choice = choose_precision(built.model, built.input_shape[1:], recipe.batch_size,
+                                      built.data_info["num_classes"], device, amp=amp, channels_last=channels_last,
+                                      cache_dir=cache, model_name=spec.model.name)
+            choice = _decide_for_study(spec, device, choice)
     if world > 1:
         # Ranks probing on their own can choose differently under load (fp32 NCHW on one, bf16 channels_last
         # on another) and DDP then fails on mismatched parameter strides: rank 0 decides for all.
@@ -140,3 +144,71 @@ def _precision(spec: RunSpec, built: Built, device: str, record: dict) -> tuple[
     log.info("precision probe: %s", choice.get("reason"))
     record["train_precision"] = choice  # what ran, the probe's figures and why
     return choice["amp"], choice["channels_last"]
+
+
+# Beside a model's seeds (its variant folder): what `auto` resolved to for the study, decided once.
+STUDY_DECISION_FILE = "auto_precision.json"
+
+
+def _study_decision(spec: RunSpec, device: str) -> dict | None:
+    """The study's earlier decision for this model and setting, when this machine can follow it; None to probe.
+
+    Seeds trained on other machines then share one numerics identity, so their accuracy pools; a machine
+    without native arithmetic for the decided precision probes its own and says its runs stand apart."""
+    decision = _read_decision(spec.record_dir.parent / STUDY_DECISION_FILE)
+    if not decision:
+        return None
+    if not _followable(decision, device):
+        log.warning("this machine cannot follow the study's precision decision (%s, made on %s): it has no native "
+                    "%s, so it probes its own, and its runs form their own group (another numerics identity)",
+                    decision["amp"], decision.get("decided_on"), decision["amp"])
+        return None
+    log.info("precision: the study's decision for %s, %s channels_last %s (made on %s), reused here",
+             spec.model.name, decision["amp"], decision["channels_last"], decision.get("decided_on"))
+    return {**decision, "reason": f"the study's decision, made once on {decision.get('decided_on')} and reused by "
+                                  "every later run of this model and setting on any machine: "
+                                  f"{decision.get('reason')}"}
+
+
+def _decide_for_study(spec: RunSpec, device: str, choice: dict) -> dict:
+    """Store the first probe's choice as the study's decision; a decision written meanwhile by a parallel
+    job of the same model wins, so all its seeds train alike."""
+    from archbench.files import atomic_write_json, exclusive_lock
+    from archbench.record import now_iso, this_machine
+
+    path = spec.record_dir.parent / STUDY_DECISION_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with exclusive_lock(path.with_name(path.name + ".lock"), wait=True):
+        decision = _read_decision(path)
+        if decision is not None and not _followable(decision, device):
+            return choice  # said when it was read: this machine's runs stand apart
+        if decision is None:
+            decision = {"amp": choice["amp"], "channels_last": choice["channels_last"],
+                        "decided_on": this_machine(device), "decided_at": now_iso(), "reason": choice.get("reason")}
+            atomic_write_json(path, decision)
+            return choice
+    log.info("precision: a parallel job decided first for the study (%s, channels_last %s); following it",
+             decision["amp"], decision["channels_last"])
+    return {**choice, "amp": decision["amp"], "channels_last": decision["channels_last"],
+            "reason": f"the study's decision, made on {decision.get('decided_on')} (this run's own probe: "
+                      f"{choice.get('reason')})"}
+
+
+def _read_decision(path: Path) -> dict | None:
+    """A study decision file's contents; None when absent or unreadable (the next probe writes a good one)."""
+    import json
+
+    try:
+        decision = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return decision if isinstance(decision, dict) and {"amp", "channels_last"} <= set(decision) else None
+
+
+def _followable(decision: dict, device: str) -> bool:
+    """Whether this machine computes the decided precision natively (fp32 everywhere, bf16 where native)."""
+    import torch
+
+    from archbench.train.precision import native_low_precision
+
+    return decision["amp"] in ("off", "fp32") or native_low_precision(torch.device(device))[0] == decision["amp"]
