@@ -15,7 +15,8 @@ Columns (the record module owns the map, `archbench.record.record_columns` and t
                 variant_settings (JSON of the settings that make the variant), variant_label (the
                 settings in which this model's variants differ, e.g. `lr=0.05`; empty with one variant)
   run           family, status (complete), task (train | profile), synthetic (bool),
-                near_chance (bool: accuracy within noise of chance)
+                near_chance (bool: accuracy within noise of chance), numerics (fingerprint of what can
+                change what the run learned, the machine aside: runs sharing it may pool their accuracy)
   machine       hardware (label runs are grouped by), device, device_name, cpu_model, threads, torch,
                 python, cuda, archbench_version, git_commit, git_dirty, hostname, start_time, end_time
   data, recipe  data_label, recipe (name), recipe_config (JSON of the whole recipe), budget (JSON),
