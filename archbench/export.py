@@ -38,6 +38,8 @@ Columns (the record module owns the map, `archbench.record.record_columns` and t
                 (achieved / peak FLOP/s), peak_mem_bytes, mfu_raw and mfu_note (the MFU as computed,
                 and why it is not shown when above 100% or against a peak taken under load),
                 latency_under_load (why a speed figure counts as taken under load; empty when quiet),
+                shared_device (set when a parallel sweep's jobs shared the run's GPU: its training
+                figures are those of that sharing),
                 latency_quiet (JSON of the load check),
                 train_j_per_image and inference_j_per_image (NVML energy in joules; empty off NVIDIA GPUs)
   time-to-target  ttt_target (top-1 %), ttt_s, ttt_epoch (empty when not reached)

@@ -639,6 +639,8 @@ METRICS: dict[str, Metric] = {metric.name: metric for metric in (
     Metric("mfu_note", _speed_mark("mfu_note"), number=False),
     Metric("latency_under_load", _speed_mark("latency_under_load"), number=False),
     Metric("latency_quiet", _speed_mark("latency_quiet"), number=False),
+    # Set when a parallel sweep's jobs shared the run's GPU: its training figures are those of that sharing.
+    Metric("shared_device", ("train", "shared_device"), number=False),
     Metric("peak_mem_bytes", ("train", "peak_mem_bytes")),
     # NVML; absent off NVIDIA GPUs.
     Metric("train_j_per_image", ("energy", "train_j_per_image"), "mean",

@@ -147,3 +147,18 @@ def test_a_speed_timed_at_another_precision_than_training_says_so():
                            "latency_precision": "fp32 NCHW", "amp": "off"}])
     assert "timed at fp32 NCHW (the measure settings), not at each model's training precision" in speed_note(group)
     assert speed_note(group.assign(amp="off")) is None  # every model trained in what was timed
+
+
+def test_training_figures_taken_on_a_shared_gpu_are_labelled_so():
+    record = fixture_record("s", "resnet20", "resnet_v1", 0)
+    assert columns(record)["shared_device"] is None
+    record["train"]["shared_device"] = "trained beside the sweep's other jobs on the same GPU"
+    assert columns(record)["shared_device"].startswith("trained beside")
+    group = pd.DataFrame([{"label": "a", "hardware": "h", "latency_hardware": "h", "latency_under_load": None,
+                           "shared_device": "trained beside the sweep's other jobs"},
+                          {"label": "b", "hardware": "h", "latency_hardware": "h", "latency_under_load": None,
+                           "shared_device": None}])
+    note = speed_note(group)
+    assert "MFU and energy of a were taken while the sweep's parallel jobs shared one GPU" in note
+    assert "timed one model at a time after training" in note
+    assert speed_note(group.assign(shared_device=None)) is None

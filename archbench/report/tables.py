@@ -67,8 +67,20 @@ def mfu_text(row) -> str:
 def speed_note(group: pd.DataFrame, label_column: str = "label") -> str | None:
     """The sentences under a table with speed figures: where they were measured when that is not the
     training machine, and which figures are marked (under load), with one reason of each kind."""
-    notes = (_measured_elsewhere(group), _timed_precision(group), _under_load(group, label_column))
+    notes = (_measured_elsewhere(group), _timed_precision(group), _under_load(group, label_column),
+             _shared_device(group, label_column))
     return " ".join(note for note in notes if note) or None
+
+
+def _shared_device(group: pd.DataFrame, label_column: str) -> str | None:
+    """Training figures taken while a parallel sweep's jobs shared one GPU: said, and where to compare them."""
+    shared = group[group["shared_device"].notna()] if "shared_device" in group else group.iloc[:0]
+    if not len(shared):
+        return None
+    which = "every model" if len(shared) == len(group) else ", ".join(map(str, shared[label_column]))
+    return (f"Training throughput, training time, MFU and energy of {which} were taken while the sweep's parallel "
+            "jobs shared one GPU, each beside different neighbours: figures while sharing the device, comparable "
+            "within this study at most; latency and throughput were timed one model at a time after training.")
 
 
 def _timed_precision(group: pd.DataFrame) -> str | None:

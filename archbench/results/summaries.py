@@ -85,7 +85,7 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
         row["latency_hardware"] = distinct_machines(group.get("latency_hardware"))
         row["latency_precision"] = _distinct_text(group.get("latency_precision"))
         # Speed figures taken under load, and MFUs that cannot be shown (archbench.quiet): the reason, or None.
-        for column in ("latency_under_load", "mfu_note"):
+        for column in ("latency_under_load", "mfu_note", "shared_device"):
             notes = group[column].dropna() if column in group else pd.Series(dtype=object)
             row[column] = notes.iloc[0] if len(notes) else None
             row[f"{column}_runs"] = len(notes)
