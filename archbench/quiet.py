@@ -164,6 +164,20 @@ def judge(settings: QuietSettings, threads: int, before: float | None, during: f
     return quiet, under
 
 
+def shared_cores_note(threads: int, loadavg: Callable[[], float | None] = load_1m) -> str | None:
+    """At a CPU run's start: a sentence when other work already occupies the cores it needs, else None.
+
+    The 1-minute load counts runnable processes; above the cores left for this run's threads, the run
+    will share them, train slower than alone, and its latency will be marked if the load stays."""
+    cores, load = os.cpu_count() or 1, loadavg()
+    threads = max(int(threads or 1), 1)
+    if load is None or load <= max(cores - threads, 0) + 0.5:
+        return None
+    return (f"the cores are shared: 1-minute load {load:.2f} on {cores} cores before this run's "
+            f"{_threads_text(threads)} start, so it trains slower than alone, and its latency will be marked "
+            "under load if the machine is still busy when it is timed (task=measure re-times it in quiet)")
+
+
 # Set when a wait ran out with the machine still busy; cleared by the next quiet reading (see timeout_s).
 _OUT_OF_PATIENCE: list[bool] = [False]
 

@@ -231,3 +231,14 @@ def test_measure_quietly_waits_on_a_busy_gpu_then_marks_the_figure(monkeypatch):
                              gpu_neighbours=lambda: [99])
     assert result["quiet"]["waited_s"] >= 0 and "1 other process used the GPU" in result["under_load"]["reason"]
     assert quiet_module._OUT_OF_PATIENCE[0]  # the next model of the pass does not wait again
+
+
+def test_a_run_starting_on_busy_cores_says_so(monkeypatch):
+    from archbench.quiet import shared_cores_note
+
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    assert shared_cores_note(1, loadavg=lambda: 0.9) is None  # one core free for this run's one thread
+    note = shared_cores_note(1, loadavg=lambda: 2.3)
+    assert "the cores are shared: 1-minute load 2.30 on 2 cores" in note and "1 thread" in note
+    assert "marked under load" in note
+    assert shared_cores_note(2, loadavg=lambda: None) is None  # unknown load: nothing claimed

@@ -49,6 +49,12 @@ def run(spec: RunSpec) -> dict:
     note_other_variants(spec)
     if rank == 0 and (note := other_machines_note(spec, this_machine(resolve_device(spec.device)))):
         log.warning("%s", note)
+    if rank == 0 and str(resolve_device(spec.device)) == "cpu":
+        import torch
+
+        from archbench.quiet import shared_cores_note
+        if note := shared_cores_note(torch.get_num_threads()):
+            log.warning("%s", note)
 
     log.info("building %s on %s: %s", spec.model.name, spec.dataset_name,
              "model and complexity count, then latency" if spec.task == "profile"
