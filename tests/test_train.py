@@ -167,6 +167,18 @@ def test_same_seed_gives_identical_histories():
     assert strip(runs[0].history) == strip(runs[1].history)
 
 
+def sigterm_once_in_epoch_1():
+    """A loader hook that sends this process SIGTERM once, at the fourth batch of epoch 1."""
+    fired = []
+
+    def hook(epoch, index):
+        if epoch == 1 and index == 3 and not fired:
+            fired.append(True)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return hook
+
+
 def test_interrupt_then_resume_matches_uninterrupted_run(tmp_path):
     def weights(model):
         return torch.cat([p.detach().flatten() for p in model.state_dict().values() if p.is_floating_point()])
@@ -175,15 +187,9 @@ def test_interrupt_then_resume_matches_uninterrupted_run(tmp_path):
     train, val, test = loaders()
     reference = fit(toy_model(), train, val, test, settings(Budget("epochs", 3)))
 
-    def sigterm_in_epoch_1(epoch, index):
-        if epoch == 1 and index == 3 and not fired:
-            fired.append(True)
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    fired = []
     ckpt = tmp_path / "checkpoint.ckpt"
     torch.manual_seed(7)
-    train, val, test = loaders(on_batch=sigterm_in_epoch_1)
+    train, val, test = loaders(on_batch=sigterm_once_in_epoch_1())
     with pytest.raises(TrainingInterrupted):
         fit(toy_model(), train, val, test, settings(Budget("epochs", 3)), checkpoint_path=ckpt)
     assert ckpt.exists()
@@ -257,14 +263,8 @@ def test_a_run_resumed_on_another_machine_is_one_record_listing_both(tmp_path):
     """Interrupted on machine A, resumed on machine B with the same numerics: one result, each machine's steps."""
     from archbench.train.checkpoint import checkpoint_numerics
 
-    def sigterm_in_epoch_1(epoch, index):
-        if epoch == 1 and index == 3 and not fired:
-            fired.append(True)
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    fired = []
     ckpt = tmp_path / "checkpoint.ckpt"
-    train, val, test = loaders(on_batch=sigterm_in_epoch_1)
+    train, val, test = loaders(on_batch=sigterm_once_in_epoch_1())
     with pytest.raises(TrainingInterrupted):
         fit(toy_model(), train, val, test, settings(Budget("epochs", 3), machine="cpu: Machine A (Zen 4, AVX512-BF16)"),
             checkpoint_path=ckpt)

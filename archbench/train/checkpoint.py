@@ -63,24 +63,23 @@ def load_checkpoint(path: str | Path, identity: str | None = None) -> dict | Non
     return state
 
 
-def checkpoint_numerics(path: str | Path, identity: str | None) -> dict | None:
-    """{"amp", "channels_last"} a checkpoint of run `identity` trained in, without moving anything; None
-    when there is none (or it predates the key). A resume keeps them, whichever machine it runs on."""
+def _peek(path: str | Path, identity: str | None) -> dict | None:
+    """The checkpoint of run `identity` at `path`, read without moving anything; None when there is none."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception:
         return None
     if not isinstance(state, dict) or (identity is not None and state.get("identity") != identity):
         return None
-    return state.get("numerics")
+    return state
+
+
+def checkpoint_numerics(path: str | Path, identity: str | None) -> dict | None:
+    """{"amp", "channels_last"} a checkpoint of run `identity` trained in; None when there is none (or it
+    predates the key). A resume keeps them, whichever machine it runs on."""
+    return (_peek(path, identity) or {}).get("numerics")
 
 
 def load_checkpoint_info(path: str | Path, identity: str | None) -> int | None:
     """The step a checkpoint of run `identity` would resume at, without moving anything (for dry runs)."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:
-        return None
-    if not isinstance(state, dict) or (identity is not None and state.get("identity") != identity):
-        return None
-    return state.get("step")
+    return (_peek(path, identity) or {}).get("step")
