@@ -147,3 +147,19 @@ def test_new_small_representatives_train_three_steps_on_cifar10_jpg(tmp_path):
         record = load(record_path(tmp_path, model, data="cifar10_jpg"))
         assert record["status"] == "complete", record.get("error")
         assert record["train"]["steps"] == 3 and record["dataset"]["test_size"] == 10_000
+
+
+def test_claim_is_not_tested_where_a_model_ran_under_two_settings(tmp_path):
+    results_dir = tmp_path / "records"
+    for model, tops in MEASURED.items():
+        for seed, top1 in enumerate(tops):
+            write_record(results_dir, fixture_record("seed_claim", model, model_family(model), seed,
+                                                     test_top1=top1, val_top1=top1), "shared")
+    for seed in range(2):  # resnet20 again under another setting: which run set stands for ResNet?
+        record = fixture_record("seed_claim", "resnet20", "resnet_v1", seed, test_top1=61.0 + seed, val_top1=61.0)
+        record["config"]["train"]["optimizer"]["lr"] = 0.05
+        write_record(results_dir, record, "lr0.05")
+    out = build_report(results_dir, tmp_path / "report", reference=NO_REFERENCE)
+    claim = (out / "README.md").read_text(encoding="utf-8").split("## Claim:")[1].split("\n## ")[0]
+    assert "Not tested: resnet20 ran under more than one setting here" in claim
+    assert "Kendall tau" not in claim
