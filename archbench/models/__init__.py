@@ -1,4 +1,4 @@
-"""The model zoo: six CNN families, paper-faithful, plus any timm model under the same protocol.
+"""The model zoo: eight CNN families, paper-faithful, plus any timm model under the same protocol.
 
     model = create_model("resnet56", num_classes=10)
     model = create_model("efficientnetv2_s", num_classes=100, input_size=32)  # CIFAR stem
@@ -86,7 +86,8 @@ def create_model(
         stem: "auto" (for inputs of 64 px or less the family's small-input stem,
             ``AUTO_SMALL_INPUT_STEM``, else "imagenet"), "imagenet", "cifar" (overall stride 8)
             or "cifar16" (overall stride 16; ShuffleNetV2 and EfficientNetV2 only).
-        **kwargs: builder arguments, e.g. ``dropout`` for WRN and DenseNet; for timm builds
+        **kwargs: builder arguments, e.g. ``dropout`` for WRN and DenseNet, ``dropout``,
+            ``local_drop_prob`` and ``global_drop_fraction`` for FractalNet; for timm builds
             any ``timm.create_model`` argument (``drop_rate``, ``drop_path_rate``, ...).
     """
     _check_positive_int("num_classes", num_classes)
