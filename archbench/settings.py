@@ -246,6 +246,7 @@ class Recipe:
     deterministic: bool = False
     target_top1: float | None = None
     checkpoint_every_s: float = 60.0  # how often an epoch's end may write a checkpoint; not part of the result
+    val_per_epoch: int = 1  # validation passes per epoch for the learning curve; selection reads epoch ends only
 
     @classmethod
     def from_config(cls, config: dict) -> "Recipe":
@@ -293,6 +294,9 @@ class Recipe:
             raise SettingsError(f"train.grad_clip_norm={self.grad_clip_norm!r} must be null or a positive number")
         if self.target_top1 is not None and not (_is_number(self.target_top1) and 0 < self.target_top1 <= 100):
             raise SettingsError(f"train.target_top1={self.target_top1!r} must be null or a percentage in (0, 100]")
+        if isinstance(self.val_per_epoch, bool) or not isinstance(self.val_per_epoch, int) or self.val_per_epoch < 1:
+            raise SettingsError(f"train.val_per_epoch={self.val_per_epoch!r} must be a whole number >= 1 (e.g. 4 "
+                                "validates every quarter epoch for the learning curve)")
         every = self.checkpoint_every_s
         if not _is_number(every) or every < 0:
             raise SettingsError(f"train.checkpoint_every_s={every!r} must be a number of seconds >= 0 "
@@ -341,10 +345,11 @@ class Recipe:
         return self.lr * self.batch_size * world_size / self.lr_reference_batch
 
     def identity(self) -> dict:
-        # eval_batch_size and target_top1 change how a run is measured, checkpoint_every_s how it is
-        # saved; none changes what it learns.
+        # eval_batch_size, target_top1 and val_per_epoch change how a run is measured, checkpoint_every_s
+        # how it is saved; none changes what it learns.
         fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-                  if f.name not in ("eval_batch_size", "target_top1", "budget", "checkpoint_every_s")}
+                  if f.name not in ("eval_batch_size", "target_top1", "budget", "checkpoint_every_s",
+                                    "val_per_epoch")}
         # off and default keep the booleans they were written as, so runs recorded before modes existed
         # keep their fingerprints (and are skipped or resumed, not retrained).
         fields["compile"] = {"off": False, "default": True}.get(self.compile, self.compile)

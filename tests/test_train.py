@@ -338,3 +338,30 @@ def test_auto_precision_is_decided_once_per_study_and_model_and_reused_on_any_ma
     with caplog.at_level(logging.WARNING, logger="archbench"):
         assert training._precision(spec(2), Built, "cpu", {}) == ("off", True)
     assert probes == ["resnet20", "own"] and "cannot follow the study's precision decision" in caplog.text
+
+
+def test_validation_inside_epochs_draws_a_curve_and_changes_nothing_learned():
+    def weights(model):
+        return torch.cat([p.detach().flatten() for p in model.state_dict().values() if p.is_floating_point()])
+
+    runs = {}
+    for per_epoch in (1, 4):
+        torch.manual_seed(11)
+        train, val, test = loaders()
+        runs[per_epoch] = fit(toy_model(), train, val, test, settings(Budget("epochs", 2), val_per_epoch=per_epoch))
+    curve = runs[4].train["val_curve"]
+    assert runs[1].train["val_curve"] == [] and len(curve) == 2 * 3  # three inside each of two epochs
+    assert [point["epoch"] for point in curve[:3]] == [0.25, 0.5, 0.75] and all(0 <= p["val_top1"] <= 100 for p in curve)
+    assert [p["step"] for p in curve] == sorted(p["step"] for p in curve)
+    assert torch.equal(weights(runs[1].model), weights(runs[4].model))  # evaluation touched no weight
+    assert runs[1].metrics["test_top1"] == runs[4].metrics["test_top1"]
+
+
+def test_val_per_epoch_is_checked_and_left_out_of_the_run_identity():
+    from archbench.settings import Recipe, SettingsError
+
+    base = {"name": "r", "batch_size": 32, "budget": {"steps": 2}, "optimizer": {"_target_": "torch.optim.SGD", "lr": 0.1},
+            "scheduler": {"_target_": "archbench.train.schedules.Cosine"}}
+    assert Recipe.from_config(base).identity() == Recipe.from_config({**base, "val_per_epoch": 4}).identity()
+    with pytest.raises(SettingsError, match="val_per_epoch=0 must be a whole number"):
+        Recipe.from_config({**base, "val_per_epoch": 0})

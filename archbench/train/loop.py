@@ -15,7 +15,7 @@ import threading
 import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 import torch.nn as nn
@@ -68,6 +68,9 @@ class TrainSettings:
     on_epoch: Callable[[dict], None] | None = None  # each history entry, e.g. to an experiment logger
     identity: str | None = None  # the run's fingerprint: a checkpoint of another identity is never resumed
     machine: str | None = None  # the label of the machine training now (speed's, not learning's, identity)
+    # Validation passes per epoch for the learning curve (train.val_curve); the extra ones inside an epoch
+    # are read only as a curve, never for selection, and change no weight: not part of the run's identity.
+    val_per_epoch: int = 1
     train_macs_per_image: float | None = None  # needed by MACs budgets and recorded as consumed compute
     progress_bar: bool = False
     # (seconds per training step, validation passes left) -> (seconds, words) of what follows training: the
@@ -254,6 +257,8 @@ class TrainingState:
     # Each stretch of training on one machine: {"machine": label, "from_step": the step it began at}. A run
     # resumed elsewhere lists every machine; the steps kept from each follow from where the next began.
     machines: list[dict] = field(default_factory=list)
+    # Validation inside epochs (val_per_epoch > 1): {"step", "epoch", "val_top1", "val_loss", "elapsed_s"}.
+    curve: list[dict] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         progress = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -299,6 +304,8 @@ class _Trainer:
     checkpoint_path: str | Path | None
     bar: Callable
     eta_from: tuple[int, float]  # (step, train_s) the ETA is measured from: the step after the warm-up step
+    eval_model: nn.Module | None = None  # what validation reads (the EMA when there is one)
+    val_loader: Any = None
     # Per process: a resumed run compiles again, and that is kept out of training time too.
     warmed_up: bool = False
     last_save: float = field(default_factory=time.monotonic)  # when a checkpoint was last written (or fit began)
@@ -416,6 +423,8 @@ def train_one_epoch(trainer: _Trainer, state: TrainingState, loader, interrupt: 
             break
         if state.step == trainer.eta_at_step and trainer.rank == 0:
             _log_eta(state, settings, trainer.planned_steps, trainer.eta_from, len(loader))
+        if _curve_point_due(trainer, batch_index, len(loader)):
+            tick += _validate_within_epoch(trainer, state, epoch + (batch_index + 1) / len(loader))
         if interrupt["signal"] is not None and (trainer.world == 1 or state.step % DDP_DECISION_EVERY == 0):
             trainer.save(state, {"batches": batch_index + 1, "loss_sum": loss_sum.item(), "top1": correct.item(),
                                  "count": count, "train_s": epoch_s})
@@ -497,7 +506,8 @@ def fit(model: nn.Module, train_loader, val_loader, test_loader, settings: Train
                        criterion=nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing), device=device,
                        rank=rank, world=world, planned_steps=planned_steps, checkpoint_path=checkpoint_path,
                        bar=_progress_bar(settings.progress_bar and rank == 0),
-                       eta_from=(state.step + 1, state.train_s))
+                       eta_from=(state.step + 1, state.train_s), eval_model=eval_model,
+                       val_loader=val_loader)
 
     with _interrupt_flag() as interrupt:
         while trainer.fraction_done(state) < 1.0 and not state.diverged:
@@ -536,6 +546,28 @@ def _resume(checkpoint_path, identity: str | None, model: nn.Module, optimizer, 
     state = TrainingState.from_dict(checkpoint["progress"])
     log.info("resuming from %s at epoch %d, step %d", checkpoint_path, state.epoch, state.step)
     return state
+
+
+def _curve_point_due(trainer: _Trainer, batch_index: int, batches: int) -> bool:
+    """After the batches that end each 1/val_per_epoch of an epoch (its end excepted: validated anyway)."""
+    per_epoch = trainer.settings.val_per_epoch
+    if per_epoch <= 1 or trainer.val_loader is None or trainer.world > 1:
+        return False
+    done = batch_index + 1
+    return done < batches and any(done == batches * k // per_epoch for k in range(1, per_epoch))
+
+
+def _validate_within_epoch(trainer: _Trainer, state: TrainingState, epoch_position: float) -> float:
+    """One validation pass for the learning curve; returns its seconds, which the caller keeps out of the
+    training clock. Evaluation changes no weight, no BatchNorm statistic and draws no random number."""
+    synchronize(trainer.device)
+    start = time.perf_counter()
+    result = evaluate(trainer.eval_model, trainer.val_loader, trainer.device, trainer.settings.amp,
+                      trainer.settings.channels_last)
+    trainer.train_model.train()
+    state.curve.append({"step": state.step, "epoch": round(epoch_position, 4), "val_top1": result["top1"],
+                        "val_loss": result["loss"], "elapsed_s": state.train_s})
+    return time.perf_counter() - start
 
 
 def machine_steps(stretches: list[dict], final_step: int) -> list[dict]:
@@ -590,6 +622,7 @@ def _finish(model, eval_model, test_loader, val_loader, settings, device, state:
         "diverged_reason": state.diverged_reason,
         "time_to_target": state.time_to_target,
         "machines": machine_steps(state.machines, state.step),
+        "val_curve": state.curve,
     }
     train["budget_consumed"] = budget_consumed(Usage(
         steps=state.step, epochs=train["epochs_fractional"], seconds=state.train_s, images=images,
