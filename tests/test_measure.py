@@ -507,3 +507,17 @@ def test_training_cost_is_flops_times_rate_over_peak():
         training_cost(3e9, 50, 0)
     with pytest.raises(ValueError, match="img_per_s=-1"):
         training_cost(3e9, -1, 1e12)
+
+
+def test_a_new_peak_carries_its_quiet_judgement_and_lives_under_archbench_cache_dir(tmp_path, monkeypatch):
+    """The MFU note of a record made now must not say its peak predates quiet checks (issue 43, item 8)."""
+    from archbench.measure.peak import device_peak_flops
+    from archbench.quiet import legacy_under_load
+
+    monkeypatch.setenv("ARCHBENCH_CACHE_DIR", str(tmp_path))
+    busy = device_peak_flops("cpu", "fp32", matrix_size=64, refresh=True)
+    assert busy["quiet"]["checked"] and list((tmp_path / "peak").glob("cpu-fp32-n64-*.json"))
+    cached = device_peak_flops("cpu", "fp32", matrix_size=64)
+    assert cached["cached"] and cached["quiet"] == busy["quiet"]
+    note = legacy_under_load(cached, 1)
+    assert note is None or "before quiet checks existed" not in note["reason"]

@@ -22,6 +22,8 @@ import torch
 from archbench.device import (cpu_flags, cpu_model, cuda_tf32_enabled, device_label, device_name, hostname,
                               resolve_device, synchronize)
 from archbench.files import atomic_write_bytes
+from archbench.measure.energy import gpu_neighbours
+from archbench.quiet import QuietSettings, judge, load_1m
 from archbench.train.precision import NATIVE_CPU_FLAGS, PRECISIONS, precision_name
 
 # Large enough that the matmul is compute-bound (not memory- or launch-bound), small enough
@@ -81,12 +83,18 @@ def device_peak_flops(
         except (OSError, json.JSONDecodeError):
             pass  # a damaged cache entry is measured again and overwritten
 
+    neighbours = gpu_neighbours(target)
+    others_before, load_before, tick = neighbours() if neighbours else None, load_1m(), time.perf_counter()
     with _matmul_tf32(target, tf32):
         best, median = _matmul_flops_per_s(target, PRECISIONS[name], n, min_reps, min_time_s)
+    # A peak measured on a busy machine is too low and is cached: judged by the quiet check's rule
+    # (archbench.quiet), as of this measurement, and the judgement is cached with it.
+    quiet, under = judge(QuietSettings(timeout_s=0), torch.get_num_threads() if target.type == "cpu" else 1,
+                         load_before, None, load_1m(), time.perf_counter() - tick, 0.0,
+                         {"before": others_before, "after": neighbours()} if neighbours else None)
     result = {**entry, "supported": True, "flops_per_s": best, "median_flops_per_s": median,
               "method": f"matmul n={n}", "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-              # A peak measured on a busy machine is too low and is cached; this says when that happened.
-              "load_avg_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
+              "load_avg_1m": load_before, "quiet": quiet, **({"under_load": under} if under else {})}
     # Atomic: parallel sweep jobs racing on the same machine never read half a file.
     atomic_write_bytes(cache_file, json.dumps(result, indent=2).encode())
     return {**result, "cached": False}
@@ -146,8 +154,11 @@ def _matmul_tf32(device: torch.device, tf32: bool | None) -> Iterator[None]:
 
 
 def _cache_dir(cache_dir: str | Path | None) -> Path:
+    """cache_dir, else $ARCHBENCH_CACHE_DIR/peak (as the data and precision caches), else the XDG cache."""
     if cache_dir is not None:
         return Path(cache_dir)
+    if os.environ.get("ARCHBENCH_CACHE_DIR"):
+        return Path(os.environ["ARCHBENCH_CACHE_DIR"]) / "peak"
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "archbench" / "peak"
 
