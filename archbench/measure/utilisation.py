@@ -20,8 +20,10 @@ def add_utilisation(train: dict, flops_train, device: str, amp: str, world: int)
     cost = training_cost(flops_train, train["img_per_s_per_device"], peak.get("flops_per_s"))
     if (cost["mfu"] or 0) > 1 and peak.get("cached"):
         # Training just beat the cached ceiling, so that peak was measured on a busy machine: measure again.
-        log.warning("MFU %.2f > 1 against the cached %s peak (%.3g FLOP/s, measured at load %s): re-measuring it",
-                    cost["mfu"], peak.get("precision"), peak["flops_per_s"], peak.get("load_avg_1m"))
+        load = peak.get("load_avg_1m")
+        log.warning("MFU %.2f > 1 against the cached %s peak (%.3g FLOP/s, measured at 1-minute load %s): "
+                    "re-measuring it", cost["mfu"], peak.get("precision"), peak["flops_per_s"],
+                    "unknown" if load is None else f"{load:.2f}")
         peak = device_peak_flops(device, precision=amp, refresh=True)
         train["device_peak_flops_per_s"], train["device_peak"] = peak.get("flops_per_s"), peak
         cost = training_cost(flops_train, train["img_per_s_per_device"], peak.get("flops_per_s"))
