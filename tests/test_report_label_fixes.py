@@ -140,3 +140,28 @@ def test_how_to_read_promises_only_what_the_report_does_about_published_numbers(
     # The reasons are listed only for models with a published number on the study's dataset.
     assert "otherwise the report says why" not in line
     assert "the study lists why its published numbers are left out; other studies show none" in line
+
+
+def test_a_model_at_chance_is_named_in_the_glance_and_left_out_of_efficiency_claims(tmp_path):
+    """Issue 43 item 7: a tiny study must not praise noise; a tau over two models is not shown."""
+    from archbench.report import build_report
+    from archbench.report.findings import ranking_verdict
+    from helpers import fixture_record, write_record
+
+    scores = {"resnet20": (40.0, 42.0), "wrn_16_2": (35.0, 36.0), "shufflenet_v2_x2_0": (10.0, 10.2)}
+    families = {"resnet20": "resnet_v1", "wrn_16_2": "wide_resnet", "shufflenet_v2_x2_0": "shufflenet_v2"}
+    for model, tops in scores.items():
+        for seed, top1 in enumerate(tops):
+            record = fixture_record("tiny", model, families[model], seed, test_top1=top1)
+            if model == "shufflenet_v2_x2_0":
+                record["flags"] = ["near_chance"]
+                record["complexity"]["macs"] = 1e6  # the cheapest by far: it would top accuracy per MAC
+            write_record(tmp_path / "results", record, "quick-2ep-00000000")
+    out = build_report(tmp_path / "results", tmp_path / "report", reference=None)
+    text = (out / "README.md").read_text()
+    assert "At chance by its own validation check, so it learned nothing measurable at this budget: " \
+           "shufflenet_v2_x2_0 (2 of 2 runs)" in text
+    efficiency = [line for line in text.splitlines() if "accuracy per MAC" in line or "Pareto-optimal" in line]
+    assert efficiency and not any("shufflenet" in line for line in efficiency), efficiency
+    shift = {"models": 2, "swapped": [], "tau": 1.0, "tau_low": -1.0, "tau_high": 1.0, "verdict": None}
+    assert "too few to rank" in ranking_verdict(shift, "clean", "corrupted")

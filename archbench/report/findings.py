@@ -232,6 +232,10 @@ def variant_notes(summary: pd.DataFrame) -> list[str]:
 
 
 def _efficiency(trained: pd.DataFrame, on_front: pd.Series) -> list[str]:
+    # A model at chance learned nothing measurable: few MACs for nothing is no efficiency.
+    at_chance = trained.near_chance_runs > 0 if "near_chance_runs" in trained else pd.Series(False, trained.index)
+    on_front = on_front.reindex(trained.index, fill_value=False) & ~at_chance
+    trained = trained[~at_chance]
     with_macs = trained[trained.macs > 0]
     if with_macs.empty:
         return []
@@ -331,6 +335,11 @@ def glance_verdict(study: str, dataset: str, hardware: str, group: pd.DataFrame,
     best = ranking.iloc[0]
     parts = [f"{count_text(len(trained), 'model')} ({', '.join(setting)}); "
              f"{best.label} has the highest mean test top-1 ({best['mean']:.1f}%)."]
+    if "near_chance_runs" in trained and (trained.near_chance_runs > 0).any():
+        chance = trained[trained.near_chance_runs > 0]
+        parts.append("At chance by its own validation check, so it learned nothing measurable at this budget: "
+                     + ", ".join(f"{row.label} ({row.near_chance_runs} of {count_text(row.seeds, 'run')})"
+                                 for row in chance.itertuples(index=False)) + ".")
     if len(trained) == 1:
         return title, parts[:1]
     together = list(ranking.iloc[1:].label[ranking.iloc[1:].with_best])
@@ -392,8 +401,9 @@ def ranking_verdict(shift: dict, before: str, after: str, brief: bool = False) -
     `archbench.results.ranking_shift`: Kendall tau and every swapped pair, in words; `brief` (the
     at-a-glance list) names only the swaps beyond noise."""
     models, swapped = shift["models"], shift["swapped"]
-    if models < 2:
-        return f"Fewer than two models have both {before} and {after}: no ranking to compare."
+    if models < 3:  # over two models tau is +1 or -1 by construction, and its interval spans both
+        return (f"Only {count_text(models, 'model')} {'has' if models == 1 else 'have'} both {before} and {after}: "
+                "too few to rank (a Kendall tau needs at least three).")
     tau = "undefined" if is_missing(shift["tau"]) else f"{shift['tau']:.2f}"
     head = f"Kendall tau between the {before} and the {after} ranking of {count_text(models, 'model')}: {tau}"
     interval = shift.get("verdict")
