@@ -159,7 +159,7 @@ def test_a_model_at_chance_is_named_in_the_glance_and_left_out_of_efficiency_cla
             write_record(tmp_path / "results", record, "quick-2ep-00000000")
     out = build_report(tmp_path / "results", tmp_path / "report", reference=None)
     text = (out / "README.md").read_text()
-    assert "At chance by its own validation check, so it learned nothing measurable at this budget: " \
+    assert "At chance by its own validation check (nothing measurable learned in those runs): " \
            "shufflenet_v2_x2_0 (2 of 2 runs)" in text
     efficiency = [line for line in text.splitlines() if "accuracy per MAC" in line or "Pareto-optimal" in line]
     assert efficiency and not any("shufflenet" in line for line in efficiency), efficiency

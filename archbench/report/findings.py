@@ -337,7 +337,7 @@ def glance_verdict(study: str, dataset: str, hardware: str, group: pd.DataFrame,
              f"{best.label} has the highest mean test top-1 ({best['mean']:.1f}%)."]
     if "near_chance_runs" in trained and (trained.near_chance_runs > 0).any():
         chance = trained[trained.near_chance_runs > 0]
-        parts.append("At chance by its own validation check, so it learned nothing measurable at this budget: "
+        parts.append("At chance by its own validation check (nothing measurable learned in those runs): "
                      + ", ".join(f"{row.label} ({row.near_chance_runs} of {count_text(row.seeds, 'run')})"
                                  for row in chance.itertuples(index=False)) + ".")
     if len(trained) == 1:
