@@ -244,3 +244,20 @@ def test_interval_rules():
         4.302652729911275 * 2.0 * math.sqrt(1 / 3 + 1))
     assert compare.accuracy_change([60.0, 62.0, 64.0], [50.0], 10000)["verdict"] == compare.WORSE
     assert compare.accuracy_change([60.0, 62.0, 64.0], [66.5, 67.0, 67.5], 10000)["verdict"] == compare.BETTER
+
+
+def test_a_latency_taken_under_load_is_not_compared_and_a_huge_interval_is_said_in_words(pair, tmp_path, capsys):
+    """Issue 43 item 9: x300 from a busy machine is no regression of the code; [-378.97, +438.96] is no interval."""
+    base, new = pair
+
+    def loaded(record):
+        record["latency"]["batch_1"]["median_ms"] *= 300
+        record["latency"]["under_load"] = {"reason": "1-minute load 3.10 before measuring"}
+
+    edit(new, "shufflenet_v2_x2_0", loaded)
+    code, out, _err, rows = run(capsys, base, new, tmp_path / "out")
+    row = row_of(rows, "shufflenet_v2_x2_0")
+    assert code == 0 and row["latency_b1_ms_verdict"] == compare.UNDER_LOAD
+    assert row["speed"] != compare.SLOWER and "likely cause" not in str(row["note"])
+    assert compare._change(30.0, 408.97) == "+30.00 (interval wider than ±100 points)"
+    assert compare._change(1.0, 2.0) == "+1.00 [-1.00, +3.00]"

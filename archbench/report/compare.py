@@ -42,6 +42,10 @@ PRECISION_REQUESTS = ("recipe.amp", "recipe.channels_last")
 SAME, BETTER, WORSE, UNKNOWN = "same within noise", "better", "worse beyond noise", "undetermined"
 FASTER, SLOWER, SAME_SPEED, MIXED = "faster", "slower", "same within spread", "mixed"
 NOT_MEASURED = "—"
+# A side whose latency and throughput were all taken under load (archbench.quiet): no speed verdict, as in the report.
+UNDER_LOAD = "not compared: taken under load"
+# Latency and throughput carry the quiet check's mark; training throughput is timed while training.
+LOAD_MARKED = ("latency_b1_ms", "throughput_img_s")
 
 # Exclusion reasons (archbench.results) that a results folder may rightly hold: a run that failed
 # or is still running, a smoke test, a second copy. Any other reason is a broken record: bad input.
@@ -302,8 +306,12 @@ def _row(key, base: pd.DataFrame, new: pd.DataFrame) -> dict:
     speed_verdicts = {}
     for column, label, _unit, higher in SPEED_METRICS:
         ranges = {"latency_b1_ms": "latency_range", "throughput_img_s": "throughput_range"}.get(column)
-        change = speed_change(base[column], new[column], list(base[ranges]) if ranges else [],
-                              list(new[ranges]) if ranges else [], higher)
+        quiet_base, quiet_new = (_quiet(base), _quiet(new)) if column in LOAD_MARKED else (base, new)
+        change = speed_change(quiet_base[column], quiet_new[column],
+                              list(quiet_base[ranges]) if ranges else [], list(quiet_new[ranges]) if ranges else [],
+                              higher)
+        if column in LOAD_MARKED and (quiet_base.empty or quiet_new.empty) and not (base.empty or new.empty):
+            change["verdict"] = UNDER_LOAD  # a figure taken beside other work says nothing about the code
         row.update({f"{column}_{name}": value for name, value in change.items()})
         speed_verdicts[label] = change["verdict"]
     row["speed"] = _speed_verdict(speed_verdicts)
@@ -313,6 +321,11 @@ def _row(key, base: pd.DataFrame, new: pd.DataFrame) -> dict:
     row["provenance"] = "; ".join(differences)
     row["note"] = _note(row, differences)
     return row
+
+
+def _quiet(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs whose latency and throughput were not marked as taken under load."""
+    return runs[runs["latency_under_load"].isna()] if "latency_under_load" in runs else runs
 
 
 def _mean(values) -> float:
@@ -411,6 +424,8 @@ def _change(delta, half) -> str:
         return NOT_MEASURED
     if math.isnan(half):
         return f"{delta:+.2f} (interval unknown)"
+    if half > 100:  # two seeds far apart: no accuracy change can span this, so say it in words
+        return f"{delta:+.2f} (interval wider than ±100 points)"
     return f"{delta:+.2f} [{delta - half:+.2f}, {delta + half:+.2f}]"
 
 
