@@ -78,12 +78,17 @@ MEASURED = {
 }
 
 
-def test_claim_section_reads_a_study_with_one_model_per_family(tmp_path):
-    results_dir = tmp_path / "records"
+def write_measured(results_dir):
+    """MEASURED as seed_claim records, one setting ("shared") for every model."""
     for model, tops in MEASURED.items():
         for seed, top1 in enumerate(tops):
             write_record(results_dir, fixture_record("seed_claim", model, model_family(model), seed,
                                                      test_top1=top1, val_top1=top1), "shared")
+
+
+def test_claim_section_reads_a_study_with_one_model_per_family(tmp_path):
+    results_dir = tmp_path / "records"
+    write_measured(results_dir)
     out = build_report(results_dir, tmp_path / "report", reference=NO_REFERENCE)
     readme = (out / "README.md").read_text(encoding="utf-8")
     claim = readme.split(f"## Claim: {CIFAR_RANKING.statement}")[1].split("\n## ")[0]
@@ -151,10 +156,7 @@ def test_new_small_representatives_train_three_steps_on_cifar10_jpg(tmp_path):
 
 def test_claim_is_not_tested_where_a_model_ran_under_two_settings(tmp_path):
     results_dir = tmp_path / "records"
-    for model, tops in MEASURED.items():
-        for seed, top1 in enumerate(tops):
-            write_record(results_dir, fixture_record("seed_claim", model, model_family(model), seed,
-                                                     test_top1=top1, val_top1=top1), "shared")
+    write_measured(results_dir)
     for seed in range(2):  # resnet20 again under another setting: which run set stands for ResNet?
         record = fixture_record("seed_claim", "resnet20", "resnet_v1", seed, test_top1=61.0 + seed, val_top1=61.0)
         record["config"]["train"]["optimizer"]["lr"] = 0.05
