@@ -4,6 +4,16 @@ from __future__ import annotations
 import os
 
 
+def rank() -> int:
+    """This process's rank as torchrun sets it (0 outside torchrun): read before the group is joined."""
+    return int(os.environ.get("RANK", 0))
+
+
+def world_size() -> int:
+    """The number of processes torchrun started (1 outside torchrun)."""
+    return int(os.environ.get("WORLD_SIZE", 1))
+
+
 def init_distributed(device: str) -> str:
     """Join the torchrun process group; returns this rank's device (cuda:<LOCAL_RANK> on GPUs)."""
     import torch

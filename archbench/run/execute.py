@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import time
 import traceback
 from pathlib import Path
@@ -16,6 +15,7 @@ from archbench.files import WriteError, check_free_space, check_writable, exclus
 from archbench.record import (atomic_write_json, environment, near_chance, new_record, now_iso, record_path,
                               this_machine)
 from archbench.run.assemble import Built, build
+from archbench.run import distributed
 from archbench.run.distributed import from_rank_0, init_distributed
 from archbench.run.existing import finished_record, note_other_variants, other_machines_note, run_lock
 from archbench.run.spec import InvalidRunError, RunSpec, resolve_device, summary, validate
@@ -35,7 +35,7 @@ def run(spec: RunSpec) -> dict:
         validate(spec)
     except (ValueError, TypeError) as err:
         raise InvalidRunError(str(err)) from err
-    rank = int(os.environ.get("RANK", 0))
+    rank = distributed.rank()
     if spec.task == "evaluate":
         _check_writable(spec)
         return evaluate_run(spec, tick)
@@ -68,7 +68,7 @@ def run(spec: RunSpec) -> dict:
             check_free_space(spec.results_dir, *expected_write_bytes(spec, built))
         except WriteError as err:
             raise InvalidRunError(str(err)) from err
-    world = int(os.environ.get("WORLD_SIZE", 1))
+    world = distributed.world_size()
     if world > 1:
         built.device = init_distributed(built.device)  # before any decision, so every rank takes rank 0's
     lock = run_lock(spec.record_dir, spec.on_locked) if rank == 0 else contextlib.nullcontext(True)
@@ -112,7 +112,7 @@ def execute(spec: RunSpec, built: Built, tick: float) -> dict:
     """Train (or profile), measure and write the record; any crash still leaves a `failed` record."""
     from archbench.measure import measure_latency
 
-    rank = int(os.environ.get("RANK", 0))
+    rank = distributed.rank()
     identity = {"fingerprint": spec.fingerprint, "variant": spec.variant, "settings": spec.identity}
     record = new_record(task=spec.task, study=spec.study, model=spec.model.name, family=built.family,
                         data=spec.dataset_name, seed=spec.seed, config=spec.config, identity=identity,

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from archbench.run.assemble import Built
+from archbench.run import distributed
 from archbench.run.distributed import from_rank_0, init_distributed
 from archbench.run.spec import RunSpec
 
@@ -28,8 +29,8 @@ def train(spec: RunSpec, built: Built, record: dict, tracker=None):
     from archbench.settings import numerics_identity
 
     recipe = spec.recipe
-    world = int(os.environ.get("WORLD_SIZE", 1))
-    rank = int(os.environ.get("RANK", 0))
+    world = distributed.world_size()
+    rank = distributed.rank()
     device = built.device
     if world > 1:
         device = init_distributed(device)
@@ -126,9 +127,9 @@ def _precision(spec: RunSpec, built: Built, device: str, record: dict) -> tuple[
         return started["amp"], started["channels_last"]
     from archbench.train.precision import choose_precision
     cache = Path(os.environ.get("ARCHBENCH_CACHE_DIR") or Path.home() / ".cache" / "archbench") / "precision"
-    world = int(os.environ.get("WORLD_SIZE", 1))
+    world = distributed.world_size()
     choice = None
-    if int(os.environ.get("RANK", 0)) == 0:
+    if distributed.rank() == 0:
         choice = _study_decision(spec, device)
         if choice is None:
             log.info("precision probe: timing a few training steps of fp32/bf16 x NCHW/channels_last (cached per "
