@@ -3,7 +3,7 @@
 A claim is an order of families, best first, with the model that stands for each family at each
 scale (``"small"``: the CPU-scale representatives, ``"paper"``: the papers' own CIFAR networks).
 A study tests a claim at a scale when it has runs of every model of that scale; other models in
-the study (ShuffleNetV2, EfficientNetV2 in ``seed_claim``) are not part of the claim's order.
+the study (e.g. ShuffleNetV2 in ``cifar_cpu_ladder``) are not part of the claim's order.
 
 Base layer: no torch, no models import; the model names are checked against the registry by
 tests/test_claims.py, so a renamed model cannot leave a claim pointing at nothing.

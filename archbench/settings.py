@@ -245,7 +245,7 @@ class Recipe:
     compile: bool | str = "off"  # one of COMPILE_MODES after validation (true/false accepted as default/off)
     deterministic: bool = False
     target_top1: float | None = None
-    checkpoint_every_s: float = 60.0  # how often an epoch's end may write a checkpoint; not part of the result
+    checkpoint_every_s: float = 60.0  # how often a checkpoint is written, mid-epoch too; not part of the result
     val_per_epoch: int = 1  # validation passes per epoch for the learning curve; selection reads epoch ends only
 
     @classmethod

@@ -1,4 +1,4 @@
-"""Checkpoints on a time cadence (and at the end, and on a signal); DDP stop decisions every N steps."""
+"""Checkpoints on a time cadence (at epoch ends and within epochs, at the end, on a signal); DDP stop decisions every N steps."""
 import os
 import signal
 
@@ -51,6 +51,42 @@ def test_a_signal_writes_whatever_the_cadence(tmp_path, writes):
         fit(toy_model(), train, val, test, settings(Budget("epochs", 3), checkpoint_every_s=1e9),
             checkpoint_path=tmp_path / "c.ckpt")
     assert writes == [len(train) + 3]  # epoch 0's end was not due; the signal's mid-epoch one was written
+
+
+def test_the_cadence_also_writes_within_an_epoch(tmp_path, writes):
+    train, val, test = loaders()
+    fit(toy_model(), train, val, test, settings(Budget("epochs", 2), checkpoint_every_s=1e-9),
+        checkpoint_path=tmp_path / "c.ckpt")
+    assert writes == list(range(1, 2 * len(train) + 1))  # every step is past a cadence of a nanosecond
+
+
+def test_a_hard_kill_resumes_from_the_last_mid_epoch_write_as_if_uninterrupted(tmp_path, writes):
+    """No signal, no handler: the process dies mid-epoch; the same command resumes from the timed write."""
+    def weights(model):
+        return torch.cat([p.detach().flatten() for p in model.state_dict().values() if p.is_floating_point()])
+
+    class Killed(Exception):
+        pass
+
+    def kill(epoch, index):
+        if epoch == 1 and index == 3:
+            raise Killed
+
+    torch.manual_seed(7)
+    train, val, test = loaders()
+    reference = fit(toy_model(), train, val, test, settings(Budget("epochs", 3)))
+    ckpt = tmp_path / "c.ckpt"
+    torch.manual_seed(7)
+    train, val, test = loaders(on_batch=kill)
+    with pytest.raises(Killed):
+        fit(toy_model(), train, val, test, settings(Budget("epochs", 3), checkpoint_every_s=1e-9),
+            checkpoint_path=ckpt)
+    assert load_checkpoint(ckpt, None)["step"] == len(train) + 3  # the write after the last finished step
+    train, val, test = loaders()
+    resumed = fit(toy_model(seed=99), train, val, test, settings(Budget("epochs", 3)), checkpoint_path=ckpt)
+    assert resumed.train["steps"] == reference.train["steps"]
+    assert resumed.history[1]["train_loss"] == pytest.approx(reference.history[1]["train_loss"], rel=1e-6)
+    assert torch.allclose(weights(resumed.model), weights(reference.model), atol=1e-6)
 
 
 def test_a_bad_cadence_is_refused_naming_the_key():

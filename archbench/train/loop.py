@@ -76,9 +76,10 @@ class TrainSettings:
     # (seconds per training step, validation passes left) -> (seconds, words) of what follows training: the
     # run's evaluation, priced by the caller (archbench.run.phases), so the ETA says when the run ends.
     after_training: Callable[[float, int], tuple[float, str]] | None = None
-    # An epoch's end writes a checkpoint only when this many seconds have passed since the last one; the
-    # last epoch and a signal always write. GPU epochs of small models take about a second, and an
-    # fsync'd checkpoint of weights, optimizer and best weights each time would cost more than training.
+    # A checkpoint is written when this many seconds have passed since the last one: at an epoch's end, and
+    # (one process, > 0) within an epoch too, so a hard kill of a long CPU epoch loses at most about this
+    # much; the last epoch and a signal always write. 0 writes at every epoch's end and never mid-epoch.
+    # GPU epochs of small models take about a second: an fsync'd checkpoint every step would cost more.
     checkpoint_every_s: float = 60.0
 
     def __post_init__(self):
@@ -425,12 +426,17 @@ def train_one_epoch(trainer: _Trainer, state: TrainingState, loader, interrupt: 
             _log_eta(state, settings, trainer.planned_steps, trainer.eta_from, len(loader))
         if _curve_point_due(trainer, batch_index, len(loader)):
             tick += _validate_within_epoch(trainer, state, epoch + (batch_index + 1) / len(loader))
+        in_epoch = {"batches": batch_index + 1, "loss_sum": loss_sum.item(), "top1": correct.item(),
+                    "count": count, "train_s": epoch_s}
         if interrupt["signal"] is not None and (trainer.world == 1 or state.step % DDP_DECISION_EVERY == 0):
-            trainer.save(state, {"batches": batch_index + 1, "loss_sum": loss_sum.item(), "top1": correct.item(),
-                                 "count": count, "train_s": epoch_s})
+            trainer.save(state, in_epoch)
             _hand_over(interrupt)
             raise TrainingInterrupted(f"signal {interrupt['signal']} at epoch {epoch}, step "
                                       f"{state.step}; checkpoint saved to {trainer.checkpoint_path}")
+        if _mid_epoch_save_due(trainer, batch_index, len(loader)):
+            saving = time.perf_counter()
+            trainer.save(state, in_epoch)
+            tick += time.perf_counter() - saving  # writing is not training: kept out of the training time
 
     synchronize(device)  # the clock reads finished work, not queued kernels
     epoch_s = resume["train_s"] + time.perf_counter() - tick
@@ -546,6 +552,16 @@ def _resume(checkpoint_path, identity: str | None, model: nn.Module, optimizer, 
     state = TrainingState.from_dict(checkpoint["progress"])
     log.info("resuming from %s at epoch %d, step %d", checkpoint_path, state.epoch, state.step)
     return state
+
+
+def _mid_epoch_save_due(trainer: _Trainer, batch_index: int, batches: int) -> bool:
+    """The time cadence has passed within an epoch (its last batch excepted: the epoch's end decides).
+
+    One process only: ranks' clocks differ, so DDP replicas checkpoint at epoch ends and on a signal.
+    """
+    every = trainer.settings.checkpoint_every_s
+    return (trainer.world == 1 and trainer.checkpoint_path is not None and every > 0
+            and batch_index + 1 < batches and time.monotonic() - trainer.last_save >= every)
 
 
 def _curve_point_due(trainer: _Trainer, batch_index: int, batches: int) -> bool:
