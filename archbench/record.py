@@ -590,7 +590,8 @@ class Metric:
     95% CI and count over seeds, like accuracy), "mean" (the mean over runs: it describes the model or the
     machine, not luck), or None (not summarised). `stage`: "load" for a column of `results.load`,
     "evaluation" for one that `results.with_evaluation` adds (the calibration and robustness sections).
-    `display`: its column in the report's comparison table, None for none.
+    `display`: its column in the report's comparison table, None for none. `machine_bound`: a figure of the
+    machine (speed, time, memory, energy), never pooled across machines (archbench.results.pooling).
     """
     name: str
     source: tuple[str, ...] | Callable[[dict], Any]
@@ -598,6 +599,7 @@ class Metric:
     display: Display | None = None
     number: bool = True
     stage: str = "load"
+    machine_bound: bool = False
 
     def read(self, record: dict):
         value = self.source(record) if callable(self.source) else nested(record, *self.source)
@@ -615,40 +617,42 @@ METRICS: dict[str, Metric] = {metric.name: metric for metric in (
     Metric("flops_train", ("complexity", "flops_train"), "mean"),
     # fvcore's activation count of one forward pass.
     Metric("activations", ("complexity", "activations"), "mean", Display("Activations (M)", "millions")),
-    Metric("latency_device", ("latency", "device"), number=False),
+    Metric("latency_device", ("latency", "device"), number=False, machine_bound=True),
     # What latency and throughput were timed at (the measure settings), e.g. 'fp32 NCHW': not always the
     # precision the model trained in.
-    Metric("latency_precision", _latency_precision, number=False),
+    Metric("latency_precision", _latency_precision, number=False, machine_bound=True),
     Metric("latency_b1_ms", ("latency", "batch_1", "median_ms"), "mean",
-           Display("Batch-1 latency (ms, {device})", "speed", 2)),
-    Metric("latency_b1_p10_ms", ("latency", "batch_1", "p10_ms")),
+           Display("Batch-1 latency (ms, {device})", "speed", 2), machine_bound=True),
+    Metric("latency_b1_p10_ms", ("latency", "batch_1", "p10_ms"), machine_bound=True),
     # Averaged per model too: a model whose median lies within the fastest one's p90 is not called slower.
-    Metric("latency_b1_p90_ms", ("latency", "batch_1", "p90_ms"), "mean"),
-    Metric("throughput_batch_size", ("latency", "throughput", "batch_size")),
+    Metric("latency_b1_p90_ms", ("latency", "batch_1", "p90_ms"), "mean", machine_bound=True),
+    Metric("throughput_batch_size", ("latency", "throughput", "batch_size"), machine_bound=True),
     Metric("throughput_img_s", ("latency", "throughput", "img_per_s"), "mean",
-           Display("Throughput (img/s, {device})", "speed", 0)),
-    Metric("train_img_s", ("train", "img_per_s"), "mean", Display("Train (img/s, {trained_on}, during training)", "number", 0)),
+           Display("Throughput (img/s, {device})", "speed", 0), machine_bound=True),
+    Metric("train_img_s", ("train", "img_per_s"), "mean",
+           Display("Train (img/s, {trained_on}, during training)", "number", 0), machine_bound=True),
     # Training time only (job_wall_s is the whole job).
-    Metric("wall_s", ("train", "wall_s"), "mean", Display("Training time (s, {trained_on})", "number", 0)),
-    Metric("job_wall_s", ("env", "job_wall_s")),
+    Metric("wall_s", ("train", "wall_s"), "mean", Display("Training time (s, {trained_on})", "number", 0),
+           machine_bound=True),
+    Metric("job_wall_s", ("env", "job_wall_s"), machine_bound=True),
     Metric("epochs", ("train", "epochs")),
     Metric("steps", ("train", "steps")),
     # None (not NaN) when it cannot be shown: a peak under load, or over 100%.
-    Metric("mfu", _speed_mark("mfu"), "mean", Display("MFU (%)", "mfu", 1), number=False),
-    Metric("mfu_raw", _speed_mark("mfu_raw"), number=False),
-    Metric("mfu_note", _speed_mark("mfu_note"), number=False),
-    Metric("latency_under_load", _speed_mark("latency_under_load"), number=False),
-    Metric("latency_quiet", _speed_mark("latency_quiet"), number=False),
+    Metric("mfu", _speed_mark("mfu"), "mean", Display("MFU (%)", "mfu", 1), number=False, machine_bound=True),
+    Metric("mfu_raw", _speed_mark("mfu_raw"), number=False, machine_bound=True),
+    Metric("mfu_note", _speed_mark("mfu_note"), number=False, machine_bound=True),
+    Metric("latency_under_load", _speed_mark("latency_under_load"), number=False, machine_bound=True),
+    Metric("latency_quiet", _speed_mark("latency_quiet"), number=False, machine_bound=True),
     # Set when a parallel sweep's jobs shared the run's GPU: its training figures are those of that sharing.
-    Metric("shared_device", ("train", "shared_device"), number=False),
-    Metric("peak_mem_bytes", ("train", "peak_mem_bytes")),
+    Metric("shared_device", ("train", "shared_device"), number=False, machine_bound=True),
+    Metric("peak_mem_bytes", ("train", "peak_mem_bytes"), machine_bound=True),
     # NVML; absent off NVIDIA GPUs.
     Metric("train_j_per_image", ("energy", "train_j_per_image"), "mean",
-           Display("Energy (J/train img)", "number", 4, optional=True)),
+           Display("Energy (J/train img)", "number", 4, optional=True), machine_bound=True),
     Metric("inference_j_per_image", ("energy", "inference_j_per_image"), "mean",
-           Display("Energy (J/infer img)", "number", 4, optional=True)),
+           Display("Energy (J/infer img)", "number", 4, optional=True), machine_bound=True),
     Metric("ttt_target", ("train", "time_to_target", "target_top1")),
-    Metric("ttt_s", ("train", "time_to_target", "seconds"), "mean"),
+    Metric("ttt_s", ("train", "time_to_target", "seconds"), "mean", machine_bound=True),
     Metric("ttt_epoch", ("train", "time_to_target", "epoch")),
     Metric("val_top1", ("metrics", "val_top1"), "seeds"),
     Metric("val_top5", ("metrics", "val_top5")),

@@ -208,7 +208,9 @@ def metric_cells(row, names, device: str) -> dict:
     cells = {}
     for name in names:
         metric = METRICS[name]
-        trained_on = row.get("hardware") if isinstance(row.get("hardware"), str) else "the training machine"
+        # a comparison pooled across machines shows one machine's training speed: name that one
+        speed_machine = row.get("speed_machine") if isinstance(row.get("speed_machine"), str) else row.get("hardware")
+        trained_on = speed_machine if isinstance(speed_machine, str) else "the training machine"
         cells[heading(metric, device, trained_on)] = CELL_STYLES[metric.display.style](row, name,
                                                                                      metric.display.digits)
     return cells

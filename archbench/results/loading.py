@@ -4,7 +4,7 @@ and the per-run sections read beside it (history, per-image outcomes, calibratio
 The record module reads the files and maps a record to columns (`archbench.record`); this module finds
 which records are usable results. Nothing is dropped silently: `load_with_exclusions` returns every
 record that cannot be used (unreadable, other schema, failed, diverged, partial, synthetic, duplicate,
-a repeated tuning trial) with the reason.
+a repeated tuning trial, a seed trained twice in a comparison pooled across machines) with the reason.
 """
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from archbench.record import (RECORD_FILE, corruption_rows, evaluation_columns, 
                               record_key, reliability_rows, unusable_reason)
 
 from .frames import MODEL_KEYS, RUN_KEYS, _differing_keys, _short, model_label
+from .pooling import pool_across_machines
 
 EXCLUDED_COLUMNS = ["path", "reason", "study", "data", "model", "variant", "seed"]
 
@@ -58,8 +59,9 @@ def load_with_exclusions(results_dir, include_synthetic: bool = False, exclude=(
     runs = pd.DataFrame(rows)
     runs, duplicates = _split_duplicates(runs)
     runs, repeats = _split_repeated_trials(runs)
+    runs, seeds_twice = pool_across_machines(runs)
     runs = _label_variants(runs)
-    excluded_df = pd.DataFrame(excluded + duplicates + repeats, columns=EXCLUDED_COLUMNS)
+    excluded_df = pd.DataFrame(excluded + duplicates + repeats + seeds_twice, columns=EXCLUDED_COLUMNS)
     return runs, excluded_df
 
 

@@ -83,6 +83,11 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
         row["amp"] = _distinct_text(group.get("amp"))
         row["ttt_reached"] = len(_values(group, "ttt_s"))
         row["latency_hardware"] = distinct_machines(group.get("latency_hardware"))
+        # Pooled across machines (archbench.results.pooling): whose speed the row shows, which machines
+        # trained its seeds, and the comparison's machine-effect check.
+        row["speed_machine"] = _first_present(group.get("speed_machine"))
+        row["trained_on"] = distinct_machines(group.get("trained_on"))
+        row["machine_check"] = _first_present(group.get("machine_check"))
         row["latency_precision"] = _distinct_text(group.get("latency_precision"))
         # Speed figures taken under load, and MFUs that cannot be shown (archbench.quiet): the reason, or None.
         for column in ("latency_under_load", "mfu_note", "shared_device"):

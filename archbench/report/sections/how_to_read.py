@@ -55,8 +55,14 @@ def section(context) -> list:
             "show none.",
             "MACs are multiply-accumulates counted by fvcore (which calls them 'flops'). FLOPs "
             "are forward floating-point operations from torch's FlopCounterMode, about 2 × MACs.",
-            "Runs on different hardware are never averaged together: each comparison names its "
-            "machine, and latency and throughput columns name their device. Runs of one model "
+            "Speed, time, memory and energy are never averaged across machines: each comparison names "
+            "its machine, and latency and throughput columns name their device. Accuracy pools across "
+            "machines only at one numerics identity (the same settings, resolved precision and layout, "
+            "torch version and numerics version of the code, whatever the CPU, threads or commit); such "
+            "a comparison lists its machines with their seeds and commits, shows one machine's speed, "
+            "and prints its machine-effect check, splitting a machine whose effect on test top-1 is "
+            "beyond noise. Records made before the numerics identity stay one comparison per machine. "
+            "Runs of one model "
             "with different settings are separate rows, never averaged as seeds; the one "
             "exception is settings that differ only in data.order_seed (data order and "
             "augmentation draws), whose runs are pooled with the seeds and split again under "

@@ -72,10 +72,33 @@ def environment(group_runs: pd.DataFrame, data) -> list[str]:
         f"{values('test_size')}; {values('num_classes')} classes; image size "
         f"{values('image_size')}",
     ]
+    items += machine_items(group_runs)
     start, end = group_runs.start_time.dropna(), group_runs.end_time.dropna()
     if len(start):
         items.append(f"Runs between {str(start.min())[:10]} and "
                      f"{str(end.max() if len(end) else start.max())[:10]}")
+    return items
+
+
+def machine_items(group_runs: pd.DataFrame) -> list[str]:
+    """A comparison pooled across machines (archbench.results.pooling): each machine with its seeds and
+    commits, whose speed the tables show, and the machine-effect check; nothing for one machine."""
+    items = []
+    machines = group_runs["trained_on"].dropna().unique() if "trained_on" in group_runs else []
+    if len(machines) > 1:
+        parts = []
+        for machine in sorted(machines):
+            runs = group_runs[group_runs.trained_on == machine]
+            seeds = ", ".join(_plain(seed) for seed in sorted(runs.seed.dropna().unique()))
+            commits = ", ".join(sorted({str(commit)[:7] for commit in runs.git_commit.dropna()})) or "not recorded"
+            parts.append(f"{machine}: {count_text(len(runs), 'run')} (seeds {seeds}; commits {commits})")
+        speed = group_runs["speed_machine"].dropna()
+        items.append(f"Trained on {len(machines)} machines, accuracy pooled at one numerics identity; speed, "
+                     f"time and memory are {speed.iloc[0] if len(speed) else 'one machine'}'s only: "
+                     + "; ".join(parts))
+    checks = group_runs["machine_check"].dropna().unique() if "machine_check" in group_runs else []
+    if len(checks):
+        items.append(f"Machine check: {checks[0]}")
     return items
 
 
