@@ -4,7 +4,8 @@ With no arguments it reports your own runs (results/runs) into results/report, w
 ignores; the committed report is rebuilt only on request (`make report`). Arguments use Hydra's
 key=value syntax but are parsed here: the report needs no config tree.
 `python -m archbench.report export ...` hands the rest of the line to `archbench.export`, and
-`python -m archbench.report compare BASE NEW ...` to `archbench.report.compare`.
+`python -m archbench.report compare BASE NEW ...` to `archbench.report.compare`, and
+`python -m archbench.report project ...` to `archbench.run.project`.
 """
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ USAGE = __doc__.splitlines()[0].strip("`")
 HELP = f"""usage: {USAGE}
        python -m archbench.report export [results_dir=results/runs] out=runs.parquet|runs.csv [include_synthetic=true]
        python -m archbench.report compare BASE NEW [--study NAME] ...   (does NEW reproduce BASE within noise?)
+       python -m archbench.report project [results_dir=results/runs] [target=N] [budget_s=S] [out=FILE.csv] ...
+           (time to a target accuracy projected onto this machine)
 
 Builds the report from run records; `export` writes them as one table, `compare` checks two results folders."""
 DEFAULTS = {"results_dir": DEFAULT_RESULTS_DIR, "out": DEFAULT_OUT, "study": None,
@@ -59,6 +62,10 @@ def main(arguments=None) -> int:
     arguments = sys.argv[1:] if arguments is None else list(arguments)
     if arguments and arguments[0] == "export":
         return _export(arguments[1:])
+    if arguments and arguments[0] == "project":
+        from archbench.run.project import main as project
+
+        return project(arguments[1:])
     if arguments and arguments[0] == "compare":
         from .compare import main as compare
 

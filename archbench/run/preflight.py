@@ -129,13 +129,11 @@ def _time_steps(spec: RunSpec, data_info: dict, timed_steps: int):
     Builds the model, optimizer and schedule, then one untimed step (compilation, autotuning) and
     `timed_steps` timed ones on synthetic values of the real shape, in the run's precision, layout and
     compile mode: an explicit train.amp/channels_last as given; `auto` (chosen by a probe when the run
-    starts) is timed as bf16 + channels_last on a GPU with bf16 tensor cores, else fp32 NCHW. Cached per network, shape and numerics in this process: a study's
-    seeds and tuning trials are timed once. `ARCHBENCH_PREFLIGHT_BATCH` caps the batch (the test suite
+    starts) is timed as bf16 + channels_last on a GPU with bf16 tensor cores, else fp32 NCHW. Cached per
+    network, shape and numerics in this process: a study's seeds and tuning trials are timed once. `ARCHBENCH_PREFLIGHT_BATCH` caps the batch (the test suite
     checks every study this way on 2 cores).
     """
-    import torch
-
-    from archbench.train.loop import autocast_context, param_groups
+    from archbench.train.loop import param_groups
 
     recipe = spec.recipe
     input_shape = (1, data_info["in_chans"], data_info["image_size"], data_info["image_size"])
@@ -156,22 +154,41 @@ def _time_steps(spec: RunSpec, data_info: dict, timed_steps: int):
     device = resolve_device(spec.device)
     batch = min(recipe.batch_size, int(os.environ.get("ARCHBENCH_PREFLIGHT_BATCH", recipe.batch_size)))
     amp, channels_last = _planned_precision(recipe, device)
+    model.to(device)  # before the optimizer takes its parameters
+    optimizer = recipe.make_optimizer()(param_groups(model, recipe.weight_decay, recipe.decay_norm_and_bias),
+                                        lr=recipe.scaled_lr())
+    times, batch, shrunk = time_train_steps(model, optimizer, input_shape, data_info["num_classes"], batch, amp,
+                                            channels_last, device, timed_steps, recipe.compile)
+    note = f"batch {recipe.batch_size} does not fit in memory; tried {batch}" if shrunk else None
+    step_s = (sum(times[1:]) / max(len(times) - 1, 1) if timed_steps else times[0]) * recipe.batch_size / batch
+    _STEP_TIMES[key] = (step_s, batch, note, train_macs)
+    return _STEP_TIMES[key]
+
+
+def time_train_steps(model, optimizer, input_shape, num_classes: int, batch: int, amp: str, channels_last: bool,
+                     device: str, timed_steps: int, compile_mode: str = "off") -> tuple[list[float], int, bool]:
+    """(seconds of each step, the batch that fit, whether it had to shrink): one untimed step (compilation,
+    autotuning), then `timed_steps` training steps on synthetic values of the real shape, in the given
+    precision and layout. Halves the batch while it does not fit in memory. The dry run's estimate and the
+    time-to-accuracy projection (archbench.run.project) both time steps here."""
+    import torch
+
+    from archbench.train.loop import autocast_context
+
     model.to(device).train()
     if channels_last:
         model.to(memory_format=torch.channels_last)
-    optimizer = recipe.make_optimizer()(param_groups(model, recipe.weight_decay, recipe.decay_norm_and_bias),
-                                        lr=recipe.scaled_lr())
     step_model = model
-    if recipe.compile != "off":
-        step_model = torch.compile(model, mode=None if recipe.compile == "default" else recipe.compile)
+    if compile_mode != "off":
+        step_model = torch.compile(model, mode=None if compile_mode == "default" else compile_mode)
     autocast = autocast_context(torch.device(device), amp)
-    note = None
+    shrunk = False
     while True:
         try:
             x = torch.randn(batch, *input_shape[1:], device=device)
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            y = torch.randint(0, data_info["num_classes"], (batch,), device=device)
+            y = torch.randint(0, num_classes, (batch,), device=device)
             times = []
             for _ in range(1 + timed_steps):
                 tick = time.perf_counter()
@@ -182,15 +199,12 @@ def _time_steps(spec: RunSpec, data_info: dict, timed_steps: int):
                 optimizer.step()
                 synchronize(device)
                 times.append(time.perf_counter() - tick)
-            break
+            return times, batch, shrunk
         except torch.OutOfMemoryError:
             if batch == 1:
                 raise
             batch //= 2
-            note = f"batch {recipe.batch_size} does not fit in memory; tried {batch}"
-    step_s = (sum(times[1:]) / max(len(times) - 1, 1) if timed_steps else times[0]) * recipe.batch_size / batch
-    _STEP_TIMES[key] = (step_s, batch, note, train_macs)
-    return _STEP_TIMES[key]
+            shrunk = True
 
 
 def _planned_precision(recipe, device: str) -> tuple[str, bool]:
