@@ -23,7 +23,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from archbench import sweep
-from archbench.files import STORAGE_ERRNOS, WriteError, write_error
+from archbench.base.files import STORAGE_ERRNOS, WriteError, write_error
 from archbench.run import InvalidRunError, RunSpec, format_plan, preflight, run, summary
 from archbench.loggers import LoggerSettings, unavailable
 from archbench.settings import SettingsError, check_keys, parse_bool, parse_threads

@@ -58,8 +58,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from archbench.files import atomic_write
-from archbench.keyvalue import parse_key_values
+from archbench.base.files import atomic_write
+from archbench.base.keyvalue import parse_key_values
 from archbench.results import load_with_exclusions
 
 USAGE = __doc__.splitlines()[0].strip("`")

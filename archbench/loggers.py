@@ -33,7 +33,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from archbench.files import atomic_write, atomic_write_json
+from archbench.base.files import atomic_write, atomic_write_json
 from archbench.settings import SettingsError, check_keys, flatten
 
 LOGGER_NAMES = ("none", "csv", "tensorboard", "mlflow")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from archbench.files import atomic_write_bytes
+from archbench.base.files import atomic_write_bytes
 
 OUTCOMES_FILENAME = "test_outcomes.npz"
 

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 import archbench
-from archbench.device import cpu_label, cpu_model, machine_identity
-from archbench.files import atomic_write_bytes, atomic_write_json, move_aside  # noqa: F401 (re-exported)
+from archbench.base.device import cpu_label, cpu_model, machine_identity
+from archbench.base.files import atomic_write_bytes, atomic_write_json, move_aside  # noqa: F401 (re-exported)
 
 # 2: identity (fingerprint, variant, settings), a normalised recipe section, variant folders, flags.
 SCHEMA = 2

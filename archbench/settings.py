@@ -19,6 +19,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from archbench.base.numerics import AMP_CHOICES, compile_mode
 from archbench.train.budget import Budget, budget_kinds, parse_budget
 
 # Bumped when a change of code makes old results incomparable; part of every run's identity and of its
@@ -211,21 +212,6 @@ def _tree_fingerprint(path) -> str:
 
 # ------------------------------------------------------------------------------------------------ recipe
 
-# torch.compile modes; reduce-overhead captures CUDA graphs, which small models need to outrun kernel launches.
-COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
-
-
-def compile_mode(value) -> str:
-    """train.compile as one of COMPILE_MODES; any boolean spelling stays accepted as default or off."""
-    if value in COMPILE_MODES:
-        return value
-    try:
-        return "default" if parse_bool(value, "train.compile") else "off"
-    except SettingsError:
-        raise SettingsError(f"train.compile={value!r} is not one of: {', '.join(COMPILE_MODES)} "
-                            "(true and false mean default and off)") from None
-
-
 @dataclass(frozen=True)
 class Recipe:
     """A training recipe (conf/train/*.yaml): optimizer, schedule, budget and the knobs around them."""
@@ -242,7 +228,7 @@ class Recipe:
     ema_decay: float | None = None
     amp: str = "off"
     channels_last: bool | str = False
-    compile: bool | str = "off"  # one of COMPILE_MODES after validation (true/false accepted as default/off)
+    compile: bool | str = "off"  # one of base.numerics.COMPILE_MODES after validation (true/false accepted as default/off)
     deterministic: bool = False
     target_top1: float | None = None
     checkpoint_every_s: float = 60.0  # how often a checkpoint is written, mid-epoch too; not part of the result
@@ -301,13 +287,14 @@ class Recipe:
         if not _is_number(every) or every < 0:
             raise SettingsError(f"train.checkpoint_every_s={every!r} must be a number of seconds >= 0 "
                                 "(0 = at every epoch's end; the last epoch and a signal always write one)")
-        from archbench.train.precision import AMP_CHOICES  # torch: imported when a recipe is checked
-
         if self.amp not in AMP_CHOICES:
             raise SettingsError(f"train.amp={self.amp!r} is not one of: {', '.join(AMP_CHOICES)}")
         if self.channels_last not in (True, False, "auto"):
             raise SettingsError(f"train.channels_last={self.channels_last!r} must be true, false or auto")
-        object.__setattr__(self, "compile", compile_mode(self.compile))  # frozen: normalised once, here
+        try:
+            object.__setattr__(self, "compile", compile_mode(self.compile))  # frozen: normalised once, here
+        except ValueError as err:
+            raise SettingsError(str(err)) from None
         self.make_schedule()  # a schedule's own checks (milestones, fractions) run now, before anything starts
 
     def make_optimizer(self) -> Callable:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from hydra.experimental.callback import Callback
 
-from archbench.files import atomic_write_bytes, atomic_write_json
-from archbench.timefmt import duration
+from archbench.base.files import atomic_write_bytes, atomic_write_json
+from archbench.base.timefmt import duration
 
 log = logging.getLogger("archbench")
 # Set at the end of a multirun; the entry point exits non-zero when any job failed.
@@ -106,10 +106,10 @@ def parallel_launcher(launcher) -> bool:
 
 
 def measurement_pass(config, rows: list[dict]) -> list[dict]:
-    """After a parallel sweep: each finished record's speed measured in turn, in quiet (archbench.remeasure)."""
+    """After a parallel sweep: each finished record's speed measured in turn, in quiet (archbench.run.remeasure)."""
     from omegaconf import OmegaConf
 
-    from archbench.remeasure import remeasure_paths
+    from archbench.run.remeasure import remeasure_paths
     from archbench.settings import MeasureSettings
 
     # Only records whose speed waits for this pass (trained now, or left waiting by an interrupted pass):

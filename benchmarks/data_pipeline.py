@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from archbench.data import load_dataset, make_loaders
-from archbench.device import synchronize
+from archbench.base.device import synchronize
 
 DEFAULT_ARCHIVE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10-jpg.tar.gz"
 AUGMENT = {"crop_padding": 4, "padding_mode": "zero", "flip": True, "cutout": 0}  # = RandomCrop(32, 4) + flip

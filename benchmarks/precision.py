@@ -33,7 +33,7 @@ from pathlib import Path
 import scipy.stats
 import torch
 
-from archbench.device import device_label, device_name, resolve_device
+from archbench.base.device import device_label, device_name, resolve_device
 from archbench.measure.complexity import profile_complexity
 from archbench.models import SMALL_REPRESENTATIVES, create_model
 from archbench.train.precision import (

@@ -56,7 +56,7 @@ def versions(device: str) -> dict:
     import torch
 
     from archbench.measure import device_peak_flops
-    from archbench.device import cpu_model
+    from archbench.base.device import cpu_model
 
     info = {"python": sys.version.split()[0], "torch": torch.__version__, "cuda": torch.version.cuda,
             "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,

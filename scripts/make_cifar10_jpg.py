@@ -153,7 +153,7 @@ def write_tar(entries, path: Path) -> str:
 def compress(tar_path: Path, out: Path) -> str:
     """tar_path gzipped to out, atomically (never a half-written archive where runs look for it): GNU gzip
     -n -6 where it exists (what the reference used), else Python's gzip. Returns out's sha256."""
-    from archbench.files import atomic_write
+    from archbench.base.files import atomic_write
 
     gnu = shutil.which("gzip")
     gnu = gnu if gnu and b"GNU" in subprocess.run([gnu, "--version"], capture_output=True).stdout[:200] else None

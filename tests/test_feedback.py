@@ -13,7 +13,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from archbench.sweep import count_jobs, progress_line
-from archbench.timefmt import duration
+from archbench.base.timefmt import duration
 from archbench.train.budget import Budget
 from archbench.train.loop import _bar_total, _log_eta
 
@@ -200,7 +200,7 @@ def test_a_seed_added_on_other_hardware_is_told_it_starts_a_comparison_of_its_ow
     assert preflight(spec_for(["model=resnet20", "study=grown", "seed=4", *FAST], tmp_path), timed_steps=0)["note"] \
         is None
     # A different thread count is different hardware too (CPU speed scales with it).
-    from archbench.device import cpu_model, machine_identity
+    from archbench.base.device import cpu_model, machine_identity
     _record_made_on(tmp_path, "threads", cpu_model(), torch.get_num_threads() + 1, machine_identity("cpu"))
     assert "none on this hardware" in preflight(spec_for(["model=resnet20", "study=threads", *FAST], tmp_path),
                                                 timed_steps=0)["note"]

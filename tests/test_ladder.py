@@ -1,13 +1,13 @@
-"""The budget ladder (archbench.ladder): rankings per rung, tau against the largest rung, swaps beyond noise,
+"""The budget ladder (archbench.results.ladder): rankings per rung, tau against the largest rung, swaps beyond noise,
 accuracy against budget, time to a target, on constructed records whose answers are known."""
 import math
 
 import pytest
 from helpers import fixture_record, write_record
 
-from archbench import ladder as ladders
+from archbench.results import ladder as ladders
 from archbench import results
-from archbench.files import atomic_write_json
+from archbench.base.files import atomic_write_json
 from archbench.record import read_record
 
 MODELS = {"resnet20": "resnet_v1", "wrn_16_2": "wide_resnet", "densenet_bc_40_12": "densenet",
@@ -91,10 +91,10 @@ def test_the_shipped_ladder_study_declares_its_base_and_budgets():
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from archbench.ladder import ladder_studies
+    from archbench.results.ladder import ladder_studies
 
     assert ladder_studies()["cifar_cpu_ladder"] == "cifar_cpu"
-    conf = str(ladders.Path(ladders.__file__).resolve().parents[1] / "conf")
+    conf = str(ladders.Path(ladders.__file__).resolve().parents[2] / "conf")
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=conf, version_base=None):
         ladder = compose("config", overrides=["experiment=cifar_cpu_ladder"], return_hydra_config=True)

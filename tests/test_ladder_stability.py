@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from archbench import ladder as ladders
+from archbench.results import ladder as ladders
 from archbench import results
 from archbench.stats import TAU_HOLDS, TAU_RESAMPLES, attainable_taus, kendall_tau_rows, tau_interval
 

@@ -175,7 +175,7 @@ def test_the_environment_caps_the_wait_for_quiet(monkeypatch):
 
 def test_task_measure_on_another_machine_names_it_and_leaves_the_training_machine_s_mfu(tmp_path, monkeypatch):
     from helpers import fixture_record, write_record
-    from archbench import remeasure
+    from archbench.run import remeasure
     from archbench.record import read_record
     from archbench.settings import MeasureSettings
 

@@ -87,7 +87,7 @@ def test_an_exported_tree_is_stamped_with_the_commit_it_was_exported_from(monkey
 
 
 def test_the_machine_identity_tells_cpu_kinds_apart(tmp_path):
-    from archbench.device import cpu_identity
+    from archbench.base.device import cpu_identity
     from archbench.record import hardware_label
 
     def cpu(family, model, flags):

@@ -130,5 +130,5 @@ def test_only_the_record_module_names_the_record_file():
 
 
 def test_only_files_py_replaces_files():
-    _check(_offenders(_replaces_a_file, "archbench/files.py"),
-           "os.replace outside archbench/files.py (use files.atomic_write* / move_aside)")
+    _check(_offenders(_replaces_a_file, "archbench/base/files.py"),
+           "os.replace outside archbench/base/files.py (use files.atomic_write* / move_aside)")

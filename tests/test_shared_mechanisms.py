@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from archbench import device as devices
+from archbench.base import device as devices, numerics
 from archbench.data import cache
-from archbench.files import atomic_write_json, exclusive_lock
-from archbench.keyvalue import parse_key_values
+from archbench.base.files import atomic_write_json, exclusive_lock
+from archbench.base.keyvalue import parse_key_values
 from archbench.train import precision
 
 REPO = Path(__file__).resolve().parent.parent
@@ -75,7 +75,7 @@ def test_the_record_side_of_the_device_module_imports_without_torch():
     import subprocess
     import sys
 
-    code = "import sys, archbench.device; archbench.device.cpu_model(); assert 'torch' not in sys.modules"
+    code = "import sys, archbench.base.device; archbench.base.device.cpu_model(); assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
 
 
@@ -93,11 +93,13 @@ def test_every_precision_spelling_derives_from_one_table():
         precision.precision_name("int8")
 
 
-def test_the_measurements_use_the_training_precision_table():
+def test_measuring_names_and_casts_every_precision_as_training_does():
     from archbench.measure import latency, peak
 
-    assert peak.PRECISIONS is precision.PRECISIONS and peak.precision_name is precision.precision_name
-    assert latency.AMP_DTYPES is precision.AMP_DTYPES
+    for amp in precision.AMPS:
+        assert latency._amp_name(amp) == amp
+        assert peak.precision_name(amp) == precision.precision_name(amp)
+        assert numerics.autocast_dtype(amp) is precision.AMP_DTYPES[amp]
 
 
 # --- key=value command lines --------------------------------------------------------------------------
@@ -152,4 +154,4 @@ def test_only_the_files_module_renames_files_into_place():
     sources = [path for folder in ("archbench", "scripts", "benchmarks") for path in (REPO / folder).rglob("*.py")]
     renaming = [str(path.relative_to(REPO)) for path in sources
                 if path.name != "files.py" and re.search(r"\bos\.(replace|rename)\(", path.read_text())]
-    assert not renaming, f"write through archbench.files (atomic_write_*) instead: {renaming}"
+    assert not renaming, f"write through archbench.base.files (atomic_write_*) instead: {renaming}"

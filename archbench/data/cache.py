@@ -1,7 +1,7 @@
 """Decode-once cache: the decoded uint8 tensors of a dataset, keyed by a hash of its source files and options.
 
 Layout: <cache_dir>/<dataset>-<key[:16]>/data.pt (images and labels), meta.json (what was built from what),
-stats-<split key>.json (per-channel mean/std of one training split). Writes are atomic (archbench.files),
+stats-<split key>.json (per-channel mean/std of one training split). Writes are atomic (archbench.base.files),
 so a crash or a parallel run never leaves a half-written cache behind.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from archbench.files import atomic_write, atomic_write_json, exclusive_lock
+from archbench.base.files import atomic_write, atomic_write_json, exclusive_lock
 
 from .base import DataError, Split
 

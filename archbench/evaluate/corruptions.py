@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 from archbench.data.cache import resolve_cache_dir
-from archbench.files import atomic_write
+from archbench.base.files import atomic_write
 
 # The 15 corruptions of the ImageNet-C / CIFAR-10-C benchmark, in the paper's order (noise, blur, weather,
 # digital): "all" means these, so a mean over "all" is the benchmark's mean.

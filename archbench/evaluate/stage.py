@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from archbench.data import Dataset, Split, normalize
-from archbench.train.precision import AMP_DTYPES
+from archbench.base.numerics import autocast_dtype
 
 from .calibration import calibrate
 from .corruptions import CORRUPTIONS, SEVERITIES, _load_library, check_corruption
@@ -112,7 +112,7 @@ def predict_logits(model: nn.Module, images, mean, std, device, batch_size: int 
     computed in `amp` and layout `channels_last` (the training run's, so they match its test top-1)."""
     images = torch.as_tensor(np.asarray(images)) if not isinstance(images, torch.Tensor) else images
     device = torch.device(device)
-    dtype = AMP_DTYPES[amp]
+    dtype = autocast_dtype(amp)
     layout = torch.channels_last if channels_last else torch.contiguous_format
 
     def forward(batch):

@@ -1,4 +1,4 @@
-"""Helpers shared by the complexity and latency measurements (the device ones are archbench.device's)."""
+"""Helpers shared by the complexity and latency measurements (the device ones are archbench.base.device's)."""
 from __future__ import annotations
 
 import contextlib

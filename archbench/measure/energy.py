@@ -125,14 +125,14 @@ def inference_window(model, input_shape, device: str, batch_size: int, amp: str 
 
     import torch
 
-    from archbench.device import synchronize
-    from archbench.train.precision import AMP_DTYPES
+    from archbench.base.device import synchronize
+    from archbench.base.numerics import autocast_dtype
 
     def run() -> int:
         x = torch.randn(batch_size, *input_shape[1:], device=device)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        dtype = AMP_DTYPES.get(amp)
+        dtype = autocast_dtype(amp)
         autocast = torch.autocast(torch.device(device).type, dtype=dtype) if dtype else contextlib.nullcontext()
         was_training = model.training
         model.eval()

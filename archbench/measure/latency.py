@@ -28,9 +28,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from archbench.device import cuda_tf32_enabled, device_label, device_name, resolve_device, synchronize
-from archbench.files import atomic_write_bytes
-from archbench.train.precision import AMP_DTYPES, AMP_OFF, precision_name
+from archbench.base.device import cuda_tf32_enabled, device_label, device_name, resolve_device, synchronize
+from archbench.base.files import atomic_write_bytes
+from archbench.base.numerics import AMP_OFF, AMPS, autocast_dtype, precision_name
 
 from ._common import batch1_shape, eval_mode
 
@@ -149,8 +149,8 @@ def _amp_name(amp: str | bool | None) -> str:
     # YAML reads a bare `off` as False; accept it rather than make every config quote it.
     if amp is None or amp is False or amp == "fp32":
         return AMP_OFF
-    if amp not in AMP_DTYPES:
-        raise ValueError(f"amp={amp!r} is not one of {sorted(AMP_DTYPES)}; use 'off' (fp32), 'bf16' or 'fp16'")
+    if amp not in AMPS:
+        raise ValueError(f"amp={amp!r} is not one of {sorted(AMPS)}; use 'off' (fp32), 'bf16' or 'fp16'")
     return amp
 
 
@@ -232,7 +232,7 @@ def _time_batch(
     x = torch.randn((batch, *image_shape), generator=generator).to(device)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
-    autocast = (torch.autocast(device.type, dtype=AMP_DTYPES[amp]) if amp != AMP_OFF
+    autocast = (torch.autocast(device.type, dtype=autocast_dtype(amp)) if amp != AMP_OFF
                 else contextlib.nullcontext())
 
     def run_once() -> None:

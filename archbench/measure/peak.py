@@ -19,12 +19,12 @@ from typing import Any, Iterator
 
 import torch
 
-from archbench.device import (cpu_flags, cpu_model, cuda_tf32_enabled, device_label, device_name, hostname,
+from archbench.base.device import (cpu_flags, cpu_model, cuda_tf32_enabled, device_label, device_name, hostname,
                               resolve_device, synchronize)
-from archbench.files import atomic_write_bytes
+from archbench.base.files import atomic_write_bytes
 from archbench.measure.energy import gpu_neighbours
 from archbench.quiet import QuietSettings, judge, load_1m
-from archbench.train.precision import NATIVE_CPU_FLAGS, PRECISIONS, precision_name
+from archbench.base.numerics import NATIVE_CPU_FLAGS, precision_name, torch_dtype
 
 # Large enough that the matmul is compute-bound (not memory- or launch-bound), small enough
 # that a 2-core CPU measures it in a few seconds.
@@ -86,7 +86,7 @@ def device_peak_flops(
     neighbours = gpu_neighbours(target)
     others_before, load_before, tick = neighbours() if neighbours else None, load_1m(), time.perf_counter()
     with _matmul_tf32(target, tf32):
-        best, median = _matmul_flops_per_s(target, PRECISIONS[name], n, min_reps, min_time_s)
+        best, median = _matmul_flops_per_s(target, torch_dtype(name), n, min_reps, min_time_s)
     # A peak measured on a busy machine is too low and is cached: judged by the quiet check's rule
     # (archbench.quiet), as of this measurement, and the judgement is cached with it.
     quiet, under = judge(QuietSettings(timeout_s=0), torch.get_num_threads() if target.type == "cpu" else 1,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 
-from archbench.keyvalue import parse_key_values
+from archbench.base.keyvalue import parse_key_values
 
 from .build import DEFAULT_OUT, DEFAULT_RESULTS_DIR
 

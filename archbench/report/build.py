@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from archbench import results
-from archbench.ladder import ladder_studies
+from archbench.results.ladder import ladder_studies
 
 from .context import ReportContext, with_relative_paths
 from .document import render_html, render_markdown

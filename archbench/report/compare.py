@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from archbench.files import atomic_write_bytes
+from archbench.base.files import atomic_write_bytes
 from archbench.record import PROVENANCE, RECORD_FILE, load_record_or_empty, provenance_columns
 from archbench.results import load_with_exclusions, model_label, with_evaluation
 from archbench.stats import finite, noise_floor

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from archbench.base.numerics import precision_label
 from archbench.record import METRICS, Metric, metrics as declared_metrics
 from archbench.results.frames import machines_of
 
@@ -88,7 +89,7 @@ def _timed_precision(group: pd.DataFrame) -> str | None:
     if "latency_precision" not in group or "amp" not in group:
         return None
     timed = sorted({str(value) for value in group["latency_precision"].dropna()})
-    trained = {"fp32" if str(value) == "off" else str(value) for value in group["amp"].dropna()}
+    trained = {precision_label(value) for value in group["amp"].dropna()}
     if not timed or {precision.split()[0] for precision in timed} >= trained:
         return None
     return (f"Latency and throughput were timed at {' / '.join(timed)} (the measure settings), not at each model's "

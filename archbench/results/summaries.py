@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from archbench.base.numerics import precision_label
 from archbench.record import metrics as declared_metrics
 from archbench.stats import binomial_se, finite, variance_components
 
@@ -242,7 +243,7 @@ def reliability_curve(bins: pd.DataFrame) -> pd.DataFrame:
 
 # Settings a run resolves per model, named as a reader knows them; values as shown.
 CONFOUND_SETTINGS = {
-    "precision": ("amp", lambda value: {"off": "fp32"}.get(str(value), str(value))),
+    "precision": ("amp", precision_label),
     "memory layout": ("channels_last", lambda value: "channels_last" if value else "NCHW"),
     "stem": ("stem", str),
     "final feature map": ("final_feature_map", str),

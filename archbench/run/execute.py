@@ -11,7 +11,7 @@ import time
 import traceback
 from pathlib import Path
 
-from archbench.files import WriteError, check_free_space, check_writable, exclusive_lock
+from archbench.base.files import WriteError, check_free_space, check_writable, exclusive_lock
 from archbench.record import (atomic_write_json, environment, near_chance, new_record, now_iso, record_path,
                               this_machine)
 from archbench.run.assemble import Built, build
@@ -256,7 +256,7 @@ def _save_weights(path: Path, model) -> None:
 
     import torch
 
-    from archbench.files import atomic_write_bytes
+    from archbench.base.files import atomic_write_bytes
 
     buffer = io.BytesIO()
     torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buffer)

@@ -6,7 +6,7 @@ import logging
 from collections import Counter
 from pathlib import Path
 
-from archbench.files import exclusive_lock
+from archbench.base.files import exclusive_lock
 from archbench.record import (FINISHED, RECORD_FILE, CorruptFileError, load_record, read_record, record_hardware,
                               record_path)
 from archbench.run.spec import RunSpec

@@ -58,7 +58,7 @@ def after_training(spec, val_size: int, test_size: int, image_size: int) -> list
 
 def describe(phases: list[Phase], forward: float) -> tuple[float, str]:
     """(seconds, words) for a list of phases: 'about 1 min 5 s: test set, ..., calibration (<how to skip>)'."""
-    from archbench.timefmt import duration
+    from archbench.base.timefmt import duration
 
     seconds = sum(p.seconds(forward) for p in phases)
     names = ", ".join(p.name for p in phases)

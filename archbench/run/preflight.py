@@ -10,7 +10,7 @@ import math
 import os
 import time
 
-from archbench.files import WriteError, check_writable
+from archbench.base.files import WriteError, check_writable
 from archbench.run.assemble import batch_too_large, create_model, load_data, profile_data_info
 from archbench.run import phases
 from archbench.run.execute import format_value
@@ -18,7 +18,7 @@ from archbench.run.existing import finished_record, other_machines_note
 from archbench.run.spec import RunSpec, resolve_device, validate
 from archbench.run.training import CHECKPOINT_FILE
 from archbench.data.registry import known_train_images
-from archbench.device import synchronize
+from archbench.base.device import synchronize
 from archbench.record import this_machine
 from archbench.settings import DataSettings
 
@@ -210,12 +210,15 @@ def time_train_steps(model, optimizer, input_shape, num_classes: int, batch: int
 def _planned_precision(recipe, device: str) -> tuple[str, bool]:
     """(amp, channels_last) that the preflight times: the run's, with `auto` resolved by the stated rule."""
     amp, channels_last = recipe.amp, recipe.channels_last
-    if "auto" in (amp, channels_last):
-        import torch
-        bf16_gpu = device.startswith("cuda") and torch.cuda.is_bf16_supported(including_emulation=False)
-        amp = ("bf16" if bf16_gpu else "off") if amp == "auto" else amp
-        channels_last = bf16_gpu if channels_last == "auto" else channels_last
-    return amp, bool(channels_last)
+    if "auto" not in (amp, channels_last):
+        return amp, bool(channels_last)
+    from archbench.train.precision import cuda_auto_rule
+
+    rule = cuda_auto_rule(device, amp, channels_last)
+    if rule is not None:
+        return rule
+    # elsewhere `auto` is a probe when the run starts; the plan times the fp32 NCHW it starts from
+    return ("off" if amp == "auto" else amp), channels_last is True
 
 
 def format_plan(rows: list[dict]) -> str:

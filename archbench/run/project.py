@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import sys
 
-from archbench.keyvalue import parse_key_values
+from archbench.base.keyvalue import parse_key_values
 
 USAGE = __doc__.splitlines()[0].strip("`")
 DEFAULTS = {"results_dir": "results/runs", "target": None, "budget_s": None, "study": None, "threads": None,
@@ -31,7 +31,7 @@ def probe_step_s(record: dict, threads: int | None, timed_steps: int) -> tuple[f
     import torch
 
     from archbench.quiet import QuietSettings, measure_quietly
-    from archbench.remeasure import _build
+    from archbench.run.remeasure import _build
     from archbench.run.preflight import time_train_steps
     from archbench.settings import Recipe
     from archbench.train.loop import param_groups
@@ -74,7 +74,7 @@ def main(arguments=None) -> int:
         return EXIT_BAD_INPUT
     print(format_projection(table, notes))
     if options["out"]:
-        from archbench.files import atomic_write_bytes
+        from archbench.base.files import atomic_write_bytes
         atomic_write_bytes(options["out"], table.to_csv(index=False).encode())
         print(f"written to {options['out']}")
     return 0
@@ -130,7 +130,7 @@ def _number(key, value):
 
 def format_projection(table, notes) -> str:
     """The table as text, one block per study, then the notes."""
-    from archbench.timefmt import duration
+    from archbench.base.timefmt import duration
 
     lines = []
     for (study, data), group in table.groupby(["study", "data"], sort=False):

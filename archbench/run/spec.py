@@ -36,7 +36,7 @@ class RunSpec:
     tuning: dict | None = None  # which trial of which tuning study, or a tuned run's selection
     evaluate: Any = None  # archbench.evaluate.EvaluateSettings: calibration and robustness after training
     logger: Any = None  # archbench.loggers.LoggerSettings: per-epoch metrics to CSV, TensorBoard or MLflow
-    # Parallel jobs share the cores, so their speed is measured after the sweep (archbench.remeasure), not here.
+    # Parallel jobs share the cores, so their speed is measured after the sweep (archbench.run.remeasure), not here.
     defer_speed: bool = False
 
     @classmethod
@@ -87,7 +87,7 @@ def validate(spec: RunSpec) -> None:
 
 def resolve_device(device: str) -> str:
     """The device a run uses (auto, cpu, cuda or cuda:N), refused as a setting when this machine lacks it."""
-    from archbench.device import DeviceError, resolve_device as device_of
+    from archbench.base.device import DeviceError, resolve_device as device_of
 
     try:
         return str(device_of(device))

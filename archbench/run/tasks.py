@@ -72,7 +72,7 @@ def measure_run(spec: RunSpec, tick: float) -> dict:
     """task=measure: the speed figures of this job's finished record (training or profile), taken again in quiet."""
     import dataclasses
 
-    from archbench.remeasure import remeasure_record
+    from archbench.run.remeasure import remeasure_record
 
     candidates = [dataclasses.replace(spec, task="train"), dataclasses.replace(spec, task="profile", recipe=None)]
     found = next((c for c in candidates if record_path(c.record_dir).exists()), None)

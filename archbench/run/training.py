@@ -174,7 +174,7 @@ def _study_decision(spec: RunSpec, device: str) -> dict | None:
 def _decide_for_study(spec: RunSpec, device: str, choice: dict) -> dict:
     """Store the first probe's choice as the study's decision; a decision written meanwhile by a parallel
     job of the same model wins, so all its seeds train alike."""
-    from archbench.files import atomic_write_json, exclusive_lock
+    from archbench.base.files import atomic_write_json, exclusive_lock
     from archbench.record import now_iso, this_machine
 
     path = spec.record_dir.parent / STUDY_DECISION_FILE

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from archbench.files import atomic_write_bytes, move_aside
+from archbench.base.files import atomic_write_bytes, move_aside
 
 log = logging.getLogger(__name__)
 

@@ -21,9 +21,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from archbench.device import synchronize
+from archbench.base.device import synchronize
 from archbench.train.budget import Budget, Usage, budget_consumed
 from archbench.train.checkpoint import load_checkpoint, save_checkpoint
+from archbench.base.numerics import compile_mode
 from archbench.train.precision import AMP_DTYPES
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ class TrainSettings:
     ema_decay: float | None = None
     amp: str = "off"  # one of archbench.train.precision.AMPS: auto is resolved before training
     channels_last: bool = False
-    compile: bool | str = "off"  # a mode of archbench.settings.COMPILE_MODES; true/false mean default/off
+    compile: bool | str = "off"  # a mode of archbench.base.numerics.COMPILE_MODES; true/false mean default/off
     target_top1: float | None = None
     on_epoch: Callable[[dict], None] | None = None  # each history entry, e.g. to an experiment logger
     identity: str | None = None  # the run's fingerprint: a checkpoint of another identity is never resumed
@@ -85,7 +86,6 @@ class TrainSettings:
     def __post_init__(self):
         # Values are checked once, where they are read (archbench.settings.Recipe, which builds these
         # settings); compile is only normalised, so true/false keep meaning default/off here too.
-        from archbench.settings import compile_mode
         self.compile = compile_mode(self.compile)
 
 
@@ -695,7 +695,7 @@ def _log_eta(state: TrainingState, settings: TrainSettings, planned_steps: int |
 
 
 def _duration(seconds: float) -> str:
-    from archbench.timefmt import duration  # seconds below a minute: "0 min" said nothing
+    from archbench.base.timefmt import duration  # seconds below a minute: "0 min" said nothing
 
     return duration(seconds)
 

@@ -38,25 +38,16 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import nn
 
-from archbench.device import cpu_flags, device_name, resolve_device, synchronize
-from archbench.files import atomic_write_bytes
+from archbench.base.device import cpu_flags, device_name, resolve_device, synchronize
+from archbench.base.numerics import (AMP_CHOICES, AMP_OFF, AMPS, CHANNELS_LAST_CHOICES, NATIVE_CPU_FLAGS,
+                                     PRECISION_NAMES, autocast_dtype, precision_name, torch_dtype)
+from archbench.base.files import atomic_write_bytes
 
-# The precisions archbench trains and measures in, by the names records, reports and the peak cache use.
-PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-# train.amp spells fp32 "off" (no autocast); the low precisions keep their names.
-AMP_OFF = "off"
-AMPS = tuple(AMP_OFF if name == "fp32" else name for name in PRECISIONS)  # ("off", "bf16", "fp16")
-AMP_CHOICES = ("auto", *AMPS)
+# The names (precisions, train.amp's spellings, native CPU flags, layouts) live in the base layer; here
+# only the torch dtypes they stand for.
+PRECISIONS = {name: torch_dtype(name) for name in PRECISION_NAMES}
 # The dtype autocast runs in for each train.amp; None: fp32, no autocast.
 AMP_DTYPES = {amp: None if amp == AMP_OFF else PRECISIONS[amp] for amp in AMPS}
-# Every other spelling a caller may hold for a precision: train.amp's, torch's long names, the dtypes.
-PRECISION_ALIASES = {AMP_OFF: "fp32", **{str(dtype).removeprefix("torch."): name for name, dtype in PRECISIONS.items()},
-                     **{dtype: name for name, dtype in PRECISIONS.items()}}
-# CPU feature flags (/proc/cpuinfo) that mean the precision has hardware arithmetic, not a conversion to
-# fp32 and back (x86: AVX512-BF16/FP16 or AMX; Arm: BF16, FPHP).
-NATIVE_CPU_FLAGS = {"bf16": frozenset({"avx512_bf16", "amx_bf16", "bf16"}),
-                    "fp16": frozenset({"avx512_fp16", "amx_fp16", "fphp"})}
-CHANNELS_LAST_CHOICES = ("auto", True, False)
 # Cache files from an older probe (other candidates, other timing) must not be read as current.
 CACHE_VERSION = 1
 # Low precision is picked only when at least this much faster than fp32: within 5% the probe's
@@ -110,9 +101,9 @@ def choose_precision(
     result = {"low_precision": low_precision, "cached": False}
     forced = _forced_note(amp, channels_last)
 
-    if device.type == "cuda" and amp == "auto" and low_precision == "bf16":
-        layout = True if channels_last == "auto" else channels_last
-        return {"amp": "bf16", "channels_last": layout, "probe": {}, **result,
+    rule = cuda_auto_rule(device, amp, channels_last)
+    if rule is not None:
+        return {"amp": rule[0], "channels_last": rule[1], "probe": {}, **result,
                 "reason": "; ".join(filter(None, [f"{CUDA_BF16_RULE} ({low_precision_why})", forced]))}
     if len(candidates) == 1:
         (amp_choice, layout), = candidates
@@ -161,27 +152,18 @@ def choose_precision(
             "reason": "; ".join(notes)}
 
 
-def precision_name(precision: str | torch.dtype | None) -> str:
-    """"fp32", "bf16" or "fp16" for any accepted spelling (None and train.amp's "off" are fp32)."""
-    if precision is None or precision is False:  # YAML reads a bare `off` as False
-        return "fp32"
-    try:
-        name = PRECISION_ALIASES.get(precision, precision)
-    except TypeError:  # unhashable
-        name = precision
-    if name not in PRECISIONS:
-        raise ValueError(f"precision={precision!r} is not supported; use 'fp32' (or 'off'), 'bf16' or 'fp16'")
-    return name
-
-
-def autocast_dtype(amp: str) -> torch.dtype | None:
-    """The dtype autocast runs in for train.amp `amp` (or a precision name); None for fp32."""
-    return PRECISIONS[name] if (name := precision_name(amp)) != "fp32" else None
-
-
 def candidate_label(amp: str, channels_last: bool) -> str:
     """"fp32_nchw", "bf16_channels_last", ...: how the probe and the record name a candidate."""
     return f"{'fp32' if amp == 'off' else amp}_{'channels_last' if channels_last else 'nchw'}"
+
+
+def cuda_auto_rule(device: str | torch.device, amp, channels_last) -> tuple[str, bool] | None:
+    """(amp, channels_last) that `amp=auto` means on a CUDA GPU with native bf16 (CUDA_BF16_RULE), a forced
+    layout kept; None where the rule does not apply (amp forced, or not such a GPU): then it is measured."""
+    device = torch.device(device)
+    if amp != "auto" or device.type != "cuda" or native_low_precision(device)[0] != "bf16":
+        return None
+    return "bf16", True if channels_last == "auto" else bool(channels_last)
 
 
 def native_low_precision(device: torch.device) -> tuple[str | None, str]:

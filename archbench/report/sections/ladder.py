@@ -7,7 +7,7 @@ import math
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from archbench.ladder import Ladder, budget_ladder, precision_changes, verdict
+from archbench.results.ladder import Ladder, budget_ladder, precision_changes, verdict
 from archbench.results import RESAMPLED_SEEDS_AND_IMAGES
 from archbench.stats import outward
 

@@ -46,7 +46,7 @@ def _trained_on(record: dict) -> str | None:
 
 
 def _this_machine(device: str) -> str:
-    from archbench.device import cpu_model
+    from archbench.base.device import cpu_model
 
     if device == "cpu":
         return cpu_model()
@@ -79,7 +79,7 @@ def remeasure_record(path: str | Path, measure: MeasureSettings, device: str = "
         return "skipped", record
     import torch
 
-    from archbench.files import exclusive_lock
+    from archbench.base.files import exclusive_lock
 
     quiet = measure.quiet or QuietSettings()
     threads = int(threads or _recorded_threads(record) or torch.get_num_threads())
@@ -187,7 +187,7 @@ def _peak_section(record: dict, device: str, threads: int, quiet: QuietSettings,
                   neighbours=None) -> dict:
     """The quiet peak in the precision the run trained in, and the run's MFU against it."""
     from archbench.measure import device_peak_flops, training_cost
-    from archbench.measure.peak import precision_name
+    from archbench.base.numerics import precision_name
 
     train = record["train"]
     precision = precision_name(train.get("amp"))

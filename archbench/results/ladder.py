@@ -51,7 +51,7 @@ def ladder_studies(conf_dir: Path | None = None) -> dict[str, str | None]:
     """{ladder study: its base study} from conf/experiment/*.yaml (`report: {ladder: {base: ...}}`)."""
     import yaml
 
-    conf_dir = Path(conf_dir) if conf_dir else Path(__file__).resolve().parents[1] / "conf" / "experiment"
+    conf_dir = Path(conf_dir) if conf_dir else Path(__file__).resolve().parents[2] / "conf" / "experiment"
     found = {}
     for path in sorted(conf_dir.glob("*.yaml")):
         try:
