@@ -17,8 +17,11 @@ Columns (the record module owns the map, `archbench.record.record_columns` and t
   run           family, status (complete), task (train | profile), synthetic (bool),
                 near_chance (bool: accuracy within noise of chance), numerics (fingerprint of what can
                 change what the run learned, the machine aside: runs sharing it may pool their accuracy)
-  machine       hardware (label runs are grouped by), device, device_name, cpu_model, threads, torch,
-                python, cuda, archbench_version, git_commit, git_dirty, hostname, start_time, end_time
+  machine       hardware (label runs are grouped by: every machine of a comparison pooled at one numerics
+                identity), trained_on (the run's own machine), speed_machine (whose speed figures a pooled
+                comparison shows), machine_check (its machine-effect test, in words), device, device_name,
+                cpu_model, threads, torch, python, cuda, archbench_version, git_commit, git_dirty, hostname,
+                start_time, end_time
   data, recipe  data_label, recipe (name), recipe_config (JSON of the whole recipe), budget (JSON),
                 batch_size, lr, weight_decay, label_smoothing, amp, train_size, val_size, test_size,
                 num_classes, image_size, order_seed (data order and augmentation draws; follows the
