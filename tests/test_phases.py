@@ -77,3 +77,10 @@ def test_the_dry_run_estimate_includes_evaluation_and_says_how_to_skip_it(tmp_pa
                      r"calibration and corruptions; evaluate.after_train=false skips calibration and corruptions "
                      r"for a quick check\)", plan), plan
     assert "skips" not in format_plan([quick])
+
+
+def test_the_dry_run_prices_the_learning_curves_validation_passes(tmp_path):
+    once = preflight(spec_for([*QUICK, "evaluate.after_train=false"], tmp_path / "a"), timed_steps=1)
+    quarterly = preflight(spec_for([*QUICK, "evaluate.after_train=false", "train.val_per_epoch=4"], tmp_path / "b"),
+                          timed_steps=1)
+    assert quarterly["eval_s"] > once["eval_s"]  # four validation passes per epoch, not one

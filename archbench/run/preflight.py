@@ -70,7 +70,8 @@ def preflight(spec: RunSpec, timed_steps: int = PREFLIGHT_TIMED_STEPS) -> dict:
         # Validation every epoch, then the test set, latency and the evaluation after training: a 3-step run
         # spends nearly all its time there, so the estimate is of the whole run, not of its training.
         val_size, test_size = data_info.get("val_size") or 0, data_info.get("test_size") or 0
-        after = [phases.Phase("validation", images=math.ceil(epochs) * val_size)] + \
+        passes = math.ceil(epochs) * recipe.val_per_epoch  # train.val_per_epoch passes in every epoch
+        after = [phases.Phase("validation", images=passes * val_size)] + \
             phases.after_training(spec, val_size, test_size, data_info["image_size"])
         row["eval_s"] = sum(p.seconds(phases.forward_s(step_s, recipe.batch_size)) for p in after)
         row["evaluates_after_train"] = spec.evaluate is not None and spec.evaluate.after_train

@@ -105,6 +105,7 @@ def _after_training(spec: RunSpec, built: Built, batch_size: int):
     after = phases.after_training(spec, val_size, test_size, built.input_shape[-1])
 
     def estimate(step_s: float, val_passes: int) -> tuple[float, str]:
+        val_passes *= spec.recipe.val_per_epoch  # the learning curve's passes within each epoch count too
         validation = [phases.Phase(f"validation x {val_passes}", images=val_passes * val_size)] \
             if val_passes and val_size else []
         return phases.describe(validation + after, phases.forward_s(step_s, batch_size))
