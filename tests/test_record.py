@@ -73,7 +73,7 @@ def test_order_seed_column_reads_the_identity_and_a_null_follows_the_seed(tmp_pa
 
 
 def test_an_exported_tree_is_stamped_with_the_commit_it_was_exported_from(monkeypatch):
-    import archbench.record as record_module
+    from archbench.record import format as record_module  # where the stamp asks git
 
     monkeypatch.setattr(record_module, "_git", lambda *args: None)
     monkeypatch.delenv(record_module.EXPORTED_COMMIT_ENV, raising=False)

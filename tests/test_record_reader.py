@@ -1,6 +1,6 @@
-"""The record module as the one reader of records and the one home of their columns: a metric reaches the
-report from one declaration, one report build parses each record once, and nothing else names or
-atomically replaces files (grep checks over the package)."""
+"""The record package as the one reader of records and the one home of their columns: a metric reaches the
+runs and summaries from its declaration and the report from its display, one report build parses each record
+once, and nothing else names or atomically replaces files (grep checks over the package)."""
 import ast
 import json
 from pathlib import Path
@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 
 from archbench import record as rec
+from archbench.record import storage
 from archbench import results
 from archbench.report import build_report
+from archbench.report.metric_display import DISPLAYS, Display, declare_display
 from archbench.report.tables import accuracy_table, optional_headings
 
 from helpers import REPO, fixture_record, write_record
@@ -29,12 +31,14 @@ def _write_study(results_dir: Path, section: dict | None = None) -> Path:
     return results_dir
 
 
-FAKE = rec.Metric("fake_score", ("fake_section", "score"), "mean", rec.Display("Fake score (pts)", "number", 1))
+FAKE = rec.Metric("fake_score", ("fake_section", "score"), "mean")
+FAKE_DISPLAY = Display("Fake score (pts)", "number", 1)
 
 
-def test_a_metric_reaches_the_runs_summary_and_report_from_one_declaration(tmp_path, monkeypatch):
+def test_a_metric_reaches_the_runs_summary_and_report_from_its_declaration_and_display(tmp_path, monkeypatch):
     results_dir = _write_study(tmp_path / "results", {"resnet20": 3.0, "densenet40": 7.0})
-    monkeypatch.setitem(rec.METRICS, FAKE.name, FAKE)  # the one declaration; removed after the test
+    monkeypatch.setitem(rec.METRICS, FAKE.name, FAKE)  # the declaration and the display; removed after the test
+    monkeypatch.setitem(DISPLAYS, FAKE.name, FAKE_DISPLAY)
 
     runs = results.load(results_dir)
     assert sorted(runs.groupby("model")["fake_score"].apply(list).items()) == [
@@ -62,6 +66,13 @@ def test_a_metric_cannot_be_declared_twice():
         rec.register(rec.Metric("params", ("complexity", "params")))
 
 
+def test_only_a_declared_metric_gets_a_display_and_only_one():
+    with pytest.raises(ValueError, match="'fake_score' is not a declared metric"):
+        declare_display("fake_score", FAKE_DISPLAY)
+    with pytest.raises(ValueError, match="'params' has a display already"):
+        declare_display("params", FAKE_DISPLAY)
+
+
 def test_a_report_build_parses_each_record_once(tmp_path, monkeypatch):
     results_dir = _write_study(tmp_path / "results")
     parsed = []
@@ -73,8 +84,8 @@ def test_a_report_build_parses_each_record_once(tmp_path, monkeypatch):
             parsed.append(value["model"] + str(value["seed"]))
         return value
 
-    monkeypatch.setattr(rec.json, "loads", counting_loads)
-    rec._PARSED.clear()
+    monkeypatch.setattr(json, "loads", counting_loads)
+    storage._PARSED.clear()
     build_report(results_dir, tmp_path / "report", reference=NO_REFERENCE)
     assert sorted(parsed) == ["densenet400", "densenet401", "resnet200", "resnet201"]
 
@@ -125,8 +136,8 @@ def _check(offenders: list[str], what: str):
 
 
 def test_only_the_record_module_names_the_record_file():
-    _check(_offenders(_names_record_file, "archbench/record.py"),
-           "the record file named outside archbench/record.py (use record.RECORD_FILE / record.record_path)")
+    _check(_offenders(_names_record_file, "archbench/record/storage.py"),
+           "the record file named outside archbench/record/storage.py (use record.RECORD_FILE / record.record_path)")
 
 
 def test_only_files_py_replaces_files():

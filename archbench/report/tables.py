@@ -13,11 +13,11 @@ from pathlib import Path
 import pandas as pd
 
 from archbench.base.numerics import precision_label
-from archbench.record import METRICS, Metric, metrics as declared_metrics
 from archbench.results.frames import machines_of
 
 from .document import markdown_table
 from .labels import count_text
+from .metric_display import DISPLAYS, displayed_metrics
 
 MISSING = "—"
 
@@ -177,9 +177,9 @@ def millions(value) -> str:
 
 
 # ------------------------------------------------------------------------------- metric columns
-# A metric's column (heading, style, digits) is declared with the metric (archbench.record.METRICS);
-# the tables below pick declared metrics by name, and the comparison table also shows every metric
-# declared with a display that no list here names, so a new metric needs no change in this module.
+# A metric's column (heading, style, digits) is its display (archbench.report.metric_display); the tables
+# below pick metrics by name, and the comparison table also shows every metric with a display that no list
+# here names, so a new metric needs no change in this module.
 
 # What a model costs: the comparison table and the profile-only table show the same block.
 COST_COLUMNS = ["params", "macs", "flops_forward", "activations", "latency_b1_ms", "throughput_img_s"]
@@ -198,30 +198,28 @@ CELL_STYLES = {
 }
 
 
-def heading(metric: Metric, device: str, trained_on: str = "the training machine") -> str:
+def heading(metric: str, device: str, trained_on: str = "the training machine") -> str:
     """A metric's column heading: `{device}` the machine its speed was timed on, `{trained_on}` the one
     that trained the runs (training throughput and time are that machine's, taken during training)."""
-    return metric.display.heading.format(device=device, trained_on=trained_on)
+    return DISPLAYS[metric].heading.format(device=device, trained_on=trained_on)
 
 
 def metric_cells(row, names, device: str) -> dict:
-    """`{heading: text}` of the declared metrics `names` in a summary row, as their declarations show them."""
+    """`{heading: text}` of the metrics `names` in a summary row, as their displays show them."""
     cells = {}
     for name in names:
-        metric = METRICS[name]
+        display = DISPLAYS[name]
         # a comparison pooled across machines shows one machine's training speed: name that one
         speed_machine = row.get("speed_machine") if isinstance(row.get("speed_machine"), str) else row.get("hardware")
         trained_on = speed_machine if isinstance(speed_machine, str) else "the training machine"
-        cells[heading(metric, device, trained_on)] = CELL_STYLES[metric.display.style](row, name,
-                                                                                     metric.display.digits)
+        cells[heading(name, device, trained_on)] = CELL_STYLES[display.style](row, name, display.digits)
     return cells
 
 
 def accuracy_table_metrics() -> list[str]:
-    """TRAINING_COLUMNS, then every other metric declared with a display that no table here names."""
+    """TRAINING_COLUMNS, then every other metric with a display that no table here names."""
     named = set(COST_COLUMNS) | set(TRAINING_COLUMNS) | set(HEADLINE_METRICS)
-    return TRAINING_COLUMNS + [metric.name for metric in declared_metrics()
-                               if metric.display and metric.name not in named]
+    return TRAINING_COLUMNS + [name for name in displayed_metrics() if name not in named]
 
 
 def accuracy_table(group: pd.DataFrame, ranking: pd.DataFrame, on_front: pd.Series,
@@ -264,8 +262,7 @@ def accuracy_table(group: pd.DataFrame, ranking: pd.DataFrame, on_front: pd.Seri
 def optional_headings(device: str) -> list[str]:
     """Columns left out of a table when no model has them (records made before the precision probe or the
     evaluation stage, energy off NVIDIA GPUs), so older reports do not grow columns of dashes."""
-    return [PRECISION_HEADING] + [heading(metric, device) for metric in declared_metrics()
-                                  if metric.display and metric.display.optional]
+    return [PRECISION_HEADING] + [heading(name, device) for name in displayed_metrics() if DISPLAYS[name].optional]
 
 
 def _without_empty(table: pd.DataFrame, columns) -> pd.DataFrame:

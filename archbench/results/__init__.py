@@ -1,6 +1,6 @@
 """Run records -> pandas tables: one row per run, one row per model, pairwise significance, tuning.
 
-Reads the records that `archbench/record.py` reads and maps to flat columns (one row per run, units in
+Reads the records that `archbench.record` reads and maps to flat columns (one row per run, units in
 the column names). Nothing here imports torch or Hydra, so results can be analysed on any machine with
 pandas and scipy. The modules, bottom up: `frames` (keys and labels), `loading` (records -> runs and
 what is left out), `comparisons` (tests and ranks within a comparison), `tuning_analysis` (equal-effort
