@@ -9,10 +9,9 @@ say; a model with one seed is said to have an unknown spread.
 """
 from __future__ import annotations
 
-import json
-
 import pandas as pd
 
+from archbench.record import decode_json_column
 from archbench.results import PAIRED_TEST, RESAMPLED_SEEDS_AND_IMAGES, SIGNIFICANCE_LEVEL
 from archbench.results.frames import machines_of
 from archbench.stats import TAU_HOLDS, outward, seeds_needed
@@ -303,8 +302,8 @@ def profile_findings(group: pd.DataFrame, hardware: str) -> list[str]:
 def budget_text(budget_json) -> str:
     """'3 epochs', '250 steps', '600 seconds' from a record's budget; '' when not recorded."""
     try:
-        budget = json.loads(budget_json) if isinstance(budget_json, str) else None
-    except json.JSONDecodeError:
+        budget = decode_json_column(budget_json)
+    except ValueError:  # not JSON: no budget to name
         return ""
     if not isinstance(budget, dict):
         return ""

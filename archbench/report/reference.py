@@ -10,11 +10,12 @@ The CSV is read with pandas rather than through `archbench.models`, which import
 from __future__ import annotations
 
 import importlib.resources
-import json
 import re
 from dataclasses import dataclass, field
 
 import pandas as pd
+
+from archbench.record import decode_json_column
 
 from .labels import count_text
 from .tables import MISSING, dirty_label, is_missing, mean_pm_std, number
@@ -141,8 +142,8 @@ def _same_setting(measured, published) -> bool:
 
 def _flat_recipe(config_text) -> dict:
     try:
-        config = json.loads(config_text) if isinstance(config_text, str) else None
-    except json.JSONDecodeError:
+        config = decode_json_column(config_text)
+    except ValueError:  # not JSON: nothing to compare
         return {}
     flat: dict = {}
 

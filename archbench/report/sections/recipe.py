@@ -6,6 +6,7 @@ import json
 import pandas as pd
 
 from archbench import results
+from archbench.record import decode_json_column, encode_json_column
 from archbench.settings import flatten
 from archbench.tuning import RECIPE_PATHS
 
@@ -94,8 +95,8 @@ def _candidates_as_one_model(train_runs: pd.DataFrame, tuned: tuple[str, ...]) -
         return train_runs
     labels = train_runs["variant_label"].copy()
     for _, runs in train_runs.groupby(["data", "model"], dropna=False, sort=False):
-        untuned = {json.dumps({key: value for key, value in json.loads(text).items() if key not in tuned},
-                              sort_keys=True, default=str)
+        untuned = {encode_json_column({key: value for key, value in decode_json_column(text).items()
+                                       if key not in tuned})
                    for text in runs["variant_settings"]}
         if len(untuned) == 1:
             labels[runs.index] = ""
@@ -125,11 +126,11 @@ def _without_tunable(config_text):
             return node
         return {key: strip(value) for key, value in node.items() if key not in RECIPE_PATHS}
 
-    return json.dumps(strip(json.loads(config_text)), sort_keys=True)
+    return encode_json_column(strip(decode_json_column(config_text)))
 
 
 def _recipe_code(config_text) -> Code:
-    config = json.loads(config_text) if isinstance(config_text, str) else None
+    config = decode_json_column(config_text)
     if not config:
         return Code("not recorded")
     # Unset options (null) are left out: they say nothing about how the models were trained.
@@ -138,7 +139,7 @@ def _recipe_code(config_text) -> Code:
 
 
 def _recipe_differences(train_runs: pd.DataFrame) -> str:
-    flat = {index: _flatten(json.loads(text) if isinstance(text, str) else None)
+    flat = {index: _flatten(decode_json_column(text))
             for index, text in train_runs.recipe_config.items()}
     keys = sorted({key for entry in flat.values() for key in entry})
     differences = []
