@@ -8,6 +8,7 @@ statsmodels', tests and the bootstrap are scipy's.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 from scipy import stats
@@ -24,15 +25,61 @@ def finite(values) -> np.ndarray:
     return values[np.isfinite(values)]
 
 
-def welch_p_value(a, b) -> float:
-    """Two-sided Welch t-test p-value; NaN when either side has fewer than two seeds."""
+class WelchInterval(NamedTuple):
+    """Welch's test of mean(a) - mean(b): the `gap`, its interval `low`..`high`, standard error `se`,
+    Welch-Satterthwaite degrees of freedom `df` and two-sided `p_value`."""
+    gap: float
+    low: float
+    high: float
+    se: float
+    df: float
+    p_value: float
+
+    @property
+    def half(self) -> float:
+        """The interval's half-width."""
+        return (self.high - self.low) / 2
+
+
+def welch_interval(a, b, confidence: float = 0.95, borrow_spread: bool = False) -> WelchInterval:
+    """Welch's unequal-variance t test of mean(a) - mean(b) with its interval (scipy's, where both sides have
+    two or more values).
+
+    A side with one value has no spread of its own, so the interval is unknown (NaN), unless
+    `borrow_spread`: the one-value side then borrows the other side's spread, with that side's n - 1
+    degrees of freedom, which suits a one-seed reproduction against a three-seed reference (the same kind
+    of spread). Without any spread (seeds that reproduce exactly) any gap is systematic: the interval is
+    the gap itself and p is 1 for no gap, else 0. An empty side leaves everything NaN.
+    """
     a, b = finite(a), finite(b)
-    if len(a) < 2 or len(b) < 2:
-        return math.nan
-    if a.var(ddof=1) == 0 and b.var(ddof=1) == 0:
-        # Seeds that reproduce exactly: any difference in means is systematic, none is a tie.
-        return 1.0 if a.mean() == b.mean() else 0.0
-    return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+    if len(a) == 0 or len(b) == 0:
+        return WelchInterval(*[math.nan] * 6)
+    gap = float(a.mean() - b.mean())
+    if len(a) >= 2 and len(b) >= 2:
+        se = math.sqrt(sum([a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)]))
+        if se == 0:
+            return _no_spread(gap)
+        test = stats.ttest_ind(a, b, equal_var=False)
+        interval = test.confidence_interval(confidence)
+        return WelchInterval(gap, float(interval.low), float(interval.high), se, float(test.df), float(test.pvalue))
+    if not borrow_spread or max(len(a), len(b)) < 2:
+        return WelchInterval(gap, *[math.nan] * 5)
+    measured = a if len(a) >= 2 else b
+    se = math.sqrt(measured.var(ddof=1) * (1 / len(a) + 1 / len(b)))
+    if se == 0:
+        return _no_spread(gap)
+    df = len(measured) - 1
+    half = float(stats.t.isf((1 - confidence) / 2, df)) * se
+    return WelchInterval(gap, gap - half, gap + half, se, float(df), float(2 * stats.t.sf(abs(gap) / se, df)))
+
+
+def _no_spread(gap: float) -> WelchInterval:
+    return WelchInterval(gap, gap, gap, 0.0, math.nan, 1.0 if gap == 0 else 0.0)
+
+
+def welch_p_value(a, b) -> float:
+    """Two-sided Welch t-test p-value (`welch_interval`); NaN when either side has fewer than two seeds."""
+    return welch_interval(a, b).p_value
 
 
 def holm(p_values) -> np.ndarray:

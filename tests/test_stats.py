@@ -56,6 +56,32 @@ def test_binomial_standard_error_and_noise_floor():
     assert floor == pytest.approx(scipy_stats.norm.ppf(0.975) * math.sqrt(2) * 0.3)
 
 
+def test_welch_interval_is_scipys_where_both_sides_have_a_spread():
+    a, b = [91.2, 90.4, 92.0], [89.0, 90.1, 88.7, 89.5]
+    welch, scipy_test = stats.welch_interval(a, b), scipy_stats.ttest_ind(a, b, equal_var=False)
+    interval = scipy_test.confidence_interval(0.95)
+    assert (welch.low, welch.high, welch.df, welch.p_value) == pytest.approx(
+        (interval.low, interval.high, scipy_test.df, scipy_test.pvalue))
+    assert welch.gap == pytest.approx(np.mean(a) - np.mean(b)) and welch.half == pytest.approx(welch.high - welch.gap)
+
+
+def test_a_one_seed_side_borrows_the_other_sides_spread_only_when_asked():
+    # Spread 2 from the three seeds, their 2 degrees of freedom, and both sides' counts in the standard error.
+    borrowed = stats.welch_interval([55.0], [60.0, 62.0, 64.0], borrow_spread=True)
+    assert borrowed.gap == pytest.approx(-7.0) and borrowed.df == 2
+    assert borrowed.half == pytest.approx(4.302652729911275 * 2.0 * math.sqrt(1 / 3 + 1))
+    assert math.isnan(stats.welch_interval([55.0], [60.0, 62.0, 64.0]).half)
+    assert math.isnan(stats.welch_interval([55.0], [60.0], borrow_spread=True).half)  # nothing to borrow
+    assert math.isnan(stats.welch_interval([], [60.0, 62.0]).gap)
+
+
+def test_seeds_that_reproduce_exactly_make_any_gap_systematic():
+    same = stats.welch_interval([90.0, 90.0], [90.0, 90.0])
+    assert (same.low, same.high, same.se, same.p_value) == (0.0, 0.0, 0.0, 1.0)
+    apart = stats.welch_interval([91.0, 91.0], [90.0], borrow_spread=True)
+    assert (apart.low, apart.high, apart.p_value) == (1.0, 1.0, 0.0)
+
+
 def test_welch_p_value_is_scipys():
     a, b = [93.5, 94.0, 94.5], [91.0, 91.5, 92.5]
     assert stats.welch_p_value(a, b) == pytest.approx(

@@ -7,12 +7,11 @@ import math
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from archbench.stats import (BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, TAU_RESAMPLES, detectable_gap, holm, noise_floor,
                              paired_t_test, prob_outperform, prob_outperform_interval, rank_agreement,
-                             rank_distribution, satterthwaite_df, seed_means, seeds_needed, seedless_limit,
-                             tau_interval, two_level_means, welch_df_factor, welch_p_value)
+                             rank_distribution, seed_means, seeds_needed, seedless_limit, tau_interval,
+                             two_level_means, welch_df_factor, welch_interval)
 
 from .frames import (ENTRY_KEYS, GROUP_KEYS, MODEL_KEYS, _first_of, _first_present, _is_missing, _require_columns,
                      _rows_with, _values, model_label)
@@ -175,12 +174,12 @@ def _pair_row(group_keys: dict, better: dict, worse: dict, matrices, tests: int,
                    gap_low=test["low"], gap_high=test["high"], gap_se=test["se"], gap_df=test["df"])
     else:
         floor = noise_floor(a.mean(), b.mean(), _first_of(better["test_size"], worse["test_size"]))
-        welch_low, welch_high, se = _welch_interval(a, b)
+        welch = welch_interval(a, b)
         # The Welch test's degrees of freedom are the seeds' alone (gap_df with fixed_df None).
         fixed, fixed_df = (floor / 1.959964 if np.isfinite(floor) else 0.0), None
         row.update(test=UNPAIRED_TEST, noise_floor=floor, below_noise_floor=bool(gap < floor),
-                   p_value=welch_p_value(a, b), gap_low=welch_low, gap_high=welch_high, gap_se=se,
-                   gap_df=_welch_df(a, b))
+                   p_value=welch.p_value, gap_low=welch.low, gap_high=welch.high, gap_se=welch.se,
+                   gap_df=welch.df)
     # Welch's degrees of freedom: unequal seed spreads leave fewer than the pooled 2 (n - 1).
     df_factor = welch_df_factor(np.var(a, ddof=1), np.var(b, ddof=1)) if seeds >= 2 else 2.0
     plan = dict(tests=tests, fixed_se=fixed, df_factor=df_factor, fixed_df=fixed_df)
@@ -190,25 +189,6 @@ def _pair_row(group_keys: dict, better: dict, worse: dict, matrices, tests: int,
                seeds_needed=seeds_needed(planning_gap, seed_spread, **plan) if np.isfinite(seed_spread) else math.nan,
                seedless_limit=seedless_limit(fixed, tests))
     return row
-
-
-def _welch_df(a, b) -> float:
-    """The Welch test's degrees of freedom; NaN with fewer than two seeds or no spread."""
-    if min(len(a), len(b)) < 2:
-        return math.nan
-    return satterthwaite_df([np.var(a, ddof=1) / len(a), np.var(b, ddof=1) / len(b)], [len(a) - 1, len(b) - 1])
-
-
-def _welch_interval(a, b) -> tuple[float, float, float]:
-    """Welch's 95% interval of mean(a) - mean(b) and its standard error; NaN with fewer than two seeds."""
-    if min(len(a), len(b)) < 2:
-        return math.nan, math.nan, math.nan
-    se = math.sqrt(np.var(a, ddof=1) / len(a) + np.var(b, ddof=1) / len(b))
-    if se == 0:
-        gap = float(a.mean() - b.mean())
-        return gap, gap, 0.0
-    interval = stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
-    return float(interval.low), float(interval.high), se
 
 
 RANK_COLUMNS = MODEL_KEYS + ["label", "mean", "n", "rank", "with_best", "p_holm_vs_best", "share_first", "rank_low",
