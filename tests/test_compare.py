@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from archbench.report import compare
+from archbench.results import reproduction
 from helpers import FAST, REPO, archbench
 
 REFERENCE = REPO / "results/reference"
@@ -236,14 +237,15 @@ def test_two_deterministic_runs_of_the_same_commit_are_the_same(tmp_path, capsys
 
 def test_interval_rules():
     # One seed a side and a difference: the seeds' spread is unknown, so no verdict.
-    assert compare.accuracy_change([70.0], [60.0], 10000)["verdict"] == compare.UNKNOWN
-    assert compare.accuracy_change([70.0], [70.0], 10000)["verdict"] == compare.SAME
-    # A one-seed side borrows the other side's spread.
-    delta, half = compare.difference_interval([60.0, 62.0, 64.0], [55.0])
-    assert delta == pytest.approx(-7.0) and half == pytest.approx(
+    assert reproduction.accuracy_change([70.0], [60.0], 10000)["verdict"] == reproduction.UNKNOWN
+    assert reproduction.accuracy_change([70.0], [70.0], 10000)["verdict"] == reproduction.SAME
+    # A one-seed side borrows the other side's spread: its seed part is Welch's with the three seeds' spread.
+    change = reproduction.accuracy_change([60.0, 62.0, 64.0], [55.0], 10000)
+    assert change["delta"] == pytest.approx(-7.0) and change["seed_half"] == pytest.approx(
         4.302652729911275 * 2.0 * math.sqrt(1 / 3 + 1))
-    assert compare.accuracy_change([60.0, 62.0, 64.0], [50.0], 10000)["verdict"] == compare.WORSE
-    assert compare.accuracy_change([60.0, 62.0, 64.0], [66.5, 67.0, 67.5], 10000)["verdict"] == compare.BETTER
+    assert reproduction.accuracy_change([60.0, 62.0, 64.0], [50.0], 10000)["verdict"] == reproduction.WORSE
+    assert reproduction.accuracy_change([60.0, 62.0, 64.0], [66.5, 67.0, 67.5], 10000)["verdict"] == \
+        reproduction.BETTER
 
 
 def test_a_latency_taken_under_load_is_not_compared_and_a_huge_interval_is_said_in_words(pair, tmp_path, capsys):
@@ -257,7 +259,7 @@ def test_a_latency_taken_under_load_is_not_compared_and_a_huge_interval_is_said_
     edit(new, "shufflenet_v2_x2_0", loaded)
     code, out, _err, rows = run(capsys, base, new, tmp_path / "out")
     row = row_of(rows, "shufflenet_v2_x2_0")
-    assert code == 0 and row["latency_b1_ms_verdict"] == compare.UNDER_LOAD
+    assert code == 0 and row["latency_b1_ms_verdict"] == reproduction.UNDER_LOAD
     assert row["speed"] != compare.SLOWER and "likely cause" not in str(row["note"])
     assert compare._change(30.0, 408.97) == "+30.00 (interval wider than ±100 points)"
     assert compare._change(1.0, 2.0) == "+1.00 [-1.00, +3.00]"
