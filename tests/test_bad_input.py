@@ -92,3 +92,32 @@ def test_a_key_one_level_too_high_is_matched_by_its_last_part():
     message = check_override_keys(["train.momentum=0.8"])
     assert "(did you mean train.optimizer.momentum," in message, message
     assert "did you mean train.budget.epochs" in check_override_keys(["train.epochss=3"])  # spelling still counts
+
+
+def test_a_misspelt_key_gets_the_closest_real_key_not_hydras_plus_hint():
+    from archbench.__main__ import check_override_keys
+
+    message = check_override_keys(["train.epochss=3", "results_dir=x"])
+    assert message.startswith("train.epochss is not a setting any stage reads (did you mean train.budget.epochs")
+    assert "+train" not in message
+    assert "data.root" in check_override_keys(["data=imagefolder", "data.roots=/x"])
+    for ok in (["-m", "experiment=demo", "seed=0,1", "train.budget.steps=3"], ["model=resnet20,resnet32",
+               "model.stem=cifar", "hydra/launcher=slurm_gpu", "hydra.launcher.timeout_min=3", "+trial=0"]):
+        assert check_override_keys(ok) is None, ok
+
+
+@pytest.mark.slow  # a real command line
+def test_a_misspelt_key_on_the_command_line_exits_2_without_hydras_hint(tmp_path):
+    out = archbench(["train.epochss=3"], tmp_path)
+    assert out.returncode == 2 and "did you mean train.budget.epochs" in out.stderr, out.stderr[-2000:]
+    assert "To append to your config use" not in out.stderr and "Traceback" not in out.stderr
+
+
+def test_the_batch_size_error_suggests_only_possible_fixes(tmp_path):
+    from archbench.run import batch_too_large
+
+    whole = spec_for([*FAST, "train.batch_size=512"], tmp_path)
+    assert "raise data.train_size" not in batch_too_large(whole, 270)
+    assert "every training image is already used" in batch_too_large(whole, 270)
+    subset = spec_for([*FAST, "train.batch_size=512", "data.train_size=100"], tmp_path)
+    assert batch_too_large(subset, 100).endswith("lower it or raise data.train_size")

@@ -177,6 +177,17 @@ def shared_archive(launch: Path) -> Path:
     return path.resolve()
 
 
+def test_a_missing_relative_root_says_it_is_relative_to_the_launch_folder_and_how_to_get_the_archive(
+        cache_dir, launch_dir):
+    with pytest.raises(DataNotFoundError) as err:
+        load_dataset("cifar10_jpg", cache_dir=cache_dir)
+    message = str(err.value)
+    assert f"taken from the folder the command is launched in (here {launch_dir})" in message
+    assert "archbench does not download it" in message and "../shared/data/cifar10-jpg.tar.gz" in message
+    # where the archive comes from, and how to tell a rebuilt one is the same
+    assert "python scripts/make_cifar10_jpg.py" in message and "sha256 is d877bdec11f54282" in message
+
+
 def test_missing_cifar_is_a_few_short_lines_with_both_ways_to_get_it(tmp_path, cache_dir, launch_dir):
     root = tmp_path / "data"
     with pytest.raises(DataNotFoundError) as err:

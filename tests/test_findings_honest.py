@@ -8,7 +8,9 @@ import pandas as pd
 import pytest
 
 from archbench import results
+from archbench.report import build_report
 from archbench.report.findings import power_findings, rank_interval_findings, ranking_verdict
+from helpers import fixture_record, write_record
 
 
 def _runs(study="s", data="d", models=("a", "b", "c"), means=(90.0, 80.0, 70.0), seeds=3, **columns):
@@ -126,3 +128,24 @@ def test_intervals_wider_than_the_accuracy_scale_are_said_in_words():
     assert set(table["Separable gap at 80% power"]) == {"over 100"}
     narrow = significance_table(results.compare(runs))
     assert narrow["95% interval of the gap (unadjusted)"].str.contains(" to ").all()
+
+
+def test_a_model_at_chance_is_named_in_the_glance_and_left_out_of_efficiency_claims(tmp_path):
+    """A tiny study must not praise noise; a tau over two models is not shown."""
+    scores = {"resnet20": (40.0, 42.0), "wrn_16_2": (35.0, 36.0), "shufflenet_v2_x2_0": (10.0, 10.2)}
+    families = {"resnet20": "resnet_v1", "wrn_16_2": "wide_resnet", "shufflenet_v2_x2_0": "shufflenet_v2"}
+    for model, tops in scores.items():
+        for seed, top1 in enumerate(tops):
+            record = fixture_record("tiny", model, families[model], seed, test_top1=top1)
+            if model == "shufflenet_v2_x2_0":
+                record["flags"] = ["near_chance"]
+                record["complexity"]["macs"] = 1e6  # the cheapest by far: it would top accuracy per MAC
+            write_record(tmp_path / "results", record, "quick-2ep-00000000")
+    out = build_report(tmp_path / "results", tmp_path / "report", reference=None)
+    text = (out / "README.md").read_text()
+    assert "At chance by its own validation check (nothing measurable learned in those runs): " \
+           "shufflenet_v2_x2_0 (2 of 2 runs)" in text
+    efficiency = [line for line in text.splitlines() if "accuracy per MAC" in line or "Pareto-optimal" in line]
+    assert efficiency and not any("shufflenet" in line for line in efficiency), efficiency
+    shift = {"models": 2, "swapped": [], "tau": 1.0, "tau_low": -1.0, "tau_high": 1.0, "verdict": None}
+    assert "too few to rank" in ranking_verdict(shift, "clean", "corrupted")

@@ -1,4 +1,5 @@
-"""Evaluation after training is announced phase by phase and priced in the run's ETA and the dry run's estimate."""
+"""What a run does next is announced phase by phase (a profile run promises no training), and evaluation after
+training is priced in the run's ETA and the dry run's estimate."""
 import logging
 import re
 from types import SimpleNamespace
@@ -63,6 +64,17 @@ def test_the_end_of_training_says_what_follows_and_the_test_set_is_announced(cap
     done = next(i for i, line in enumerate(lines) if line.startswith("training done: 5 steps in "))
     assert lines[done].endswith("evaluation next, about 42 s: test set, x")
     assert lines[done + 1].startswith("evaluating the test set"), lines
+
+
+def test_a_profile_run_does_not_promise_latency_after_training(tmp_path, caplog):
+    from archbench.run import run  # here: the other tests name their own settings `run`
+
+    spec = spec_for(["task=profile", "model=resnet20", "data=synthetic", "data.image_size=16", "measure.warmup=1",
+                     "measure.min_reps=1", "measure.min_time_s=0.01", "measure.batch_size=2", "device=cpu"], tmp_path)
+    with caplog.at_level(logging.INFO, logger="archbench"):
+        run(spec)
+    assert "building resnet20 on synthetic: model and complexity count, then latency" in caplog.text
+    assert "after training" not in caplog.text
 
 
 def test_the_dry_run_estimate_includes_evaluation_and_says_how_to_skip_it(tmp_path):

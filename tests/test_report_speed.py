@@ -1,12 +1,17 @@
-"""The report never concludes from a speed figure taken under load, and never shows an MFU over 100%."""
+"""The report never concludes from a speed figure taken under load, never shows an MFU over 100%, and names the
+machine each speed was timed on."""
 import copy
 
 import pandas as pd
 
 from helpers import fixture_record
+from section_context import section_context, tables
+from archbench import results
 from archbench.record import record_columns
+from archbench.report.context import Comparison
 from archbench.report.document import html_table
 from archbench.report.findings import profile_findings
+from archbench.report.sections import profile
 from archbench.report.tables import UNDER_LOAD_MARK, mfu_text, speed, speed_note
 
 
@@ -85,6 +90,41 @@ def test_speed_measured_again_on_another_machine_is_named_as_that_machine_s():
     text = " ".join(profile_findings(mixed, "cpu: AMD EPYC, 1 thread"))
     assert "Fastest" not in text and "measured on different machines" in text
     assert speed_note(group.assign(latency_hardware="cpu: AMD EPYC, 1 thread")) is None
+
+
+def _profile_comparison(remeasured):
+    rows = []
+    for model, seed in (("resnet20", 0), ("resnet56", 0)):
+        record = fixture_record("profile", model, "resnet_v1", seed)
+        record["task"], record["data"] = "profile", "imagenet"
+        record["env"].update(device="cpu", cpu_model="AMD EPYC", threads=2)
+        record["latency"].update(device="cpu", device_name="AMD EPYC", threads=2)
+        if model in remeasured:
+            record["latency"].update(device_name="Intel Xeon", quiet={"checked": True},
+                                     other_machine="measured on another machine")
+        rows.append(record_columns(record, f"runs/profile/imagenet/{model}/v/seed{seed}/record.json"))
+    runs = pd.DataFrame(rows)
+    hardware = runs.hardware.iloc[0]
+    return Comparison("profile", "imagenet", hardware, runs, results.summarize(runs))
+
+
+def test_profile_caption_names_the_machine_that_re_measured_the_speed():
+    comparison = _profile_comparison({"resnet20", "resnet56"})
+    assert comparison.hardware == "cpu: AMD EPYC, 2 threads"
+    [(_, caption, note)] = tables(profile.blocks(section_context(), comparison))
+    assert "complexity on cpu: AMD EPYC, 2 threads; speed re-measured on cpu: Intel Xeon, 2 threads" in caption
+    assert "complexity and speed on cpu: AMD EPYC" not in caption
+    assert "measured again with task=measure on cpu: Intel Xeon, 2 threads, not on the machine that made the " \
+           "runs (cpu: AMD EPYC, 2 threads)" in note
+
+
+def test_profile_caption_is_unchanged_when_speed_is_the_runs_own_and_says_when_only_some_were_re_timed():
+    [(_, caption, note)] = tables(profile.blocks(section_context(), _profile_comparison(set())))
+    assert "complexity and speed on cpu: AMD EPYC, 2 threads (profile only" in caption
+    assert note is None or "task=measure" not in note
+    [(_, caption, _)] = tables(profile.blocks(section_context(), _profile_comparison({"resnet20"})))
+    assert ("complexity on cpu: AMD EPYC, 2 threads; speed re-measured on cpu: Intel Xeon, 2 threads for some "
+            "models, the rest timed on cpu: AMD EPYC, 2 threads") in caption
 
 
 def test_a_model_whose_seeds_were_timed_on_two_machines_names_both_and_is_not_compared():
