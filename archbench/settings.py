@@ -20,7 +20,12 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from archbench.base.numerics import AMP_CHOICES, compile_mode
+from archbench.quiet import QuietSettings
 from archbench.train.budget import Budget, budget_kinds, parse_budget
+from archbench.train.loop_settings import TrainSettings
+
+# Settings are read without torch (the record module and the report flatten them): the stages' own modules,
+# whose signatures and checks they borrow, are imported inside the methods that need them.
 
 # Bumped when a change of code makes old results incomparable; part of every run's identity and of its
 # numerics identity. tests/test_numerics.py pins a few deterministic fp32 steps of each family: a change
@@ -152,7 +157,7 @@ class DataSettings:
 
     @classmethod
     def from_config(cls, config: dict) -> "DataSettings":
-        from archbench.data import load_dataset
+        from archbench.data import load_dataset  # torch: see the note on imports at the top
 
         config = dict(config)
         known = _signature_keys(load_dataset) + ["augment", "label", "order_seed"]
@@ -171,7 +176,7 @@ class DataSettings:
         return cls(name=config["name"], label=label, order_seed=order_seed, load=config, augment=augment)
 
     def identity(self) -> dict:
-        from archbench.data.augment import check_augment
+        from archbench.data import check_augment, content_fingerprint  # torch: see the note at the top
 
         what = {k: v for k, v in sorted(self.load.items()) if k not in DATA_LOCATION_KEYS}
         if self.name == "imagefolder" and self.load.get("root"):
@@ -180,34 +185,6 @@ class DataSettings:
             # Only your own folders: the presets (cifar10_jpg) are fixed archives whose records keep their identity.
             what["content"] = content_fingerprint(self.load["root"])
         return {**what, "augment": check_augment(self.augment), "order_seed": self.order_seed}
-
-
-def content_fingerprint(root: str) -> str:
-    """A short hash of an image folder's contents, as its decode cache sees them: a folder by its image
-    files' relative paths, sizes and modification times (cheap: no image is read), an archive by content."""
-    from pathlib import Path
-
-    path = Path(root).expanduser().resolve()
-    if path.is_file():
-        stat = path.stat()
-        return _archive_fingerprint(str(path), stat.st_size, stat.st_mtime_ns)
-    return _tree_fingerprint(path)  # a listing is cheap, and must be fresh: never cached
-
-
-@functools.lru_cache(maxsize=16)
-def _archive_fingerprint(path: str, size: int, mtime_ns: int) -> str:
-    """Hashed once per process (per sweep), again only when the archive changes on disk."""
-    from pathlib import Path
-
-    return _tree_fingerprint(Path(path))
-
-
-def _tree_fingerprint(path) -> str:
-    from archbench.data.cache import source_fingerprint
-    from archbench.data.imagefolder import find_sources
-
-    sources, tree_root = find_sources(path)
-    return hashlib.sha256(json.dumps(source_fingerprint(sources, tree_root)).encode()).hexdigest()[:16]
 
 
 # ------------------------------------------------------------------------------------------------ recipe
@@ -319,8 +296,6 @@ class Recipe:
         (identity, on_epoch, train_macs_per_image, progress_bar). Knobs the recipe and the loop both
         name are passed by name, so a new one needs no copy here; the values were checked in `validate`.
         """
-        from archbench.train.loop import TrainSettings
-
         shared = {f.name for f in dataclasses.fields(TrainSettings)} & {f.name for f in dataclasses.fields(self)}
         return TrainSettings(**{**{name: getattr(self, name) for name in shared}, **run,
                                 "amp": amp, "channels_last": channels_last},
@@ -359,8 +334,7 @@ class MeasureSettings:
 
     @classmethod
     def from_config(cls, config: dict) -> "MeasureSettings":
-        from archbench.measure import measure_latency
-        from archbench.quiet import QuietSettings
+        from archbench.measure import measure_latency  # torch: see the note on imports at the top
 
         known = _signature_keys(measure_latency, skip=("model", "input_shape", "device")) + ["isolate", "quiet"]
         check_keys("measure", config, known)

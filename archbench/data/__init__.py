@@ -12,13 +12,13 @@ plus its conf/data/<name>.yaml; every module here is imported, so nothing else l
     @register("mine", label="My set", sources=find_my_files, train_images=50_000)
     def read_mine(request: Request, files: list[Path]) -> RawData: ...
 """
-from .augment import AUGMENT_DEFAULTS, augment_batch, normalize
+from .augment import AUGMENT_DEFAULTS, augment_batch, check_augment, normalize
 from .base import DataError, DataNotFoundError, Dataset, FileSplit, RawData, Split
-from .imagefolder import BadImageError
+from .imagefolder import BadImageError, content_fingerprint
 from .load import DATASETS, load_dataset
 from .loaders import make_loaders
 from .registry import Request, register, register_preset
 
 __all__ = ["AUGMENT_DEFAULTS", "DATASETS", "BadImageError", "DataError", "DataNotFoundError", "Dataset", "FileSplit",
-           "RawData", "Request", "Split", "augment_batch", "load_dataset", "make_loaders", "normalize", "register",
-           "register_preset"]
+           "RawData", "Request", "Split", "augment_batch", "check_augment", "content_fingerprint", "load_dataset",
+           "make_loaders", "normalize", "register", "register_preset"]

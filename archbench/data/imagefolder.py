@@ -6,7 +6,10 @@ the same tensors (and the same split) whether it comes as a folder or as any arc
 """
 from __future__ import annotations
 
+import functools
+import hashlib
 import io
+import json
 import os
 import tarfile
 import warnings
@@ -21,6 +24,7 @@ from PIL import Image
 
 from . import registry
 from .base import DataError, DataNotFoundError, RawData, Split
+from .cache import source_fingerprint
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".pgm", ".pbm", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".zip")
@@ -106,6 +110,27 @@ def source_label(root: Path) -> str:
     """An image folder's display name: the folder's own, or the archive's without its suffix."""
     suffix = next((s for s in ARCHIVE_SUFFIXES if root.name.lower().endswith(s)), "")
     return root.name[:len(root.name) - len(suffix)] or root.name
+
+
+def content_fingerprint(root: str) -> str:
+    """A short hash of an image folder's contents, as its decode cache sees them: a folder by its image
+    files' relative paths, sizes and modification times (cheap: no image is read), an archive by content."""
+    path = Path(root).expanduser().resolve()
+    if path.is_file():
+        stat = path.stat()
+        return _archive_fingerprint(str(path), stat.st_size, stat.st_mtime_ns)
+    return _tree_fingerprint(path)  # a listing is cheap, and must be fresh: never cached
+
+
+@functools.lru_cache(maxsize=16)
+def _archive_fingerprint(path: str, size: int, mtime_ns: int) -> str:
+    """Hashed once per process (per sweep), again only when the archive changes on disk."""
+    return _tree_fingerprint(Path(path))
+
+
+def _tree_fingerprint(path: Path) -> str:
+    sources, tree_root = find_sources(path)
+    return hashlib.sha256(json.dumps(source_fingerprint(sources, tree_root)).encode()).hexdigest()[:16]
 
 
 @dataclass

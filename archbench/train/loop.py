@@ -1,7 +1,8 @@
 """The training loop: one recipe, one budget, checkpoints on a time cadence, resume that is exact.
 
-Reads top to bottom: settings -> optimizer -> evaluation -> signals -> the training state (what a checkpoint
-holds) -> one epoch -> evaluate and select -> `fit`, which ties them together under a budget. Nothing here
+Reads top to bottom: what `fit` returns -> optimizer -> evaluation -> signals -> the training state (what a
+checkpoint holds) -> one epoch -> evaluate and select -> `fit`, which ties them together under a budget. Its
+settings, `TrainSettings`, are in loop_settings.py, so a recipe builds them without torch. Nothing here
 knows about Hydra; the entry point hands in plain values and callables.
 """
 from __future__ import annotations
@@ -22,9 +23,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from archbench.base.device import synchronize
-from archbench.train.budget import Budget, Usage, budget_consumed
+from archbench.base.timefmt import duration  # seconds below a minute: "0 min" said nothing
+from archbench.train.budget import Usage, budget_consumed
 from archbench.train.checkpoint import load_checkpoint, save_checkpoint
-from archbench.base.numerics import compile_mode
+from archbench.train.loop_settings import TrainSettings
 from archbench.train.precision import AMP_DTYPES
 
 log = logging.getLogger(__name__)
@@ -48,45 +50,6 @@ DDP_DECISION_EVERY = 10
 
 class TrainingInterrupted(Exception):
     """SIGTERM/SIGINT arrived; a checkpoint was saved and the same command resumes the run."""
-
-
-@dataclass
-class TrainSettings:
-    budget: Budget
-    batch_size: int  # per process; the global batch is this times the number of DDP ranks
-    make_optimizer: Callable[..., torch.optim.Optimizer]  # e.g. partial(torch.optim.SGD, momentum=0.9)
-    lr: float  # base learning rate, already scaled to the batch size
-    weight_decay: float
-    schedule: Callable[[float], float]  # progress in [0, 1] -> factor on lr
-    decay_norm_and_bias: bool = False
-    label_smoothing: float = 0.0
-    grad_clip_norm: float | None = None
-    ema_decay: float | None = None
-    amp: str = "off"  # one of archbench.train.precision.AMPS: auto is resolved before training
-    channels_last: bool = False
-    compile: bool | str = "off"  # a mode of archbench.base.numerics.COMPILE_MODES; true/false mean default/off
-    target_top1: float | None = None
-    on_epoch: Callable[[dict], None] | None = None  # each history entry, e.g. to an experiment logger
-    identity: str | None = None  # the run's fingerprint: a checkpoint of another identity is never resumed
-    machine: str | None = None  # the label of the machine training now (speed's, not learning's, identity)
-    # Validation passes per epoch for the learning curve (train.val_curve); the extra ones inside an epoch
-    # are read only as a curve, never for selection, and change no weight: not part of the run's identity.
-    val_per_epoch: int = 1
-    train_macs_per_image: float | None = None  # needed by MACs budgets and recorded as consumed compute
-    progress_bar: bool = False
-    # (seconds per training step, validation passes left) -> (seconds, words) of what follows training: the
-    # run's evaluation, priced by the caller (archbench.run.phases), so the ETA says when the run ends.
-    after_training: Callable[[float, int], tuple[float, str]] | None = None
-    # A checkpoint is written when this many seconds have passed since the last one: at an epoch's end, and
-    # (one process, > 0) within an epoch too, so a hard kill of a long CPU epoch loses at most about this
-    # much; the last epoch and a signal always write. 0 writes at every epoch's end and never mid-epoch.
-    # GPU epochs of small models take about a second: an fsync'd checkpoint every step would cost more.
-    checkpoint_every_s: float = 60.0
-
-    def __post_init__(self):
-        # Values are checked once, where they are read (archbench.settings.Recipe, which builds these
-        # settings); compile is only normalised, so true/false keep meaning default/off here too.
-        self.compile = compile_mode(self.compile)
 
 
 @dataclass
@@ -532,7 +495,7 @@ def fit(model: nn.Module, train_loader, val_loader, test_loader, settings: Train
 
     if rank == 0 and settings.after_training is not None and state.step and not state.diverged:
         _, words = settings.after_training(state.train_s / state.step, 0)
-        log.info("training done: %d steps in %s; evaluation next, %s", state.step, _duration(state.train_s), words)
+        log.info("training done: %d steps in %s; evaluation next, %s", state.step, duration(state.train_s), words)
     return _finish(model, eval_model, test_loader, val_loader, settings, device, state, planned_steps,
                    steps_per_epoch, batch_size)
 
@@ -689,15 +652,9 @@ def _log_eta(state: TrainingState, settings: TrainSettings, planned_steps: int |
         then = f"; then evaluation, {words}"
     end = time.strftime("%H:%M", time.localtime(time.time() + remaining + evaluation))
     log.info("estimated training time left: %s (%.0f ms per step)%s; ending about %s",
-             _duration(remaining), 1000 * step_s, then, end)
+             duration(remaining), 1000 * step_s, then, end)
     if remaining > 3600:
         log.info("over an hour: train=quick or a smaller train.budget.* gives a run sized for this machine")
-
-
-def _duration(seconds: float) -> str:
-    from archbench.base.timefmt import duration  # seconds below a minute: "0 min" said nothing
-
-    return duration(seconds)
 
 
 def divergence(train_loss: float, num_classes: int | None) -> str | None:
