@@ -12,9 +12,14 @@ import time
 from pathlib import Path
 
 from hydra.experimental.callback import Callback
+from omegaconf import OmegaConf
 
 from archbench.base.files import atomic_write_bytes, atomic_write_json
 from archbench.base.timefmt import duration
+from archbench.record import load_record_or_empty, nested
+from archbench.run import format_plan
+from archbench.run.remeasure import remeasure_paths
+from archbench.settings import MeasureSettings, SettingsError, parse_bool
 
 log = logging.getLogger("archbench")
 # Set at the end of a multirun; the entry point exits non-zero when any job failed.
@@ -57,8 +62,6 @@ def format_table(rows: list[dict]) -> str:
 
 
 def is_dry_run(value) -> bool:
-    from archbench.settings import SettingsError, parse_bool
-
     try:
         return bool(parse_bool(value, "dry_run"))
     except SettingsError:
@@ -107,11 +110,6 @@ def parallel_launcher(launcher) -> bool:
 
 def measurement_pass(config, rows: list[dict]) -> list[dict]:
     """After a parallel sweep: each finished record's speed measured in turn, in quiet (archbench.run.remeasure)."""
-    from omegaconf import OmegaConf
-
-    from archbench.run.remeasure import remeasure_paths
-    from archbench.settings import MeasureSettings
-
     # Only records whose speed waits for this pass (trained now, or left waiting by an interrupted pass):
     # a rerun that skips finished records leaves them as they are; `task=measure` re-measures on request.
     paths = [r["record"] for r in rows if r.get("status") in ("complete", "skipped") and r.get("record")
@@ -149,8 +147,6 @@ def _end_idle_workers() -> None:
 
 
 def _speed_deferred(path: Path) -> bool:
-    from archbench.record import load_record_or_empty, nested
-
     return bool(nested(load_record_or_empty(path), "latency", "deferred"))
 
 
@@ -175,7 +171,6 @@ class SweepSummary(Callback):
             return
         rows = read_job_summaries(sweep_dir)
         if is_dry_run(config.get("dry_run")):
-            from archbench.run import format_plan
             num = config.hydra.job.num
             mine = [r for r in rows if r.get("job_num") == num] or rows[-1:]
             line = format_plan(mine).splitlines()[2].replace("| 0 |", f"| {num} |", 1) if mine else "-"
@@ -190,7 +185,6 @@ class SweepSummary(Callback):
         rows = read_job_summaries(sweep_dir)
         FAILED_JOBS[:] = [r for r in rows if r.get("status") == "failed"]
         if rows and all(r.get("dry_run") for r in rows):
-            from archbench.run import format_plan
             log.info("dry run (nothing written under %s):\n%s", config.results_dir, format_plan(rows))
             return
         if parallel_launcher(config.hydra.get("launcher")) and config.get("task") in ("train", "profile"):

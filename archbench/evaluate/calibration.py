@@ -19,8 +19,6 @@ import math
 
 import torch
 import torch.nn.functional as F
-from scipy.optimize import minimize_scalar
-from torchmetrics.functional.classification import multiclass_calibration_error
 
 ECE_BINS = 15
 # Search range for the temperature. Fitted values on CIFAR-scale models are 1-3 (Guo et al. 2017). A fit at
@@ -77,6 +75,9 @@ def calibration_metrics(logits: torch.Tensor, labels: torch.Tensor, temperature:
     probs = logits.softmax(dim=1)
     # Probabilities, never logits: torchmetrics applies softmax only when values fall outside [0, 1], so
     # logits that happen to lie in [0, 1] would be taken for probabilities.
+    # torchmetrics takes seconds to import (with torchvision): only a run that evaluates pays for it
+    from torchmetrics.functional.classification import multiclass_calibration_error
+
     ece = multiclass_calibration_error(probs, labels, num_classes=num_classes, n_bins=ECE_BINS, norm="l1")
     brier = (probs - F.one_hot(labels, num_classes).double()).pow(2).sum(dim=1).mean()
     return {
@@ -102,6 +103,8 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
         return float(F.cross_entropy(logits / math.exp(log_t), labels))
 
     low, high = (math.log(b) for b in TEMPERATURE_BOUNDS)
+    from scipy.optimize import minimize_scalar  # as torchmetrics above: only a run that calibrates
+
     result = minimize_scalar(nll, bounds=(low, high), method="bounded", options={"xatol": 1e-6})
     if not result.success:
         raise RuntimeError(f"temperature fit did not converge: {result.message}")

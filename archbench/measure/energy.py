@@ -15,6 +15,9 @@ from __future__ import annotations
 import time
 from typing import Callable
 
+from archbench.base.device import synchronize
+from archbench.base.numerics import autocast_dtype
+
 PACKAGE = "nvidia-ml-py"
 # The counter's update interval is tens of ms; a window of a second or more keeps that error under a few %.
 MIN_WINDOW_S = 1.0
@@ -124,9 +127,6 @@ def inference_window(model, input_shape, device: str, batch_size: int, amp: str 
     import contextlib
 
     import torch
-
-    from archbench.base.device import synchronize
-    from archbench.base.numerics import autocast_dtype
 
     def run() -> int:
         x = torch.randn(batch_size, *input_shape[1:], device=device)

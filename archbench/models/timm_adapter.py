@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import difflib
 
-import timm
 from torch import nn
 
 from .registry import ModelSpec
@@ -27,6 +26,8 @@ def create_timm_model(
     **kwargs,
 ) -> nn.Module:
     """A freshly initialised timm model, with the CIFAR stem when ``stem == "cifar"``."""
+    import timm  # seconds to import (with torchvision): only a run that builds a timm model pays for it
+
     known = timm.list_models()
     if timm_name not in known:
         close = difflib.get_close_matches(timm_name, known, n=5, cutoff=0.6)

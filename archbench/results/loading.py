@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from archbench.outcomes import read_outcomes
 from archbench.record import (RECORD_FILE, corruption_rows, evaluation_columns, find_records, history_rows,
                               load_record, load_record_or_empty, metrics as declared_metrics, record_columns,
                               record_key, reliability_rows, unusable_reason)
@@ -195,8 +196,6 @@ def test_outcomes(runs: pd.DataFrame) -> dict:
 
     Raises ValueError naming the file when a record's outcomes are missing or disagree with it.
     """
-    from archbench.outcomes import read_outcomes
-
     found = {}
     for path in runs["path"] if "path" in runs else []:
         outcomes = read_outcomes(path, load_record_or_empty(path))

@@ -12,7 +12,7 @@ from scipy import stats
 
 from archbench.base.numerics import precision_label
 from archbench.record import metrics as declared_metrics
-from archbench.stats import binomial_se, finite, variance_components
+from archbench.stats import binomial_se, finite, stratified_iqm_interval, variance_components
 
 from .frames import (GROUP_KEYS, MODEL_KEYS, _distinct_text, _first_present, _is_missing, _require_columns,
                      _rows_with, _short, _values, distinct_machines, model_label)
@@ -321,8 +321,6 @@ def across_studies(runs: pd.DataFrame, metric: str = "test_top1") -> tuple[pd.Da
     comparison are aggregated, so no model's score leans on easier studies. Empty frames when fewer than
     two comparisons share two or more models.
     """
-    from archbench.stats import stratified_iqm_interval
-
     empty = pd.DataFrame(columns=ACROSS_COLUMNS), pd.DataFrame(columns=PROFILE_COLUMNS)
     if runs.empty or metric not in runs:
         return empty

@@ -9,6 +9,12 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+import torch
+
+from archbench import data as data_lib
+from archbench import models
+from archbench.measure import profile_complexity
 from archbench.run.spec import RunSpec, resolve_device
 from archbench.settings import DataSettings
 
@@ -25,8 +31,6 @@ class Built:
 
 
 def build(spec: RunSpec) -> Built:
-    from archbench.measure import profile_complexity
-
     device = resolve_device(spec.device)
     seed_everything(spec.seed, spec.recipe is not None and spec.recipe.deterministic)
     if spec.task == "profile":
@@ -59,8 +63,6 @@ def batch_too_large(spec: RunSpec, n_train: int) -> str:
 
 
 def load_data(data: DataSettings):
-    from archbench import data as data_lib
-
     return data_lib.load_dataset(**data.load, label=data.label)
 
 
@@ -71,8 +73,6 @@ def profile_data_info(spec: RunSpec) -> dict:
 
 
 def create_model(spec: RunSpec, data_info: dict):
-    from archbench import models
-
     model = models.create_model(spec.model.builder_name, num_classes=data_info["num_classes"],
                                 in_chans=data_info["in_chans"], input_size=data_info["image_size"],
                                 stem=spec.model.stem, **spec.model.kwargs)
@@ -81,9 +81,6 @@ def create_model(spec: RunSpec, data_info: dict):
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:
-    import numpy as np
-    import torch
-
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)

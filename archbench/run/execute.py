@@ -6,12 +6,20 @@ Bad input fails in `validate` or while building, before the run's folder exists,
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import io
 import logging
 import time
 import traceback
 from pathlib import Path
 
-from archbench.base.files import WriteError, check_free_space, check_writable, exclusive_lock
+import torch
+
+from archbench.base.files import WriteError, atomic_write_bytes, check_free_space, check_writable, exclusive_lock
+from archbench.loggers import make_logger, unavailable
+from archbench.measure import measure_latency, measure_latency_isolated
+from archbench.outcomes import OUTCOMES_FILENAME, write_outcomes
+from archbench.quiet import QuietSettings, measure_quietly, shared_cores_note
 from archbench.record import (atomic_write_json, environment, near_chance, new_record, now_iso, record_path,
                               this_machine)
 from archbench.run.assemble import Built, build
@@ -50,9 +58,6 @@ def run(spec: RunSpec) -> dict:
     if rank == 0 and (note := other_machines_note(spec, this_machine(resolve_device(spec.device)))):
         log.warning("%s", note)
     if rank == 0 and str(resolve_device(spec.device)) == "cpu":
-        import torch
-
-        from archbench.quiet import shared_cores_note
         if note := shared_cores_note(torch.get_num_threads()):
             log.warning("%s", note)
 
@@ -110,8 +115,6 @@ def expected_write_bytes(spec: RunSpec, built: "Built") -> tuple[int, str]:
 
 def execute(spec: RunSpec, built: Built, tick: float) -> dict:
     """Train (or profile), measure and write the record; any crash still leaves a `failed` record."""
-    from archbench.measure import measure_latency
-
     rank = distributed.rank()
     identity = {"fingerprint": spec.fingerprint, "variant": spec.variant, "settings": spec.identity}
     record = new_record(task=spec.task, study=spec.study, model=spec.model.name, family=built.family,
@@ -148,7 +151,6 @@ def execute(spec: RunSpec, built: Built, tick: float) -> dict:
         if record["status"] == "complete" and spec.task == "train" and rank == 0:
             _save_weights(spec.record_dir / WEIGHTS_FILENAME, built.model)
             if result.test_outcomes is not None:  # which test images it got right, so comparisons can pair them
-                from archbench.outcomes import OUTCOMES_FILENAME, write_outcomes
                 record["test_outcomes"] = write_outcomes(spec.record_dir / OUTCOMES_FILENAME, *result.test_outcomes)
             if spec.evaluate is not None and spec.evaluate.after_train:
                 record.update(evaluate_weights(spec, built.model, built.dataset, built.device, record.get("train")))
@@ -207,8 +209,6 @@ def _tracker(spec: RunSpec, record: dict):
     """The experiment loggers the user asked for (none by default); a failing one warns once, never fails the run."""
     if spec.logger is None or not spec.logger.names:
         return None
-    from archbench.loggers import make_logger, unavailable
-
     missing = unavailable(spec.logger.names)
     if missing:  # an optional package: the record says which logger is left out and why
         record["logger"] = {"skipped": missing}
@@ -224,7 +224,6 @@ def _tracker(spec: RunSpec, record: dict):
 def _latency(spec: RunSpec, built: Built, measure_latency) -> dict:
     options = dict(spec.measure.options)
     if spec.measure.isolate:
-        from archbench.measure import measure_latency_isolated
         create = {"num_classes": built.data_info["num_classes"], "in_chans": built.input_shape[1],
                   "input_size": built.input_shape[2], "stem": spec.model.stem, **spec.model.kwargs}
         return measure_latency_isolated(spec.model.builder_name, create, built.input_shape, device=built.device,
@@ -238,12 +237,6 @@ def _quiet_latency(spec: RunSpec, built: Built, measure_latency) -> dict:
     Its own training just ended and still lifts the 1-minute load by up to its threads; a load above
     the limit plus that means something else ran beside it, and the figure is marked under_load.
     """
-    import dataclasses
-
-    import torch
-
-    from archbench.quiet import QuietSettings, measure_quietly
-
     quiet = dataclasses.replace(spec.measure.quiet or QuietSettings(), timeout_s=0)
     threads = torch.get_num_threads() if built.device == "cpu" else 1
     own = threads if spec.task == "train" else 0
@@ -252,12 +245,6 @@ def _quiet_latency(spec: RunSpec, built: Built, measure_latency) -> dict:
 
 
 def _save_weights(path: Path, model) -> None:
-    import io
-
-    import torch
-
-    from archbench.base.files import atomic_write_bytes
-
     buffer = io.BytesIO()
     torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buffer)
     atomic_write_bytes(path, buffer.getvalue())

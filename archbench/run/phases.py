@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from archbench.base.timefmt import duration
+
 # A forward pass costs about a third of a training step per image (no backward pass, no update). The dry run
 # priced per-epoch validation this way before evaluation after training was priced at all; on a loaded 2-core
 # CPU a 3-step Fashion-MNIST resnet20 run measured a fifth (calibration: 15,000 images in 31 s at 1.3 s per
@@ -58,8 +60,6 @@ def after_training(spec, val_size: int, test_size: int, image_size: int) -> list
 
 def describe(phases: list[Phase], forward: float) -> tuple[float, str]:
     """(seconds, words) for a list of phases: 'about 1 min 5 s: test set, ..., calibration (<how to skip>)'."""
-    from archbench.base.timefmt import duration
-
     seconds = sum(p.seconds(forward) for p in phases)
     names = ", ".join(p.name for p in phases)
     skippable = any(p.name == "calibration" or "corruptions" in p.name for p in phases)

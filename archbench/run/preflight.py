@@ -10,17 +10,23 @@ import math
 import os
 import time
 
+import torch
+
+from archbench.base.device import synchronize
 from archbench.base.files import WriteError, check_writable
-from archbench.run.assemble import batch_too_large, create_model, load_data, profile_data_info
+from archbench.data.registry import known_train_images
+from archbench.measure import profile_complexity
+from archbench.record import this_machine
 from archbench.run import phases
+from archbench.run.assemble import batch_too_large, create_model, load_data, profile_data_info
 from archbench.run.execute import format_value
 from archbench.run.existing import finished_record, other_machines_note
 from archbench.run.spec import RunSpec, resolve_device, validate
 from archbench.run.training import CHECKPOINT_FILE
-from archbench.data.registry import known_train_images
-from archbench.base.device import synchronize
-from archbench.record import this_machine
 from archbench.settings import DataSettings
+from archbench.train.checkpoint import load_checkpoint_info
+from archbench.train.loop import autocast_context, param_groups
+from archbench.train.precision import cuda_auto_rule
 
 
 # A CPU run planned longer than this gets a hint to use a smaller budget before it starts.
@@ -52,7 +58,6 @@ def preflight(spec: RunSpec, timed_steps: int = PREFLIGHT_TIMED_STEPS) -> dict:
         data_info, n_train, problem = _preflight_data(spec)
         row["problem"] = "; ".join(filter(None, [row["problem"], problem])) or None
         if spec.task == "profile":
-            import torch
             model, _, input_shape = create_model(spec, data_info)
             with torch.inference_mode():
                 model.eval()(torch.zeros(input_shape))
@@ -87,7 +92,6 @@ def _planned_action(spec: RunSpec) -> str:
         return "skip (complete)"
     checkpoint = spec.record_dir / CHECKPOINT_FILE
     if checkpoint.exists() and not spec.force:
-        from archbench.train.checkpoint import load_checkpoint_info
         step = load_checkpoint_info(checkpoint, spec.fingerprint)
         if step is not None:
             return f"resume at step {step}"
@@ -134,8 +138,6 @@ def _time_steps(spec: RunSpec, data_info: dict, timed_steps: int):
     network, shape and numerics in this process: a study's seeds and tuning trials are timed once. `ARCHBENCH_PREFLIGHT_BATCH` caps the batch (the test suite
     checks every study this way on 2 cores).
     """
-    from archbench.train.loop import param_groups
-
     recipe = spec.recipe
     input_shape = (1, data_info["in_chans"], data_info["image_size"], data_info["image_size"])
     # Speed depends on the network, shape, batch and numerics, not on the optimizer's values (trials share it),
@@ -150,7 +152,6 @@ def _time_steps(spec: RunSpec, data_info: dict, timed_steps: int):
     model, _, _ = create_model(spec, data_info)
     train_macs = None
     if recipe.budget.NEEDS_TRAIN_MACS:
-        from archbench.measure import profile_complexity
         train_macs = profile_complexity(model, input_shape)["flops_train"] / 2
     device = resolve_device(spec.device)
     batch = min(recipe.batch_size, int(os.environ.get("ARCHBENCH_PREFLIGHT_BATCH", recipe.batch_size)))
@@ -172,10 +173,6 @@ def time_train_steps(model, optimizer, input_shape, num_classes: int, batch: int
     autotuning), then `timed_steps` training steps on synthetic values of the real shape, in the given
     precision and layout. Halves the batch while it does not fit in memory. The dry run's estimate and the
     time-to-accuracy projection (archbench.run.project) both time steps here."""
-    import torch
-
-    from archbench.train.loop import autocast_context
-
     model.to(device).train()
     if channels_last:
         model.to(memory_format=torch.channels_last)
@@ -213,8 +210,6 @@ def _planned_precision(recipe, device: str) -> tuple[str, bool]:
     amp, channels_last = recipe.amp, recipe.channels_last
     if "auto" not in (amp, channels_last):
         return amp, bool(channels_last)
-    from archbench.train.precision import cuda_auto_rule
-
     rule = cuda_auto_rule(device, amp, channels_last)
     if rule is not None:
         return rule

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from archbench.base.device import DeviceError, resolve_device as device_of
 from archbench.record import record_dir, record_path
 from archbench.settings import (DataSettings, MeasureSettings, ModelSettings, Recipe, SettingsError, fingerprint,
                                 run_identity, variant_name)
@@ -87,8 +88,6 @@ def validate(spec: RunSpec) -> None:
 
 def resolve_device(device: str) -> str:
     """The device a run uses (auto, cpu, cuda or cuda:N), refused as a setting when this machine lacks it."""
-    from archbench.base.device import DeviceError, resolve_device as device_of
-
     try:
         return str(device_of(device))
     except DeviceError as err:

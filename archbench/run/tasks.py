@@ -1,12 +1,17 @@
 """The tasks that work on a finished training run's record: evaluate (calibration, robustness) and measure (speed)."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 
+import torch
+
+from archbench.evaluate import evaluate
 from archbench.record import RECORD_FILE, atomic_write_json, read_record, record_path
 from archbench.run.assemble import create_model, load_data
 from archbench.run.existing import run_lock
+from archbench.run.remeasure import remeasure_record
 from archbench.run.spec import InvalidRunError, RunSpec, resolve_device, summary
 
 log = logging.getLogger("archbench")
@@ -17,8 +22,6 @@ WEIGHTS_FILENAME = "weights.pt"
 def evaluate_weights(spec: RunSpec, model, dataset, device: str, train: dict | None = None) -> dict:
     """Calibration and corruption robustness of the selected weights (archbench.evaluate), in the precision
     and layout the run trained in (`train`: the record's train section)."""
-    from archbench.evaluate import evaluate
-
     train = train or {}
     amp = train.get("amp") if train.get("amp") in ("bf16", "fp16") else "off"
     log.info("evaluating calibration and corruption robustness of %s%s", spec.model.name,
@@ -37,8 +40,6 @@ def evaluate_run(spec: RunSpec, tick: float) -> dict:
 
     Everything already in the record stays byte-identical; only the evaluation sections are (re)written.
     """
-    import torch
-
     path = record_path(spec.record_dir)
     record = read_record(path)
     if record is None or record.get("status") != "complete":
@@ -70,10 +71,6 @@ def evaluate_run(spec: RunSpec, tick: float) -> dict:
 
 def measure_run(spec: RunSpec, tick: float) -> dict:
     """task=measure: the speed figures of this job's finished record (training or profile), taken again in quiet."""
-    import dataclasses
-
-    from archbench.run.remeasure import remeasure_record
-
     candidates = [dataclasses.replace(spec, task="train"), dataclasses.replace(spec, task="profile", recipe=None)]
     found = next((c for c in candidates if record_path(c.record_dir).exists()), None)
     model_dir = candidates[0].record_dir.parent.parent

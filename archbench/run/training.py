@@ -1,14 +1,28 @@
 """The training stage of a run: loaders, the precision that trains, the loop, and what training measured."""
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
 
+import torch
+
+from archbench.base.files import atomic_write_json, exclusive_lock
+from archbench.data import make_loaders
+from archbench.measure import peak_memory_bytes, reset_peak_memory
+from archbench.measure.energy import EnergyMeter, inference_window, measure_energy
+from archbench.measure.peak import PEAK_INCLUDES_CPU, PEAK_INCLUDES_CUDA, allocated_bytes
+from archbench.measure.utilisation import add_utilisation
+from archbench.record import now_iso, this_machine
+from archbench.run import distributed, phases
 from archbench.run.assemble import Built
-from archbench.run import distributed
 from archbench.run.distributed import from_rank_0, init_distributed
 from archbench.run.spec import RunSpec
+from archbench.settings import numerics_identity
+# The loop and the precision probe are called through their modules, so a test can stand in for either.
+from archbench.train import loop, precision
+from archbench.train.checkpoint import checkpoint_numerics
 
 log = logging.getLogger("archbench")
 # Where an unfinished run keeps its state, beside its record: the same command resumes from it.
@@ -17,17 +31,6 @@ CHECKPOINT_FILE = "checkpoint.ckpt"
 
 def train(spec: RunSpec, built: Built, record: dict, tracker=None):
     """Train the built model under the recipe; adds precision, energy and utilisation to `record`."""
-    import torch
-
-    from archbench.data import make_loaders
-    from archbench.measure import peak_memory_bytes, reset_peak_memory
-    from archbench.measure.energy import EnergyMeter, inference_window, measure_energy
-    from archbench.measure.peak import PEAK_INCLUDES_CPU, PEAK_INCLUDES_CUDA, allocated_bytes
-    from archbench.measure.utilisation import add_utilisation
-    from archbench.train.loop import EXIT_INTERRUPTED, TrainingInterrupted, fit
-    from archbench.record import this_machine
-    from archbench.settings import numerics_identity
-
     recipe = spec.recipe
     world = distributed.world_size()
     rank = distributed.rank()
@@ -64,13 +67,13 @@ def train(spec: RunSpec, built: Built, record: dict, tracker=None):
              f"precision {amp}, channels_last {channels_last}", device)
     try:
         window_start = meter.read() if meter is not None else None
-        result = fit(built.model, train_loader, val_loader, test_loader, settings, device=device,
-                     checkpoint_path=spec.record_dir / CHECKPOINT_FILE)
+        result = loop.fit(built.model, train_loader, val_loader, test_loader, settings, device=device,
+                          checkpoint_path=spec.record_dir / CHECKPOINT_FILE)
         train_window = (window_start, meter.read()) if meter is not None else None
-    except TrainingInterrupted as err:
+    except loop.TrainingInterrupted as err:
         log.warning("%s; exiting with code %d: rerun the same command to resume from the checkpoint (a SLURM "
-                    "requeue does so by itself)", err, EXIT_INTERRUPTED)
-        raise SystemExit(EXIT_INTERRUPTED) from err
+                    "requeue does so by itself)", err, loop.EXIT_INTERRUPTED)
+        raise SystemExit(loop.EXIT_INTERRUPTED) from err
     train = result.train
     train["lr_scaled"] = settings.lr
     train["amp"], train["channels_last"], train["compile"] = amp, channels_last, recipe.compile
@@ -98,8 +101,6 @@ def train(spec: RunSpec, built: Built, record: dict, tracker=None):
 
 def _after_training(spec: RunSpec, built: Built, batch_size: int):
     """What the loop's ETA and end-of-training message add for validation and the phases after training."""
-    from archbench.run import phases
-
     info = built.data_info
     val_size, test_size = info.get("val_size") or 0, info.get("test_size") or 0
     after = phases.after_training(spec, val_size, test_size, built.input_shape[-1])
@@ -119,14 +120,11 @@ def _precision(spec: RunSpec, built: Built, device: str, record: dict) -> tuple[
     amp, channels_last = recipe.amp, recipe.channels_last
     if amp != "auto" and channels_last != "auto":
         return amp, channels_last
-    from archbench.train.checkpoint import checkpoint_numerics
-
     started = checkpoint_numerics(spec.record_dir / CHECKPOINT_FILE, spec.fingerprint)
     if started is not None:  # a resume, perhaps on another machine: what it learns must not change midway
         log.info("resuming in the precision the run started with (%s, channels_last %s), not a new probe",
                  started["amp"], started["channels_last"])
         return started["amp"], started["channels_last"]
-    from archbench.train.precision import choose_precision
     cache = Path(os.environ.get("ARCHBENCH_CACHE_DIR") or Path.home() / ".cache" / "archbench") / "precision"
     world = distributed.world_size()
     choice = None
@@ -135,9 +133,10 @@ def _precision(spec: RunSpec, built: Built, device: str, record: dict) -> tuple[
         if choice is None:
             log.info("precision probe: timing a few training steps of fp32/bf16 x NCHW/channels_last (cached per "
                      "machine)")
-            choice = choose_precision(built.model, built.input_shape[1:], recipe.batch_size,
-                                      built.data_info["num_classes"], device, amp=amp, channels_last=channels_last,
-                                      cache_dir=cache, model_name=spec.model.name)
+            choice = precision.choose_precision(built.model, built.input_shape[1:], recipe.batch_size,
+                                                built.data_info["num_classes"], device, amp=amp,
+                                                channels_last=channels_last, cache_dir=cache,
+                                                model_name=spec.model.name)
             choice = _decide_for_study(spec, device, choice)
     if world > 1:
         # Ranks probing on their own can choose differently under load (fp32 NCHW on one, bf16 channels_last
@@ -175,9 +174,6 @@ def _study_decision(spec: RunSpec, device: str) -> dict | None:
 def _decide_for_study(spec: RunSpec, device: str, choice: dict) -> dict:
     """Store the first probe's choice as the study's decision; a decision written meanwhile by a parallel
     job of the same model wins, so all its seeds train alike."""
-    from archbench.base.files import atomic_write_json, exclusive_lock
-    from archbench.record import now_iso, this_machine
-
     path = spec.record_dir.parent / STUDY_DECISION_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     with exclusive_lock(path.with_name(path.name + ".lock"), wait=True):
@@ -198,8 +194,6 @@ def _decide_for_study(spec: RunSpec, device: str, choice: dict) -> dict:
 
 def _read_decision(path: Path) -> dict | None:
     """A study decision file's contents; None when absent or unreadable (the next probe writes a good one)."""
-    import json
-
     try:
         decision = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -209,8 +203,6 @@ def _read_decision(path: Path) -> dict | None:
 
 def _followable(decision: dict, device: str) -> bool:
     """Whether this machine computes the decided precision natively (fp32 everywhere, bf16 where native)."""
-    import torch
-
-    from archbench.train.precision import native_low_precision
-
-    return decision["amp"] in ("off", "fp32") or native_low_precision(torch.device(device))[0] == decision["amp"]
+    if decision["amp"] in ("off", "fp32"):
+        return True
+    return precision.native_low_precision(torch.device(device))[0] == decision["amp"]
