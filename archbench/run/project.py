@@ -13,7 +13,20 @@ from __future__ import annotations
 import math
 import sys
 
+import torch
+
+from archbench import results
+from archbench.base.device import cpu_model, machine_identity
+from archbench.base.files import atomic_write_bytes
 from archbench.base.keyvalue import parse_key_values
+from archbench.base.timefmt import duration
+from archbench.quiet import QuietSettings, measure_quietly
+from archbench.record import hardware_label, read_record
+from archbench.results.projection import curves, project
+from archbench.run.preflight import time_train_steps
+from archbench.run.remeasure import build_from_record
+from archbench.settings import Recipe
+from archbench.train.loop import param_groups
 
 USAGE = __doc__.splitlines()[0].strip("`")
 DEFAULTS = {"results_dir": "results/runs", "target": None, "budget_s": None, "study": None, "threads": None,
@@ -28,16 +41,8 @@ class ProjectError(ValueError):
 def probe_step_s(record: dict, threads: int | None, timed_steps: int) -> tuple[float, str | None]:
     """(seconds per training step here, why the figure was taken under load or None) for `record`'s model,
     batch, precision and layout, with its threads unless `threads` is given; waits for a quiet machine."""
-    import torch
-
-    from archbench.quiet import QuietSettings, measure_quietly
-    from archbench.run.remeasure import _build
-    from archbench.run.preflight import time_train_steps
-    from archbench.settings import Recipe
-    from archbench.train.loop import param_groups
-
     train, config = record.get("train") or {}, record.get("config") or {}
-    model, shape, _, create = _build(record)
+    model, shape, _, create = build_from_record(record)
     threads = int(threads or config.get("threads") or (record.get("env") or {}).get("threads") or 1)
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -78,7 +83,6 @@ def main(arguments=None) -> int:
         return EXIT_BAD_INPUT
     print(format_projection(table, notes))
     if options["out"]:
-        from archbench.base.files import atomic_write_bytes
         atomic_write_bytes(options["out"], table.to_csv(index=False).encode())
         print(f"written to {options['out']}")
     return 0
@@ -88,10 +92,6 @@ def projection(results_dir, target=None, budget_s=None, study=None, threads=None
                include_synthetic=False):
     """(table, notes): `archbench.results.projection.project` over the studies found, with this machine's
     step time probed once per study, model and variant."""
-    from archbench import results
-    from archbench.record import read_record, this_machine
-    from archbench.results.projection import curves, project
-
     target, budget_s = _number("target", target), _number("budget_s", budget_s)
     runs = results.load(results_dir, include_synthetic=include_synthetic)
     runs = runs[runs.task == "train"] if not runs.empty else runs
@@ -112,14 +112,11 @@ def projection(results_dir, target=None, budget_s=None, study=None, threads=None
             continue
         if loaded:
             notes.append(f"{model} ({name}): its step time here was taken under load ({loaded})")
-    import torch
-
-    # this machine as the runs' labels name it: with the threads the probe used
+    # This machine as the runs' labels name it, at the threads the runs recorded (as the probes used them):
+    # record.this_machine's label for the CPU, without setting torch's threads a second time to read them back.
     recorded = runs.threads.dropna() if "threads" in runs else []
-    previous = torch.get_num_threads()
-    torch.set_num_threads(int(threads or (recorded.mode().iloc[0] if len(recorded) else previous)))
-    here = this_machine("cpu")
-    torch.set_num_threads(previous)
+    label_threads = int(threads or (recorded.mode().iloc[0] if len(recorded) else torch.get_num_threads()))
+    here = hardware_label("cpu", "cpu", cpu_model(), label_threads, machine_identity("cpu"))
     table = project(runs, curves(runs), step_s, here, target, budget_s)
     return table, [f"this machine: {here}"] + notes
 
@@ -138,8 +135,6 @@ def _number(key, value):
 
 def format_projection(table, notes) -> str:
     """The table as text, one block per study, then the notes."""
-    from archbench.base.timefmt import duration
-
     lines = []
     for (study, data), group in table.groupby(["study", "data"], sort=False):
         target = group.target_top1.iloc[0]

@@ -12,10 +12,19 @@ from __future__ import annotations
 import contextlib
 import logging
 from pathlib import Path
+from typing import Any, NamedTuple
 
+import torch
+
+from archbench import models
+from archbench.base.device import cpu_model
+from archbench.base.files import exclusive_lock
+from archbench.base.numerics import precision_name
+from archbench.measure import device_peak_flops, measure_latency, measure_latency_isolated, training_cost
 from archbench.measure.energy import gpu_neighbours
 from archbench.quiet import QuietSettings, is_quiet, measure_quietly
 from archbench.record import FINISHED, atomic_write_json, environment, now_iso, read_record
+from archbench.run.spec import resolve_device
 from archbench.settings import MeasureSettings, ModelSettings
 
 log = logging.getLogger("archbench")
@@ -46,11 +55,8 @@ def _trained_on(record: dict) -> str | None:
 
 
 def _this_machine(device: str) -> str:
-    from archbench.base.device import cpu_model
-
     if device == "cpu":
         return cpu_model()
-    import torch
     return torch.cuda.get_device_name(torch.device(device))
 
 
@@ -77,10 +83,6 @@ def remeasure_record(path: str | Path, measure: MeasureSettings, device: str = "
     if not force and not needs_measuring(record, _this_machine(device)):
         log.info("skip %s: already measured in quiet (force=true measures again)", path)
         return "skipped", record
-    import torch
-
-    from archbench.base.files import exclusive_lock
-
     quiet = measure.quiet or QuietSettings()
     threads = int(threads or _recorded_threads(record) or torch.get_num_threads())
     previous_threads = torch.get_num_threads()
@@ -140,8 +142,6 @@ def _recorded_threads(record: dict):
 
 
 def _device(record: dict, device: str) -> str:
-    from archbench.run.spec import resolve_device
-
     if device == "auto":
         recorded = (record.get("latency") or {}).get("device") or (record.get("env") or {}).get("device")
         if recorded and (recorded == "cpu" or _cuda_available()):
@@ -150,13 +150,20 @@ def _device(record: dict, device: str) -> str:
 
 
 def _cuda_available() -> bool:
-    import torch
     return torch.cuda.is_available()
 
 
-def _build(record: dict):
-    from archbench import models
+class RecordModel(NamedTuple):
+    model: Any  # a fresh torch.nn.Module: the record's architecture, untrained
+    input_shape: tuple  # (1, channels, size, size)
+    builder_name: str  # its name for archbench.models.create_model
+    create: dict  # create_model's keyword arguments, for a measurement in a child process
 
+
+def build_from_record(record: dict) -> RecordModel:
+    """The record's model built afresh from its own settings (config.model and the dataset's shape): no
+    weights and no data files, for what depends only on the architecture (speed, a training step's time).
+    Raises MeasureError (a ValueError) when the record lacks what building it needs."""
     config = (record.get("config") or {}).get("model")
     dataset = record.get("dataset") or {}
     missing = [k for k in ("num_classes", "in_chans", "image_size") if dataset.get(k) is None]
@@ -171,13 +178,11 @@ def _build(record: dict):
     shape = (1, dataset["in_chans"], dataset["image_size"], dataset["image_size"])
     create = {"num_classes": dataset["num_classes"], "in_chans": dataset["in_chans"],
               "input_size": dataset["image_size"], "stem": settings.stem, **settings.kwargs}
-    return model, shape, settings.builder_name, create
+    return RecordModel(model, shape, settings.builder_name, create)
 
 
 def _latency(record: dict, measure: MeasureSettings, device: str) -> dict:
-    from archbench.measure import measure_latency, measure_latency_isolated
-
-    model, shape, builder_name, create = _build(record)
+    model, shape, builder_name, create = build_from_record(record)
     if measure.isolate:
         return measure_latency_isolated(builder_name, create, shape, device=device, **measure.options)
     return measure_latency(model, shape, device=device, **measure.options)
@@ -186,9 +191,6 @@ def _latency(record: dict, measure: MeasureSettings, device: str) -> dict:
 def _peak_section(record: dict, device: str, threads: int, quiet: QuietSettings, busy_threads: int,
                   neighbours=None) -> dict:
     """The quiet peak in the precision the run trained in, and the run's MFU against it."""
-    from archbench.measure import device_peak_flops, training_cost
-    from archbench.base.numerics import precision_name
-
     train = record["train"]
     precision = precision_name(train.get("amp"))
     key = (device, precision, threads)
