@@ -28,6 +28,8 @@ from .frames import MACHINE_SEPARATOR, MODEL_KEYS
 # a fresh seed, so a bound below a point asks more than seeds can show and one above it hides real drift.
 EQUIVALENCE_POINTS = 1.0
 POOL_COLUMNS = ["trained_on", "speed_machine", "machine_check"]
+# Everything a machine measures, blanked in a pooled comparison for runs not on its speed machine.
+MACHINE_BOUND_COLUMNS = [metric.name for metric in metrics() if metric.machine_bound] + ["latency_hardware"]
 
 
 @dataclass(frozen=True)
@@ -123,10 +125,6 @@ def pool_across_machines(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[dict]]:
         left_out += _repeated_seeds(runs.loc[pooled.index], speed_machine)
     dropped = {row["index"] for row in left_out}
     return runs.drop(index=list(dropped)), [{k: v for k, v in row.items() if k != "index"} for row in left_out]
-
-
-# Everything a machine measures, blanked in a pooled comparison for runs not on its speed machine.
-MACHINE_BOUND_COLUMNS = [metric.name for metric in metrics() if metric.machine_bound] + ["latency_hardware"]
 
 
 def _blank(runs: pd.DataFrame, index) -> None:
