@@ -24,10 +24,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from archbench import sweep
 from archbench.base.files import STORAGE_ERRNOS, WriteError, write_error
+from archbench.evaluate import EvaluateSettings
 from archbench.run import InvalidRunError, RunSpec, format_plan, preflight, run, summary
 from archbench.loggers import LoggerSettings, unavailable
 from archbench.settings import SettingsError, check_keys, parse_bool, parse_threads
-from archbench.tuning import TuningError, apply_candidate, select as select_trial, trial_settings
 from archbench.train.budget import budget_kinds
 from archbench.train.loop import EXIT_INTERRUPTED
 
@@ -120,22 +120,7 @@ def spec_from_config(cfg: DictConfig, overrides: list[str]) -> RunSpec:
     check_keys("", {k: v for k, v in config.items() if k not in TOP_LEVEL_KEYS}, list(TOP_LEVEL_KEYS))
     parse_threads(config.get("threads"))  # refused here, before a dry run's plan or a run's record repeats it
     config["train"]["budget"] = budget_from_overrides(config["train"].get("budget") or {}, overrides)
-    tuning = None
-    if config.get("trial") is not None:  # one trial of an equal-effort tuning study: candidate k of the space
-        if not config.get("tuning"):
-            raise SettingsError(f"trial={config['trial']} needs a tuning space (tuning.space, tuning.trials): "
-                                "see conf/experiment/tune_fmnist.yaml")
-        candidate, tuning = trial_settings(config["tuning"], config["trial"], cfg.study)
-        config["train"] = apply_candidate(config["train"], candidate)
-    elif config.get("tuned_from"):  # the final stage: each model's best trial, chosen on validation only
-        try:
-            candidate, tuning = select_trial(os.path.abspath(cfg.results_dir), config["tuned_from"],
-                                             config["data"]["name"], config["model"]["name"], seed=cfg.seed)
-            config["train"] = apply_candidate(config["train"], candidate)
-        except TuningError as err:
-            if not _is_dry_run(cfg.dry_run):
-                raise
-            tuning = {"problem": str(err)}  # the plan still times the job, with the recipe's own values
+    tuning = _apply_tuning(config, cfg) if config.get("trial") is not None or config.get("tuned_from") else None
     progress = parse_bool(cfg.progress_bar, "progress_bar", ("auto",))
     return RunSpec.from_configs(
         model=config["model"], data=config["data"], train=config["train"], measure=config["measure"],
@@ -143,6 +128,33 @@ def spec_from_config(cfg: DictConfig, overrides: list[str]) -> RunSpec:
         force=parse_bool(cfg.force, "force"), on_locked=cfg.on_locked, config=config, tuning=tuning,
         evaluate=_evaluate_settings(config.get("evaluate")), logger=_logger_settings(config.get("logger")),
         progress_bar=sys.stderr.isatty() if progress == "auto" else progress)
+
+
+def _apply_tuning(config: dict, cfg: DictConfig) -> dict:
+    """The record's tuning section; puts the trial's candidate (or the tuned stage's best) into config["train"].
+    Bad tuning input is a SettingsError, as any other bad setting."""
+    # The tuning protocol reads the results table (pandas, statsmodels): only a tuning study's jobs load it.
+    from archbench.results.tuning import TuningError, apply_candidate, select, trial_settings
+
+    if config.get("trial") is not None:  # one trial of an equal-effort tuning study: candidate k of the space
+        if not config.get("tuning"):
+            raise SettingsError(f"trial={config['trial']} needs a tuning space (tuning.space, tuning.trials): "
+                                "see conf/experiment/tune_fmnist.yaml")
+        try:
+            candidate, tuning = trial_settings(config["tuning"], config["trial"], cfg.study)
+        except TuningError as err:
+            raise SettingsError(str(err)) from err
+        config["train"] = apply_candidate(config["train"], candidate)
+        return tuning
+    try:  # the final stage: each model's best trial, chosen on validation only
+        candidate, tuning = select(os.path.abspath(cfg.results_dir), config["tuned_from"],
+                                   config["data"]["name"], config["model"]["name"], seed=cfg.seed)
+    except TuningError as err:
+        if not _is_dry_run(cfg.dry_run):
+            raise SettingsError(str(err)) from err
+        return {"problem": str(err)}  # the plan still times the job, with the recipe's own values
+    config["train"] = apply_candidate(config["train"], candidate)
+    return tuning
 
 
 def _logger_settings(values: dict | None):
@@ -154,8 +166,6 @@ def _logger_settings(values: dict | None):
 
 
 def _evaluate_settings(values: dict | None):
-    from archbench.evaluate import EvaluateSettings
-
     try:
         return EvaluateSettings.from_dict(values)
     except ValueError as err:
@@ -184,7 +194,7 @@ def main(cfg: DictConfig) -> dict:
             result["status"] = "failed" if result["problem"] else "planned"
         else:
             result = run(spec)
-    except (InvalidRunError, SettingsError, TuningError) as err:
+    except (InvalidRunError, SettingsError) as err:
         if not multirun:
             print(f"archbench: error: {err}", file=sys.stderr)
             sys.exit(EXIT_BAD_INPUT)

@@ -3,7 +3,7 @@ out with its reason, and the final stage refuses a seed the trials ran on."""
 import pytest
 
 from archbench import results
-from archbench.tuning import TuningError, select
+from archbench.results.tuning import TuningError, select
 
 from helpers import fixture_record, write_record
 

@@ -6,7 +6,7 @@ import math
 import pandas as pd
 import pytest
 
-from archbench.tuning import TuningError, TuningSpace, apply_candidate, best_trials, select, trial_settings
+from archbench.results.tuning import TuningError, TuningSpace, apply_candidate, best_trials, select, trial_settings
 
 from helpers import FAST, archbench, load
 

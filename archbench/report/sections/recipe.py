@@ -7,8 +7,8 @@ import pandas as pd
 
 from archbench import results
 from archbench.record import decode_json_column, encode_json_column
+from archbench.results.tuning import RECIPE_PATHS
 from archbench.settings import flatten
-from archbench.tuning import RECIPE_PATHS
 
 from ..document import BulletList, Caution, Code, Heading, Paragraph
 from ..reference import PAPER_RECIPES

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 
 from archbench import results
-from archbench.tuning import RECIPE_PATHS, best_trials
+from archbench.results.tuning import RECIPE_PATHS, best_trials
 
 from .. import figures as plots
 from ..document import BulletList, Paragraph

@@ -9,6 +9,8 @@ The protocol of the Deep Learning Tuning Playbook and MLCommons AlgoPerf, as two
    a seed any trial of the model used: a rerun of the winning trial on its own seed is the selection run
    again (its luck is why it won), so the tuned mean is taken over fresh seeds only.
 Each trial and each final run is a normal record with its own identity plus a `tuning` section.
+Part of the analysis (records and the results table, no torch): the entry point asks it for a job's candidate,
+and the report for what each search found.
 """
 from __future__ import annotations
 
@@ -19,6 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from archbench.record import is_diverged_reason, load_record_or_empty, nested
+
+from .loading import load_with_exclusions
 
 # Where each tunable name lives in a recipe (conf/train/*.yaml).
 RECIPE_PATHS = {
@@ -123,8 +127,6 @@ def best_trials(runs) -> "object":
 def select(results_dir, tuning_study: str, data: str, model: str, seed: int | None = None) -> tuple[dict, dict]:
     """(candidate, the final record's tuning section) of `model`'s best trial; refuses an incomplete study,
     and a `seed` that a trial of `model` ran on (the final stage's seeds must be fresh)."""
-    from archbench.results import load_with_exclusions
-
     try:
         runs, excluded = load_with_exclusions(results_dir, include_synthetic=True)
     except FileNotFoundError as err:
