@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from archbench import export
+from archbench.results import export
 from archbench.results import load
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "records"
@@ -57,7 +57,7 @@ def test_docstring_names_every_column(records):
     columns = load(records, include_synthetic=True).columns
     documented = set(re.findall(r"[a-z][a-z0-9_]+", export.__doc__))
     missing = [column for column in columns if column not in documented]
-    assert not missing, f"document these columns in archbench/export.py: {missing}"
+    assert not missing, f"document these columns in archbench/results/export.py: {missing}"
 
 
 @pytest.mark.parametrize("arguments, message", [

@@ -4,7 +4,6 @@ import re
 import shutil
 import subprocess
 import sys
-import types
 import xml.etree.ElementTree as ElementTree
 from html.parser import HTMLParser
 from pathlib import Path
@@ -13,15 +12,15 @@ import matplotlib.image
 import pandas as pd
 import pytest
 
-import archbench
+from archbench import report_cli
 from archbench.report import build as report_build
 from archbench.report import figures as plots
 from archbench.report import build_report
-from archbench.report.__main__ import UsageError, main, parse_arguments
 from archbench import results
 from archbench.report.labels import count_text, dataset_label
 from archbench.report.reference import PAPER_RECIPES
 from archbench.report.tables import accuracy_table, latex_escape
+from archbench.report_cli import UsageError, main, parse_arguments
 from helpers import REPO
 
 FIXTURES = Path(__file__).parent / "fixtures" / "records"
@@ -409,12 +408,9 @@ def test_a_report_made_before_the_file_list_is_still_rebuilt_but_guarded(tmp_pat
         build_report(FIXTURES, out, study="latency", reference=REFERENCE)
 
 
-def test_export_subcommand_is_handed_to_archbench_export(monkeypatch):
+def test_export_subcommand_is_handed_to_archbench_results_export(monkeypatch):
     received = []
-    module = types.ModuleType("archbench.export")
-    module.main = lambda arguments: received.append(arguments) or 0
-    monkeypatch.setitem(sys.modules, "archbench.export", module)
-    monkeypatch.setattr(archbench, "export", module, raising=False)
+    monkeypatch.setattr(report_cli.export, "main", lambda arguments: received.append(arguments) or 0)
     assert main(["export", "format=csv"]) == 0
     assert received == [["format=csv"]]
 
@@ -426,14 +422,6 @@ def test_report_help_lists_every_subcommand():
     out = subprocess.run([sys.executable, "-m", "archbench.report", "export", "--help"], cwd=REPO,
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and "out=runs.parquet" in out.stdout
-
-
-def test_export_without_the_export_module_is_a_clear_error(monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "archbench.export", None)  # import now fails
-    monkeypatch.delattr(archbench, "export", raising=False)
-    assert main(["export"]) == 2
-    assert "archbench.report: error: the export subcommand needs archbench/export.py" in \
-        capsys.readouterr().err
 
 
 def test_python_dash_m_builds_the_report_without_torch(tmp_path):

@@ -63,7 +63,8 @@ import pandas as pd
 
 from archbench.base.files import atomic_write
 from archbench.base.keyvalue import parse_key_values
-from archbench.results import load_with_exclusions
+
+from .loading import load_with_exclusions
 
 USAGE = __doc__.splitlines()[0].strip("`")
 DEFAULTS = {"results_dir": "results/runs", "out": None, "include_synthetic": False}
