@@ -16,9 +16,9 @@ from pathlib import Path
 import pandas as pd
 
 from archbench.outcomes import read_outcomes
-from archbench.record import (RECORD_FILE, corruption_rows, evaluation_columns, find_records, history_rows,
-                              load_record, load_record_or_empty, metrics as declared_metrics, record_columns,
-                              record_key, reliability_rows, unusable_reason)
+from archbench.record import (RECORD_FILE, corruption_rows, decode_json_column, evaluation_columns, find_records,
+                              history_rows, load_record, load_record_or_empty, metrics as declared_metrics,
+                              record_columns, record_key, reliability_rows, unusable_reason)
 
 from .frames import MODEL_KEYS, RUN_KEYS, _differing_keys, _short, model_label
 from .pooling import pool_across_machines
@@ -78,7 +78,7 @@ def _label_variants(runs: pd.DataFrame) -> pd.DataFrame:
         variants = group.drop_duplicates("variant")
         if len(variants) < 2:
             continue
-        settings = {row.variant: json.loads(row.variant_settings) for row in variants.itertuples()}
+        settings = {row.variant: decode_json_column(row.variant_settings) for row in variants.itertuples()}
         differing = _differing_keys(settings)
         for index, row in group.iterrows():
             values = settings[row["variant"]]
@@ -109,7 +109,7 @@ def pool_order_seeds(runs: pd.DataFrame) -> pd.DataFrame:
         variants = group.drop_duplicates("variant")
         if len(variants) < 2:
             continue
-        settings = {row.variant: json.loads(row.variant_settings) for row in variants.itertuples()}
+        settings = {row.variant: decode_json_column(row.variant_settings) for row in variants.itertuples()}
         if _differing_keys(settings) != [ORDER_SEED_KEY]:
             continue
         shared = {key: value for key, value in next(iter(settings.values())).items() if key != ORDER_SEED_KEY}

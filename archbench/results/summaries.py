@@ -11,7 +11,7 @@ import pandas as pd
 from scipy import stats
 
 from archbench.base.numerics import precision_label
-from archbench.record import metrics as declared_metrics
+from archbench.record import decode_json_column, metrics as declared_metrics
 from archbench.stats import binomial_se, finite, stratified_iqm_interval, variance_components
 
 from .frames import (GROUP_KEYS, MODEL_KEYS, _distinct_text, _first_present, _is_missing, _require_columns,
@@ -273,7 +273,7 @@ def confounds(runs: pd.DataFrame, ignore: tuple = ()) -> list[tuple[str, dict]]:
                 continue
             found += _differing(name, labels, values)
     if "variant_settings" in train:
-        settings = [json.loads(text) for text in train["variant_settings"]]
+        settings = [decode_json_column(text) for text in train["variant_settings"]]
         keys = sorted({key for entry in settings for key in entry})
         for key in keys:
             # The architecture differs by definition; its stem is reported above from the built model.
