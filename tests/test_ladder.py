@@ -11,7 +11,7 @@ from archbench.base.files import atomic_write_json
 from archbench.record import read_record
 
 MODELS = {"resnet20": "resnet_v1", "wrn_16_2": "wide_resnet", "densenet_bc_40_12": "densenet",
-          "shufflenet_v2_x2_0": "shufflenet_v2"}
+          "shufflenet_v2_x2_0": "shufflenet_v2", "fractalnet_20_w4": "fractalnet"}
 SPREAD = [-0.3, 0.0, 0.3]  # seed offsets: a small, known seed spread
 
 
@@ -82,6 +82,27 @@ def test_a_rung_never_pools_two_machines(tmp_path):
                               "cpu: Fixture CPU (not a real machine), 2 threads)"]
 
 
+def test_base_studies_with_other_models_are_rungs_and_tau_reads_the_common_models(tmp_path):
+    _study(tmp_path, "ladder", 44, SHORT)
+    _study(tmp_path, "base", 176, {m: v + 10 for m, v in SHORT.items()})
+    # A longer base trains three of the four models and one the ladder lacks (as seed_claim does), and
+    # reverses resnet20 and wrn_16_2 by 10 points, beyond noise.
+    longer = {"resnet20": 60.0, "wrn_16_2": 70.0, "densenet_bc_40_12": 50.0, "fractalnet_20_w4": 45.0}
+    _study(tmp_path, "claim", 8775, longer)
+    found = ladders.budget_ladder(results.load(tmp_path), "ladder", ["base", "claim"])
+    assert found.rungs == [44, 176, 8775] and found.base_rungs == {176: "base", 8775: "claim"}
+    assert found.base_steps == 176  # the first base is the budget the verdict asks about
+    assert found.models_in_some_rungs() == {"fractalnet_20_w4": [8775], "shufflenet_v2_x2_0": [44, 176]}
+    shift = found.shifts[176]
+    assert shift["models"] == 3  # resnet20, wrn_16_2, densenet_bc_40_12: the ones both rungs trained
+    assert shift["tau"] == pytest.approx(1 / 3)
+    assert [(s["ahead_before"], s["ahead_after"]) for s in found.beyond_noise[176]] == [("resnet20", "wrn_16_2")]
+    assert ladders.verdict(found).startswith("Does the ranking after 176 steps")
+    assert "3 models" in ladders.verdict(found)
+    # The target is read at the top rung, whose weakest model is fractalnet.
+    assert found.target["target"] == 46  # its mean validation top-1, 45 + 1
+
+
 def test_one_rung_is_no_ladder(tmp_path):
     _study(tmp_path, "ladder", 44, SHORT, seeds=2)
     assert ladders.budget_ladder(results.load(tmp_path), "ladder") is None
@@ -93,13 +114,18 @@ def test_the_shipped_ladder_study_declares_its_base_and_budgets():
 
     from archbench.results.ladder import ladder_studies
 
-    assert ladder_studies()["cifar_cpu_ladder"] == "cifar_cpu"
+    assert ladder_studies()["cifar_cpu_ladder"] == ["cifar_cpu", "seed_claim"]
     conf = str(ladders.Path(ladders.__file__).resolve().parents[2] / "conf")
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=conf, version_base=None):
         ladder = compose("config", overrides=["experiment=cifar_cpu_ladder"], return_hydra_config=True)
         base = compose("config", overrides=["experiment=cifar_cpu"], return_hydra_config=True)
+        claim = compose("config", overrides=["experiment=seed_claim"], return_hydra_config=True)
     GlobalHydra.instance().clear()
+    # The top rung, seed_claim: the same data and recipe; its validation every quarter epoch learns nothing.
+    assert claim.data == base.data
+    assert {k: v for k, v in claim.train.items() if k not in ("budget", "val_per_epoch")} == \
+        {k: v for k, v in base.train.items() if k not in ("budget", "val_per_epoch")}
     # Same data, recipe and models as its base; only the budget (and so the study name) differ.
     assert ladder.data == base.data
     assert {k: v for k, v in ladder.train.items() if k != "budget"} == \
@@ -127,17 +153,24 @@ def test_the_report_shows_the_ladder_after_its_base_with_its_verdict_at_a_glance
         overlaps[stem] = plots.overlapping_texts(figure)
         return original(figure, figures_dir, stem)
 
+    # A second base trains three of the four models and one more, as seed_claim does for cifar_cpu_ladder.
+    _study(tmp_path, "claim", 8775, {"resnet20": 70.0, "wrn_16_2": 60.0, "densenet_bc_40_12": 50.0,
+                                     "fractalnet_20_w4": 45.0})
     monkeypatch.setattr(plots, "save", checking)
     out = build_report(tmp_path, tmp_path / "report", reference=NO_REFERENCE, headline=[],
-                       ladders={"ladder": "base"})
+                       ladders={"ladder": ["base", "claim"]})
     readme = (out / "README.md").read_text(encoding="utf-8")
     glance = readme[readme.index("## At a glance"):readme.index("## How to read")]
-    assert "Does the ranking after 176 steps" in glance and "after 704 steps" in glance
-    # The ladder's section follows its base study's, and replaces the per-budget comparison tables.
+    assert "Does the ranking after 176 steps" in glance and "after 8775 steps" in glance
+    # The ladder's section follows its first base study's, and replaces the per-budget comparison tables.
     base, section = readme.index("## Study: base"), readme.index("## Study: ladder (budget ladder)")
     assert base < section and "## Study: ladder\n" not in readme
     ladder_text = readme[section:]
-    assert "44 → 704 steps: tau 1.00" in ladder_text and "176 → 704 steps: tau 1.00" in ladder_text
+    assert "the 176-step rung is base's runs; the 8775-step rung is claim's runs" in ladder_text
+    assert "(the models differ: below)" in ladder_text
+    assert "Models trained at some rungs only: fractalnet_20_w4 (8775 steps); shufflenet_v2_x2_0 (44, 176, 704 " \
+           "steps)" in ladder_text
+    assert "44 → 8775 steps: tau 1.00" in ladder_text and "704 → 8775 steps: tau 1.00" in ladder_text
     assert (out / "figures" / "ladder--ladder--accuracy.png").exists()
     assert (out / "tables" / "ladder--ladder--ranks.csv").exists()
     assert overlaps["ladder--ladder--accuracy"] == []

@@ -6,7 +6,8 @@ import sys
 import pandas as pd
 import pytest
 
-from archbench.results.projection import curve, first_reaching, project, reachable_target
+from archbench.results.projection import (curve, first_reaching, has_within_epoch_curve, project, reachable_target,
+                                          time_to_target)
 from helpers import FAST, REPO, archbench
 
 
@@ -51,6 +52,35 @@ def test_projection_is_steps_to_target_times_the_step_time_here():
     # within 30 s here: a gets 60 steps (best 60, 65, 70%), b 150 steps (70, 75, 80%)
     assert bool(b.best_in_budget) and b.best_val_top1_in_budget == pytest.approx(75.0)
     assert a.best_val_top1_in_budget == pytest.approx(65.0)
+
+
+def test_time_to_target_is_per_model_and_the_machine_that_trained_the_runs():
+    runs, run_curves = runs_with_curves()
+    table = time_to_target(runs, run_curves, target=50).set_index(["model", "machine"])
+    assert list(table.index) == [("a", "here"), ("a", "there"), ("b", "here"), ("b", "there")]
+    # model a's runs here reach 50% at step 50 (both seeds, 5 s), its run there at step 40 (4 s)
+    here, there = table.loc[("a", "here")], table.loc[("a", "there")]
+    assert (here.runs, here.reached, here.steps, here.seconds) == (2, 2, 50, pytest.approx(5.0))
+    assert math.isnan(there.seconds_low) and there.seconds == pytest.approx(4.0)  # one run: no interval
+    # without a target: the highest whole percent every run reached (80%, the slowest run's best)
+    assert set(time_to_target(runs, run_curves).target_top1) == {80.0}
+    # never reached: counted, with no time
+    never = time_to_target(runs, run_curves, target=95)
+    assert (never.reached == 0).all() and never.seconds.isna().all()
+
+
+def test_time_to_target_needs_curve_points_inside_epochs(tmp_path):
+    from helpers import fixture_record, write_record
+
+    from archbench import results
+
+    for seed in (0, 1):
+        record = fixture_record("s", "resnet20", "resnet_v1", seed, test_top1=50.0, val_top1=50.0)
+        record["train"]["val_curve"] = [{"step": 5, "val_top1": 30.0, "elapsed_s": 1.0}] if seed == 0 else []
+        write_record(tmp_path, record, "v")
+    runs = results.load(tmp_path)
+    assert not has_within_epoch_curve(runs)  # seed 1 has epoch ends only
+    assert has_within_epoch_curve(runs[runs.seed == 0])
 
 
 def test_a_model_that_never_reaches_the_target_has_no_projection():

@@ -44,7 +44,7 @@ def build_report(results_dir=DEFAULT_RESULTS_DIR, out=DEFAULT_OUT, study=None,
     `study` limits the report to one study (or a comma-separated list). `reference` is the
     published-numbers table; by default it is read from archbench/models/reference.csv.
     `headline`: the studies the report opens with (default: `report.headline` in conf/experiment).
-    `ladders`: {budget-ladder study: its base study} (default: `report.ladder.base` in conf/experiment).
+    `ladders`: {budget-ladder study: its base studies} (default: `report.ladder.base` in conf/experiment).
     """
     results_dir, out = Path(results_dir), Path(out)
     if not results_dir.is_dir():

@@ -156,12 +156,13 @@ class ReportContext:
         self.analysis = Analysis(runs)
         self.studies = self.analysis.study_order(headline)
         self.headline = [study for study in headline if study in self.studies]
-        # Budget ladders ({ladder study: base study}): each is shown right after its base study.
-        self.ladders = {study: base for study, base in (ladders or {}).items() if study in self.studies}
-        for study, base in self.ladders.items():
-            if base in self.studies:
+        # Budget ladders ({ladder study: its base studies}): each is shown right after its first base present.
+        self.ladders = {study: bases for study, bases in (ladders or {}).items() if study in self.studies}
+        for study, bases in self.ladders.items():
+            present = [base for base in ([bases] if isinstance(bases, str) else bases or []) if base in self.studies]
+            if present:
                 self.studies.remove(study)
-                self.studies.insert(self.studies.index(base) + 1, study)
+                self.studies.insert(self.studies.index(present[0]) + 1, study)
         runs = self.analysis.runs
         self.colors = plots.family_colors(runs.family.fillna("None") if not runs.empty else [])
 

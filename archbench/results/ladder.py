@@ -1,7 +1,9 @@
 """A budget ladder: does a short budget's ranking of the models predict a longer budget's?
 
-A ladder study (`report.ladder.base` in its config) trains the same models on the same data and recipe as
-its base study at other budgets; the base study's runs are one more rung. Each rung is its own run with its
+A ladder study (`report.ladder.base` in its config: one study or a list) trains the same models on the same
+data and recipe as its base studies at other budgets; each base study's runs are one more rung. A base may
+train more or fewer models than the ladder (seed_claim trains the claim's seven): a rung ranks the models it
+has, and tau against the largest rung reads the models both rungs trained. Each rung is its own run with its
 own learning-rate decay (budget-aware schedules), so every rung is a finished training, not a checkpoint of
 a longer one. Per rung: the ranking with rank intervals; against the largest rung: Kendall tau with its
 bootstrap interval (holds / changes / inconclusive), the pairs that change order and whether each change is
@@ -29,7 +31,7 @@ RUNG_KEYS = ["data", "hardware"]
 class Ladder:
     """One ladder: `rungs` (steps, ascending) and what the report shows of them."""
     study: str
-    base: str | None
+    bases: list[str]               # the studies whose runs are rungs besides the ladder study's own
     data: str                      # the dataset's label as the runs recorded it (its known name where none)
     rungs: list[int]
     ranks: pd.DataFrame            # results.rank() per rung, with `steps`
@@ -38,7 +40,7 @@ class Ladder:
     beyond_noise: dict             # steps -> [swapped pairs the seeds separate at both rungs]
     target: dict                   # the target validation top-1 and, per model, the first rung reaching it
     machines: dict                 # steps -> the machine that trained the rung
-    base_steps: int | None = None  # the base study's rung
+    base_rungs: dict = field(default_factory=dict)  # steps -> the base study whose runs are that rung
     left_out: list[str] = field(default_factory=list)
     resampled: str = results.RESAMPLED_SEEDS  # what the tau intervals' bootstrap drew, the same for every rung
 
@@ -46,9 +48,21 @@ class Ladder:
     def top(self) -> int:
         return self.rungs[-1]
 
+    @property
+    def base_steps(self) -> int | None:
+        """The first base study's rung: the budget the ladder asks about by default."""
+        return next((steps for steps, name in self.base_rungs.items() if self.bases and name == self.bases[0]),
+                    None)
 
-def ladder_studies(conf_dir: Path | None = None) -> dict[str, str | None]:
-    """{ladder study: its base study} from conf/experiment/*.yaml (`report: {ladder: {base: ...}}`)."""
+    def models_in_some_rungs(self) -> dict[str, list[int]]:
+        """{model: the rungs it trained at} for the models missing from at least one rung."""
+        by_model = self.curve.groupby("model")["steps"].apply(lambda steps: sorted(int(s) for s in steps))
+        return {model: steps for model, steps in by_model.items() if len(steps) < len(self.rungs)}
+
+
+def ladder_studies(conf_dir: Path | None = None) -> dict[str, list[str]]:
+    """{ladder study: its base studies} from conf/experiment/*.yaml (`report: {ladder: {base: ...}}`, a study
+    or a list of them)."""
     import yaml
 
     conf_dir = Path(conf_dir) if conf_dir else Path(__file__).resolve().parents[2] / "conf" / "experiment"
@@ -60,15 +74,22 @@ def ladder_studies(conf_dir: Path | None = None) -> dict[str, str | None]:
             continue  # a broken study config is Hydra's to report when the study runs
         ladder = (config.get("report") or {}).get("ladder") if isinstance(config, dict) else None
         if isinstance(ladder, dict) and config.get("study"):
-            found[str(config["study"])] = ladder.get("base")
+            found[str(config["study"])] = _study_list(ladder.get("base"))
     return found
 
 
-def budget_ladder(runs: pd.DataFrame, study: str, base: str | None = None,
+def _study_list(base) -> list[str]:
+    if base is None:
+        return []
+    return [str(base)] if isinstance(base, str) else [str(name) for name in base]
+
+
+def budget_ladder(runs: pd.DataFrame, study: str, base: str | list[str] | None = None,
                   metric: str = "test_top1", seed: int = BOOTSTRAP_SEED) -> Ladder | None:
-    """The ladder of `study` (plus `base`'s runs as a rung), or None with fewer than two rungs. `seed` is the
-    bootstrap generator's; the verdicts do not depend on it (`archbench.stats.tau_interval`)."""
-    chosen = runs[runs.study.isin([study, base]) & (runs.task == "train") & (runs.status == "complete")].copy()
+    """The ladder of `study` (plus the runs of `base`, a study or a list, as rungs), or None with fewer than two
+    rungs. `seed` is the bootstrap generator's; the verdicts do not depend on it (`archbench.stats.tau_interval`)."""
+    bases = _study_list(base)
+    chosen = runs[runs.study.isin([study, *bases]) & (runs.task == "train") & (runs.status == "complete")].copy()
     if chosen.empty:
         return None
     # A rung is the steps a run trained, whatever its budget's kind (a finished run trained all it planned).
@@ -106,11 +127,13 @@ def budget_ladder(runs: pd.DataFrame, study: str, base: str | None = None,
         shifts[steps] = results.ranking_shift(means[steps], means[top], pairs[top], samples[steps], samples[top])
         beyond[steps] = [swap for swap in shifts[steps]["swapped"]
                          if swap["separated"] and _separated(pairs[steps], swap["ahead_before"], swap["ahead_after"])]
-    return Ladder(study=study, base=base, data=frame_dataset_label(chosen, data), rungs=order,
+    return Ladder(study=study, bases=bases, data=frame_dataset_label(chosen, data), rungs=order,
                   ranks=pd.concat(ranks.values(), ignore_index=True),
                   curve=_curve(rungs, samples, metric), shifts=shifts, beyond_noise=beyond,
                   target=_time_to_target(rungs), machines=machines, left_out=left_out,
-                  base_steps=_only(chosen.loc[chosen.study == base, "rung"]), resampled=resampled)
+                  base_rungs={steps: name for name in bases
+                              if (steps := _only(chosen.loc[chosen.study == name, "rung"])) is not None},
+                  resampled=resampled)
 
 
 def _only(values: pd.Series) -> int | None:

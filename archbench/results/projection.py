@@ -55,6 +55,40 @@ def first_reaching(points: pd.DataFrame, target: float) -> tuple[float, float] |
     return float(first["step"]), float(first["elapsed_s"])
 
 
+TIME_TO_TARGET_COLUMNS = ["model", "variant", "variant_label", "machine", "target_top1", "runs", "reached", "steps", "seconds",
+                          "seconds_low", "seconds_high"]
+
+
+def has_within_epoch_curve(runs: pd.DataFrame) -> bool:
+    """Whether every run's curve has points inside epochs (train.val_per_epoch > 1): epoch ends alone are too
+    coarse to time a target, which a short run reaches, if at all, at its one last point."""
+    return bool(len(runs)) and all(
+        len(nested(load_record_or_empty(path), "train", "val_curve") or []) > 0 for path in runs.path)
+
+
+def time_to_target(runs: pd.DataFrame, run_curves: dict, target: float | None = None) -> pd.DataFrame:
+    """Per model, variant and the machine that trained the runs (`trained_on` where accuracy pooled across
+    machines, else `hardware`): steps to `target` validation top-1 (what the model learns, any machine) and the
+    training seconds to it on that machine, mean with a 95% t interval over the runs that reached it. `target`
+    None takes the reachable target of `runs` (the highest whole percent every run reached)."""
+    goal = reachable_target(runs, run_curves) if target is None else float(target)
+    machine = runs["trained_on"].fillna(runs["hardware"]) if "trained_on" in runs else runs["hardware"]
+    rows = []
+    for (model, variant, on), group in runs.assign(machine=machine).groupby(["model", "variant", "machine"],
+                                                                            sort=True, dropna=False):
+        points = [first_reaching(run_curves.get(path, pd.DataFrame(columns=["step", "val_top1"])), goal)
+                  for path in group.path]
+        reached = [point for point in points if point is not None]
+        steps = _mean_interval([point[0] for point in reached])[0]
+        seconds, low, high = _mean_interval([point[1] for point in reached if math.isfinite(point[1])])
+        label = group["variant_label"].dropna() if "variant_label" in group else pd.Series(dtype=str)
+        rows.append({"model": model, "variant": variant, "variant_label": label.iloc[0] if len(label) else None,
+                     "machine": on, "target_top1": goal, "runs": len(group),
+                     "reached": len(reached), "steps": steps, "seconds": seconds, "seconds_low": low,
+                     "seconds_high": high})
+    return pd.DataFrame(rows, columns=TIME_TO_TARGET_COLUMNS)
+
+
 def project(runs: pd.DataFrame, run_curves: dict, step_s: dict, here: str | None, target: float | None = None,
             budget_s: float | None = None) -> pd.DataFrame:
     """One row per study, data, model and variant: steps to `target` (mean over the runs that reached it, with

@@ -1,4 +1,4 @@
-"""A budget-ladder study (`report.ladder.base` in its config): its rungs, the base study's runs among them,
+"""A budget-ladder study (`report.ladder.base` in its config): its rungs, the base studies' runs among them,
 in place of the per-comparison tables a study of one budget gets; its verdict is one line at a glance."""
 from __future__ import annotations
 
@@ -38,15 +38,24 @@ def blocks(context, study) -> list:
     top = ladder.top
     rungs_text = ", ".join(f"{steps} steps ({_epochs(ladder, steps)}, {_seeds(ladder, steps)})"
                            for steps in ladder.rungs)
+    partial = ladder.models_in_some_rungs()
+    bases_text = "; ".join(f"the {steps}-step rung is {name}'s runs" for steps, name in ladder.base_rungs.items())
     blocks = [Heading(f"Study: {ladder.study} (budget ladder)", 2), Paragraph(
-        f"{verdict(ladder)} The same models, data and recipe at {len(ladder.rungs)} budgets: {rungs_text}"
-        + (f"; the {ladder.base_steps}-step rung is {ladder.base}'s runs" if ladder.base_steps else "")
+        f"{verdict(ladder)} "
+        + (f"The same models, data and recipe at {len(ladder.rungs)} budgets" if not partial else
+           f"The same data and recipe at {len(ladder.rungs)} budgets (the models differ: below)")
+        + f": {rungs_text}" + (f"; {bases_text}" if bases_text else "")
         + ". Each budget is its own run with its own learning-rate schedule. Tau is Kendall's between each "
         "rung's ranking (mean test top-1) and the largest rung's, with a 95% bootstrap interval: 'holds' when "
         "the whole interval is at or above 0.6, 'changes' when it is below, else 'inconclusive'; the verdict "
         "reads the share of resamples below 0.6, and a share within Monte Carlo error of the 2.5% tail is "
         f"'inconclusive'. Every rung is resampled the same way: {_resampled_text(ladder)}. A swap is "
         "beyond noise when the seeds separate the pair (Holm) at both rungs, in opposite orders.")]
+    if partial:
+        # A base study may train other models (seed_claim: the claim's seven); tau reads the common ones.
+        blocks.append(Paragraph("Models trained at some rungs only: " + "; ".join(
+            f"{model} ({', '.join(str(steps) for steps in rungs)} steps)" for model, rungs in partial.items())
+            + ". Each rung ranks the models it trained; tau between two rungs reads the models both trained."))
     machines = sorted(set(ladder.machines.values()))
     if len(machines) > 1:
         blocks.append(Paragraph("Rungs trained on different machines (a confound for speed, and for accuracy "

@@ -7,7 +7,7 @@ import pandas as pd
 from ..document import BulletList, Heading, Paragraph
 from ..labels import count_text, frame_dataset_label
 from ..tables import is_missing
-from . import evaluation, ladder, profile, published, recipe, training, tuned, tuning, variance
+from . import evaluation, ladder, profile, published, recipe, time_to_target, training, tuned, tuning, variance
 
 
 def section(context) -> list:
@@ -40,6 +40,7 @@ def comparison_blocks(context, comparison, kind) -> list:
         return blocks + profile.blocks(context, comparison)
     return (blocks
             + training.blocks(context, comparison)
+            + time_to_target.blocks(context, comparison)
             + variance.blocks(context, comparison)
             + (tuned.blocks(context, comparison) if kind == "tuned" else [])
             + evaluation.blocks(context, comparison)
