@@ -89,8 +89,13 @@ def write_measured(results_dir):
 def test_claim_section_reads_a_study_with_one_model_per_family(tmp_path):
     results_dir = tmp_path / "records"
     write_measured(results_dir)
-    out = build_report(results_dir, tmp_path / "report", reference=NO_REFERENCE)
+    out = build_report(results_dir, tmp_path / "report", reference=NO_REFERENCE, headline=["seed_claim"])
     readme = (out / "README.md").read_text(encoding="utf-8")
+    # The headline names the claim's verdict, and the claim's section comes before the studies' sections.
+    glance = readme[readme.index("## At a glance"):readme.index("## How to read")]
+    assert f"The claim {CIFAR_RANKING.statement}: Kendall tau 0.81, 95% interval [" in glance
+    assert "adjacent pairs: 4 confirmed, 1 reversed beyond noise, 1 not separated" in glance
+    assert readme.index("## Claim:") < readme.index("## Study: seed_claim")
     claim = readme.split(f"## Claim: {CIFAR_RANKING.statement}")[1].split("\n## ")[0]
     assert "Measured (mean test top-1 over 3 seeds): DenseNet-BC (densenet_bc_40_12) > ResNeXt " in claim
     assert "ResNetV2 (preact_resnet20) > FractalNet (fractalnet_20_w4) > ResNet (resnet20)" in claim

@@ -30,8 +30,8 @@ SECTIONS = [
     introduction.section,    # title, what the report was built from, the command that rebuilds it
     glance.section,          # the headline studies, then one verdict per comparison
     how_to_read.section,     # what each number, mark and verdict means
-    study.section,           # one section per study: recipe, confounds, each comparison's tables and figures
     claim.section,           # each declared claim (archbench.claims) against the comparisons that can test it
+    study.section,           # one section per study: recipe, confounds, each comparison's tables and figures
     across_studies.section,  # the same models over several comparisons
     excluded.section,        # every record found but not used, with the reason
 ]

@@ -19,34 +19,53 @@ from ..labels import count_text
 CONFIRMED, REVERSED, NOT_SEPARATED = "confirmed", "reversed beyond noise", "not separated"
 
 
+def tested(context, claim) -> list[tuple]:
+    """(comparison, scale) for every trained comparison with runs of one model per family of `claim`."""
+    return [(comparison, scale) for study in context.studies
+            for comparison in context.analysis.comparisons(study)
+            if comparison.trained
+            for scale in [claim.scale_in(comparison.runs[comparison.runs.task == "train"].model.unique())]
+            if scale is not None]
+
+
 def section(context) -> list:
     blocks = []
     for claim in CLAIMS:
-        tested = [(comparison, scale) for study in context.studies
-                  for comparison in context.analysis.comparisons(study)
-                  if comparison.trained
-                  for scale in [claim.scale_in(comparison.runs[comparison.runs.task == "train"].model.unique())]
-                  if scale is not None]
-        if not tested:
+        found = tested(context, claim)
+        if not found:
             continue
         blocks += [Heading(f"Claim: {claim.statement}", 2), Paragraph(
             f"Source: {claim.source}. Tested on every comparison with runs of one model per family of the "
             "claim; other models of the study take no part in this order.")]
-        for comparison, scale in tested:
+        for comparison, scale in found:
             blocks += comparison_blocks(context, claim, comparison, scale)
     return blocks
 
 
-def comparison_blocks(context, claim, comparison, scale: str) -> list:
+def glance_lines(context, comparison) -> list[str]:
+    """One sentence per claim that `comparison` tests: its tau and adjacent-pair counts, for the glance."""
+    lines = []
+    for claim in CLAIMS:
+        for tested_comparison, scale in tested(context, claim):
+            if tested_comparison.stem != comparison.stem:
+                continue
+            result = claim_result(context, claim, comparison, scale)
+            if result is None:
+                continue
+            lines.append(f"The claim {claim.statement}: Kendall tau {result['tau']:.2f}, 95% interval "
+                         f"[{result['low']:.2f}, {result['high']:.2f}] ({result['verdict']}); adjacent pairs: "
+                         + _counts_text(result["counts"]) + " (the section 'Claim' below).")
+    return lines
+
+
+def claim_result(context, claim, comparison, scale: str) -> dict | None:
+    """The claim against one comparison: ranking, tau with its interval, adjacent pairs; None when a model
+    of the claim ran under more than one setting there (no single run set stands for its family)."""
     models = claim.models(scale)
-    family_of = claim.label_of(scale)
     runs = comparison.runs[(comparison.runs.task == "train") & comparison.runs.model.isin(models)]
-    heading = Heading(f"{comparison.study} / {comparison.label} on {comparison.hardware} ({scale} models)", 3)
     variants = runs.groupby("model").variant.nunique()
     if (variants > 1).any():
-        return [heading, Paragraph(
-            f"Not tested: {', '.join(variants[variants > 1].index)} ran under more than one setting here, so "
-            "no single run set stands for its family.")]
+        return None
     ranking = results.rank(runs)
     measured = ranking.set_index("model")
     samples, basis = results.bootstrap_means(runs)
@@ -60,14 +79,33 @@ def comparison_blocks(context, claim, comparison, scale: str) -> list:
     pairs = adjacent_pairs(comparison.rows(context.analysis.pairs), models)
     counts = {verdict: sum(row["Verdict"] == verdict for row in pairs) for verdict in (CONFIRMED, REVERSED,
                                                                                          NOT_SEPARATED)}
+    return {"models": models, "ranking": ranking, "measured": measured, "basis": basis, "tau": tau, "low": low,
+            "high": high, "verdict": interval["verdict"], "pairs": pairs, "counts": counts}
+
+
+def _counts_text(counts: dict) -> str:
+    return (f"{counts[CONFIRMED]} confirmed, {counts[REVERSED]} reversed beyond noise, "
+            f"{counts[NOT_SEPARATED]} not separated")
+
+
+def comparison_blocks(context, claim, comparison, scale: str) -> list:
+    heading = Heading(f"{comparison.study} / {comparison.label} on {comparison.hardware} ({scale} models)", 3)
+    result = claim_result(context, claim, comparison, scale)
+    if result is None:
+        runs = comparison.runs[(comparison.runs.task == "train") & comparison.runs.model.isin(claim.models(scale))]
+        variants = runs.groupby("model").variant.nunique()
+        return [heading, Paragraph(
+            f"Not tested: {', '.join(variants[variants > 1].index)} ran under more than one setting here, so "
+            "no single run set stands for its family.")]
+    models, ranking, measured = result["models"], result["ranking"], result["measured"]
+    family_of = claim.label_of(scale)
     blocks = [heading, Paragraph(
         f"Claimed: {' > '.join(f'{family_of[m]} ({m})' for m in models)}. Measured (mean test top-1 over "
         f"{seeds_text(measured.n)}): "
         f"{' > '.join(f'{family_of[m]} ({m})' for m in ranking.model)}. Kendall tau between the claimed and "
-        f"the measured order: {tau:.2f}, 95% interval [{low:.2f}, {high:.2f}] (bootstrap over {basis}; "
-        f"verdict against tau >= {stats.TAU_HOLDS}: {interval['verdict']}). Adjacent pairs of the claim: "
-        f"{counts[CONFIRMED]} confirmed, {counts[REVERSED]} reversed beyond noise, "
-        f"{counts[NOT_SEPARATED]} not separated.")]
+        f"the measured order: {result['tau']:.2f}, 95% interval [{result['low']:.2f}, {result['high']:.2f}] "
+        f"(bootstrap over {result['basis']}; verdict against tau >= {stats.TAU_HOLDS}: {result['verdict']}). "
+        f"Adjacent pairs of the claim: {_counts_text(result['counts'])}.")]
     blocks.append(context.table(
         f"{comparison.stem}--claim-{claim.name}",
         f"{comparison.study} / {comparison.label}: the claim's models in measured order, mean test top-1 with "
@@ -76,7 +114,7 @@ def comparison_blocks(context, claim, comparison, scale: str) -> list:
     blocks.append(context.table(
         f"{comparison.stem}--claim-{claim.name}-pairs",
         f"{comparison.study} / {comparison.label}: each adjacent pair of the claim, the study's pairwise test",
-        pd.DataFrame(pairs), None))
+        pd.DataFrame(result["pairs"]), None))
     blocks.append(BulletList([
         f"confirmed: the claimed-better model has the higher mean and the study's test separates the pair "
         f"(Holm p < 0.05); reversed beyond noise: the other way round, separated; not separated: the seeds "

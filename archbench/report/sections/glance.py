@@ -8,7 +8,7 @@ from ..document import BulletList, Glance, Heading, Paragraph
 from ..findings import glance_verdict, lead_in, ranking_verdict, variance_verdict
 from ..labels import count_text
 from ..tables import headline_table, summary_dirty_note, speed_note
-from . import evaluation, ladder, recipe, tuned, tuning
+from . import claim, evaluation, ladder, recipe, tuned, tuning
 
 
 def section(context) -> list:
@@ -42,7 +42,8 @@ def headline_blocks(context, study, verdicts) -> list:
         group, label, hardware = comparison.summary, comparison.label, comparison.hardware
         title, sentences = verdicts[(study, comparison.data, hardware)]
         stem = f"headline--{comparison.stem}"
-        blocks += [Heading(f"Headline: {title}", 3), BulletList(sentences)]  # one point a line: read at a glance
+        # one point a line: read at a glance; a claim this comparison tests is its last point
+        blocks += [Heading(f"Headline: {title}", 3), BulletList(sentences + claim.glance_lines(context, comparison))]
         blocks += context.figure(plots.headline_accuracy(group, comparison.title, context.colors),
                                  stem, f"Mean test top-1 per model with its 95% interval over seeds, {label} "
                                        f"on {hardware}")
