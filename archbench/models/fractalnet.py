@@ -27,6 +27,9 @@ per channel, 0.03% of the total, and a per-channel affine the authors' network l
 Parameter counts do not match the paper's: the authors' generator with the paper's widths gives
 33.7 M parameters for the 20-layer network, where Table 1 prints 38.6 M, and the 40-layer network
 with the same widths has 76.1 M, where Table 1 prints 22.9 M (other widths, not built here).
+An independent reimplementation (khanrc/pt.fractalnet) also counts 33.7 M, and reaches 38.9 M only
+by adding a 1x1 channel-doubling convolution before each block, which neither the paper nor the
+authors' generator has; it is not added here to fit the printed figure.
 reference.csv and tests/test_models.py record both gaps.
 """
 from __future__ import annotations
