@@ -8,7 +8,7 @@ from archbench.report import figures as plots
 
 
 def section_context(analysis=None):
-    def table(name, caption, display, raw=None, note=None, collapsed=False):
+    def table(name, caption, display, raw=None, note=None):
         return ("table", caption, note)
 
     def figures(made, stem):

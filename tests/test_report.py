@@ -95,6 +95,8 @@ def test_html_is_self_contained_and_holds_every_table(report):
     assert len(inventory.image_sources) == len(expected_figure_stems())
     assert all(source.startswith("data:image/png;base64,") for source in inventory.image_sources)
     assert not [link for link in inventory.links if link and not link.startswith("#")]
+    # Every table opens with the page: none is folded away behind a click (a new user missed the summary).
+    assert "<details" not in (report / "index.html").read_text(encoding="utf-8")
 
 
 def test_each_summary_is_written_as_csv_markdown_and_booktabs_latex(report):

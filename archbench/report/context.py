@@ -166,10 +166,10 @@ class ReportContext:
         runs = self.analysis.runs
         self.colors = plots.family_colors(runs.family.fillna("None") if not runs.empty else [])
 
-    def table(self, name, caption, display, raw=None, note=None, collapsed=False) -> Table:
+    def table(self, name, caption, display, raw=None, note=None) -> Table:
         """A table block and its files; `note` is one sentence under it (e.g. what † means)."""
         files = write_table(self.report_dir / "tables", name, caption, display, raw, note)
-        return Table(name, caption, display, files, note, collapsed)
+        return Table(name, caption, display, files, note)
 
     def figure(self, figure, stem, caption) -> list:
         """The block of a figure (none when there was nothing to draw), saved as PNG and SVG."""

@@ -56,7 +56,6 @@ class Table:
     frame: pd.DataFrame
     files: list[str] = field(default_factory=list)
     note: str | None = None
-    collapsed: bool = False  # a long table: folded in the HTML page, its caption opens it
 
 
 @dataclass
@@ -205,11 +204,8 @@ def _html_block(block, report_dir: Path) -> str:
         return f"<pre><code>{escape(block.text)}</code></pre>"
     if isinstance(block, Table):
         note = f'\n<p class="note">{escape(block.note)}</p>' if block.note else ""
-        table = html_table(block.frame, block.name, block.caption) + note
-        if block.collapsed:
-            return (f"<details><summary>{escape(block.caption)} ({len(block.frame.columns)} columns; "
-                    f"click to open)</summary>\n{table}\n</details>")
-        return table
+        # every table open: a reader who opens a study's section came for its tables
+        return html_table(block.frame, block.name, block.caption) + note
     if isinstance(block, Figure):
         encoded = base64.b64encode((report_dir / block.png).read_bytes()).decode("ascii")
         return (f'<figure><img alt="{escape(block.caption)}" src="data:image/png;base64,'

@@ -27,7 +27,7 @@ def blocks(context, comparison) -> list:
                             f"{study} / {label}: summary over seeds on {hardware}, best mean "
                             "first" + _pooled_text(group),
                             display, group.assign(pareto_macs=on_front),
-                            notes(summary_dirty_note(group), speed_note(group)), collapsed=True)]
+                            notes(summary_dirty_note(group), speed_note(group)))]
     if not pairs.empty:
         dirty = dict(zip(group.label, group.dirty_runs))
         shown = set(pairs.label_a) | set(pairs.label_b)
