@@ -165,7 +165,7 @@ def record_columns(record: dict, path: str | os.PathLike) -> dict:
         "lr": number_or_nan(recipe.get("lr", nested(recipe, "optimizer", "lr"))),
         "weight_decay": number_or_nan(recipe.get("weight_decay", nested(recipe, "optimizer", "weight_decay"))),
         "label_smoothing": number_or_nan(recipe.get("label_smoothing")),
-        # Equal-effort tuning (archbench.tuning): which trial of which tuning study, or what a final run used.
+        # Equal-effort tuning (archbench.results.tuning): which trial of which tuning study, or what a final run used.
         "tuning_study": nested(record, "tuning", "study"),
         "trial": number_or_nan(nested(record, "tuning", "trial")),
         "trials": number_or_nan(nested(record, "tuning", "trials")),

@@ -5,7 +5,9 @@ the column names). Nothing here imports torch or Hydra, so results can be analys
 pandas and scipy. The modules, bottom up: `frames` (keys and labels), `loading` (records -> runs and
 what is left out), `comparisons` (tests and ranks within a comparison), `tuning_analysis` (equal-effort
 tuning) and `summaries` (per model, variance sources, confounds, across studies); every public name is
-importable from `archbench.results` itself.
+importable from `archbench.results` itself. Imported as modules: `tuning` (the equal-effort protocol),
+`export` (the runs table as a file), `reproduction` (does NEW reproduce BASE), `ladder`, `pooling` and
+`projection`.
 """
 from archbench.record import RECORD_FILE, RECORD_FILENAME
 from archbench.stats import welch_p_value
