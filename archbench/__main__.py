@@ -25,8 +25,9 @@ from omegaconf import DictConfig, OmegaConf
 from archbench import sweep
 from archbench.base.files import STORAGE_ERRNOS, WriteError, write_error
 from archbench.evaluate import EvaluateSettings
-from archbench.run import InvalidRunError, RunSpec, format_plan, preflight, run, summary
+from archbench.run import InvalidRunError, RunSpec, format_plan, preflight, resolve_device, run, summary
 from archbench.loggers import LoggerSettings, unavailable
+from archbench.quiet import load_1m, threads_left_free
 from archbench.settings import SettingsError, check_keys, parse_bool, parse_threads
 from archbench.train.budget import budget_kinds
 from archbench.train.loop import EXIT_INTERRUPTED
@@ -172,6 +173,19 @@ def _evaluate_settings(values: dict | None):
         raise SettingsError(str(err)) from err
 
 
+def apply_threads(threads: int | None, device: str, loadavg=load_1m) -> None:
+    """torch's intra-op threads: `threads` when set (a parallel sweep sets cores / jobs, so jobs never
+    oversubscribe the cores); null on a CPU beside other work: the cores it leaves free (quiet.threads_left_free)."""
+    import torch
+
+    if not threads and device == "cpu":
+        threads, why = threads_left_free(torch.get_num_threads(), loadavg)
+        if why:
+            log.info("%s", why)
+    if threads:
+        torch.set_num_threads(threads)
+
+
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(cfg: DictConfig) -> dict:
     hydra_cfg = HydraConfig.get()
@@ -181,9 +195,7 @@ def main(cfg: DictConfig) -> dict:
     try:
         dry_run = parse_bool(cfg.dry_run, "dry_run")
         spec = spec_from_config(cfg, overrides)
-        if cfg.get("threads"):  # checked by spec_from_config: a positive int here
-            import torch
-            torch.set_num_threads(cfg.threads)  # parallel jobs must not oversubscribe the cores
+        apply_threads(cfg.get("threads"), resolve_device(spec.device))  # checked: a positive int or null
         if multirun and cfg.task == "measure" and sweep.parallel_launcher(hydra_cfg.launcher):
             raise SettingsError("task=measure times one model at a time, so it runs without a parallel launcher: "
                                 "drop hydra/launcher=... (parallel jobs would be each other's load)")

@@ -164,6 +164,25 @@ def judge(settings: QuietSettings, threads: int, before: float | None, during: f
     return quiet, under
 
 
+def threads_left_free(default_threads: int, loadavg: Callable[[], float | None] = load_1m,
+                      cores: int | None = None) -> tuple[int | None, str | None]:
+    """`threads: null` on a CPU: (threads, the sentence saying why) when other work already occupies some
+    cores, else (None, None) and torch's default stands.
+
+    Busy cores are the 1-minute load, rounded; the run takes the cores left free, at least one, and never
+    more than `default_threads` (torch's default, which the environment may have lowered). On 2 cores beside
+    one 1-thread resnet20 training job, 1 thread trained 1.8x faster than 2 and slowed the neighbour less
+    (benchmarks/shared_cores.py; figures and machine in the README)."""
+    cores, load = cores or os.cpu_count() or 1, loadavg()
+    if load is None:
+        return None, None
+    free = max(cores - int(round(load)), 1)
+    if free >= default_threads:
+        return None, None
+    return free, (f"threads=null: 1-minute load {load:.2f} on {cores} cores, so this run takes the "
+                  f"{_threads_text(free)} left free rather than {default_threads} (threads=N sets it)")
+
+
 def shared_cores_note(threads: int, loadavg: Callable[[], float | None] = load_1m) -> str | None:
     """At a CPU run's start: a sentence when other work already occupies the cores it needs, else None.
 

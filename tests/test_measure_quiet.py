@@ -242,3 +242,32 @@ def test_a_run_starting_on_busy_cores_says_so(monkeypatch):
     assert "the cores are shared: 1-minute load 2.30 on 2 cores" in note and "1 thread" in note
     assert "marked under load" in note
     assert shared_cores_note(2, loadavg=lambda: None) is None  # unknown load: nothing claimed
+
+
+def test_threads_null_takes_the_cores_left_free_and_never_more_than_the_default():
+    from archbench.quiet import threads_left_free
+
+    assert threads_left_free(2, loadavg=lambda: 0.3, cores=2) == (None, None)  # idle: torch's default stands
+    threads, why = threads_left_free(2, loadavg=lambda: 1.1, cores=2)  # one 1-thread job beside it
+    assert threads == 1 and "1-minute load 1.10 on 2 cores" in why and "1 thread left free rather than 2" in why
+    assert threads_left_free(2, loadavg=lambda: 3.6, cores=2)[0] == 1  # every core busy: still one thread
+    assert threads_left_free(8, loadavg=lambda: 3.0, cores=8)[0] == 5
+    # An environment that already lowered torch's default (OMP_NUM_THREADS=1) is never raised.
+    assert threads_left_free(1, loadavg=lambda: 1.0, cores=2) == (None, None)
+    assert threads_left_free(2, loadavg=lambda: None, cores=2) == (None, None)  # unknown load: nothing changes
+
+
+def test_the_entry_point_sets_the_free_cores_only_for_a_cpu_run_with_threads_null(monkeypatch):
+    import torch
+
+    from archbench.__main__ import apply_threads
+
+    calls = []
+    monkeypatch.setattr(torch, "set_num_threads", calls.append)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    apply_threads(None, "cpu", loadavg=lambda: 1.2)  # one core busy: the free one
+    apply_threads(None, "cpu", loadavg=lambda: 0.1)  # idle: torch's default, untouched
+    apply_threads(None, "cuda", loadavg=lambda: 1.2)  # a GPU run: its host threads are not the question
+    apply_threads(2, "cpu", loadavg=lambda: 1.2)  # set explicitly: as asked
+    assert calls == [1, 2]
