@@ -30,7 +30,7 @@ from archbench.loggers import LoggerSettings, unavailable
 from archbench.quiet import load_1m, threads_left_free
 from archbench.settings import SettingsError, check_keys, parse_bool, parse_threads
 from archbench.train.budget import budget_kinds
-from archbench.train.loop import EXIT_INTERRUPTED
+from archbench.train.loop import EXIT_INTERRUPTED, STOP_REQUESTED
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 GROUPS = ("model", "data", "train", "measure", "experiment", "logger", "evaluate", "paper")
@@ -192,9 +192,13 @@ def main(cfg: DictConfig) -> dict:
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     overrides = list(hydra_cfg.overrides.task)
     spec = None
+    if multirun:
+        sweep.watch_for_stop()
     try:
         dry_run = parse_bool(cfg.dry_run, "dry_run")
         spec = spec_from_config(cfg, overrides)
+        if multirun and sweep.stop_asked():  # the sweep is stopping: this job starts nothing
+            return _job_result(hydra_cfg, overrides, summary(spec, sweep.INTERRUPTED_STATUS))
         apply_threads(cfg.get("threads"), resolve_device(spec.device))  # checked: a positive int or null
         if multirun and cfg.task == "measure" and sweep.parallel_launcher(hydra_cfg.launcher):
             raise SettingsError("task=measure times one model at a time, so it runs without a parallel launcher: "
@@ -206,6 +210,13 @@ def main(cfg: DictConfig) -> dict:
             result["status"] = "failed" if result["problem"] else "planned"
         else:
             result = run(spec)
+    except SystemExit as exit_:
+        if not multirun or exit_.code != EXIT_INTERRUPTED:
+            raise
+        # Checkpoint saved: this job says so and the sweep goes on to skip the rest (no job raises into
+        # the launcher, which would kill the other workers before they save theirs).
+        STOP_REQUESTED.append(signal.SIGTERM)
+        result = summary(spec, sweep.INTERRUPTED_STATUS)
     except (InvalidRunError, SettingsError) as err:
         if not multirun:
             print(f"archbench: error: {err}", file=sys.stderr)
@@ -225,13 +236,17 @@ def main(cfg: DictConfig) -> dict:
         # A failing job must not stop the sweep; its record (status failed) holds the traceback.
         log.exception("job %s failed", overrides)
         result = {**summary(spec, "failed"), "error": f"{type(err).__name__}: {err}"}
-    if multirun:
-        sweep.write_job_summary(hydra_cfg.sweep.dir, hydra_cfg.job.num,
-                                {**result, "overrides": overrides, "job_num": hydra_cfg.job.num})
-    elif _is_dry_run(cfg.dry_run):
+    if not multirun and _is_dry_run(cfg.dry_run):
         print(format_plan([result]))
         if result["problem"]:
             sys.exit(1)
+    return _job_result(hydra_cfg, overrides, result) if multirun else result
+
+
+def _job_result(hydra_cfg, overrides: list[str], result: dict) -> dict:
+    """A sweep job's result, also written where the sweep's table reads it."""
+    sweep.write_job_summary(hydra_cfg.sweep.dir, hydra_cfg.job.num,
+                            {**result, "overrides": overrides, "job_num": hydra_cfg.job.num})
     return result
 
 
@@ -246,15 +261,24 @@ def _sweep_dir(results_dir: str, study: str, dry_run) -> str:
 OmegaConf.register_new_resolver("archbench_sweep_dir", _sweep_dir, replace=True)
 
 
-def _forward_interrupts() -> None:
-    """SIGTERM/SIGINT to a sweep's parent reach its local worker processes, which checkpoint and exit 75."""
+def _forward_interrupts(dry_run: bool) -> None:
+    """SIGTERM/SIGINT to a sweep's parent reach its local workers: each job in training saves a checkpoint at
+    its next step, one in another phase finishes it, no new job starts, and the parent exits 75 once they
+    have; a second signal stops at once (the launcher kills its workers: the last timed checkpoint stands)."""
     def forward(signum, frame):
+        if sweep.INTERRUPTED or dry_run:  # a dry run has nothing to save: it stops at once
+            sweep.INTERRUPTED.append(signum)
+            raise KeyboardInterrupt
         sweep.INTERRUPTED.append(signum)
+        STOP_REQUESTED.append(signum)  # a job of a sequential sweep runs in this process
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, signal.SIG_IGN)  # the group signal below must not re-enter this handler
         with contextlib.suppress(ProcessLookupError):
             os.killpg(os.getpgrp(), signal.SIGTERM)  # workers checkpoint on SIGTERM (loky ignores SIGINT)
-        raise KeyboardInterrupt
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, forward)
+        print("archbench: stopping: each job saves a checkpoint at its next step (or ends its phase), no new "
+              "job starts; a second Ctrl-C or SIGTERM stops at once", file=sys.stderr, flush=True)
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, forward)
@@ -289,11 +313,13 @@ def cli() -> None:
     os.environ.setdefault("ARCHBENCH_SWEEP_ID", time.strftime("%Y-%m-%d_%H-%M-%S") + f"_{os.getpid()}")
     multirun = any(arg in ("-m", "--multirun") for arg in sys.argv[1:])
     if multirun:
+        os.environ[sweep.PARENT_ENV] = str(os.getpid())  # its workers tell themselves apart from it
         with contextlib.suppress(OSError):
             os.setpgid(0, 0)  # own process group: an interrupt forwarded to it reaches only this sweep
-        _forward_interrupts()
     dry_values = [a.partition("=")[2] for a in sys.argv[1:] if a.lstrip("+~").partition("=")[0] == "dry_run"]
     dry_run = bool(dry_values) and _is_dry_run(dry_values[-1])
+    if multirun:
+        _forward_interrupts(dry_run)
     try:
         main()
     except (KeyboardInterrupt, Exception) as err:
@@ -306,13 +332,14 @@ def cli() -> None:
             print(f"archbench: error: {err}", file=sys.stderr)
             sys.exit(EXIT_WRITE_FAILED)
         if sweep.INTERRUPTED:
-            print(f"archbench: interrupted by signal {sweep.INTERRUPTED[0]}; workers saved their checkpoints, "
-                  f"the same command resumes them", file=sys.stderr)
+            print(f"archbench: interrupted by signal {sweep.INTERRUPTED[0]}; each job resumes from its last "
+                  f"checkpoint (at most train.checkpoint_every_s old) with the same command", file=sys.stderr)
             sys.exit(EXIT_INTERRUPTED)
         raise
-    if sweep.INTERRUPTED:
-        if dry_run:
-            print(DRY_RUN_INTERRUPTED, file=sys.stderr)
+    if sweep.stop_asked():
+        print(DRY_RUN_INTERRUPTED if dry_run else
+              f"archbench: interrupted by signal {(sweep.INTERRUPTED or STOP_REQUESTED)[0]}; the jobs in training "
+              f"saved their checkpoints, the same command resumes them", file=sys.stderr)
         sys.exit(EXIT_INTERRUPTED)
     sys.exit(1 if sweep.FAILED_JOBS else 0)
 

@@ -8,6 +8,9 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -19,6 +22,7 @@ from archbench.base.timefmt import duration
 from archbench.record import load_record_or_empty, nested
 from archbench.run import format_plan
 from archbench.run.remeasure import remeasure_paths
+from archbench.train.loop import STOP_REQUESTED
 from archbench.settings import MeasureSettings, SettingsError, parse_bool
 
 log = logging.getLogger("archbench")
@@ -26,8 +30,26 @@ log = logging.getLogger("archbench")
 FAILED_JOBS: list[dict] = []
 # Signals that interrupted the sweep (set by the entry point's handler); the parent then exits 75.
 INTERRUPTED: list[int] = []
+# The sweep's parent process, named to its workers (they inherit the environment).
+PARENT_ENV = "ARCHBENCH_SWEEP_PARENT"
+INTERRUPTED_STATUS = "interrupted"
 # job_wall_s: the whole job (build, train, measure); train_s: training only, as in the report.
 COLUMNS = ("model", "data", "variant", "seed", "status", "job_wall_s", "train_s", "test_top1")
+
+
+def watch_for_stop() -> None:
+    """In a parallel sweep's worker: SIGTERM (forwarded by the parent) marks this process stopped instead of
+    killing it, so a job outside training ends its phase and writes what it made, a job in training saves a
+    checkpoint at its next step (train.loop's own handler), and no later job starts here (`stop_asked`)."""
+    parent = os.environ.get(PARENT_ENV)
+    if parent is None or str(os.getpid()) == parent or threading.current_thread() is not threading.main_thread():
+        return
+    signal.signal(signal.SIGTERM, lambda signum, frame: STOP_REQUESTED.append(signum))
+
+
+def stop_asked() -> bool:
+    """A stop reached this process: the sweep's parent was signalled, or this worker was."""
+    return bool(INTERRUPTED or STOP_REQUESTED)
 
 
 def write_job_summary(sweep_dir: str, job_num: int, result: dict) -> None:
@@ -187,7 +209,9 @@ class SweepSummary(Callback):
         if rows and all(r.get("dry_run") for r in rows):
             log.info("dry run (nothing written under %s):\n%s", config.results_dir, format_plan(rows))
             return
-        if parallel_launcher(config.hydra.get("launcher")) and config.get("task") in ("train", "profile"):
+        if stop_asked():
+            log.info("interrupted: the closing measurement pass waits for the sweep's next, complete run")
+        elif parallel_launcher(config.hydra.get("launcher")) and config.get("task") in ("train", "profile"):
             for result in measurement_pass(config, rows):
                 if result["status"] == "failed":
                     FAILED_JOBS.append({"model": result["record"], "error": result.get("error")})

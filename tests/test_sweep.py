@@ -66,7 +66,7 @@ def test_sigterm_to_a_local_parallel_sweep_stops_its_workers_which_checkpoint(tm
     import time
 
     args = ["-m", "model=resnet20,preact_resnet20", *FAST, "train.budget.steps=100000", "threads=1",
-            "hydra/launcher=local_parallel", "train.checkpoint_every_s=0"]
+            "hydra/launcher=local_parallel", "train.checkpoint_every_s=3600"]  # only the signal writes one
     parent = archbench(args, tmp_path, wait=False)
     deadline = time.time() + 240
     logs = []
@@ -80,8 +80,12 @@ def test_sigterm_to_a_local_parallel_sweep_stops_its_workers_which_checkpoint(tm
     parent.send_signal(signal.SIGTERM)
     output = parent.communicate(timeout=180)[0]
     assert parent.returncode == 75, output[-3000:]
+    assert "stopping: each job saves a checkpoint at its next step" in output
     for log in logs:
+        # Written on the signal (no timed or epoch-end checkpoint is due in an hour): the worker was not
+        # killed before it could save.
         assert (log.parent / "checkpoint.ckpt").exists(), output[-3000:]
+        assert "signal 15 at epoch" in log.read_text(), log.read_text()[-2000:]
         with open(log.parent / ".lock", "w") as handle:  # no worker still holds its run
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     plan = archbench(["-m", "model=resnet20,preact_resnet20", *FAST, "train.budget.steps=100000", "dry_run=true"],

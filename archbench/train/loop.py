@@ -48,6 +48,11 @@ ETA_AFTER_STEPS = 10
 DDP_DECISION_EVERY = 10
 
 
+# A stop asked of this process before its training began (a sweep worker signalled between or outside
+# trainings, archbench.sweep.watch_for_stop): the next fit stops at its first step, after a checkpoint.
+STOP_REQUESTED: list[int] = []
+
+
 class TrainingInterrupted(Exception):
     """SIGTERM/SIGINT arrived; a checkpoint was saved and the same command resumes the run."""
 
@@ -152,7 +157,7 @@ def _interrupt_flag():
     SIGUSR2 is what submitit sends before a SLURM time limit or preemption; its own handler requeues the
     job. `flag["previous"]` keeps that handler so the loop can hand over to it after saving a checkpoint.
     """
-    flag = {"signal": None, "previous": {}}
+    flag = {"signal": STOP_REQUESTED[0] if STOP_REQUESTED else None, "previous": {}}
     if threading.current_thread() is not threading.main_thread():
         yield flag  # signal handlers can only be installed from the main thread (joblib threads, tests)
         return
