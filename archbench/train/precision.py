@@ -110,6 +110,22 @@ def choose_precision(
         return {"amp": amp_choice, "channels_last": layout, "probe": {}, **result,
                 "reason": f"{forced}; nothing to measure"}
 
+    probe, hit = _probe_candidates(model_factory_or_model, candidates, input_shape, batch_size, num_classes,
+                                   device, cache_dir, model_name, warmup_steps, steps)
+    (amp_choice, layout), notes = _fastest(candidates, probe, baseline=(amps[0], layouts[0]),
+                                           probe_steps=warmup_steps + steps)
+    notes += [n for n in (forced, None if low_precision else low_precision_why) if n]
+    failed = [label for label, value in probe.items() if value is None]
+    if failed:
+        notes.append(f"not finite, left out: {', '.join(failed)}")
+    return {"amp": amp_choice, "channels_last": layout, "probe": probe, **result, "cached": hit,
+            "reason": "; ".join(notes)}
+
+
+def _probe_candidates(model_factory_or_model, candidates, input_shape, batch_size, num_classes, device,
+                      cache_dir, model_name, warmup_steps, steps) -> tuple[dict, bool]:
+    """({candidate label: img/s or None}, whether every figure came from the per-machine cache); measures
+    the candidates the cache lacks, each on a fresh model, and writes them back."""
     first = _fresh_model(model_factory_or_model)
     key = _cache_key(first, model_name, input_shape, batch_size, num_classes, device)
     cache_file = _cache_file(cache_dir, key) if cache_dir is not None else None
@@ -124,13 +140,17 @@ def choose_precision(
             torch.cuda.empty_cache()
     if cache_file is not None and not hit:
         _write_cache(cache_file, key, measured)
+    return {candidate_label(*c): measured[candidate_label(*c)] for c in candidates}, hit
 
-    probe = {candidate_label(*c): measured[candidate_label(*c)] for c in candidates}
+
+def _fastest(candidates, probe: dict, baseline: tuple, probe_steps: int) -> tuple[tuple, list[str]]:
+    """The fastest finite candidate, kept at fp32 unless low precision beats it by LOW_PRECISION_MARGIN,
+    and the sentences saying why."""
     eligible = {c: probe[candidate_label(*c)] for c in candidates if probe[candidate_label(*c)] is not None}
     if not eligible:
         raise RuntimeError(
             f"every precision candidate diverged in the probe ({', '.join(probe)}): the loss was not finite after "
-            f"{warmup_steps + steps} steps at lr 0.01; check the model, or force train.amp and train.channels_last.")
+            f"{probe_steps} steps at lr 0.01; check the model, or force train.amp and train.channels_last.")
     (amp_choice, layout), speed = max(eligible.items(), key=lambda item: item[1])
     notes = [f"fastest of {len(candidates)} measured: {candidate_label(amp_choice, layout)} {speed:.0f} img/s"]
     fp32 = {c: v for c, v in eligible.items() if c[0] == "off"}
@@ -141,15 +161,10 @@ def choose_precision(
                      f"{LOW_PRECISION_MARGIN - 1:.0%} of {candidate_label(*fp32_choice)} {fp32_speed:.0f} img/s, "
                      f"so fp32 (the exact reference) is kept"]
             (amp_choice, layout), speed = fp32_choice, fp32_speed
-    baseline = probe.get(candidate_label(amps[0], layouts[0]))
-    if baseline and (amp_choice, layout) != (amps[0], layouts[0]):
-        notes.append(f"{speed / baseline:.2f}x {candidate_label(amps[0], layouts[0])}")
-    notes += [n for n in (forced, None if low_precision else low_precision_why) if n]
-    failed = [label for label, value in probe.items() if value is None]
-    if failed:
-        notes.append(f"not finite, left out: {', '.join(failed)}")
-    return {"amp": amp_choice, "channels_last": layout, "probe": probe, **result, "cached": hit,
-            "reason": "; ".join(notes)}
+    base_speed = probe.get(candidate_label(*baseline))
+    if base_speed and (amp_choice, layout) != baseline:
+        notes.append(f"{speed / base_speed:.2f}x {candidate_label(*baseline)}")
+    return (amp_choice, layout), notes
 
 
 def candidate_label(amp: str, channels_last: bool) -> str:
