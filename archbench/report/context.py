@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from archbench import results
+from archbench.results.ladder import study_list
 
 from . import figures as plots
 from .document import Figure, Table
@@ -159,7 +160,7 @@ class ReportContext:
         # Budget ladders ({ladder study: its base studies}): each is shown right after its first base present.
         self.ladders = {study: bases for study, bases in (ladders or {}).items() if study in self.studies}
         for study, bases in self.ladders.items():
-            present = [base for base in ([bases] if isinstance(bases, str) else bases or []) if base in self.studies]
+            present = [base for base in study_list(bases) if base in self.studies]
             if present:
                 self.studies.remove(study)
                 self.studies.insert(self.studies.index(present[0]) + 1, study)

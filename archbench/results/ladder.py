@@ -74,11 +74,12 @@ def ladder_studies(conf_dir: Path | None = None) -> dict[str, list[str]]:
             continue  # a broken study config is Hydra's to report when the study runs
         ladder = (config.get("report") or {}).get("ladder") if isinstance(config, dict) else None
         if isinstance(ladder, dict) and config.get("study"):
-            found[str(config["study"])] = _study_list(ladder.get("base"))
+            found[str(config["study"])] = study_list(ladder.get("base"))
     return found
 
 
-def _study_list(base) -> list[str]:
+def study_list(base) -> list[str]:
+    """`report.ladder.base` as a list: one study, a list of them, or none."""
     if base is None:
         return []
     return [str(base)] if isinstance(base, str) else [str(name) for name in base]
@@ -88,7 +89,7 @@ def budget_ladder(runs: pd.DataFrame, study: str, base: str | list[str] | None =
                   metric: str = "test_top1", seed: int = BOOTSTRAP_SEED) -> Ladder | None:
     """The ladder of `study` (plus the runs of `base`, a study or a list, as rungs), or None with fewer than two
     rungs. `seed` is the bootstrap generator's; the verdicts do not depend on it (`archbench.stats.tau_interval`)."""
-    bases = _study_list(base)
+    bases = study_list(base)
     chosen = runs[runs.study.isin([study, *bases]) & (runs.task == "train") & (runs.status == "complete")].copy()
     if chosen.empty:
         return None

@@ -55,8 +55,13 @@ def first_reaching(points: pd.DataFrame, target: float) -> tuple[float, float] |
     return float(first["step"]), float(first["elapsed_s"])
 
 
-TIME_TO_TARGET_COLUMNS = ["model", "variant", "variant_label", "machine", "target_top1", "runs", "reached", "steps", "seconds",
-                          "seconds_low", "seconds_high"]
+def _run_reaching(run_curves: dict, path, target: float) -> tuple[float, float] | None:
+    """first_reaching on one run's curve; a run without a curve reaches nothing."""
+    return first_reaching(run_curves.get(path, pd.DataFrame(columns=["step", "val_top1"])), target)
+
+
+TIME_TO_TARGET_COLUMNS = ["model", "variant", "variant_label", "machine", "target_top1", "runs", "reached", "steps",
+                          "seconds", "seconds_low", "seconds_high"]
 
 
 def has_within_epoch_curve(runs: pd.DataFrame) -> bool:
@@ -76,9 +81,7 @@ def time_to_target(runs: pd.DataFrame, run_curves: dict, target: float | None = 
     rows = []
     for (model, variant, on), group in runs.assign(machine=machine).groupby(["model", "variant", "machine"],
                                                                             sort=True, dropna=False):
-        points = [first_reaching(run_curves.get(path, pd.DataFrame(columns=["step", "val_top1"])), goal)
-                  for path in group.path]
-        reached = [point for point in points if point is not None]
+        reached = [point for path in group.path if (point := _run_reaching(run_curves, path, goal)) is not None]
         steps = _mean_interval([point[0] for point in reached])[0]
         seconds, low, high = _mean_interval([point[1] for point in reached if math.isfinite(point[1])])
         label = group["variant_label"].dropna() if "variant_label" in group else pd.Series(dtype=str)
@@ -118,7 +121,7 @@ def project(runs: pd.DataFrame, run_curves: dict, step_s: dict, here: str | None
 def _model_row(study, data, model, variant, model_runs, run_curves, target, step_s, here, budget_s) -> dict:
     reached, measured = [], []
     for row in model_runs.itertuples():
-        point = first_reaching(run_curves.get(row.path, pd.DataFrame(columns=["step", "val_top1"])), target)
+        point = _run_reaching(run_curves, row.path, target)
         if point is None:
             continue
         reached.append(point[0])

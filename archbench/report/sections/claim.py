@@ -19,13 +19,18 @@ from ..labels import count_text
 CONFIRMED, REVERSED, NOT_SEPARATED = "confirmed", "reversed beyond noise", "not separated"
 
 
+def scale_tested(claim, comparison) -> str | None:
+    """The scale at which `comparison` has runs of one model per family of `claim`; None if none."""
+    if not comparison.trained:
+        return None
+    return claim.scale_in(comparison.runs[comparison.runs.task == "train"].model.unique())
+
+
 def tested(context, claim) -> list[tuple]:
     """(comparison, scale) for every trained comparison with runs of one model per family of `claim`."""
     return [(comparison, scale) for study in context.studies
             for comparison in context.analysis.comparisons(study)
-            if comparison.trained
-            for scale in [claim.scale_in(comparison.runs[comparison.runs.task == "train"].model.unique())]
-            if scale is not None]
+            if (scale := scale_tested(claim, comparison)) is not None]
 
 
 def section(context) -> list:
@@ -46,12 +51,9 @@ def glance_lines(context, comparison) -> list[str]:
     """One sentence per claim that `comparison` tests: its tau and adjacent-pair counts, for the glance."""
     lines = []
     for claim in CLAIMS:
-        for tested_comparison, scale in tested(context, claim):
-            if tested_comparison.stem != comparison.stem:
-                continue
-            result = claim_result(context, claim, comparison, scale)
-            if result is None:
-                continue
+        scale = scale_tested(claim, comparison)
+        result = claim_result(context, claim, comparison, scale) if scale is not None else None
+        if result is not None:
             lines.append(f"The claim {claim.statement}: Kendall tau {result['tau']:.2f}, 95% interval "
                          f"[{result['low']:.2f}, {result['high']:.2f}] ({result['verdict']}); adjacent pairs: "
                          + _counts_text(result["counts"]) + " (the section 'Claim' below).")
@@ -62,9 +64,8 @@ def claim_result(context, claim, comparison, scale: str) -> dict | None:
     """The claim against one comparison: ranking, tau with its interval, adjacent pairs; None when a model
     of the claim ran under more than one setting there (no single run set stands for its family)."""
     models = claim.models(scale)
-    runs = comparison.runs[(comparison.runs.task == "train") & comparison.runs.model.isin(models)]
-    variants = runs.groupby("model").variant.nunique()
-    if (variants > 1).any():
+    runs = _claim_runs(comparison, models)
+    if _several_settings(runs):
         return None
     ranking = results.rank(runs)
     measured = ranking.set_index("model")
@@ -83,6 +84,16 @@ def claim_result(context, claim, comparison, scale: str) -> dict | None:
             "high": high, "verdict": interval["verdict"], "pairs": pairs, "counts": counts}
 
 
+def _claim_runs(comparison, models: list[str]):
+    return comparison.runs[(comparison.runs.task == "train") & comparison.runs.model.isin(models)]
+
+
+def _several_settings(runs) -> list[str]:
+    """The models with runs under more than one setting (variant): none of their run sets stands alone."""
+    variants = runs.groupby("model").variant.nunique()
+    return list(variants[variants > 1].index)
+
+
 def _counts_text(counts: dict) -> str:
     return (f"{counts[CONFIRMED]} confirmed, {counts[REVERSED]} reversed beyond noise, "
             f"{counts[NOT_SEPARATED]} not separated")
@@ -92,11 +103,10 @@ def comparison_blocks(context, claim, comparison, scale: str) -> list:
     heading = Heading(f"{comparison.study} / {comparison.label} on {comparison.hardware} ({scale} models)", 3)
     result = claim_result(context, claim, comparison, scale)
     if result is None:
-        runs = comparison.runs[(comparison.runs.task == "train") & comparison.runs.model.isin(claim.models(scale))]
-        variants = runs.groupby("model").variant.nunique()
+        several = _several_settings(_claim_runs(comparison, claim.models(scale)))
         return [heading, Paragraph(
-            f"Not tested: {', '.join(variants[variants > 1].index)} ran under more than one setting here, so "
-            "no single run set stands for its family.")]
+            f"Not tested: {', '.join(several)} ran under more than one setting here, so no single run set stands "
+            "for its family.")]
     models, ranking, measured = result["models"], result["ranking"], result["measured"]
     family_of = claim.label_of(scale)
     blocks = [heading, Paragraph(

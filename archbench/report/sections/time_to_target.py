@@ -9,10 +9,10 @@ import math
 import pandas as pd
 
 from archbench.base.timefmt import duration
+from archbench.results.frames import model_label
 from archbench.results.projection import curves, has_within_epoch_curve, time_to_target
 
 from ..document import Paragraph
-from archbench.results.frames import model_label
 
 
 def blocks(context, comparison) -> list:
