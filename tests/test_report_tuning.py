@@ -143,6 +143,41 @@ def test_a_study_with_another_budget_is_not_a_counterpart(tmp_path):
     assert results.shared_counterparts(results.load(results_dir)).empty
 
 
+ZEN5 = {"cpu": {"vendor": "AuthenticAMD", "model_name": "AMD EPYC", "family": 26, "model": 2,
+                "microarchitecture": "Zen 5", "isa": ["AVX2", "AVX-512", "AVX512-BF16"], "cores": 2}}
+
+
+def _retrain_tuned_on_another_machine(results_dir: Path, precision: str | None = None) -> None:
+    """The tuned study's records as if trained on an identified Zen 5 (the shared study keeps its bare
+    label); `precision` also changes resnet56's resolved precision there."""
+    for path in (results_dir / "runs/tuned").glob("**/record.json"):
+        record = json.loads(path.read_text())
+        record["env"]["machine"] = ZEN5
+        if precision and record["model"] == "resnet56":
+            record["train"]["amp"] = precision
+        path.write_text(json.dumps(record))
+
+
+def test_a_shared_study_on_another_machine_at_the_same_precision_is_the_counterpart(tmp_path):
+    results_dir = write_studies(tmp_path, tune=False)
+    _retrain_tuned_on_another_machine(results_dir)
+    runs = results.load(results_dir)
+    counterparts = results.shared_counterparts(runs)
+    assert counterparts[["tuned_study", "shared_study"]].values.tolist() == [["tuned", "shared"]]
+    shared_machine, tuned_machine = counterparts.shared_hardware.iloc[0], counterparts.hardware.iloc[0]
+    assert shared_machine != tuned_machine and "Zen 5" in tuned_machine
+    out = build_report(results_dir, tmp_path / "report", reference=NO_REFERENCE)
+    readme = (out / "README.md").read_text(encoding="utf-8")
+    assert f"Against the shared recipe of shared (trained on {shared_machine})" in readme
+    assert f"ran on different machines, {shared_machine} and {tuned_machine}" in readme
+
+
+def test_a_shared_study_on_another_machine_at_another_precision_is_not_a_counterpart(tmp_path):
+    results_dir = write_studies(tmp_path, tune=False)
+    _retrain_tuned_on_another_machine(results_dir, precision="bf16")
+    assert results.shared_counterparts(results.load(results_dir)).empty
+
+
 def test_expected_best_curve_ends_at_the_best_trial(runs):
     curves = results.expected_best(runs[runs.study == "tune"]).set_index(["model", "trials"])
     assert curves.loc[("densenet40", 4), "expected_best"] == pytest.approx(94.0)

@@ -38,29 +38,36 @@ def expected_best(trials: pd.DataFrame, metric: str = "val_top1") -> pd.DataFram
     return pd.DataFrame(rows, columns=columns)
 
 
-COUNTERPART_COLUMNS = ["tuned_study", "shared_study", "data", "hardware"]
+COUNTERPART_COLUMNS = ["tuned_study", "shared_study", "data", "hardware", "shared_hardware"]
 
 
 def shared_counterparts(runs: pd.DataFrame) -> pd.DataFrame:
-    """The shared-recipe study of each tuned study: same data, hardware, training-set size and
-    budget, the same set of models, one setting per model, and no tuning (no `trial`, no
-    `tuned_from`). A study that also changes anything else is not recognised: the ranking is
-    compared only between studies that differ in the recipe's tuned values alone.
+    """The shared-recipe study of each tuned study: same data, training-set size and budget, the same set
+    of models, one setting per model, and no tuning (no `trial`, no `tuned_from`). A study that also
+    changes anything else is not recognised: the ranking is compared only between studies that differ in
+    the recipe's tuned values alone. `shared_hardware` is the counterpart's machine: the tuned study's own
+    where the shared study ran there, else another whose runs trained every model in the same precision,
+    layout and torch version (at those, what a model learns does not depend on the machine: see
+    archbench.results.pooling), and the report names both machines.
     """
     if runs.empty or "tuned_from" not in runs:
         return pd.DataFrame(columns=COUNTERPART_COLUMNS)
     train = runs[runs.task == "train"]
     profiles = {}
     for (study, data, hardware), group in train.groupby(GROUP_KEYS, sort=True):
-        profiles[(study, data, hardware)] = (study_kind(group), _comparable(group))
+        profiles[(study, data, hardware)] = (study_kind(group), _comparable(group), _numerics(group))
     rows = []
-    for (study, data, hardware), (kind, profile) in profiles.items():
+    for (study, data, hardware), (kind, profile, numerics) in profiles.items():
         if kind != "tuned" or profile is None:
             continue
-        rows += [{"tuned_study": study, "shared_study": other, "data": data, "hardware": hardware}
-                 for (other, other_data, other_hardware), (other_kind, other_profile) in profiles.items()
-                 if other_kind == "plain" and (other_data, other_hardware) == (data, hardware)
-                 and other_profile == profile]
+        plain = [(other, other_hardware, other_numerics)
+                 for (other, other_data, other_hardware), (other_kind, other_profile, other_numerics)
+                 in profiles.items() if other_kind == "plain" and other_data == data and other_profile == profile]
+        for shared_study in sorted({other for other, _, _ in plain}):
+            machines = [hw for other, hw, _ in plain if other == shared_study and hw == hardware] or \
+                [hw for other, hw, alike in plain if other == shared_study and alike == numerics]
+            rows += [{"tuned_study": study, "shared_study": shared_study, "data": data, "hardware": hardware,
+                      "shared_hardware": machine} for machine in machines]
     return pd.DataFrame(rows, columns=COUNTERPART_COLUMNS)
 
 
@@ -69,6 +76,16 @@ def _comparable(group: pd.DataFrame):
     if group.groupby("model")["variant"].nunique().max() > 1:
         return None
     return (frozenset(group.model), frozenset(group.budget.dropna()), frozenset(group.train_size.dropna()))
+
+
+def _numerics(group: pd.DataFrame) -> frozenset:
+    """Each model's resolved precision, layout and torch version: what two machines must share for their
+    runs' accuracy to compare as if trained on one."""
+    columns = [column for column in ("amp", "channels_last", "torch") if column in group]
+    settings = group[["model"] + columns].astype(str)
+    if "torch" in settings:  # major.minor, as the numerics identity reads it: a local build tag changes no kernel
+        settings["torch"] = settings["torch"].str.split(".").str[:2].str.join(".")
+    return frozenset(settings.drop_duplicates().itertuples(index=False, name=None))
 
 
 TUNING_GAIN_COLUMNS = ["model", "family", "shared_rank", "shared_mean", "shared_n", "tuned_rank", "tuned_mean",

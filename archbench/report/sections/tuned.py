@@ -17,9 +17,9 @@ def against_shared(analysis, comparison, brief: bool = False) -> list[tuple[str,
     keys = comparison.keys
     matches = rows_matching(analysis.counterparts.rename(columns={"tuned_study": "study"}), keys)
     compared = []
-    for shared_study in matches.shared_study:
+    for shared_study, shared_hardware in zip(matches.shared_study, matches.shared_hardware):
         tuned = rows_matching(analysis.runs, keys)
-        shared = rows_matching(analysis.runs, {**keys, "study": shared_study})
+        shared = rows_matching(analysis.runs, {**keys, "study": shared_study, "hardware": shared_hardware})
         gain = results.tuning_gain(shared, tuned)
         pairs = rows_matching(analysis.pairs, keys).assign(
             label_a=lambda frame: frame.model_a, label_b=lambda frame: frame.model_b)
@@ -27,9 +27,17 @@ def against_shared(analysis, comparison, brief: bool = False) -> list[tuple[str,
                                                                  (tuned[tuned.task == "train"], "test_top1")])
         shift = results.ranking_shift(gain.set_index("model").shared_mean,
                                       gain.set_index("model").tuned_mean, pairs, before, after)
-        ranking = lead_in(f"Against the shared recipe of {shared_study},",
+        where = "" if shared_hardware == comparison.hardware else f" (trained on {shared_hardware})"
+        ranking = lead_in(f"Against the shared recipe of {shared_study}{where},",
                           ranking_verdict(shift, "shared-recipe", "tuned", brief=brief))
-        compared.append((shared_study, [ranking, tuning_gain_sentence(gain)], gain))
+        sentences = [ranking, tuning_gain_sentence(gain)]
+        if where and not brief:
+            sentences.append(f"The two studies ran on different machines, {shared_hardware} and "
+                             f"{comparison.hardware}, with each model in the same precision, layout and torch "
+                             "version: at those, another machine changes a run only through kernel rounding, as "
+                             "another seed would (the numerics rule under 'How to read'), so the accuracies are "
+                             "compared directly.")
+        compared.append((shared_study, sentences, gain))
     return compared
 
 
@@ -42,9 +50,9 @@ def blocks(context, comparison) -> list:
     compared = against_shared(context.analysis, comparison)
     if not compared:
         return blocks + [Paragraph(
-            "No shared-recipe study with the same data, hardware, budget, training images "
-            "and models is in this report, so the tuned ranking is not set beside a shared "
-            "one.")]
+            "No shared-recipe study with the same data, budget, training images and models, trained on "
+            "this machine or at the same precision, layout and torch version, is in this report, so the "
+            "tuned ranking is not set beside a shared one.")]
     for shared_study, verdict, gain in compared:
         blocks += [Paragraph(" ".join(verdict)), context.table(
             f"{comparison.stem}--vs-{slug(shared_study)}",
