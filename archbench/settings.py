@@ -19,7 +19,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from archbench.base.numerics import AMP_CHOICES, compile_mode
+from archbench.base.numerics import AMP_CHOICES, compile_mode, torch_major_minor
 from archbench.quiet import QuietSettings
 from archbench.train.budget import Budget, budget_kinds, parse_budget
 from archbench.train.loop_settings import TrainSettings
@@ -376,7 +376,7 @@ def numerics_identity(identity: dict, amp: str, channels_last: bool, torch_versi
     across machines and commits; their speed never does (it is the machine's)."""
     core = {"settings": {k: v for k, v in identity.items() if k not in ("seed", "task", "measure")},
             "precision": "fp32" if amp in (None, "off", "fp32") else str(amp), "channels_last": bool(channels_last),
-            "torch": ".".join(str(torch_version).split("+")[0].split(".")[:2])}
+            "torch": torch_major_minor(torch_version)}
     return {"fingerprint": fingerprint(core)[:16], "precision": core["precision"],
             "channels_last": core["channels_last"], "torch": core["torch"], "code": identity.get("code")}
 

@@ -42,6 +42,12 @@ def precision_label(value) -> str:
         return str(value)
 
 
+def torch_major_minor(version) -> str:
+    """"2.14" for "2.14.1+cu130": the part of torch's version a numerics identity reads (a patch release or a
+    local build tag changes no kernel it relies on)."""
+    return ".".join(str(version).split("+")[0].split(".")[:2])
+
+
 def torch_dtype(precision):
     """The torch dtype of a precision (any spelling `precision_name` takes)."""
     import torch  # here, not at the top: the report and the record layer read this module without torch

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from archbench.base.numerics import precision_label, torch_major_minor
 from archbench.stats import expected_max_curve, holm, welch_p_value
 
 from .comparisons import rank
@@ -47,8 +48,8 @@ def shared_counterparts(runs: pd.DataFrame) -> pd.DataFrame:
     changes anything else is not recognised: the ranking is compared only between studies that differ in
     the recipe's tuned values alone. `shared_hardware` is the counterpart's machine: the tuned study's own
     where the shared study ran there, else another whose runs trained every model in the same precision,
-    layout and torch version (at those, what a model learns does not depend on the machine: see
-    archbench.results.pooling), and the report names both machines.
+    layout and torch version (at those, another machine changes a run only through kernel rounding, as
+    another seed would: see archbench.results.pooling), and the report names both machines.
     """
     if runs.empty or "tuned_from" not in runs:
         return pd.DataFrame(columns=COUNTERPART_COLUMNS)
@@ -81,10 +82,10 @@ def _comparable(group: pd.DataFrame):
 def _numerics(group: pd.DataFrame) -> frozenset:
     """Each model's resolved precision, layout and torch version: what two machines must share for their
     runs' accuracy to compare as if trained on one."""
-    columns = [column for column in ("amp", "channels_last", "torch") if column in group]
-    settings = group[["model"] + columns].astype(str)
-    if "torch" in settings:  # major.minor, as the numerics identity reads it: a local build tag changes no kernel
-        settings["torch"] = settings["torch"].str.split(".").str[:2].str.join(".")
+    # Read as settings.numerics_identity reads them.
+    readers = {"amp": precision_label, "channels_last": str, "torch": torch_major_minor}
+    settings = group[["model"]].assign(**{column: group[column].map(read) for column, read in readers.items()
+                                          if column in group})
     return frozenset(settings.drop_duplicates().itertuples(index=False, name=None))
 
 
